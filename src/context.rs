@@ -1,0 +1,103 @@
+//! [`TaskContext`]: what a handler knows about the task it is running.
+
+use std::fmt;
+use std::sync::Arc;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::job::Job;
+use crate::TaskId;
+
+/// Handed to a task's handler on every attempt: who the task is, which attempt this is, and
+/// the token that fires when the task is cancelled.
+///
+/// Every attempt also runs inside a `tracing` span named `task` carrying the id, call id,
+/// name, queue and attempt number, so a handler's own `tracing` events are tagged with them.
+///
+/// ```
+/// use taskrunner::{Task, TaskContext, TaskRunner};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let runner = TaskRunner::new();
+/// let handle = runner.enqueue_task(
+///     Task::new("echo", |ctx: TaskContext| async move {
+///         Ok::<_, std::io::Error>(format!("{} on {} (attempt {})", ctx.call_id(), ctx.queue(), ctx.attempt()))
+///     })
+///     .call_id("call_7"),
+/// )?;
+/// assert_eq!(handle.await?, "call_7 on main (attempt 1)");
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct TaskContext {
+    job: Arc<dyn Job>,
+    attempt: u32,
+}
+
+impl TaskContext {
+    pub(crate) fn new(job: Arc<dyn Job>, attempt: u32) -> Self {
+        TaskContext { job, attempt }
+    }
+
+    /// The model's call id this task answers: the one given with
+    /// [`Task::call_id`](crate::Task::call_id), or a generated one, unique in the process.
+    pub fn call_id(&self) -> &str {
+        self.job.header().call_id()
+    }
+
+    /// The task's id.
+    pub fn task_id(&self) -> TaskId {
+        self.job.header().id
+    }
+
+    /// The task's name.
+    pub fn name(&self) -> &str {
+        &self.job.header().name
+    }
+
+    /// Which attempt this is, from 1.
+    pub fn attempt(&self) -> u32 {
+        self.attempt
+    }
+
+    /// The queue the task runs in.
+    pub fn queue(&self) -> &str {
+        self.job.header().queue.name()
+    }
+
+    /// The task's priority.
+    pub fn priority(&self) -> i32 {
+        self.job.header().priority
+    }
+
+    /// Fires when the task is cancelled or the runner shuts down with
+    /// [`shutdown_now`](crate::TaskRunner::shutdown_now).
+    ///
+    /// A handler need not watch it: a cancelled task's future is dropped at its next
+    /// `.await` anyway. It is for work the handler hands elsewhere (a spawned task, a child
+    /// process) that should stop too. A timeout drops the attempt's future but does not fire
+    /// the token, since the task may still be retried.
+    pub fn abort_token(&self) -> &CancellationToken {
+        self.job.header().abort_token()
+    }
+
+    /// Whether the task's cancel has been requested.
+    pub fn is_cancelled(&self) -> bool {
+        self.abort_token().is_cancelled()
+    }
+}
+
+impl fmt::Debug for TaskContext {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let header = self.job.header();
+        f.debug_struct("TaskContext")
+            .field("task_id", &header.id)
+            .field("call_id", &header.call_id())
+            .field("name", &header.name)
+            .field("queue", &header.queue.name())
+            .field("attempt", &self.attempt)
+            .finish()
+    }
+}

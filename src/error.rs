@@ -1,0 +1,100 @@
+//! The crate's error types: what went wrong, and what to do about it.
+
+/// A runner or queue setting was rejected.
+///
+/// Returned by [`TaskRunnerBuilder::build`](crate::TaskRunnerBuilder::build) and
+/// [`TaskRunner::set_concurrency`](crate::TaskRunner::set_concurrency).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// A queue was given a concurrency limit of zero, which would never run anything.
+    #[error(
+        "queue `{queue}` has concurrency 0: a queue needs at least one slot to run tasks \
+         (use 1 or more)"
+    )]
+    ZeroConcurrency {
+        /// The queue's name.
+        queue: String,
+    },
+    /// The named queue does not exist.
+    #[error(
+        "unknown queue `{0}`: declare it with `TaskRunner::builder().queue(\"{0}\", QueueConfig::new())`"
+    )]
+    UnknownQueue(String),
+    /// The builder declared the same queue twice.
+    #[error("queue `{0}` is declared twice: declare each queue once")]
+    DuplicateQueue(String),
+    /// A queue name was empty.
+    #[error("a queue name is empty: give every queue a non-empty name")]
+    EmptyQueueName,
+}
+
+/// A task was not accepted by [`TaskRunner::enqueue_task`](crate::TaskRunner::enqueue_task).
+///
+/// The task was not queued and its handler never runs.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum EnqueueError {
+    /// The task names a queue the runner does not have.
+    #[error(
+        "unknown queue `{0}`: declare it with `TaskRunner::builder().queue(\"{0}\", QueueConfig::new())`"
+    )]
+    UnknownQueue(String),
+    /// [`shutdown`](crate::TaskRunner::shutdown) or
+    /// [`shutdown_now`](crate::TaskRunner::shutdown_now) has begun; the runner takes no new tasks.
+    #[error("the task runner is shutting down and accepts no new tasks")]
+    ShuttingDown,
+    /// The task was given a timeout of zero, so every attempt would time out at once.
+    #[error("task `{task}` has a zero timeout: give it a positive duration or no timeout")]
+    ZeroTimeout {
+        /// The task's name.
+        task: String,
+    },
+    /// `enqueue_task` was called outside a tokio runtime, and the runner was not built
+    /// inside one either.
+    #[error(
+        "no tokio runtime: build the TaskRunner or call enqueue_task from inside a tokio runtime \
+         (for example under #[tokio::main])"
+    )]
+    NoRuntime,
+}
+
+/// Why a task did not produce a value. The error side of awaiting a
+/// [`TaskHandle`](crate::TaskHandle).
+///
+/// `E` is the handler's own error type.
+#[derive(Debug, thiserror::Error)]
+pub enum TaskError<E> {
+    /// The handler returned an error on its last attempt (retries exhausted, none
+    /// configured, or the error was marked permanent).
+    #[error("task failed: {0}")]
+    Failed(E),
+    /// The last attempt ran past its timeout (see [`Task::timeout`](crate::Task::timeout)).
+    #[error("task timed out")]
+    TimedOut,
+    /// The task was cancelled by [`TaskHandle::cancel`](crate::TaskHandle::cancel) or
+    /// [`TaskRunner::cancel`](crate::TaskRunner::cancel).
+    #[error("task was cancelled")]
+    Cancelled,
+    /// The handler panicked; the panic message is kept. Panics are not retried.
+    #[error("task panicked: {0}")]
+    Panicked(String),
+    /// The task was stopped by [`TaskRunner::shutdown_now`](crate::TaskRunner::shutdown_now).
+    #[error("task was stopped because the runner shut down")]
+    Shutdown,
+}
+
+impl<E> TaskError<E> {
+    /// The handler's error, if the task failed with one.
+    pub fn into_failed(self) -> Option<E> {
+        match self {
+            TaskError::Failed(e) => Some(e),
+            _ => None,
+        }
+    }
+
+    /// Whether the task ended because it was cancelled or shut down.
+    pub fn is_cancelled(&self) -> bool {
+        matches!(self, TaskError::Cancelled | TaskError::Shutdown)
+    }
+}

@@ -1,0 +1,100 @@
+//! [`TaskHandle`]: the caller's side of an enqueued task.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use crate::job::{Cause, Outcome};
+use crate::runner::Shared;
+use crate::{TaskError, TaskId, TaskInfo, TaskStatus};
+
+/// A future of an enqueued task's result, and a remote control for it.
+///
+/// Await it for `Result<T, TaskError<E>>`; it resolves exactly once, after the task's
+/// terminal status is visible through [`status`](Self::status),
+/// [`TaskRunner::get_status`](crate::TaskRunner::get_status) and
+/// [`TaskRunner::queue_stats`](crate::TaskRunner::queue_stats).
+///
+/// Dropping a handle does **not** cancel its task: the task runs on, and its result is
+/// dropped. Call [`cancel`](Self::cancel) to stop it.
+///
+/// ```
+/// use taskrunner::{Task, TaskContext, TaskError, TaskRunner, TaskStatus};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let runner = TaskRunner::new();
+/// let handle = runner.enqueue_task(Task::new("forever", |_: TaskContext| async {
+///     std::future::pending::<Result<(), std::io::Error>>().await
+/// }))?;
+/// assert_eq!(handle.status(), TaskStatus::Running);
+/// assert!(handle.cancel());
+/// assert!(matches!(handle.await, Err(TaskError::Cancelled)));
+/// # Ok(())
+/// # }
+/// ```
+#[must_use = "a TaskHandle does nothing unless awaited; dropping it does not cancel the task"]
+pub struct TaskHandle<T: 'static, E: 'static> {
+    cell: Arc<dyn Outcome<T, E>>,
+    shared: Arc<Shared>,
+}
+
+impl<T: 'static, E: 'static> TaskHandle<T, E> {
+    pub(crate) fn new(cell: Arc<dyn Outcome<T, E>>, shared: Arc<Shared>) -> Self {
+        TaskHandle { cell, shared }
+    }
+
+    /// The task's id.
+    pub fn id(&self) -> TaskId {
+        self.cell.header().id
+    }
+
+    /// The task's call id.
+    pub fn call_id(&self) -> &str {
+        self.cell.header().call_id()
+    }
+
+    /// The task's status now.
+    pub fn status(&self) -> TaskStatus {
+        self.cell.header().phase().status()
+    }
+
+    /// A full status record, even after the runner has evicted the task's record.
+    pub fn info(&self) -> TaskInfo {
+        self.cell.header().info()
+    }
+
+    /// Cancels the task: if waiting, it never runs; if running, its abort token fires and its
+    /// future is dropped; if waiting out a retry delay, it stops. The handle then resolves
+    /// [`TaskError::Cancelled`]. Returns `false` if the task had already finished.
+    pub fn cancel(&self) -> bool {
+        self.shared.cancel(&*self.cell, Cause::User)
+    }
+}
+
+impl<T: 'static, E: 'static> Future for TaskHandle<T, E> {
+    type Output = Result<T, TaskError<E>>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.cell.poll_result(cx)
+    }
+}
+
+impl<T: 'static, E: 'static> Drop for TaskHandle<T, E> {
+    fn drop(&mut self) {
+        self.cell.detach();
+    }
+}
+
+impl<T: 'static, E: 'static> fmt::Debug for TaskHandle<T, E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let header = self.cell.header();
+        f.debug_struct("TaskHandle")
+            .field("id", &header.id)
+            .field("name", &header.name)
+            .field("status", &header.phase().status())
+            .finish()
+    }
+}

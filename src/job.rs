@@ -1,0 +1,571 @@
+//! The type-erased task that queues, workers, the registry and handles share.
+//!
+//! One allocation per task, a [`TaskCell`], holds everything: the non-generic [`Header`]
+//! (identity, options, state machine, status record), the handler, and the slot its typed
+//! result waits in for the [`TaskHandle`](crate::TaskHandle). Queues and the registry see it as
+//! `Arc<dyn Job>`; the handle sees it as `Arc<dyn Outcome<T, E>>`.
+//!
+//! Every phase change happens under the header's `record` lock (taken after the queue lock
+//! where both are needed), so each change is one atomic step with its timestamps and error;
+//! `phase` mirrors it for lock-free reads on the hot path.
+
+use std::any::Any;
+use std::fmt::Display;
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
+use std::sync::atomic::{fence, AtomicU32, AtomicU8, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, SystemTime};
+
+use futures::future::BoxFuture;
+use futures::task::AtomicWaker;
+use futures::FutureExt;
+use tokio::time::Sleep;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use crate::queue::Queue;
+use crate::status::Phase;
+use crate::task::RetryPredicate;
+use crate::{RetryPolicy, TaskContext, TaskError, TaskId, TaskInfo};
+
+/// Locks `mutex`, ignoring poison: every critical section here leaves its data consistent
+/// even if user code panicked while the lock was held.
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// What one attempt came to.
+#[derive(Debug)]
+pub(crate) enum Attempt {
+    Ok,
+    Err { retry: bool, message: String },
+    TimedOut,
+    Panicked(String),
+    /// The task's cancel was requested while the attempt ran; its future was dropped.
+    Cancelled,
+}
+
+/// How a task ended, for the handle.
+#[derive(Debug)]
+pub(crate) enum End {
+    /// `Ok` staged by the last attempt.
+    Completed,
+    /// `Err` staged by the last attempt.
+    Failed,
+    TimedOut,
+    Panicked(String),
+    Cancelled,
+    Shutdown,
+}
+
+/// Who asked for a cancel: it decides between [`TaskError::Cancelled`] and
+/// [`TaskError::Shutdown`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Cause {
+    User,
+    Shutdown,
+}
+
+impl Cause {
+    pub(crate) fn end(self) -> End {
+        match self {
+            Cause::User => End::Cancelled,
+            Cause::Shutdown => End::Shutdown,
+        }
+    }
+}
+
+/// A task as queues, workers and the registry see it.
+pub(crate) trait Job: Send + Sync + 'static {
+    fn header(&self) -> &Header;
+    /// Runs attempt number `attempt` (1-based) inside its tracing span, raced against the
+    /// task's cancel and timeout, panics caught. Stages the handler's typed result.
+    fn run(self: Arc<Self>, attempt: u32) -> BoxFuture<'static, Attempt>;
+    /// Delivers the final result to the handle and drops the handler. Called exactly once,
+    /// by whoever moved the task to its terminal phase.
+    fn publish(&self, end: End);
+}
+
+/// A task as its [`TaskHandle`](crate::TaskHandle) sees it.
+pub(crate) trait Outcome<T, E>: Job {
+    fn poll_result(&self, cx: &mut Context<'_>) -> Poll<Result<T, TaskError<E>>>;
+    /// The handle is gone: drop the result instead of keeping it.
+    fn detach(&self);
+}
+
+// ===== Header =====
+
+/// Everything about a task that does not depend on its types.
+pub(crate) struct Header {
+    pub(crate) id: TaskId,
+    pub(crate) name: Box<str>,
+    call_id: OnceLock<Box<str>>,
+    pub(crate) queue: Arc<Queue>,
+    pub(crate) priority: i32,
+    pub(crate) retry: Option<RetryPolicy>,
+    pub(crate) timeout: Option<Duration>,
+    created_at: SystemTime,
+    phase: AtomicU8,
+    attempts: AtomicU32,
+    /// The worker or backoff timer waiting on this task, woken by a cancel.
+    waker: AtomicWaker,
+    token: OnceLock<CancellationToken>,
+    record: Mutex<Record>,
+}
+
+/// The mutable part of a task's status, changed only under its lock.
+struct Record {
+    phase: Phase,
+    cause: Cause,
+    started_at: Option<SystemTime>,
+    finished_at: Option<SystemTime>,
+    error: Option<String>,
+}
+
+/// Where a cancel found the task.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum CancelFrom {
+    /// Registered but not yet admitted to its queue: now `Cancelled`.
+    New,
+    /// In the heap: now `Cancelled`, a tombstone in the heap.
+    Queued,
+    /// In backoff: now `Cancelled`.
+    Retrying,
+    /// Running: now `Cancelling`; the worker ends it.
+    Running,
+    /// Already being cancelled.
+    Cancelling,
+    /// Already finished: nothing to do.
+    Finished,
+}
+
+impl Header {
+    pub(crate) fn new(
+        id: TaskId,
+        name: String,
+        call_id: Option<String>,
+        queue: Arc<Queue>,
+        priority: i32,
+        retry: Option<RetryPolicy>,
+        timeout: Option<Duration>,
+    ) -> Header {
+        Header {
+            id,
+            name: name.into_boxed_str(),
+            call_id: call_id.map_or_else(OnceLock::new, |c| OnceLock::from(c.into_boxed_str())),
+            queue,
+            priority,
+            retry,
+            timeout,
+            created_at: SystemTime::now(),
+            phase: AtomicU8::new(Phase::New as u8),
+            attempts: AtomicU32::new(0),
+            waker: AtomicWaker::new(),
+            token: OnceLock::new(),
+            record: Mutex::new(Record {
+                phase: Phase::New,
+                cause: Cause::User,
+                started_at: None,
+                finished_at: None,
+                error: None,
+            }),
+        }
+    }
+
+    pub(crate) fn call_id(&self) -> &str {
+        self.call_id
+            .get_or_init(|| format!("call-{}", self.id).into_boxed_str())
+    }
+
+    pub(crate) fn phase(&self) -> Phase {
+        Phase::from_u8(self.phase.load(Ordering::Acquire))
+    }
+
+    pub(crate) fn attempts(&self) -> u32 {
+        self.attempts.load(Ordering::Relaxed)
+    }
+
+    /// The abort token, made on first use. It fires when the task is cancelled.
+    pub(crate) fn abort_token(&self) -> &CancellationToken {
+        let token = self.token.get_or_init(CancellationToken::new);
+        // Pairs with the fence in `request_cancel`: either it sees this token, or this sees
+        // its phase.
+        fence(Ordering::SeqCst);
+        if self.cancel_requested() {
+            token.cancel();
+        }
+        token
+    }
+
+    fn cancel_requested(&self) -> bool {
+        matches!(self.phase(), Phase::Cancelling | Phase::Cancelled)
+    }
+
+    fn set_phase(&self, record: &mut Record, phase: Phase) {
+        record.phase = phase;
+        self.phase.store(phase as u8, Ordering::SeqCst);
+    }
+
+    /// `New` or `Retrying` → `Running` (if `start`) or `Queued`. False if it was cancelled.
+    /// Call under the queue lock.
+    pub(crate) fn admit(&self, start: bool) -> bool {
+        let mut record = lock(&self.record);
+        if !matches!(record.phase, Phase::New | Phase::Retrying) {
+            return false;
+        }
+        if start {
+            self.mark_running(&mut record);
+        } else {
+            self.set_phase(&mut record, Phase::Queued);
+        }
+        true
+    }
+
+    /// `Queued` → `Running`. False if it was cancelled (a tombstone). Call under the queue lock.
+    pub(crate) fn start_queued(&self) -> bool {
+        let mut record = lock(&self.record);
+        if record.phase != Phase::Queued {
+            return false;
+        }
+        self.mark_running(&mut record);
+        true
+    }
+
+    fn mark_running(&self, record: &mut Record) {
+        if record.started_at.is_none() {
+            record.started_at = Some(SystemTime::now());
+        }
+        self.set_phase(record, Phase::Running);
+    }
+
+    /// Counts a new attempt and returns its number.
+    pub(crate) fn begin_attempt(&self) -> u32 {
+        self.attempts.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    /// Asks the task to stop. Call under the queue lock, which `Queued` and `Retrying` counts
+    /// depend on.
+    pub(crate) fn request_cancel(&self, cause: Cause) -> CancelFrom {
+        let from = {
+            let mut record = lock(&self.record);
+            let from = match record.phase {
+                Phase::New => CancelFrom::New,
+                Phase::Queued => CancelFrom::Queued,
+                Phase::Retrying => CancelFrom::Retrying,
+                Phase::Running => CancelFrom::Running,
+                Phase::Cancelling => return CancelFrom::Cancelling,
+                Phase::Completed | Phase::Failed | Phase::Cancelled => {
+                    return CancelFrom::Finished
+                }
+            };
+            record.cause = cause;
+            if from == CancelFrom::Running {
+                self.set_phase(&mut record, Phase::Cancelling);
+            } else {
+                self.finish(&mut record, Phase::Cancelled, None);
+            }
+            from
+        };
+        fence(Ordering::SeqCst);
+        if let Some(token) = self.token.get() {
+            token.cancel();
+        }
+        self.waker.wake();
+        from
+    }
+
+    /// Ends an attempt: `Running` → `to` (`Retrying`, `Completed` or `Failed`) with `error`,
+    /// or `Cancelling` → `Cancelled`. Returns the phase reached and, if cancelled, its cause.
+    pub(crate) fn end_attempt(&self, to: Phase, error: Option<String>) -> (Phase, Cause) {
+        let mut record = lock(&self.record);
+        if record.phase == Phase::Cancelling {
+            self.finish(&mut record, Phase::Cancelled, None);
+        } else if to == Phase::Retrying {
+            record.error = error;
+            self.set_phase(&mut record, Phase::Retrying);
+        } else {
+            self.finish(&mut record, to, error);
+        }
+        (record.phase, record.cause)
+    }
+
+    fn finish(&self, record: &mut Record, phase: Phase, error: Option<String>) {
+        debug_assert!(phase.is_terminal());
+        record.finished_at = Some(SystemTime::now());
+        record.error = match phase {
+            Phase::Cancelled => Some(match record.cause {
+                Cause::User => "cancelled".to_owned(),
+                Cause::Shutdown => "stopped by shutdown".to_owned(),
+            }),
+            _ => error,
+        };
+        self.set_phase(record, phase);
+    }
+
+    /// A consistent snapshot of the task's status.
+    pub(crate) fn info(&self) -> TaskInfo {
+        let record = lock(&self.record);
+        TaskInfo {
+            id: self.id,
+            call_id: self.call_id().to_owned(),
+            name: self.name.to_string(),
+            queue: self.queue.name().to_owned(),
+            priority: self.priority,
+            status: record.phase.status(),
+            attempts: self.attempts(),
+            created_at: self.created_at,
+            started_at: record.started_at,
+            finished_at: record.finished_at,
+            error: record.error.clone(),
+        }
+    }
+}
+
+/// The tracing span every attempt runs in. Costs one branch when no subscriber listens.
+fn attempt_span(header: &Header, attempt: u32) -> tracing::Span {
+    tracing::info_span!(
+        "task",
+        id = header.id.as_u64(),
+        call_id = header.call_id(),
+        name = &*header.name,
+        queue = header.queue.name(),
+        attempt,
+    )
+}
+
+// ===== TaskCell =====
+
+/// The one allocation behind a task.
+pub(crate) struct TaskCell<F, P, T, E> {
+    header: Header,
+    /// Dropped when the task ends, so a finished record holds nothing the handler captured.
+    handler: Mutex<Option<F>>,
+    retry_if: P,
+    slot: Mutex<Slot<T, E>>,
+}
+
+struct Slot<T, E> {
+    /// The last attempt's result, until the task ends.
+    staged: Option<Result<T, E>>,
+    state: SlotState<T, E>,
+}
+
+enum SlotState<T, E> {
+    Waiting(Option<Waker>),
+    Ready(Result<T, TaskError<E>>),
+    Taken,
+    Detached,
+}
+
+impl<F, P, T, E> TaskCell<F, P, T, E> {
+    pub(crate) fn new(header: Header, handler: F, retry_if: P) -> Self {
+        TaskCell {
+            header,
+            handler: Mutex::new(Some(handler)),
+            retry_if,
+            slot: Mutex::new(Slot {
+                staged: None,
+                state: SlotState::Waiting(None),
+            }),
+        }
+    }
+}
+
+impl<F, Fut, P, T, E> TaskCell<F, P, T, E>
+where
+    F: Fn(TaskContext) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<T, E>> + Send + 'static,
+    P: RetryPredicate<E>,
+    T: Send + 'static,
+    E: Display + Send + 'static,
+{
+    /// Calls the handler and awaits it, staging its result.
+    async fn call(self: Arc<Self>, attempt: u32) -> Attempt {
+        let ctx = TaskContext::new(self.clone(), attempt);
+        let future = match lock(&self.handler).as_ref() {
+            Some(handler) => handler(ctx),
+            // Only a finished task has no handler, and a finished task is never run.
+            None => return Attempt::Cancelled,
+        };
+        match future.await {
+            Ok(value) => {
+                lock(&self.slot).staged = Some(Ok(value));
+                Attempt::Ok
+            }
+            Err(error) => {
+                let retry = self.retry_if.should_retry(&error);
+                let message = error.to_string();
+                lock(&self.slot).staged = Some(Err(error));
+                Attempt::Err { retry, message }
+            }
+        }
+    }
+}
+
+impl<F, Fut, P, T, E> Job for TaskCell<F, P, T, E>
+where
+    F: Fn(TaskContext) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<T, E>> + Send + 'static,
+    P: RetryPredicate<E>,
+    T: Send + 'static,
+    E: Display + Send + 'static,
+{
+    fn header(&self) -> &Header {
+        &self.header
+    }
+
+    fn run(self: Arc<Self>, attempt: u32) -> BoxFuture<'static, Attempt> {
+        let span = attempt_span(&self.header, attempt);
+        let race = Race {
+            call: self.clone().call(attempt),
+            deadline: self.header.timeout.map(tokio::time::sleep),
+            job: self,
+        };
+        Box::pin(
+            AssertUnwindSafe(race)
+                .catch_unwind()
+                .map(|caught| caught.unwrap_or_else(|panic| Attempt::Panicked(panic_message(panic))))
+                .instrument(span),
+        )
+    }
+
+    fn publish(&self, end: End) {
+        drop(lock(&self.handler).take());
+        let mut slot = lock(&self.slot);
+        let staged = slot.staged.take();
+        let result = match end {
+            End::Completed | End::Failed => match staged {
+                Some(Ok(value)) => Ok(value),
+                Some(Err(error)) => Err(TaskError::Failed(error)),
+                None => {
+                    debug_assert!(false, "a task ended Completed/Failed with nothing staged");
+                    Err(TaskError::Cancelled)
+                }
+            },
+            End::TimedOut => Err(TaskError::TimedOut),
+            End::Panicked(message) => Err(TaskError::Panicked(message)),
+            End::Cancelled => Err(TaskError::Cancelled),
+            End::Shutdown => Err(TaskError::Shutdown),
+        };
+        let waker = match &mut slot.state {
+            SlotState::Waiting(waker) => {
+                let waker = waker.take();
+                slot.state = SlotState::Ready(result);
+                waker
+            }
+            // Nobody will read it; drop it (after unlocking).
+            SlotState::Detached => {
+                drop(slot);
+                drop(result);
+                return;
+            }
+            SlotState::Ready(_) | SlotState::Taken => {
+                debug_assert!(false, "a task's result was published twice");
+                None
+            }
+        };
+        drop(slot);
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+    }
+}
+
+impl<F, Fut, P, T, E> Outcome<T, E> for TaskCell<F, P, T, E>
+where
+    F: Fn(TaskContext) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<T, E>> + Send + 'static,
+    P: RetryPredicate<E>,
+    T: Send + 'static,
+    E: Display + Send + 'static,
+{
+    fn poll_result(&self, cx: &mut Context<'_>) -> Poll<Result<T, TaskError<E>>> {
+        let mut slot = lock(&self.slot);
+        match &mut slot.state {
+            SlotState::Waiting(waker) => {
+                match waker {
+                    Some(w) if w.will_wake(cx.waker()) => {}
+                    _ => *waker = Some(cx.waker().clone()),
+                }
+                Poll::Pending
+            }
+            SlotState::Ready(_) => match std::mem::replace(&mut slot.state, SlotState::Taken) {
+                SlotState::Ready(result) => Poll::Ready(result),
+                _ => unreachable!("matched Ready above"),
+            },
+            SlotState::Taken | SlotState::Detached => {
+                panic!("a TaskHandle was polled after it resolved")
+            }
+        }
+    }
+
+    fn detach(&self) {
+        let mut slot = lock(&self.slot);
+        let old = std::mem::replace(&mut slot.state, SlotState::Detached);
+        drop(slot);
+        drop(old);
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// One attempt's future raced against the task's cancel and its timeout.
+    struct Race<C, J> {
+        #[pin]
+        call: C,
+        #[pin]
+        deadline: Option<Sleep>,
+        job: Arc<J>,
+    }
+}
+
+impl<C, J> Future for Race<C, J>
+where
+    C: Future<Output = Attempt>,
+    J: Job,
+{
+    type Output = Attempt;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Attempt> {
+        let this = self.project();
+        let header = this.job.header();
+        header.waker.register(cx.waker());
+        if header.cancel_requested() {
+            return Poll::Ready(Attempt::Cancelled);
+        }
+        if let Poll::Ready(attempt) = this.call.poll(cx) {
+            return Poll::Ready(attempt);
+        }
+        if let Some(deadline) = this.deadline.as_pin_mut() {
+            if deadline.poll(cx).is_ready() {
+                return Poll::Ready(Attempt::TimedOut);
+            }
+        }
+        Poll::Pending
+    }
+}
+
+/// Waits until the task's cancel is requested (for a task waiting out its backoff).
+pub(crate) async fn cancelled(header: &Header) {
+    std::future::poll_fn(|cx| {
+        header.waker.register(cx.waker());
+        if header.phase() == Phase::Retrying {
+            Poll::Pending
+        } else {
+            Poll::Ready(())
+        }
+    })
+    .await
+}
+
+fn panic_message(panic: Box<dyn Any + Send>) -> String {
+    match panic.downcast::<String>() {
+        Ok(message) => *message,
+        Err(panic) => match panic.downcast::<&'static str>() {
+            Ok(message) => (*message).to_owned(),
+            Err(_) => "a panic with a non-string payload".to_owned(),
+        },
+    }
+}

@@ -1,0 +1,114 @@
+//! An in-process task runner for agent frameworks.
+//!
+//! An agent asks a model what to do; the model answers with action calls ("search the web",
+//! "run the tests"). Each call becomes a task. `taskrunner` runs them many at once without
+//! flooding a rate-limited API, lets urgent calls jump ahead, retries flaky ones without
+//! wasting a slot, and cancels them when the user aborts.
+//!
+//! # The pieces
+//!
+//! - A [`TaskRunner`] holds **named queues** (`main`, concurrency 3, unless configured). Each
+//!   queue has its own concurrency limit and a **priority heap**: higher priority first, FIFO
+//!   among equals. A full queue never delays another.
+//! - A [`Task`] is a named handler plus options: queue, priority, [`RetryPolicy`], timeout,
+//!   call id.
+//! - [`TaskRunner::enqueue_task`] returns a [`TaskHandle`]: a future of the handler's
+//!   `Result<T, TaskError<E>>`, with [`id`](TaskHandle::id), [`status`](TaskHandle::status)
+//!   and [`cancel`](TaskHandle::cancel).
+//! - Each attempt gets a [`TaskContext`]: call id, task id, attempt number, queue, and an
+//!   abort token ([`CancellationToken`](tokio_util::sync::CancellationToken)); it runs inside
+//!   a `tracing` span carrying them.
+//! - [`TaskRunner::get_status`] and [`TaskRunner::list_tasks`] return [`TaskInfo`] records;
+//!   [`TaskRunner::queue_stats`] returns [`QueueStats`].
+//!
+//! # Quick start
+//!
+//! ```
+//! use std::time::Duration;
+//! use taskrunner::{QueueConfig, RetryPolicy, Task, TaskContext, TaskError, TaskRunner};
+//!
+//! # #[tokio::main(flavor = "current_thread", start_paused = true)]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let runner = TaskRunner::builder()
+//!     .queue("llm", QueueConfig::new().concurrency(1))
+//!     .queue("tools", QueueConfig::new().concurrency(3))
+//!     .build()?;
+//!
+//! // A flaky tool: fails twice, then answers. Retries wait 100 ms, then 200 ms.
+//! let search = runner.enqueue_task(
+//!     Task::new("web_search", |ctx: TaskContext| async move {
+//!         if ctx.attempt() < 3 {
+//!             Err(format!("HTTP 503 on attempt {}", ctx.attempt()))
+//!         } else {
+//!             Ok("3 results")
+//!         }
+//!     })
+//!     .queue("tools")
+//!     .priority(10)
+//!     .retry(RetryPolicy::exponential(Duration::from_millis(100)).max_retries(3))
+//!     .call_id("call_1"),
+//! )?;
+//!
+//! // A slow one the user gives up on.
+//! let slow = runner.enqueue_task(
+//!     Task::new("crawl", |_: TaskContext| async {
+//!         tokio::time::sleep(Duration::from_secs(3600)).await;
+//!         Ok::<_, String>(())
+//!     })
+//!     .queue("tools"),
+//! )?;
+//! slow.cancel();
+//!
+//! assert_eq!(search.await?, "3 results");
+//! assert!(matches!(slow.await, Err(TaskError::Cancelled)));
+//! runner.shutdown().await;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # What holds
+//!
+//! | | |
+//! |---|---|
+//! | limits | a queue never runs more handlers than its limit; a full queue never delays another |
+//! | order | a freed slot goes to the highest-priority waiting task; equal priorities in enqueue order |
+//! | start | a task enqueued while its queue has a free slot is running when `enqueue_task` returns |
+//! | retry | none unless set; the backoff wait holds no slot; panics are not retried |
+//! | timeout | per attempt, from the attempt's start; a timed-out attempt is retried like an error |
+//! | cancel | a waiting task never runs; a running one's future is dropped and its slot freed at once |
+//! | panic | fails only its own task ([`TaskError::Panicked`]); the runner keeps working |
+//! | handles | each resolves exactly once, after its terminal status is visible; dropping one does not cancel |
+//! | memory | finished records are evicted oldest-first past a cap (default 10,000) |
+//! | shutdown | [`shutdown`](TaskRunner::shutdown) finishes everything; [`shutdown_now`](TaskRunner::shutdown_now) cancels everything |
+//!
+//! The path of one task through the code is in `docs/architecture.md`.
+#![warn(
+    missing_docs,
+    missing_debug_implementations,
+    unreachable_pub,
+    rust_2018_idioms
+)]
+#![doc(test(attr(deny(warnings))))]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+mod context;
+mod error;
+mod handle;
+mod job;
+mod queue;
+mod registry;
+mod retry;
+mod runner;
+mod status;
+mod task;
+mod worker;
+
+pub use context::TaskContext;
+pub use error::{ConfigError, EnqueueError, TaskError};
+pub use handle::TaskHandle;
+pub use queue::{QueueConfig, QueueStats};
+pub use registry::TaskInfo;
+pub use retry::RetryPolicy;
+pub use runner::{TaskRunner, TaskRunnerBuilder, DEFAULT_QUEUE, DEFAULT_RETAIN_FINISHED};
+pub use status::TaskStatus;
+pub use task::{RetryAny, RetryPredicate, Task, TaskId};

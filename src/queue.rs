@@ -1,0 +1,253 @@
+//! One named queue: its concurrency limit, its priority heap, and the slot accounting.
+//!
+//! Everything here is synchronous and short: each operation takes the queue's lock once,
+//! does O(log n) heap work, and hands back the tasks that should start now. Starting them
+//! (spawning a worker) is the caller's job, outside the lock.
+
+use std::cmp::Ordering;
+use std::collections::BinaryHeap;
+use std::sync::{Arc, Mutex};
+
+use crate::job::{lock, Cause, CancelFrom, Header, Job};
+use crate::status::Phase;
+
+/// The settings of one queue, for [`TaskRunnerBuilder::queue`](crate::TaskRunnerBuilder::queue).
+///
+/// # Default
+///
+/// Concurrency 3, the same as the default `main` queue.
+///
+/// ```
+/// use taskrunner::{QueueConfig, TaskRunner};
+///
+/// # fn main() -> Result<(), taskrunner::ConfigError> {
+/// let runner = TaskRunner::builder()
+///     .queue("llm", QueueConfig::new().concurrency(1))
+///     .build()?;
+/// assert_eq!(runner.queue_stats("llm").unwrap().limit, 1);
+/// assert_eq!(runner.queue_stats("main").unwrap().limit, 3);
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueConfig {
+    pub(crate) concurrency: usize,
+}
+
+impl QueueConfig {
+    /// A queue with concurrency 3.
+    pub const fn new() -> Self {
+        QueueConfig { concurrency: 3 }
+    }
+
+    /// How many of the queue's tasks may run at once. Zero is rejected by
+    /// [`build`](crate::TaskRunnerBuilder::build) with
+    /// [`ConfigError::ZeroConcurrency`](crate::ConfigError::ZeroConcurrency).
+    pub const fn concurrency(mut self, n: usize) -> Self {
+        self.concurrency = n;
+        self
+    }
+}
+
+impl Default for QueueConfig {
+    fn default() -> Self {
+        QueueConfig::new()
+    }
+}
+
+/// A snapshot of one queue's load, from [`TaskRunner::queue_stats`](crate::TaskRunner::queue_stats).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct QueueStats {
+    /// Tasks waiting for a slot.
+    pub pending: usize,
+    /// Tasks holding a slot.
+    pub running: usize,
+    /// Tasks waiting out a retry delay (they hold no slot).
+    pub retrying: usize,
+    /// The concurrency limit.
+    pub limit: usize,
+}
+
+// ===== Queue =====
+
+pub(crate) struct Queue {
+    name: Box<str>,
+    state: Mutex<State>,
+}
+
+struct State {
+    heap: BinaryHeap<Entry>,
+    /// Tasks holding a slot. May exceed `limit` for a moment after the limit is lowered; the
+    /// excess slots are given up as their tasks finish.
+    running: usize,
+    retrying: usize,
+    limit: usize,
+    /// Cancelled entries still in the heap; skipped when popped.
+    tombstones: usize,
+}
+
+/// A heap entry: highest priority first, then lowest id (enqueue order).
+struct Entry {
+    priority: i32,
+    id: u64,
+    job: Arc<dyn Job>,
+}
+
+impl Ord for Entry {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.priority
+            .cmp(&other.priority)
+            .then_with(|| other.id.cmp(&self.id))
+    }
+}
+
+impl PartialOrd for Entry {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl PartialEq for Entry {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
+}
+
+impl Eq for Entry {}
+
+/// Below this many tombstones a heap is never compacted.
+const COMPACT_MIN: usize = 64;
+
+impl Queue {
+    pub(crate) fn new(name: &str, limit: usize) -> Queue {
+        Queue {
+            name: name.into(),
+            state: Mutex::new(State {
+                heap: BinaryHeap::new(),
+                running: 0,
+                retrying: 0,
+                limit,
+                tombstones: 0,
+            }),
+        }
+    }
+
+    pub(crate) fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Admits a new task (`retried` false) or one whose backoff ended (`retried` true): it
+    /// takes a free slot at once (returned, for the caller to run) or waits in the heap.
+    /// Returns `None` also if the task was cancelled meanwhile.
+    pub(crate) fn admit(&self, job: Arc<dyn Job>, retried: bool) -> Option<Arc<dyn Job>> {
+        let mut state = lock(&self.state);
+        let start = state.running < state.limit;
+        if !job.header().admit(start) {
+            return None;
+        }
+        if retried {
+            state.retrying -= 1;
+        }
+        if start {
+            state.running += 1;
+            return Some(job);
+        }
+        let header = job.header();
+        state.heap.push(Entry {
+            priority: header.priority,
+            id: header.id.as_u64(),
+            job,
+        });
+        None
+    }
+
+    /// Ends the running attempt of `job` (see [`Header::end_attempt`]) and passes its slot on:
+    /// returns the next task to run in it, or `None` if the slot was given up.
+    pub(crate) fn end_attempt(
+        &self,
+        job: &dyn Job,
+        to: Phase,
+        error: Option<String>,
+    ) -> (Phase, Cause, Option<Arc<dyn Job>>) {
+        let mut state = lock(&self.state);
+        let (phase, cause) = job.header().end_attempt(to, error);
+        if phase == Phase::Retrying {
+            state.retrying += 1;
+        }
+        let next = if state.running > state.limit {
+            None
+        } else {
+            state.pop_startable()
+        };
+        if next.is_none() {
+            state.running -= 1;
+        }
+        (phase, cause, next)
+    }
+
+    /// Asks `header`'s task to stop, keeping the counts right.
+    pub(crate) fn cancel(&self, header: &Header, cause: Cause) -> CancelFrom {
+        let mut state = lock(&self.state);
+        let from = header.request_cancel(cause);
+        match from {
+            CancelFrom::Queued => {
+                state.tombstones += 1;
+                state.compact();
+            }
+            CancelFrom::Retrying => state.retrying -= 1,
+            _ => {}
+        }
+        from
+    }
+
+    /// Sets the limit; returns the waiting tasks that may start now.
+    pub(crate) fn set_limit(&self, limit: usize) -> Vec<Arc<dyn Job>> {
+        let mut state = lock(&self.state);
+        state.limit = limit;
+        let mut started = Vec::new();
+        while state.running < state.limit {
+            match state.pop_startable() {
+                Some(job) => {
+                    state.running += 1;
+                    started.push(job);
+                }
+                None => break,
+            }
+        }
+        started
+    }
+
+    pub(crate) fn stats(&self) -> QueueStats {
+        let state = lock(&self.state);
+        QueueStats {
+            pending: state.heap.len() - state.tombstones,
+            running: state.running,
+            retrying: state.retrying,
+            limit: state.limit,
+        }
+    }
+}
+
+impl State {
+    /// Pops the best task still waiting and marks it running, skipping tombstones.
+    fn pop_startable(&mut self) -> Option<Arc<dyn Job>> {
+        while let Some(entry) = self.heap.pop() {
+            if entry.job.header().start_queued() {
+                return Some(entry.job);
+            }
+            self.tombstones -= 1;
+        }
+        None
+    }
+
+    /// Drops tombstones once they are most of the heap, so cancelled tasks cannot pile up.
+    /// Amortised O(1) per cancel.
+    fn compact(&mut self) {
+        if self.tombstones >= COMPACT_MIN && self.tombstones * 2 > self.heap.len() {
+            self.heap
+                .retain(|entry| entry.job.header().phase() == Phase::Queued);
+            self.tombstones = 0;
+        }
+    }
+}

@@ -1,0 +1,89 @@
+//! [`TaskInfo`] records of every task by id, with bounded retention of finished ones.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
+
+use dashmap::DashMap;
+
+use crate::job::{lock, Job};
+use crate::{TaskId, TaskStatus};
+
+/// A snapshot of one task's status, from [`TaskRunner::get_status`](crate::TaskRunner::get_status),
+/// [`TaskRunner::list_tasks`](crate::TaskRunner::list_tasks) or
+/// [`TaskHandle::info`](crate::TaskHandle::info).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct TaskInfo {
+    /// The task's id.
+    pub id: TaskId,
+    /// The model's call id (given or generated).
+    pub call_id: String,
+    /// The task's name.
+    pub name: String,
+    /// The queue it runs in.
+    pub queue: String,
+    /// Its priority.
+    pub priority: i32,
+    /// Where it is in its life.
+    pub status: TaskStatus,
+    /// Attempts started so far.
+    pub attempts: u32,
+    /// When it was enqueued.
+    pub created_at: SystemTime,
+    /// When its first attempt started.
+    pub started_at: Option<SystemTime>,
+    /// When it reached its terminal status.
+    pub finished_at: Option<SystemTime>,
+    /// Why its last attempt failed (kept while it retries), or why it was cancelled.
+    pub error: Option<String>,
+}
+
+/// Every live task, plus the most recent finished ones up to `retain`.
+pub(crate) struct Registry {
+    tasks: DashMap<TaskId, Arc<dyn Job>>,
+    /// Finished ids, oldest first.
+    finished: Mutex<VecDeque<TaskId>>,
+    retain: usize,
+}
+
+impl Registry {
+    pub(crate) fn new(retain: usize) -> Registry {
+        Registry {
+            tasks: DashMap::new(),
+            finished: Mutex::new(VecDeque::new()),
+            retain,
+        }
+    }
+
+    pub(crate) fn insert(&self, job: Arc<dyn Job>) {
+        self.tasks.insert(job.header().id, job);
+    }
+
+    pub(crate) fn get(&self, id: TaskId) -> Option<Arc<dyn Job>> {
+        self.tasks.get(&id).map(|entry| Arc::clone(entry.value()))
+    }
+
+    /// All records, in no particular order. The map is not locked while the caller uses them.
+    pub(crate) fn all(&self) -> Vec<Arc<dyn Job>> {
+        self.tasks
+            .iter()
+            .map(|entry| Arc::clone(entry.value()))
+            .collect()
+    }
+
+    /// Records that `id` finished, evicting the oldest finished records past the cap.
+    pub(crate) fn retire(&self, id: TaskId) {
+        let mut finished = lock(&self.finished);
+        finished.push_back(id);
+        while finished.len() > self.retain {
+            if let Some(old) = finished.pop_front() {
+                self.tasks.remove(&old);
+            }
+        }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.tasks.len()
+    }
+}

@@ -1,0 +1,427 @@
+//! [`TaskRunner`]: named queues of tasks, run under per-queue concurrency limits.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::future::Future;
+use std::sync::atomic::{fence, AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+
+use tokio::runtime::Handle;
+use tokio::sync::Notify;
+
+use crate::job::{Cause, CancelFrom, End, Header, Job, TaskCell};
+use crate::queue::Queue;
+use crate::registry::Registry;
+use crate::task::RetryPredicate;
+use crate::{
+    worker, ConfigError, EnqueueError, QueueConfig, QueueStats, Task, TaskContext, TaskHandle,
+    TaskId, TaskInfo,
+};
+
+/// The queue every runner has unless its builder configures it otherwise.
+pub const DEFAULT_QUEUE: &str = "main";
+
+/// How many finished tasks' records are kept by default.
+pub const DEFAULT_RETAIN_FINISHED: usize = 10_000;
+
+/// Runs tasks in named queues, each with its own concurrency limit and priority order.
+///
+/// A `TaskRunner` is a cheap handle: clone it freely and share it between tasks and threads;
+/// every clone drives the same queues. It needs a tokio runtime (the multi-thread or the
+/// current-thread one, with time enabled if tasks use timeouts or retries).
+///
+/// # When to use it
+///
+/// Use it where a model's action calls, or any other jobs, must run concurrently but not
+/// all at once: a rate-limited API gets a queue with a small limit, urgent calls get a higher
+/// priority, flaky calls get a [`RetryPolicy`](crate::RetryPolicy), and the whole lot can be
+/// watched ([`list_tasks`](Self::list_tasks)), cancelled and shut down.
+///
+/// # Comparison to a `Semaphore` loop
+///
+/// `tokio::spawn` behind a [`Semaphore`](tokio::sync::Semaphore) limits concurrency too, but
+/// waiters are served first-come-first-served, a retry's sleep keeps its permit, there is no
+/// record of what is running, and every waiting task is a parked tokio task. Here a waiting
+/// task is a heap entry, a freed slot goes to the highest priority, a backoff holds no slot,
+/// and every task has a status.
+///
+/// # Example
+///
+/// ```
+/// use taskrunner::{QueueConfig, Task, TaskContext, TaskRunner};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let runner = TaskRunner::builder()
+///     .queue("llm", QueueConfig::new().concurrency(1))
+///     .build()?;
+///
+/// let answer = runner.enqueue_task(
+///     Task::new("ask", |_: TaskContext| async { Ok::<_, std::io::Error>("42") }).queue("llm"),
+/// )?;
+/// assert_eq!(answer.await?, "42");
+/// runner.shutdown().await;
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct TaskRunner {
+    shared: Arc<Shared>,
+}
+
+/// Builds a [`TaskRunner`] with custom queues. From [`TaskRunner::builder`].
+#[derive(Debug, Clone)]
+#[must_use = "call .build() to get a TaskRunner"]
+pub struct TaskRunnerBuilder {
+    queues: Vec<(String, QueueConfig)>,
+    retain_finished: usize,
+}
+
+/// What every clone of a runner, its workers and its handles share.
+pub(crate) struct Shared {
+    queues: HashMap<Box<str>, Arc<Queue>>,
+    registry: Registry,
+    /// Tasks enqueued and not yet finished: pending, running or retrying.
+    live: AtomicUsize,
+    idle: Notify,
+    /// Set by shutdown: no new tasks.
+    closed: AtomicBool,
+    /// Set by shutdown_now: a task that slips in anyway is cancelled.
+    aborting: AtomicBool,
+    runtime: OnceLock<Handle>,
+}
+
+// ===== impl TaskRunner =====
+
+impl TaskRunner {
+    /// A runner with one queue, `main`, of concurrency 3.
+    pub fn new() -> Self {
+        TaskRunner::with_queues([(DEFAULT_QUEUE.into(), QueueConfig::new())], DEFAULT_RETAIN_FINISHED)
+    }
+
+    /// A builder for a runner with more queues, or other limits.
+    pub fn builder() -> TaskRunnerBuilder {
+        TaskRunnerBuilder {
+            queues: Vec::new(),
+            retain_finished: DEFAULT_RETAIN_FINISHED,
+        }
+    }
+
+    fn with_queues(
+        queues: impl IntoIterator<Item = (String, QueueConfig)>,
+        retain_finished: usize,
+    ) -> Self {
+        let queues = queues
+            .into_iter()
+            .map(|(name, config)| {
+                let queue = Arc::new(Queue::new(&name, config.concurrency));
+                (name.into_boxed_str(), queue)
+            })
+            .collect();
+        let runtime = OnceLock::new();
+        if let Ok(handle) = Handle::try_current() {
+            let _ = runtime.set(handle);
+        }
+        TaskRunner {
+            shared: Arc::new(Shared {
+                queues,
+                registry: Registry::new(retain_finished),
+                live: AtomicUsize::new(0),
+                idle: Notify::new(),
+                closed: AtomicBool::new(false),
+                aborting: AtomicBool::new(false),
+                runtime,
+            }),
+        }
+    }
+
+    /// Puts `task` in its queue and returns a handle to await, inspect or cancel it.
+    ///
+    /// If the queue has a free slot the task takes it before this returns (its status is
+    /// already [`Running`](crate::TaskStatus::Running)); otherwise it waits in the queue's
+    /// priority order.
+    ///
+    /// # Errors
+    ///
+    /// - [`EnqueueError::UnknownQueue`]: the task's queue was not declared.
+    /// - [`EnqueueError::ZeroTimeout`]: the task's timeout is zero.
+    /// - [`EnqueueError::ShuttingDown`]: [`shutdown`](Self::shutdown) has begun.
+    /// - [`EnqueueError::NoRuntime`]: called outside a tokio runtime, and the runner was built
+    ///   outside one too.
+    pub fn enqueue_task<F, Fut, P, T, E>(
+        &self,
+        task: Task<F, P>,
+    ) -> Result<TaskHandle<T, E>, EnqueueError>
+    where
+        F: Fn(TaskContext) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<T, E>> + Send + 'static,
+        P: RetryPredicate<E>,
+        T: Send + 'static,
+        E: fmt::Display + Send + 'static,
+    {
+        let shared = &self.shared;
+        let queue = shared.queue(&task.queue).ok_or_else(|| EnqueueError::UnknownQueue(task.queue.to_string()))?;
+        if task.timeout.is_some_and(|t| t.is_zero()) {
+            return Err(EnqueueError::ZeroTimeout { task: task.name });
+        }
+        shared.ensure_runtime()?;
+        // Counted live before `closed` is read; shutdown sets `closed` before reading `live`,
+        // so it either sees this task or this sees it closed.
+        shared.live.fetch_add(1, Ordering::SeqCst);
+        if shared.closed.load(Ordering::SeqCst) {
+            shared.release();
+            return Err(EnqueueError::ShuttingDown);
+        }
+
+        let header = Header::new(
+            TaskId::next(),
+            task.name,
+            task.call_id,
+            Arc::clone(queue),
+            task.priority,
+            task.retry,
+            task.timeout,
+        );
+        let cell = Arc::new(TaskCell::new(header, task.handler, task.retry_if));
+        shared.registry.insert(cell.clone());
+        if let Some(job) = queue.admit(cell.clone(), false) {
+            shared.start(job);
+        }
+        fence(Ordering::SeqCst);
+        if shared.aborting.load(Ordering::SeqCst) {
+            shared.cancel(&*cell, Cause::Shutdown);
+        }
+        Ok(TaskHandle::new(cell, Arc::clone(shared)))
+    }
+
+    /// The status of task `id`, or `None` if no such task exists or its record was evicted
+    /// (see [`TaskRunnerBuilder::retain_finished`]).
+    pub fn get_status(&self, id: TaskId) -> Option<TaskInfo> {
+        self.shared.registry.get(id).map(|job| job.header().info())
+    }
+
+    /// The status of every task the runner knows: all unfinished ones and the most recent
+    /// finished ones, ordered by id (enqueue order).
+    pub fn list_tasks(&self) -> Vec<TaskInfo> {
+        let mut tasks: Vec<TaskInfo> = self
+            .shared
+            .registry
+            .all()
+            .iter()
+            .map(|job| job.header().info())
+            .collect();
+        tasks.sort_unstable_by_key(|info| info.id);
+        tasks
+    }
+
+    /// Cancels task `id` (see [`TaskHandle::cancel`]). Returns `false` if it had already
+    /// finished or is unknown.
+    pub fn cancel(&self, id: TaskId) -> bool {
+        match self.shared.registry.get(id) {
+            Some(job) => self.shared.cancel(&*job, Cause::User),
+            None => false,
+        }
+    }
+
+    /// Changes a queue's concurrency limit at once. Raising it starts waiting tasks now;
+    /// lowering it lets running tasks finish, and starts no more until the queue is under the
+    /// new limit.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::UnknownQueue`] for an undeclared queue, [`ConfigError::ZeroConcurrency`]
+    /// for a limit of zero.
+    pub fn set_concurrency(&self, queue: &str, limit: usize) -> Result<(), ConfigError> {
+        let q = self
+            .shared
+            .queue(queue)
+            .ok_or_else(|| ConfigError::UnknownQueue(queue.to_owned()))?;
+        if limit == 0 {
+            return Err(ConfigError::ZeroConcurrency {
+                queue: queue.to_owned(),
+            });
+        }
+        for job in q.set_limit(limit) {
+            self.shared.start(job);
+        }
+        Ok(())
+    }
+
+    /// A snapshot of a queue's load, or `None` for an undeclared queue.
+    pub fn queue_stats(&self, queue: &str) -> Option<QueueStats> {
+        self.shared.queue(queue).map(|q| q.stats())
+    }
+
+    /// The names of the runner's queues, sorted.
+    pub fn queue_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.shared.queues.keys().map(|n| n.to_string()).collect();
+        names.sort_unstable();
+        names
+    }
+
+    /// Resolves when no task is pending, running or waiting out a retry delay, in any queue.
+    /// Resolves at once if the runner is idle already. By then every handle has resolved.
+    pub fn wait_idle(&self) -> impl Future<Output = ()> + Send + 'static {
+        let shared = Arc::clone(&self.shared);
+        async move { shared.wait_idle().await }
+    }
+
+    /// Stops taking tasks ([`EnqueueError::ShuttingDown`]) and resolves once every pending,
+    /// running and retrying task has finished.
+    pub fn shutdown(&self) -> impl Future<Output = ()> + Send + 'static {
+        self.shared.closed.store(true, Ordering::SeqCst);
+        self.wait_idle()
+    }
+
+    /// Stops taking tasks and cancels every one: pending tasks never run, running tasks' abort
+    /// tokens fire and their futures are dropped, retrying tasks stop. Each handle resolves
+    /// [`TaskError::Shutdown`](crate::TaskError::Shutdown). Resolves once all have ended.
+    pub fn shutdown_now(&self) -> impl Future<Output = ()> + Send + 'static {
+        let shared = Arc::clone(&self.shared);
+        shared.closed.store(true, Ordering::SeqCst);
+        shared.aborting.store(true, Ordering::SeqCst);
+        fence(Ordering::SeqCst);
+        for job in shared.registry.all() {
+            shared.cancel(&*job, Cause::Shutdown);
+        }
+        async move { shared.wait_idle().await }
+    }
+
+    /// Whether [`shutdown`](Self::shutdown) or [`shutdown_now`](Self::shutdown_now) has begun.
+    pub fn is_shutting_down(&self) -> bool {
+        self.shared.closed.load(Ordering::SeqCst)
+    }
+}
+
+impl Default for TaskRunner {
+    fn default() -> Self {
+        TaskRunner::new()
+    }
+}
+
+impl fmt::Debug for TaskRunner {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TaskRunner")
+            .field("queues", &self.queue_names())
+            .field("live", &self.shared.live.load(Ordering::Relaxed))
+            .field("records", &self.shared.registry.len())
+            .field("shutting_down", &self.is_shutting_down())
+            .finish()
+    }
+}
+
+// ===== impl TaskRunnerBuilder =====
+
+impl TaskRunnerBuilder {
+    /// Declares a queue. Queue `main` exists with concurrency 3 unless declared here.
+    pub fn queue(mut self, name: impl Into<String>, config: QueueConfig) -> Self {
+        self.queues.push((name.into(), config));
+        self
+    }
+
+    /// How many finished tasks' records [`TaskRunner::get_status`] and
+    /// [`TaskRunner::list_tasks`] keep; older ones are evicted first. Default 10,000. Zero
+    /// keeps none. Unfinished tasks are always kept.
+    pub fn retain_finished(mut self, n: usize) -> Self {
+        self.retain_finished = n;
+        self
+    }
+
+    /// Builds the runner.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::ZeroConcurrency`], [`ConfigError::DuplicateQueue`] or
+    /// [`ConfigError::EmptyQueueName`], naming the queue at fault.
+    pub fn build(self) -> Result<TaskRunner, ConfigError> {
+        let mut queues = self.queues;
+        for (i, (name, config)) in queues.iter().enumerate() {
+            if name.is_empty() {
+                return Err(ConfigError::EmptyQueueName);
+            }
+            if config.concurrency == 0 {
+                return Err(ConfigError::ZeroConcurrency {
+                    queue: name.clone(),
+                });
+            }
+            if queues[..i].iter().any(|(other, _)| other == name) {
+                return Err(ConfigError::DuplicateQueue(name.clone()));
+            }
+        }
+        if !queues.iter().any(|(name, _)| name == DEFAULT_QUEUE) {
+            queues.push((DEFAULT_QUEUE.into(), QueueConfig::new()));
+        }
+        Ok(TaskRunner::with_queues(queues, self.retain_finished))
+    }
+}
+
+// ===== impl Shared =====
+
+impl Shared {
+    fn queue(&self, name: &str) -> Option<&Arc<Queue>> {
+        self.queues.get(name)
+    }
+
+    fn ensure_runtime(&self) -> Result<(), EnqueueError> {
+        if self.runtime.get().is_none() {
+            let handle = Handle::try_current().map_err(|_| EnqueueError::NoRuntime)?;
+            let _ = self.runtime.set(handle);
+        }
+        Ok(())
+    }
+
+    /// Starts a worker for `job`, which already holds a slot of its queue.
+    pub(crate) fn start(self: &Arc<Self>, job: Arc<dyn Job>) {
+        self.spawn(worker::work(Arc::clone(self), job));
+    }
+
+    /// Spawns `future` on the current runtime, or the one the runner first saw.
+    pub(crate) fn spawn(&self, future: impl Future<Output = ()> + Send + 'static) {
+        match Handle::try_current() {
+            Ok(handle) => drop(handle.spawn(future)),
+            Err(_) => match self.runtime.get() {
+                Some(handle) => drop(handle.spawn(future)),
+                // Unreachable: a task exists only once `ensure_runtime` found a runtime.
+                None => debug_assert!(false, "spawn with no runtime"),
+            },
+        }
+    }
+
+    /// Cancels `job` for `cause`; ends it at once unless its worker must (it is running).
+    pub(crate) fn cancel(&self, job: &dyn Job, cause: Cause) -> bool {
+        match job.header().queue.cancel(job.header(), cause) {
+            CancelFrom::New | CancelFrom::Queued | CancelFrom::Retrying => {
+                self.finish(job, cause.end());
+                true
+            }
+            CancelFrom::Running | CancelFrom::Cancelling => true,
+            CancelFrom::Finished => false,
+        }
+    }
+
+    /// After `job` reached its terminal phase: records it, resolves its handle, and counts it
+    /// out of `live`.
+    pub(crate) fn finish(&self, job: &dyn Job, end: End) {
+        self.registry.retire(job.header().id);
+        job.publish(end);
+        self.release();
+    }
+
+    fn release(&self) {
+        if self.live.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.idle.notify_waiters();
+        }
+    }
+
+    async fn wait_idle(&self) {
+        loop {
+            let notified = self.idle.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.live.load(Ordering::SeqCst) == 0 {
+                return;
+            }
+            notified.await;
+        }
+    }
+}

@@ -1,0 +1,206 @@
+//! [`Task`]: a handler and the options it runs with, ready to enqueue.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use crate::RetryPolicy;
+
+/// A task's identity, unique within the process. Ids grow in enqueue order.
+///
+/// Displayed as its number (`42`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TaskId(u64);
+
+impl TaskId {
+    pub(crate) fn next() -> TaskId {
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        TaskId(NEXT.fetch_add(1, Ordering::Relaxed))
+    }
+
+    /// The id as a number.
+    pub const fn as_u64(self) -> u64 {
+        self.0
+    }
+}
+
+impl fmt::Display for TaskId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.0, f)
+    }
+}
+
+/// A unit of work for a [`TaskRunner`](crate::TaskRunner): a named handler and the options it
+/// runs with.
+///
+/// The handler is called once per attempt with a fresh [`TaskContext`](crate::TaskContext) and
+/// returns a future of `Result<T, E>`. It is `Fn`, not `FnOnce`, because a retried task calls
+/// it again. `E` must implement `Display`, so that [`TaskInfo::error`](crate::TaskInfo::error)
+/// can say what went wrong.
+///
+/// Every option has a default: queue `main`, priority 0, no retry, no timeout, a generated call
+/// id.
+///
+/// # Example
+///
+/// ```
+/// use std::time::Duration;
+/// use taskrunner::{RetryPolicy, Task, TaskContext, TaskRunner};
+///
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let runner = TaskRunner::new();
+/// let task = Task::new("fetch_price", |ctx: TaskContext| async move {
+///     println!("attempt {} of call {}", ctx.attempt(), ctx.call_id());
+///     Ok::<u32, std::io::Error>(42)
+/// })
+/// .priority(10)
+/// .retry(RetryPolicy::exponential(Duration::from_millis(100)).max_retries(3))
+/// .timeout(Duration::from_secs(30))
+/// .call_id("call_abc");
+///
+/// let price = runner.enqueue_task(task)?.await?;
+/// assert_eq!(price, 42);
+/// # Ok(())
+/// # }
+/// ```
+#[must_use = "a task does nothing until it is enqueued"]
+pub struct Task<F, P = RetryAny> {
+    pub(crate) name: String,
+    pub(crate) queue: Cow<'static, str>,
+    pub(crate) priority: i32,
+    pub(crate) retry: Option<RetryPolicy>,
+    pub(crate) retry_if: P,
+    pub(crate) timeout: Option<Duration>,
+    pub(crate) call_id: Option<String>,
+    pub(crate) handler: F,
+}
+
+/// The default retry predicate: with a [`RetryPolicy`], every error is retried.
+///
+/// Replace it with [`Task::retry_if`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RetryAny;
+
+/// Decides whether a handler's error is worth another attempt. Implemented for
+/// [`RetryAny`] and for every `Fn(&E) -> bool`.
+pub trait RetryPredicate<E>: Send + Sync + 'static {
+    /// `true` to retry (if the policy has retries left), `false` if the error is permanent.
+    fn should_retry(&self, error: &E) -> bool;
+}
+
+impl<E> RetryPredicate<E> for RetryAny {
+    fn should_retry(&self, _: &E) -> bool {
+        true
+    }
+}
+
+impl<E, P> RetryPredicate<E> for P
+where
+    P: Fn(&E) -> bool + Send + Sync + 'static,
+{
+    fn should_retry(&self, error: &E) -> bool {
+        self(error)
+    }
+}
+
+// ===== impl Task =====
+
+impl<F> Task<F> {
+    /// A task named `name` (used in status records, events and tracing) that runs `handler`.
+    pub fn new(name: impl Into<String>, handler: F) -> Self {
+        Task {
+            name: name.into(),
+            queue: Cow::Borrowed(crate::runner::DEFAULT_QUEUE),
+            priority: 0,
+            retry: None,
+            retry_if: RetryAny,
+            timeout: None,
+            call_id: None,
+            handler,
+        }
+    }
+}
+
+impl<F, P> Task<F, P> {
+    /// The queue to run in (default `main`). It must have been declared on the runner, or
+    /// [`enqueue_task`](crate::TaskRunner::enqueue_task) fails with
+    /// [`EnqueueError::UnknownQueue`](crate::EnqueueError::UnknownQueue).
+    pub fn queue(mut self, queue: impl Into<Cow<'static, str>>) -> Self {
+        self.queue = queue.into();
+        self
+    }
+
+    /// Higher runs first (default 0). Equal priorities run in enqueue order.
+    pub fn priority(mut self, priority: i32) -> Self {
+        self.priority = priority;
+        self
+    }
+
+    /// Retry failed attempts by `policy`. Without it, the first failure is final.
+    pub fn retry(mut self, policy: RetryPolicy) -> Self {
+        self.retry = Some(policy);
+        self
+    }
+
+    /// Only retry errors for which `predicate` returns `true`; the others fail the task at
+    /// once. Timeouts are always retried while retries remain.
+    ///
+    /// ```
+    /// # use taskrunner::{Task, TaskContext};
+    /// use std::io::{Error, ErrorKind};
+    ///
+    /// let task = Task::new("read", |_: TaskContext| async { Ok::<(), Error>(()) })
+    ///     .retry_if(|e: &Error| e.kind() != ErrorKind::NotFound);
+    /// # drop(task);
+    /// ```
+    pub fn retry_if<Q>(self, predicate: Q) -> Task<F, Q> {
+        Task {
+            name: self.name,
+            queue: self.queue,
+            priority: self.priority,
+            retry: self.retry,
+            retry_if: predicate,
+            timeout: self.timeout,
+            call_id: self.call_id,
+            handler: self.handler,
+        }
+    }
+
+    /// Limit each attempt to `timeout`, counted from the attempt's start (not from enqueue).
+    /// A timed-out attempt's future is dropped; it is retried like an error if retries remain,
+    /// else the task ends with [`TaskError::TimedOut`](crate::TaskError::TimedOut).
+    ///
+    /// A zero timeout is rejected by `enqueue_task`.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    /// The model's call id this task answers, echoed in [`TaskContext::call_id`],
+    /// [`TaskInfo`](crate::TaskInfo) and tracing. If not set, a unique one (`call-<id>`) is
+    /// generated.
+    pub fn call_id(mut self, call_id: impl Into<String>) -> Self {
+        self.call_id = Some(call_id.into());
+        self
+    }
+
+    /// The task's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+impl<F, P> fmt::Debug for Task<F, P> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Task")
+            .field("name", &self.name)
+            .field("queue", &self.queue)
+            .field("priority", &self.priority)
+            .field("retry", &self.retry)
+            .field("timeout", &self.timeout)
+            .field("call_id", &self.call_id)
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,77 @@
+//! The async half of the runner: a worker holds one slot of one queue and runs tasks in it
+//! until the queue has nothing left for it; a backoff timer waits out a retry delay.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::job::{cancelled, Attempt, End, Job};
+use crate::runner::Shared;
+use crate::status::Phase;
+
+/// Runs `job`, which already holds a slot of its queue, then whatever the queue hands that
+/// slot next. One tokio task serves many tasks in a row: a freed slot passes to the next
+/// waiting task without a spawn.
+pub(crate) async fn work(shared: Arc<Shared>, mut job: Arc<dyn Job>) {
+    loop {
+        let header = job.header();
+        let attempt = header.begin_attempt();
+        let outcome = Arc::clone(&job).run(attempt).await;
+
+        let retry_delay = |retryable: bool| {
+            let policy = header.retry.as_ref().filter(|_| retryable)?;
+            (attempt <= policy.retries()).then(|| policy.delay_for(attempt))
+        };
+        let (to, error, end, delay) = match outcome {
+            Attempt::Ok => (Phase::Completed, None, End::Completed, None),
+            Attempt::Err { retry, message } => match retry_delay(retry) {
+                Some(delay) => (Phase::Retrying, Some(message), End::Failed, Some(delay)),
+                None => (Phase::Failed, Some(message), End::Failed, None),
+            },
+            Attempt::TimedOut => {
+                let message = match header.timeout {
+                    Some(timeout) => format!("timed out after {timeout:?}"),
+                    None => "timed out".to_owned(),
+                };
+                match retry_delay(true) {
+                    Some(delay) => (Phase::Retrying, Some(message), End::TimedOut, Some(delay)),
+                    None => (Phase::Failed, Some(message), End::TimedOut, None),
+                }
+            }
+            Attempt::Panicked(message) => (
+                Phase::Failed,
+                Some(format!("panicked: {message}")),
+                End::Panicked(message),
+                None,
+            ),
+            Attempt::Cancelled => (Phase::Cancelled, None, End::Cancelled, None),
+        };
+
+        let (phase, cause, next) = header.queue.end_attempt(&*job, to, error);
+        match (phase, delay) {
+            (Phase::Retrying, Some(delay)) => {
+                shared.spawn(backoff(Arc::clone(&shared), job, delay));
+            }
+            (Phase::Cancelled, _) => shared.finish(&*job, cause.end()),
+            _ => shared.finish(&*job, end),
+        }
+        match next {
+            Some(next) => job = next,
+            None => return,
+        }
+    }
+}
+
+/// Waits out a retry delay holding no slot, then puts `job` back in its queue, and starts it
+/// at once if a slot is free. A cancel ends the wait early (the canceller has already ended the
+/// task).
+pub(crate) async fn backoff(shared: Arc<Shared>, job: Arc<dyn Job>, delay: Duration) {
+    tokio::select! {
+        biased;
+        () = cancelled(job.header()) => return,
+        () = tokio::time::sleep(delay) => {}
+    }
+    let queue = Arc::clone(&job.header().queue);
+    if let Some(job) = queue.admit(job, true) {
+        shared.start(job);
+    }
+}
