@@ -10,7 +10,8 @@ use crate::status::Phase;
 
 /// Runs `job`, which already holds a slot of its queue, then whatever the queue hands that
 /// slot next. One tokio task serves many tasks in a row: a freed slot passes to the next
-/// waiting task without a spawn.
+/// waiting task without a spawn, and the worker still yields to the scheduler as often as
+/// tokio's coop budget asks.
 pub(crate) async fn work(shared: Arc<Shared>, mut job: Arc<dyn Job>) {
     loop {
         let header = job.header();
@@ -58,6 +59,9 @@ pub(crate) async fn work(shared: Arc<Shared>, mut job: Arc<dyn Job>) {
             Some(next) => job = next,
             None => return,
         }
+        // A long run of instantly-ready tasks must not hog the thread: yield once the
+        // worker's coop budget is spent (every 128 units), as tokio's own resources do.
+        tokio::task::coop::consume_budget().await;
     }
 }
 

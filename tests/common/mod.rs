@@ -1,0 +1,55 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code, unreachable_pub)]
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// Counts handlers inside a section, remembering the most at once and the order they entered.
+#[derive(Default)]
+pub struct Probe {
+    inside: AtomicUsize,
+    max: AtomicUsize,
+    entered: Mutex<Vec<String>>,
+}
+
+/// Leaves the probe's section when dropped, so a cancelled (dropped) handler leaves too.
+pub struct Inside(Arc<Probe>);
+
+impl Probe {
+    pub fn new() -> Arc<Probe> {
+        Arc::new(Probe::default())
+    }
+
+    pub fn enter(self: &Arc<Self>, label: impl Into<String>) -> Inside {
+        let now = self.inside.fetch_add(1, Ordering::SeqCst) + 1;
+        self.max.fetch_max(now, Ordering::SeqCst);
+        self.entered.lock().unwrap().push(label.into());
+        Inside(Arc::clone(self))
+    }
+
+    pub fn inside(&self) -> usize {
+        self.inside.load(Ordering::SeqCst)
+    }
+
+    pub fn max(&self) -> usize {
+        self.max.load(Ordering::SeqCst)
+    }
+
+    pub fn entered(&self) -> Vec<String> {
+        self.entered.lock().unwrap().clone()
+    }
+}
+
+impl Drop for Inside {
+    fn drop(&mut self) {
+        self.0.inside.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// Lets every ready task run on a paused clock: the runtime advances time only once nothing
+/// is ready, and then only to this sleep's deadline (one timer tick, 1 ms), so timers set
+/// further out do not fire.
+pub async fn settle() {
+    tokio::time::sleep(Duration::from_micros(1)).await;
+}
