@@ -34,14 +34,19 @@ use crate::{RetryPolicy, TaskContext, TaskError, TaskId, TaskInfo};
 /// Locks `mutex`, ignoring poison: every critical section here leaves its data consistent
 /// even if user code panicked while the lock was held.
 pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// What one attempt came to.
 #[derive(Debug)]
 pub(crate) enum Attempt {
     Ok,
-    Err { retry: bool, message: String },
+    Err {
+        retry: bool,
+        message: String,
+    },
     TimedOut,
     Panicked(String),
     /// The task's cancel was requested while the attempt ran; its future was dropped.
@@ -257,9 +262,7 @@ impl Header {
                 Phase::Retrying => CancelFrom::Retrying,
                 Phase::Running => CancelFrom::Running,
                 Phase::Cancelling => return CancelFrom::Cancelling,
-                Phase::Completed | Phase::Failed | Phase::Cancelled => {
-                    return CancelFrom::Finished
-                }
+                Phase::Completed | Phase::Failed | Phase::Cancelled => return CancelFrom::Finished,
             };
             record.cause = cause;
             if from == CancelFrom::Running {
@@ -427,7 +430,9 @@ where
         Box::pin(
             AssertUnwindSafe(race)
                 .catch_unwind()
-                .map(|caught| caught.unwrap_or_else(|panic| Attempt::Panicked(panic_message(panic))))
+                .map(|caught| {
+                    caught.unwrap_or_else(|panic| Attempt::Panicked(panic_message(panic)))
+                })
                 .instrument(span),
         )
     }

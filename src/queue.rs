@@ -8,7 +8,7 @@ use std::cmp::Ordering;
 use std::collections::BinaryHeap;
 use std::sync::{Arc, Mutex};
 
-use crate::job::{lock, Cause, CancelFrom, Header, Job};
+use crate::job::{lock, CancelFrom, Cause, Header, Job};
 use crate::status::Phase;
 
 /// The settings of one queue, for [`TaskRunnerBuilder::queue`](crate::TaskRunnerBuilder::queue).

@@ -9,7 +9,7 @@ use std::sync::{Arc, OnceLock};
 use tokio::runtime::Handle;
 use tokio::sync::Notify;
 
-use crate::job::{Cause, CancelFrom, End, Header, Job, TaskCell};
+use crate::job::{CancelFrom, Cause, End, Header, Job, TaskCell};
 use crate::queue::Queue;
 use crate::registry::Registry;
 use crate::task::RetryPredicate;
@@ -96,7 +96,10 @@ pub(crate) struct Shared {
 impl TaskRunner {
     /// A runner with one queue, `main`, of concurrency 3.
     pub fn new() -> Self {
-        TaskRunner::with_queues([(DEFAULT_QUEUE.into(), QueueConfig::new())], DEFAULT_RETAIN_FINISHED)
+        TaskRunner::with_queues(
+            [(DEFAULT_QUEUE.into(), QueueConfig::new())],
+            DEFAULT_RETAIN_FINISHED,
+        )
     }
 
     /// A builder for a runner with more queues, or other limits.
@@ -160,7 +163,9 @@ impl TaskRunner {
         E: fmt::Display + Send + 'static,
     {
         let shared = &self.shared;
-        let queue = shared.queue(&task.queue).ok_or_else(|| EnqueueError::UnknownQueue(task.queue.to_string()))?;
+        let queue = shared
+            .queue(&task.queue)
+            .ok_or_else(|| EnqueueError::UnknownQueue(task.queue.to_string()))?;
         if task.timeout.is_some_and(|t| t.is_zero()) {
             return Err(EnqueueError::ZeroTimeout { task: task.name });
         }

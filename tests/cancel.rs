@@ -18,7 +18,9 @@ fn one_slot() -> TaskRunner {
 }
 
 /// A task that runs until cancelled, ignoring its abort token.
-fn forever(name: &str) -> Task<impl Fn(TaskContext) -> std::future::Pending<Result<(), String>> + Send + Sync> {
+fn forever(
+    name: &str,
+) -> Task<impl Fn(TaskContext) -> std::future::Pending<Result<(), String>> + Send + Sync> {
     Task::new(name, |_: TaskContext| std::future::pending()).queue("one")
 }
 
@@ -42,15 +44,25 @@ async fn a_cancelled_pending_task_never_runs() {
     // Out of the queue at once.
     assert_eq!(pending.status(), TaskStatus::Cancelled);
     assert_eq!(runner.queue_stats("one").unwrap().pending, 0);
-    assert!(!pending.cancel(), "a finished task cannot be cancelled again");
+    assert!(
+        !pending.cancel(),
+        "a finished task cannot be cancelled again"
+    );
 
     assert!(blocker.cancel());
     assert!(matches!(pending.await, Err(TaskError::Cancelled)));
     assert!(matches!(blocker.await, Err(TaskError::Cancelled)));
     runner.wait_idle().await;
     assert!(!ran.load(Ordering::SeqCst));
-    let info = runner.list_tasks().into_iter().find(|t| t.name == "never").unwrap();
-    assert_eq!((info.status, info.attempts, info.started_at), (TaskStatus::Cancelled, 0, None));
+    let info = runner
+        .list_tasks()
+        .into_iter()
+        .find(|t| t.name == "never")
+        .unwrap();
+    assert_eq!(
+        (info.status, info.attempts, info.started_at),
+        (TaskStatus::Cancelled, 0, None)
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -72,7 +84,12 @@ async fn a_running_task_that_ignores_its_token_stops_at_once_and_frees_its_slot(
         )
         .unwrap();
     let next = runner
-        .enqueue_task(Task::new("next", |_: TaskContext| async { Ok::<_, String>(Instant::now()) }).queue("one"))
+        .enqueue_task(
+            Task::new("next", |_: TaskContext| async {
+                Ok::<_, String>(Instant::now())
+            })
+            .queue("one"),
+        )
         .unwrap();
     settle().await;
     assert_eq!(probe.inside(), 1);
@@ -82,7 +99,10 @@ async fn a_running_task_that_ignores_its_token_stops_at_once_and_frees_its_slot(
     assert!(matches!(stubborn.await, Err(TaskError::Cancelled)));
     assert_eq!(probe.inside(), 0, "the handler's future was dropped");
     let next_ran_at = next.await.unwrap();
-    assert!(next_ran_at - cancelled_at < Duration::from_millis(10), "the slot passed on at once");
+    assert!(
+        next_ran_at - cancelled_at < Duration::from_millis(10),
+        "the slot passed on at once"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -159,7 +179,10 @@ async fn a_task_in_backoff_stops_when_cancelled() {
     assert_eq!(runner.queue_stats("one").unwrap().retrying, 0);
     assert!(matches!(handle.await, Err(TaskError::Cancelled)));
     runner.wait_idle().await;
-    assert!(began.elapsed() < Duration::from_secs(1), "did not wait out the backoff");
+    assert!(
+        began.elapsed() < Duration::from_secs(1),
+        "did not wait out the backoff"
+    );
     tokio::time::sleep(Duration::from_secs(7200)).await;
     assert_eq!(attempts.load(Ordering::SeqCst), 1, "never retried");
 }
@@ -168,7 +191,9 @@ async fn a_task_in_backoff_stops_when_cancelled() {
 async fn cancel_returns_false_for_finished_and_unknown_tasks() {
     let runner = TaskRunner::new();
     let handle = runner
-        .enqueue_task(Task::new("quick", |_: TaskContext| async { Ok::<_, String>(1) }))
+        .enqueue_task(Task::new("quick", |_: TaskContext| async {
+            Ok::<_, String>(1)
+        }))
         .unwrap();
     let id = handle.id();
     assert_eq!(handle.await.unwrap(), 1);

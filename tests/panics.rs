@@ -25,7 +25,13 @@ async fn a_panic_fails_its_task_frees_its_slot_and_the_runner_goes_on() {
     let after: Vec<_> = (0..5u8)
         .map(|i| {
             runner
-                .enqueue_task(Task::new("after", move |_: TaskContext| async move { Ok::<_, String>(i) }).queue("one"))
+                .enqueue_task(
+                    Task::new(
+                        "after",
+                        move |_: TaskContext| async move { Ok::<_, String>(i) },
+                    )
+                    .queue("one"),
+                )
                 .unwrap()
         })
         .collect();
@@ -47,14 +53,19 @@ async fn a_panic_fails_its_task_frees_its_slot_and_the_runner_goes_on() {
 async fn a_panic_while_making_the_future_is_contained() {
     let runner = TaskRunner::new();
     let handle = runner
-        .enqueue_task(Task::new("eager", |_: TaskContext| -> std::future::Ready<Result<(), String>> {
-            panic!("before any await")
-        }))
+        .enqueue_task(Task::new(
+            "eager",
+            |_: TaskContext| -> std::future::Ready<Result<(), String>> {
+                panic!("before any await")
+            },
+        ))
         .unwrap();
     assert!(matches!(handle.await, Err(TaskError::Panicked(m)) if m == "before any await"));
     // The handler is called again for later tasks of the same kind; nothing is poisoned.
     let ok = runner
-        .enqueue_task(Task::new("fine", |_: TaskContext| async { Ok::<_, String>(()) }))
+        .enqueue_task(Task::new("fine", |_: TaskContext| async {
+            Ok::<_, String>(())
+        }))
         .unwrap();
     ok.await.unwrap();
 }
@@ -78,7 +89,9 @@ async fn a_panicking_retry_predicate_or_error_display_is_contained() {
     assert!(matches!(predicate.await, Err(TaskError::Panicked(m)) if m == "predicate panicked"));
 
     let display = runner
-        .enqueue_task(Task::new("d", |_: TaskContext| async { Err::<(), _>(Loud) }))
+        .enqueue_task(Task::new("d", |_: TaskContext| async {
+            Err::<(), _>(Loud)
+        }))
         .unwrap();
     assert!(matches!(display.await, Err(TaskError::Panicked(m)) if m == "display panicked"));
     runner.wait_idle().await;

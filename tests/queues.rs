@@ -68,15 +68,31 @@ async fn a_queue_never_runs_more_than_its_limit() {
     let runner = TaskRunner::new();
     let (probe, gate) = (Probe::new(), Arc::new(Semaphore::new(0)));
     let handles: Vec<_> = (0..10)
-        .map(|i| runner.enqueue_task(gated(&i.to_string(), &probe, &gate)).unwrap())
+        .map(|i| {
+            runner
+                .enqueue_task(gated(&i.to_string(), &probe, &gate))
+                .unwrap()
+        })
         .collect();
     settle().await;
     let stats = runner.queue_stats("main").unwrap();
     assert_eq!((stats.running, stats.pending), (3, 7));
     assert_eq!(probe.inside(), 3);
     let statuses: Vec<_> = handles.iter().map(|h| h.status()).collect();
-    assert_eq!(statuses.iter().filter(|s| **s == TaskStatus::Running).count(), 3);
-    assert_eq!(statuses.iter().filter(|s| **s == TaskStatus::Pending).count(), 7);
+    assert_eq!(
+        statuses
+            .iter()
+            .filter(|s| **s == TaskStatus::Running)
+            .count(),
+        3
+    );
+    assert_eq!(
+        statuses
+            .iter()
+            .filter(|s| **s == TaskStatus::Pending)
+            .count(),
+        7
+    );
 
     for _ in 0..10 {
         gate.add_permits(1);
@@ -100,7 +116,15 @@ async fn a_freed_slot_goes_to_the_highest_priority_then_fifo() {
     let blocker = runner
         .enqueue_task(gated("blocker", &probe, &gate).queue("one"))
         .unwrap();
-    let order = [("p1", 1), ("p5a", 5), ("p3", 3), ("p5b", 5), ("p0", 0), ("neg", -2), ("p5c", 5)];
+    let order = [
+        ("p1", 1),
+        ("p5a", 5),
+        ("p3", 3),
+        ("p5b", 5),
+        ("p0", 0),
+        ("neg", -2),
+        ("p5c", 5),
+    ];
     let handles: Vec<_> = order
         .iter()
         .map(|(label, priority)| {
@@ -163,12 +187,21 @@ async fn a_full_queue_never_delays_another() {
     let slow: Vec<_> = (0..50)
         .map(|i| {
             runner
-                .enqueue_task(gated(&format!("slow{i}"), &probe, &gate).queue("slow").priority(100))
+                .enqueue_task(
+                    gated(&format!("slow{i}"), &probe, &gate)
+                        .queue("slow")
+                        .priority(100),
+                )
                 .unwrap()
         })
         .collect();
     let fast = runner
-        .enqueue_task(Task::new("fast", |_: TaskContext| async { Ok::<_, std::io::Error>(7) }).queue("fast"))
+        .enqueue_task(
+            Task::new("fast", |_: TaskContext| async {
+                Ok::<_, std::io::Error>(7)
+            })
+            .queue("fast"),
+        )
         .unwrap();
     assert_eq!(fast.await.unwrap(), 7);
     assert_eq!(runner.queue_stats("slow").unwrap().pending, 49);
@@ -186,7 +219,11 @@ async fn raising_the_limit_starts_waiting_tasks_at_once() {
         .unwrap();
     let (probe, gate) = (Probe::new(), Arc::new(Semaphore::new(0)));
     let handles: Vec<_> = (0..5)
-        .map(|i| runner.enqueue_task(gated(&i.to_string(), &probe, &gate).queue("q")).unwrap())
+        .map(|i| {
+            runner
+                .enqueue_task(gated(&i.to_string(), &probe, &gate).queue("q"))
+                .unwrap()
+        })
         .collect();
     assert_eq!(runner.queue_stats("q").unwrap().running, 1);
 
@@ -194,7 +231,13 @@ async fn raising_the_limit_starts_waiting_tasks_at_once() {
     // Started before set_concurrency returned: already Running, slots already counted.
     let stats = runner.queue_stats("q").unwrap();
     assert_eq!((stats.limit, stats.running, stats.pending), (4, 4, 1));
-    assert_eq!(handles.iter().filter(|h| h.status() == TaskStatus::Running).count(), 4);
+    assert_eq!(
+        handles
+            .iter()
+            .filter(|h| h.status() == TaskStatus::Running)
+            .count(),
+        4
+    );
     settle().await;
     assert_eq!(probe.inside(), 4);
 
@@ -213,14 +256,22 @@ async fn lowering_the_limit_lets_the_excess_finish_then_holds() {
         .unwrap();
     let (probe, gate) = (Probe::new(), Arc::new(Semaphore::new(0)));
     let handles: Vec<_> = (0..8)
-        .map(|i| runner.enqueue_task(gated(&i.to_string(), &probe, &gate).queue("q")).unwrap())
+        .map(|i| {
+            runner
+                .enqueue_task(gated(&i.to_string(), &probe, &gate).queue("q"))
+                .unwrap()
+        })
         .collect();
     settle().await;
     assert_eq!(probe.inside(), 3);
 
     runner.set_concurrency("q", 1).unwrap();
     let stats = runner.queue_stats("q").unwrap();
-    assert_eq!((stats.limit, stats.running), (1, 3), "running tasks are not stopped");
+    assert_eq!(
+        (stats.limit, stats.running),
+        (1, 3),
+        "running tasks are not stopped"
+    );
 
     // Each finish gives up an excess slot until one is left; then one at a time.
     for expected_inside in [2, 1, 1, 1, 1, 1, 1, 0] {
@@ -276,10 +327,13 @@ async fn a_long_backlog_does_not_hog_the_thread() {
         .map(|_| {
             let done = Arc::clone(&done);
             runner
-                .enqueue_task(Task::new("noop", move |_: TaskContext| {
-                    done.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                    async { Ok::<_, std::io::Error>(()) }
-                }).queue("one"))
+                .enqueue_task(
+                    Task::new("noop", move |_: TaskContext| {
+                        done.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                        async { Ok::<_, std::io::Error>(()) }
+                    })
+                    .queue("one"),
+                )
                 .unwrap()
         })
         .collect();

@@ -29,7 +29,10 @@ impl Starts {
     }
 }
 
-fn failing(starts: &Starts, succeed_on: u32) -> Task<impl Fn(TaskContext) -> futures::future::Ready<Result<u32, String>> + Send + Sync> {
+fn failing(
+    starts: &Starts,
+    succeed_on: u32,
+) -> Task<impl Fn(TaskContext) -> futures::future::Ready<Result<u32, String>> + Send + Sync> {
     let starts = starts.clone();
     Task::new("flaky", move |ctx: TaskContext| {
         starts.mark();
@@ -61,7 +64,9 @@ async fn exponential_backoff_doubles_from_initial() {
     let runner = TaskRunner::new();
     let starts = Starts::default();
     let handle = runner
-        .enqueue_task(failing(&starts, u32::MAX).retry(RetryPolicy::exponential(100 * MS).max_retries(3)))
+        .enqueue_task(
+            failing(&starts, u32::MAX).retry(RetryPolicy::exponential(100 * MS).max_retries(3)),
+        )
         .unwrap();
     match handle.await {
         Err(TaskError::Failed(e)) => assert_eq!(e, "failure 4", "the last attempt's error"),
@@ -79,7 +84,9 @@ async fn backoff_is_capped_and_factor_is_configurable() {
         .factor(3.0)
         .max_delay(500 * MS)
         .max_retries(4);
-    let handle = runner.enqueue_task(failing(&starts, 5).retry(policy)).unwrap();
+    let handle = runner
+        .enqueue_task(failing(&starts, 5).retry(policy))
+        .unwrap();
     assert_eq!(handle.await.unwrap(), 5);
     assert_eq!(starts.gaps(), [100 * MS, 300 * MS, 500 * MS, 500 * MS]);
 }
@@ -105,23 +112,37 @@ async fn a_task_in_backoff_holds_no_slot() {
         .unwrap();
     let starts = Starts::default();
     let flaky = runner
-        .enqueue_task(failing(&starts, 2).queue("one").retry(RetryPolicy::fixed(Duration::from_secs(10))))
+        .enqueue_task(
+            failing(&starts, 2)
+                .queue("one")
+                .retry(RetryPolicy::fixed(Duration::from_secs(10))),
+        )
         .unwrap();
     let started = Instant::now();
     let other = runner
-        .enqueue_task(Task::new("other", |_: TaskContext| async {
-            tokio::time::sleep(Duration::from_secs(1)).await;
-            Ok::<_, String>(Instant::now())
-        }).queue("one"))
+        .enqueue_task(
+            Task::new("other", |_: TaskContext| async {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                Ok::<_, String>(Instant::now())
+            })
+            .queue("one"),
+        )
         .unwrap();
     settle().await;
     assert_eq!(flaky.status(), TaskStatus::Retrying);
-    assert_eq!(other.status(), TaskStatus::Running, "the backoff gave up the only slot");
+    assert_eq!(
+        other.status(),
+        TaskStatus::Running,
+        "the backoff gave up the only slot"
+    );
     let stats = runner.queue_stats("one").unwrap();
     assert_eq!((stats.running, stats.retrying, stats.pending), (1, 1, 0));
 
     let other_done = other.await.unwrap();
-    assert!(other_done - started < Duration::from_secs(2), "ran during the 10 s backoff");
+    assert!(
+        other_done - started < Duration::from_secs(2),
+        "ran during the 10 s backoff"
+    );
     assert_eq!(flaky.await.unwrap(), 2);
     assert_eq!(starts.gaps(), [Duration::from_secs(10)]);
 }
@@ -138,18 +159,34 @@ async fn a_retried_task_keeps_its_place_among_equal_priorities() {
         Task::new(name, move |ctx: TaskContext| {
             let order = Arc::clone(&order);
             async move {
-                order.lock().unwrap().push(format!("{name}#{}", ctx.attempt()));
+                order
+                    .lock()
+                    .unwrap()
+                    .push(format!("{name}#{}", ctx.attempt()));
                 tokio::time::sleep(work).await;
-                if fail_first && ctx.attempt() == 1 { Err("first try fails") } else { Ok(()) }
+                if fail_first && ctx.attempt() == 1 {
+                    Err("first try fails")
+                } else {
+                    Ok(())
+                }
             }
         })
         .queue("one")
     };
     // `a` fails at t=1s and waits 1 s; `b` runs 1s..3s; `c` was enqueued after `a`, so when
     // the slot frees at t=3s, `a` (back in the queue since t=2s) goes before `c`.
-    let a = runner.enqueue_task(task("a", true, Duration::from_secs(1)).retry(RetryPolicy::fixed(Duration::from_secs(1)))).unwrap();
-    let b = runner.enqueue_task(task("b", false, Duration::from_secs(2))).unwrap();
-    let c = runner.enqueue_task(task("c", false, Duration::from_secs(1))).unwrap();
+    let a = runner
+        .enqueue_task(
+            task("a", true, Duration::from_secs(1))
+                .retry(RetryPolicy::fixed(Duration::from_secs(1))),
+        )
+        .unwrap();
+    let b = runner
+        .enqueue_task(task("b", false, Duration::from_secs(2)))
+        .unwrap();
+    let c = runner
+        .enqueue_task(task("c", false, Duration::from_secs(1)))
+        .unwrap();
     a.await.unwrap();
     b.await.unwrap();
     c.await.unwrap();
@@ -193,7 +230,10 @@ async fn a_panic_is_not_retried() {
     let id = handle.id();
     assert!(matches!(handle.await, Err(TaskError::Panicked(m)) if m == "boom"));
     assert_eq!(starts.count(), 1);
-    assert_eq!(runner.get_status(id).unwrap().error.as_deref(), Some("panicked: boom"));
+    assert_eq!(
+        runner.get_status(id).unwrap().error.as_deref(),
+        Some("panicked: boom")
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -211,7 +251,9 @@ async fn the_timeout_counts_from_the_attempts_start_not_from_enqueue() {
     };
     let first = runner.enqueue_task(sleeper(5)).unwrap();
     // Waits 5 s for the slot, then runs 3 s: within its 4 s timeout.
-    let second = runner.enqueue_task(sleeper(3).timeout(Duration::from_secs(4))).unwrap();
+    let second = runner
+        .enqueue_task(sleeper(3).timeout(Duration::from_secs(4)))
+        .unwrap();
     assert_eq!(first.await.unwrap(), 5);
     assert_eq!(second.await.unwrap(), 3);
 }
@@ -266,8 +308,14 @@ fn jitter_stays_within_half_to_full_delay() {
     for retry in 1..=4 {
         let full = RetryPolicy::exponential(100 * MS).delay_for(retry);
         let samples: Vec<Duration> = (0..200).map(|_| policy.delay_for(retry)).collect();
-        assert!(samples.iter().all(|d| *d >= full / 2 && *d <= full), "{samples:?}");
-        assert!(samples.iter().any(|d| *d != samples[0]), "jitter varies the delay");
+        assert!(
+            samples.iter().all(|d| *d >= full / 2 && *d <= full),
+            "{samples:?}"
+        );
+        assert!(
+            samples.iter().any(|d| *d != samples[0]),
+            "jitter varies the delay"
+        );
     }
 }
 
@@ -279,11 +327,17 @@ fn nonsensical_settings_are_clamped() {
         assert_eq!(policy.delay_for(5), 100 * MS, "factor {factor}");
     }
     // A max below initial wins.
-    let policy = RetryPolicy::exponential(Duration::from_secs(10)).max_delay(Duration::from_secs(1));
+    let policy =
+        RetryPolicy::exponential(Duration::from_secs(10)).max_delay(Duration::from_secs(1));
     assert_eq!(policy.delay_for(1), Duration::from_secs(1));
     assert_eq!(policy.delay_for(3), Duration::from_secs(1));
     // Zero initial with jitter stays zero.
-    assert_eq!(RetryPolicy::exponential(Duration::ZERO).jitter(true).delay_for(3), Duration::ZERO);
+    assert_eq!(
+        RetryPolicy::exponential(Duration::ZERO)
+            .jitter(true)
+            .delay_for(3),
+        Duration::ZERO
+    );
     // Huge retry numbers saturate at the cap instead of overflowing.
     let policy = RetryPolicy::exponential(MS);
     assert_eq!(policy.delay_for(u32::MAX), Duration::from_secs(60));

@@ -33,7 +33,11 @@ async fn task_info_follows_a_task_through_its_life() {
     let second = runner
         .enqueue_task(
             Task::new("second", |ctx: TaskContext| async move {
-                if ctx.attempt() == 1 { Err("transient") } else { Ok(()) }
+                if ctx.attempt() == 1 {
+                    Err("transient")
+                } else {
+                    Ok(())
+                }
             })
             .queue("one")
             .priority(7)
@@ -44,8 +48,18 @@ async fn task_info_follows_a_task_through_its_life() {
 
     let info = runner.get_status(second.id()).unwrap();
     assert_eq!(info.id, second.id());
-    assert_eq!((info.name.as_str(), info.queue.as_str(), info.call_id.as_str()), ("second", "one", "call_42"));
-    assert_eq!((info.priority, info.status, info.attempts), (7, TaskStatus::Pending, 0));
+    assert_eq!(
+        (
+            info.name.as_str(),
+            info.queue.as_str(),
+            info.call_id.as_str()
+        ),
+        ("second", "one", "call_42")
+    );
+    assert_eq!(
+        (info.priority, info.status, info.attempts),
+        (7, TaskStatus::Pending, 0)
+    );
     assert!(info.started_at.is_none() && info.finished_at.is_none() && info.error.is_none());
 
     gate.add_permits(1);
@@ -61,7 +75,11 @@ async fn task_info_follows_a_task_through_its_life() {
     let info = runner.get_status(id).unwrap();
     assert_eq!((info.status, info.attempts), (TaskStatus::Completed, 2));
     assert!(info.error.is_none(), "a success clears the last error");
-    let (created, started, finished) = (info.created_at, info.started_at.unwrap(), info.finished_at.unwrap());
+    let (created, started, finished) = (
+        info.created_at,
+        info.started_at.unwrap(),
+        info.finished_at.unwrap(),
+    );
     assert!(created <= started && started <= finished);
 }
 
@@ -74,13 +92,22 @@ async fn generated_call_ids_are_unique_and_the_context_matches_the_handle() {
             let seen = Arc::clone(&seen);
             runner
                 .enqueue_task(Task::new("ctx", move |ctx: TaskContext| {
-                    seen.lock().unwrap().push((ctx.task_id(), ctx.call_id().to_owned(), ctx.queue().to_owned(), ctx.attempt(), ctx.name().to_owned()));
+                    seen.lock().unwrap().push((
+                        ctx.task_id(),
+                        ctx.call_id().to_owned(),
+                        ctx.queue().to_owned(),
+                        ctx.attempt(),
+                        ctx.name().to_owned(),
+                    ));
                     async { Ok::<_, String>(()) }
                 }))
                 .unwrap()
         })
         .collect();
-    let ids: Vec<_> = handles.iter().map(|h| (h.id(), h.call_id().to_owned())).collect();
+    let ids: Vec<_> = handles
+        .iter()
+        .map(|h| (h.id(), h.call_id().to_owned()))
+        .collect();
     for handle in handles {
         handle.await.unwrap();
     }
@@ -89,7 +116,10 @@ async fn generated_call_ids_are_unique_and_the_context_matches_the_handle() {
     assert_eq!(call_ids.len(), 20, "unique");
     for (id, call_id) in ids {
         let entry = seen.iter().find(|s| s.0 == id).unwrap();
-        assert_eq!((&entry.1, entry.2.as_str(), entry.3, entry.4.as_str()), (&call_id, "main", 1, "ctx"));
+        assert_eq!(
+            (&entry.1, entry.2.as_str(), entry.3, entry.4.as_str()),
+            (&call_id, "main", 1, "ctx")
+        );
         assert_eq!(runner.get_status(id).unwrap().call_id, call_id);
     }
 }
@@ -100,7 +130,9 @@ async fn list_tasks_is_in_enqueue_order() {
     let ids: Vec<_> = (0..10)
         .map(|i| {
             runner
-                .enqueue_task(Task::new(format!("t{i}"), |_: TaskContext| async { Ok::<_, String>(()) }))
+                .enqueue_task(Task::new(format!("t{i}"), |_: TaskContext| async {
+                    Ok::<_, String>(())
+                }))
                 .unwrap()
                 .id()
         })
@@ -108,7 +140,10 @@ async fn list_tasks_is_in_enqueue_order() {
     runner.wait_idle().await;
     let listed: Vec<_> = runner.list_tasks().into_iter().map(|t| t.id).collect();
     assert_eq!(listed, ids);
-    assert!(runner.list_tasks().iter().all(|t| t.status == TaskStatus::Completed));
+    assert!(runner
+        .list_tasks()
+        .iter()
+        .all(|t| t.status == TaskStatus::Completed));
 }
 
 #[tokio::test(start_paused = true)]
@@ -135,7 +170,12 @@ async fn finished_records_are_evicted_oldest_first_past_the_cap() {
     for i in 0..20 {
         handles.push(
             runner
-                .enqueue_task(Task::new(format!("t{i}"), |_: TaskContext| async { Ok::<_, String>(()) }).queue("one"))
+                .enqueue_task(
+                    Task::new(format!("t{i}"), |_: TaskContext| async {
+                        Ok::<_, String>(())
+                    })
+                    .queue("one"),
+                )
                 .unwrap(),
         );
     }
@@ -161,7 +201,11 @@ async fn finished_records_are_evicted_oldest_first_past_the_cap() {
     assert_eq!(listed[1..], ids[16..]);
 
     let none = TaskRunner::builder().retain_finished(0).build().unwrap();
-    let h = none.enqueue_task(Task::new("x", |_: TaskContext| async { Ok::<_, String>(()) })).unwrap();
+    let h = none
+        .enqueue_task(Task::new("x", |_: TaskContext| async {
+            Ok::<_, String>(())
+        }))
+        .unwrap();
     let id = h.id();
     h.await.unwrap();
     assert!(none.get_status(id).is_none());
@@ -175,7 +219,11 @@ trait WaitIdleOr {
 
 impl WaitIdleOr for TaskRunner {
     async fn wait_idle_or<T: 'static, E: 'static>(&self, task: &taskrunner::TaskHandle<T, E>) {
-        while self.list_tasks().iter().any(|t| !t.status.is_terminal() && t.id != task.id()) {
+        while self
+            .list_tasks()
+            .iter()
+            .any(|t| !t.status.is_terminal() && t.id != task.id())
+        {
             settle().await;
         }
     }
@@ -190,9 +238,16 @@ async fn the_terminal_status_is_visible_when_the_handle_resolves() {
     let handles: Vec<_> = (0..20)
         .map(|i| {
             runner
-                .enqueue_task(Task::new("t", move |_: TaskContext| async move {
-                    if i % 3 == 0 { Err("odd one") } else { Ok(i) }
-                }).queue("one"))
+                .enqueue_task(
+                    Task::new("t", move |_: TaskContext| async move {
+                        if i % 3 == 0 {
+                            Err("odd one")
+                        } else {
+                            Ok(i)
+                        }
+                    })
+                    .queue("one"),
+                )
                 .unwrap()
         })
         .collect();
