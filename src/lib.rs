@@ -112,3 +112,8 @@ pub use retry::RetryPolicy;
 pub use runner::{TaskRunner, TaskRunnerBuilder, DEFAULT_QUEUE, DEFAULT_RETAIN_FINISHED};
 pub use status::TaskStatus;
 pub use task::{RetryAny, RetryPredicate, Task, TaskId};
+
+/// The README's examples, compiled and run as doc tests so they stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
