@@ -14,8 +14,8 @@ use std::fmt::Display;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
-use std::sync::atomic::{fence, AtomicU32, AtomicU8, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, SystemTime};
 
@@ -28,16 +28,9 @@ use tracing::Instrument;
 
 use crate::queue::Queue;
 use crate::status::Phase;
+use crate::sync::{fence, lock, lock_std, AtomicU8, Mutex};
 use crate::task::RetryPredicate;
 use crate::{RetryPolicy, TaskContext, TaskError, TaskId, TaskInfo};
-
-/// Locks `mutex`, ignoring poison: every critical section here leaves its data consistent
-/// even if user code panicked while the lock was held.
-pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-}
 
 /// What one attempt came to.
 #[derive(Debug)]
@@ -345,9 +338,9 @@ fn attempt_span(header: &Header, attempt: u32) -> tracing::Span {
 pub(crate) struct TaskCell<F, P, T, E> {
     header: Header,
     /// Dropped when the task ends, so a finished record holds nothing the handler captured.
-    handler: Mutex<Option<F>>,
+    handler: std::sync::Mutex<Option<F>>,
     retry_if: P,
-    slot: Mutex<Slot<T, E>>,
+    slot: std::sync::Mutex<Slot<T, E>>,
 }
 
 struct Slot<T, E> {
@@ -367,9 +360,9 @@ impl<F, P, T, E> TaskCell<F, P, T, E> {
     pub(crate) fn new(header: Header, handler: F, retry_if: P) -> Self {
         TaskCell {
             header,
-            handler: Mutex::new(Some(handler)),
+            handler: std::sync::Mutex::new(Some(handler)),
             retry_if,
-            slot: Mutex::new(Slot {
+            slot: std::sync::Mutex::new(Slot {
                 staged: None,
                 state: SlotState::Waiting(None),
             }),
@@ -388,20 +381,20 @@ where
     /// Calls the handler and awaits it, staging its result.
     async fn call(self: Arc<Self>, attempt: u32) -> Attempt {
         let ctx = TaskContext::new(self.clone(), attempt);
-        let future = match lock(&self.handler).as_ref() {
+        let future = match lock_std(&self.handler).as_ref() {
             Some(handler) => handler(ctx),
             // Only a finished task has no handler, and a finished task is never run.
             None => return Attempt::Cancelled,
         };
         match future.await {
             Ok(value) => {
-                lock(&self.slot).staged = Some(Ok(value));
+                lock_std(&self.slot).staged = Some(Ok(value));
                 Attempt::Ok
             }
             Err(error) => {
                 let retry = self.retry_if.should_retry(&error);
                 let message = error.to_string();
-                lock(&self.slot).staged = Some(Err(error));
+                lock_std(&self.slot).staged = Some(Err(error));
                 Attempt::Err { retry, message }
             }
         }
@@ -438,8 +431,8 @@ where
     }
 
     fn publish(&self, end: End) {
-        drop(lock(&self.handler).take());
-        let mut slot = lock(&self.slot);
+        drop(lock_std(&self.handler).take());
+        let mut slot = lock_std(&self.slot);
         let staged = slot.staged.take();
         let result = match end {
             End::Completed | End::Failed => match staged {
@@ -488,7 +481,7 @@ where
     E: Display + Send + 'static,
 {
     fn poll_result(&self, cx: &mut Context<'_>) -> Poll<Result<T, TaskError<E>>> {
-        let mut slot = lock(&self.slot);
+        let mut slot = lock_std(&self.slot);
         match &mut slot.state {
             SlotState::Waiting(waker) => {
                 match waker {
@@ -508,7 +501,7 @@ where
     }
 
     fn detach(&self) {
-        let mut slot = lock(&self.slot);
+        let mut slot = lock_std(&self.slot);
         let old = std::mem::replace(&mut slot.state, SlotState::Detached);
         drop(slot);
         drop(old);

@@ -100,6 +100,7 @@ mod registry;
 mod retry;
 mod runner;
 mod status;
+mod sync;
 mod task;
 mod worker;
 

@@ -6,10 +6,11 @@
 
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use crate::job::{lock, CancelFrom, Cause, Header, Job};
+use crate::job::{CancelFrom, Cause, Header, Job};
 use crate::status::Phase;
+use crate::sync::{lock, Mutex};
 
 /// The settings of one queue, for [`TaskRunnerBuilder::queue`](crate::TaskRunnerBuilder::queue).
 ///
@@ -251,3 +252,12 @@ impl State {
         }
     }
 }
+
+#[cfg(test)]
+mod test_job;
+
+#[cfg(all(test, not(taskrunner_loom)))]
+mod model_tests;
+
+#[cfg(all(test, taskrunner_loom))]
+mod loom_tests;

@@ -6,7 +6,8 @@ use std::time::SystemTime;
 
 use dashmap::DashMap;
 
-use crate::job::{lock, Job};
+use crate::job::Job;
+use crate::sync::lock_std;
 use crate::{TaskId, TaskStatus};
 
 /// A snapshot of one task's status, from [`TaskRunner::get_status`](crate::TaskRunner::get_status),
@@ -74,7 +75,7 @@ impl Registry {
 
     /// Records that `id` finished, evicting the oldest finished records past the cap.
     pub(crate) fn retire(&self, id: TaskId) {
-        let mut finished = lock(&self.finished);
+        let mut finished = lock_std(&self.finished);
         finished.push_back(id);
         while finished.len() > self.retain {
             if let Some(old) = finished.pop_front() {
