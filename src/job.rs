@@ -276,6 +276,9 @@ impl Header {
     /// Ends an attempt: `Running` → `to` (`Retrying`, `Completed` or `Failed`) with `error`,
     /// or `Cancelling` → `Cancelled`. Returns the phase reached and, if cancelled, its cause.
     pub(crate) fn end_attempt(&self, to: Phase, error: Option<String>) -> (Phase, Cause) {
+        // The worker's waker: a finished record kept in the registry must not pin the
+        // worker's tokio task.
+        drop(self.waker.take());
         let mut record = lock(&self.record);
         if record.phase == Phase::Cancelling {
             self.finish(&mut record, Phase::Cancelled, None);

@@ -120,6 +120,9 @@ impl Eq for Entry {}
 /// Below this many tombstones a heap is never compacted.
 const COMPACT_MIN: usize = 64;
 
+/// A drained heap keeps at most this much capacity, so a burst does not pin memory.
+const KEEP_CAPACITY: usize = 64;
+
 impl Queue {
     pub(crate) fn new(name: &str, limit: usize) -> Queue {
         Queue {
@@ -234,6 +237,9 @@ impl State {
     /// Pops the best task still waiting and marks it running, skipping tombstones.
     fn pop_startable(&mut self) -> Option<Arc<dyn Job>> {
         while let Some(entry) = self.heap.pop() {
+            if self.heap.is_empty() && self.heap.capacity() > KEEP_CAPACITY {
+                self.heap.shrink_to(KEEP_CAPACITY);
+            }
             if entry.job.header().start_queued() {
                 return Some(entry.job);
             }

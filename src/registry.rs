@@ -42,17 +42,29 @@ pub struct TaskInfo {
 
 /// Every live task, plus the most recent finished ones up to `retain`.
 pub(crate) struct Registry {
-    tasks: DashMap<TaskId, Arc<dyn Job>>,
-    /// Finished ids, oldest first.
-    finished: Mutex<VecDeque<TaskId>>,
+    pub(crate) tasks: DashMap<TaskId, Arc<dyn Job>>,
+    finished: Mutex<Finished>,
     retain: usize,
 }
+
+struct Finished {
+    /// Finished ids, oldest first.
+    ids: VecDeque<TaskId>,
+    /// Tasks finished since the map was last trimmed.
+    since_trim: usize,
+}
+
+/// How many tasks must finish between two checks of the map's size in [`Registry::trim`].
+const TRIM_EVERY: usize = 4096;
 
 impl Registry {
     pub(crate) fn new(retain: usize) -> Registry {
         Registry {
             tasks: DashMap::new(),
-            finished: Mutex::new(VecDeque::new()),
+            finished: Mutex::new(Finished {
+                ids: VecDeque::new(),
+                since_trim: 0,
+            }),
             retain,
         }
     }
@@ -76,11 +88,28 @@ impl Registry {
     /// Records that `id` finished, evicting the oldest finished records past the cap.
     pub(crate) fn retire(&self, id: TaskId) {
         let mut finished = lock_std(&self.finished);
-        finished.push_back(id);
-        while finished.len() > self.retain {
-            if let Some(old) = finished.pop_front() {
+        finished.since_trim += 1;
+        finished.ids.push_back(id);
+        while finished.ids.len() > self.retain {
+            if let Some(old) = finished.ids.pop_front() {
                 self.tasks.remove(&old);
             }
+        }
+    }
+
+    /// Gives back the map's memory after a burst. Called when the runner goes idle; checks
+    /// the map at most once per [`TRIM_EVERY`] finished tasks, so it costs nothing when
+    /// tasks come one at a time.
+    pub(crate) fn trim(&self) {
+        {
+            let mut finished = lock_std(&self.finished);
+            if finished.since_trim < TRIM_EVERY {
+                return;
+            }
+            finished.since_trim = 0;
+        }
+        if self.tasks.capacity() > 2 * self.tasks.len() + TRIM_EVERY {
+            self.tasks.shrink_to_fit();
         }
     }
 

@@ -414,6 +414,7 @@ impl Shared {
 
     fn release(&self) {
         if self.live.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.registry.trim();
             self.idle.notify_waiters();
         }
     }
@@ -428,5 +429,37 @@ impl Shared {
             }
             notified.await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn the_registry_gives_back_memory_after_a_burst() {
+        let runner = TaskRunner::builder().retain_finished(100).build().unwrap();
+        let gate = Arc::new(tokio::sync::Semaphore::new(0));
+        for _ in 0..20_000 {
+            let gate = Arc::clone(&gate);
+            let task = Task::new("burst", move |_: TaskContext| {
+                let gate = Arc::clone(&gate);
+                async move {
+                    drop(gate.acquire().await.unwrap());
+                    Ok::<_, String>(())
+                }
+            });
+            drop(runner.enqueue_task(task).unwrap());
+        }
+        let registry = &runner.shared.registry;
+        assert!(registry.tasks.capacity() >= 20_000);
+        gate.add_permits(20_000);
+        runner.wait_idle().await;
+        assert_eq!(registry.len(), 100);
+        assert!(
+            registry.tasks.capacity() < 1_000,
+            "capacity {} after going idle",
+            registry.tasks.capacity()
+        );
     }
 }

@@ -266,3 +266,19 @@ fn many_cancels_compact_the_heap_and_keep_counts() {
     assert_eq!(next.len(), 1);
     assert_eq!(id_of(&next[0]), jobs[0].header().id.as_u64());
 }
+
+#[test]
+fn a_drained_heap_gives_back_its_capacity() {
+    let queue = Arc::new(Queue::new("q", 1));
+    let blocker = TestJob::new(&queue, 0);
+    assert!(queue.admit(blocker.clone(), false).is_some());
+    for _ in 0..10_000 {
+        assert!(queue.admit(TestJob::new(&queue, 0), false).is_none());
+    }
+    assert!(super::lock(&queue.state).heap.capacity() >= 10_000);
+    let mut job: Arc<dyn Job> = blocker;
+    while let (_, _, Some(next)) = queue.end_attempt(&*job, Phase::Completed, None) {
+        job = next;
+    }
+    assert!(super::lock(&queue.state).heap.capacity() <= super::KEEP_CAPACITY);
+}
