@@ -207,34 +207,39 @@ impl Header {
         self.phase.store(phase as u8, Ordering::SeqCst);
     }
 
-    /// `New` or `Retrying` → `Running` (if `start`) or `Queued`. False if it was cancelled.
-    /// Call under the queue lock.
-    pub(crate) fn admit(&self, start: bool) -> bool {
+    pub(crate) fn created_at(&self) -> SystemTime {
+        self.created_at
+    }
+
+    /// `New` or `Retrying` → `Running` (if `start`, at `now`) or `Queued`. False if it was
+    /// cancelled. Call under the queue lock.
+    pub(crate) fn admit(&self, start: bool, now: SystemTime) -> bool {
         let mut record = lock(&self.record);
         if !matches!(record.phase, Phase::New | Phase::Retrying) {
             return false;
         }
         if start {
-            self.mark_running(&mut record);
+            self.mark_running(&mut record, now);
         } else {
             self.set_phase(&mut record, Phase::Queued);
         }
         true
     }
 
-    /// `Queued` → `Running`. False if it was cancelled (a tombstone). Call under the queue lock.
-    pub(crate) fn start_queued(&self) -> bool {
+    /// `Queued` → `Running` at `now`. False if it was cancelled (a tombstone). Call under the
+    /// queue lock.
+    pub(crate) fn start_queued(&self, now: SystemTime) -> bool {
         let mut record = lock(&self.record);
         if record.phase != Phase::Queued {
             return false;
         }
-        self.mark_running(&mut record);
+        self.mark_running(&mut record, now);
         true
     }
 
-    fn mark_running(&self, record: &mut Record) {
+    fn mark_running(&self, record: &mut Record, now: SystemTime) {
         if record.started_at.is_none() {
-            record.started_at = Some(SystemTime::now());
+            record.started_at = Some(now);
         }
         self.set_phase(record, Phase::Running);
     }
@@ -247,6 +252,7 @@ impl Header {
     /// Asks the task to stop. Call under the queue lock, which `Queued` and `Retrying` counts
     /// depend on.
     pub(crate) fn request_cancel(&self, cause: Cause) -> CancelFrom {
+        let now = SystemTime::now();
         let from = {
             let mut record = lock(&self.record);
             let from = match record.phase {
@@ -261,7 +267,7 @@ impl Header {
             if from == CancelFrom::Running {
                 self.set_phase(&mut record, Phase::Cancelling);
             } else {
-                self.finish(&mut record, Phase::Cancelled, None);
+                self.finish(&mut record, Phase::Cancelled, None, now);
             }
             from
         };
@@ -273,27 +279,33 @@ impl Header {
         from
     }
 
-    /// Ends an attempt: `Running` → `to` (`Retrying`, `Completed` or `Failed`) with `error`,
-    /// or `Cancelling` → `Cancelled`. Returns the phase reached and, if cancelled, its cause.
-    pub(crate) fn end_attempt(&self, to: Phase, error: Option<String>) -> (Phase, Cause) {
+    /// Ends an attempt at `now`: `Running` → `to` (`Retrying`, `Completed` or `Failed`) with
+    /// `error`, or `Cancelling` → `Cancelled`. Returns the phase reached and, if cancelled,
+    /// its cause.
+    pub(crate) fn end_attempt(
+        &self,
+        to: Phase,
+        error: Option<String>,
+        now: SystemTime,
+    ) -> (Phase, Cause) {
         // The worker's waker: a finished record kept in the registry must not pin the
         // worker's tokio task.
         drop(self.waker.take());
         let mut record = lock(&self.record);
         if record.phase == Phase::Cancelling {
-            self.finish(&mut record, Phase::Cancelled, None);
+            self.finish(&mut record, Phase::Cancelled, None, now);
         } else if to == Phase::Retrying {
             record.error = error;
             self.set_phase(&mut record, Phase::Retrying);
         } else {
-            self.finish(&mut record, to, error);
+            self.finish(&mut record, to, error, now);
         }
         (record.phase, record.cause)
     }
 
-    fn finish(&self, record: &mut Record, phase: Phase, error: Option<String>) {
+    fn finish(&self, record: &mut Record, phase: Phase, error: Option<String>, now: SystemTime) {
         debug_assert!(phase.is_terminal());
-        record.finished_at = Some(SystemTime::now());
+        record.finished_at = Some(now);
         record.error = match phase {
             Phase::Cancelled => Some(match record.cause {
                 Cause::User => "cancelled".to_owned(),

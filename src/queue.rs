@@ -5,12 +5,14 @@
 //! (spawning a worker) is the caller's job, outside the lock.
 
 use std::cmp::Ordering;
-use std::collections::BinaryHeap;
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use crate::job::{CancelFrom, Cause, Header, Job};
 use crate::status::Phase;
 use crate::sync::{lock, Mutex};
+
+use heap::Heap;
 
 /// The settings of one queue, for [`TaskRunnerBuilder::queue`](crate::TaskRunnerBuilder::queue).
 ///
@@ -78,7 +80,7 @@ pub(crate) struct Queue {
 }
 
 struct State {
-    heap: BinaryHeap<Entry>,
+    heap: Heap<Entry>,
     /// Tasks holding a slot. May exceed `limit` for a moment after the limit is lowered; the
     /// excess slots are given up as their tasks finish.
     running: usize,
@@ -128,7 +130,7 @@ impl Queue {
         Queue {
             name: name.into(),
             state: Mutex::new(State {
-                heap: BinaryHeap::new(),
+                heap: Heap::new(),
                 running: 0,
                 retrying: 0,
                 limit,
@@ -145,9 +147,15 @@ impl Queue {
     /// takes a free slot at once (returned, for the caller to run) or waits in the heap.
     /// Returns `None` also if the task was cancelled meanwhile.
     pub(crate) fn admit(&self, job: Arc<dyn Job>, retried: bool) -> Option<Arc<dyn Job>> {
+        // A new task that starts at once starts when it was created; read no clock for it.
+        let now = if retried {
+            SystemTime::now()
+        } else {
+            job.header().created_at()
+        };
         let mut state = lock(&self.state);
         let start = state.running < state.limit;
-        if !job.header().admit(start) {
+        if !job.header().admit(start, now) {
             return None;
         }
         if retried {
@@ -174,15 +182,17 @@ impl Queue {
         to: Phase,
         error: Option<String>,
     ) -> (Phase, Cause, Option<Arc<dyn Job>>) {
+        // One clock read, outside the lock: when this task ended and the next one started.
+        let now = SystemTime::now();
         let mut state = lock(&self.state);
-        let (phase, cause) = job.header().end_attempt(to, error);
+        let (phase, cause) = job.header().end_attempt(to, error, now);
         if phase == Phase::Retrying {
             state.retrying += 1;
         }
         let next = if state.running > state.limit {
             None
         } else {
-            state.pop_startable()
+            state.pop_startable(now)
         };
         if next.is_none() {
             state.running -= 1;
@@ -207,11 +217,12 @@ impl Queue {
 
     /// Sets the limit; returns the waiting tasks that may start now.
     pub(crate) fn set_limit(&self, limit: usize) -> Vec<Arc<dyn Job>> {
+        let now = SystemTime::now();
         let mut state = lock(&self.state);
         state.limit = limit;
         let mut started = Vec::new();
         while state.running < state.limit {
-            match state.pop_startable() {
+            match state.pop_startable(now) {
                 Some(job) => {
                     state.running += 1;
                     started.push(job);
@@ -235,12 +246,12 @@ impl Queue {
 
 impl State {
     /// Pops the best task still waiting and marks it running, skipping tombstones.
-    fn pop_startable(&mut self) -> Option<Arc<dyn Job>> {
+    fn pop_startable(&mut self, now: SystemTime) -> Option<Arc<dyn Job>> {
         while let Some(entry) = self.heap.pop() {
             if self.heap.is_empty() && self.heap.capacity() > KEEP_CAPACITY {
                 self.heap.shrink_to(KEEP_CAPACITY);
             }
-            if entry.job.header().start_queued() {
+            if entry.job.header().start_queued(now) {
                 return Some(entry.job);
             }
             self.tombstones -= 1;
@@ -258,6 +269,8 @@ impl State {
         }
     }
 }
+
+mod heap;
 
 #[cfg(test)]
 mod test_job;

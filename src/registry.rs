@@ -1,6 +1,7 @@
 //! [`TaskInfo`] records of every task by id, with bounded retention of finished ones.
 
 use std::collections::VecDeque;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
@@ -42,7 +43,7 @@ pub struct TaskInfo {
 
 /// Every live task, plus the most recent finished ones up to `retain`.
 pub(crate) struct Registry {
-    pub(crate) tasks: DashMap<TaskId, Arc<dyn Job>>,
+    pub(crate) tasks: DashMap<TaskId, Arc<dyn Job>, BuildHasherDefault<IdHasher>>,
     finished: Mutex<Finished>,
     retain: usize,
 }
@@ -60,7 +61,7 @@ const TRIM_EVERY: usize = 4096;
 impl Registry {
     pub(crate) fn new(retain: usize) -> Registry {
         Registry {
-            tasks: DashMap::new(),
+            tasks: DashMap::default(),
             finished: Mutex::new(Finished {
                 ids: VecDeque::new(),
                 since_trim: 0,
@@ -87,13 +88,19 @@ impl Registry {
 
     /// Records that `id` finished, evicting the oldest finished records past the cap.
     pub(crate) fn retire(&self, id: TaskId) {
-        let mut finished = lock_std(&self.finished);
-        finished.since_trim += 1;
-        finished.ids.push_back(id);
-        while finished.ids.len() > self.retain {
-            if let Some(old) = finished.ids.pop_front() {
-                self.tasks.remove(&old);
+        let evicted = {
+            let mut finished = lock_std(&self.finished);
+            finished.since_trim += 1;
+            finished.ids.push_back(id);
+            // Past the cap by one at most, unless `retain` is zero.
+            if finished.ids.len() > self.retain {
+                finished.ids.pop_front()
+            } else {
+                None
             }
+        };
+        if let Some(old) = evicted {
+            self.tasks.remove(&old);
         }
     }
 
@@ -115,5 +122,26 @@ impl Registry {
 
     pub(crate) fn len(&self) -> usize {
         self.tasks.len()
+    }
+}
+
+/// Hashes a [`TaskId`] with one multiplication. Ids are sequential numbers the runner
+/// hands out, not input an attacker chooses, so SipHash's flood resistance buys nothing.
+#[derive(Default)]
+pub(crate) struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for byte in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(*byte)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0 ^ n).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
     }
 }

@@ -1,0 +1,404 @@
+//! The headline benchmarks in one table: medians of interleaved rounds, and ratios to the
+//! bare-tokio baselines measured in the same process.
+//!
+//! Run with `cargo run --release --example bench_report` (about a minute). `ROUNDS=9` for
+//! more rounds, `QUICK=1` for smaller sizes, `ONLY=text` for the cases whose name contains
+//! `text`.
+//!
+//! Cases (all on a multi-thread runtime with 2 workers unless named otherwise):
+//! - burst: enqueue N no-op tasks, then await them all. Baselines: `tokio::spawn` each
+//!   (`spawn_all`), and `tokio::spawn` each behind a `Semaphore(3)` (`semaphore_3`, the loop
+//!   a user would write instead; it has no priorities).
+//! - round trip: one task in flight at a time (enqueue, run, await), against
+//!   `tokio::spawn(..).await`.
+//! - queues: the same burst spread over 1,000 queues, against one queue.
+//! - memory: heap bytes per queued, not-yet-started task, counted exactly by this binary's
+//!   allocator, handle included.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::hint::black_box;
+use std::sync::atomic::{AtomicBool, AtomicIsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use taskrunner::{QueueConfig, Task, TaskContext, TaskHandle, TaskRunner};
+use tokio::runtime::Runtime;
+use tokio::sync::Semaphore;
+
+// ===== a counting allocator, switched on only while memory is measured =====
+
+struct Counting;
+static COUNTING: AtomicBool = AtomicBool::new(false);
+static LIVE: AtomicIsize = AtomicIsize::new(0);
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        if COUNTING.load(Ordering::Relaxed) {
+            LIVE.fetch_add(layout.size() as isize, Ordering::Relaxed);
+        }
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        if COUNTING.load(Ordering::Relaxed) {
+            LIVE.fetch_sub(layout.size() as isize, Ordering::Relaxed);
+        }
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        if COUNTING.load(Ordering::Relaxed) {
+            LIVE.fetch_add(
+                new_size as isize - layout.size() as isize,
+                Ordering::Relaxed,
+            );
+        }
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
+
+// ===== workloads =====
+
+type Noop = Result<u64, std::convert::Infallible>;
+
+fn noop(i: u64) -> Task<impl Fn(TaskContext) -> std::future::Ready<Noop> + Send + Sync> {
+    Task::new("noop", move |_: TaskContext| {
+        std::future::ready(Ok(black_box(i)))
+    })
+}
+
+/// A pseudo-random priority in -8..8 for task `i`.
+fn priority(i: u64) -> i32 {
+    ((i.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 59) as i32) - 8
+}
+
+fn burst_spawn(rt: &Runtime, n: u64) -> Duration {
+    rt.block_on(async {
+        let start = Instant::now();
+        let handles: Vec<_> = (0..n)
+            .map(|i| tokio::spawn(async move { black_box(i) }))
+            .collect();
+        for handle in handles {
+            black_box(handle.await.unwrap());
+        }
+        start.elapsed()
+    })
+}
+
+fn burst_semaphore(rt: &Runtime, n: u64, permits: usize) -> Duration {
+    rt.block_on(async {
+        let semaphore = Arc::new(Semaphore::new(permits));
+        let start = Instant::now();
+        let handles: Vec<_> = (0..n)
+            .map(|i| {
+                let semaphore = Arc::clone(&semaphore);
+                tokio::spawn(async move {
+                    let _permit = semaphore.acquire().await.unwrap();
+                    black_box(i)
+                })
+            })
+            .collect();
+        for handle in handles {
+            black_box(handle.await.unwrap());
+        }
+        start.elapsed()
+    })
+}
+
+fn burst_runner(rt: &Runtime, n: u64, concurrency: usize, queues: usize, random: bool) -> Duration {
+    rt.block_on(async {
+        // Queue names as a caller writes them: `&'static str`, no allocation per task.
+        let names: Vec<&'static str> = (0..queues)
+            .map(|q| &*Box::leak(format!("q{q}").into_boxed_str()))
+            .collect();
+        let mut builder = TaskRunner::builder();
+        for name in &names {
+            builder = builder.queue(*name, QueueConfig::new().concurrency(concurrency));
+        }
+        let runner = builder.build().unwrap();
+        let start = Instant::now();
+        let handles: Vec<TaskHandle<u64, _>> = (0..n)
+            .map(|i| {
+                let task = noop(i)
+                    .queue(names[(i as usize) % queues])
+                    .priority(if random { priority(i) } else { 0 });
+                runner.enqueue_task(task).unwrap()
+            })
+            .collect();
+        for handle in handles {
+            black_box(handle.await.unwrap());
+        }
+        start.elapsed()
+    })
+}
+
+fn round_trip_spawn(rt: &Runtime, n: u64) -> Duration {
+    rt.block_on(async {
+        let start = Instant::now();
+        for i in 0..n {
+            black_box(tokio::spawn(async move { black_box(i) }).await.unwrap());
+        }
+        start.elapsed()
+    })
+}
+
+fn round_trip_runner(rt: &Runtime, n: u64) -> Duration {
+    rt.block_on(async {
+        let runner = TaskRunner::new();
+        let start = Instant::now();
+        for i in 0..n {
+            black_box(runner.enqueue_task(noop(i)).unwrap().await.unwrap());
+        }
+        start.elapsed()
+    })
+}
+
+/// Heap bytes per queued, not-yet-started task, and per task parked on a semaphore.
+fn memory_per_task(rt: &Runtime, n: u64) -> (f64, f64) {
+    let runner_bytes = rt.block_on(async {
+        let runner = TaskRunner::builder()
+            .queue("one", QueueConfig::new().concurrency(1))
+            .build()
+            .unwrap();
+        let gate = Arc::new(Semaphore::new(0));
+        let g = Arc::clone(&gate);
+        let blocker = runner
+            .enqueue_task(
+                Task::new("blocker", move |_: TaskContext| {
+                    let g = Arc::clone(&g);
+                    async move {
+                        drop(g.acquire().await.unwrap());
+                        Ok::<u64, std::convert::Infallible>(0)
+                    }
+                })
+                .queue("one"),
+            )
+            .unwrap();
+        let mut handles = Vec::with_capacity(n as usize);
+        COUNTING.store(true, Ordering::SeqCst);
+        let before = LIVE.load(Ordering::SeqCst);
+        for i in 0..n {
+            handles.push(runner.enqueue_task(noop(i).queue("one")).unwrap());
+        }
+        let after = LIVE.load(Ordering::SeqCst);
+        COUNTING.store(false, Ordering::SeqCst);
+        let heap = (after - before) as f64 / n as f64;
+        let handle = std::mem::size_of_val(&handles[0]) as f64;
+        gate.add_permits(1);
+        blocker.await.unwrap();
+        for handle in handles {
+            handle.await.unwrap();
+        }
+        heap + handle
+    });
+    let semaphore_bytes = rt.block_on(async {
+        let semaphore = Arc::new(Semaphore::new(0));
+        let mut handles = Vec::with_capacity(n as usize);
+        COUNTING.store(true, Ordering::SeqCst);
+        let before = LIVE.load(Ordering::SeqCst);
+        for i in 0..n {
+            let semaphore = Arc::clone(&semaphore);
+            handles.push(tokio::spawn(async move {
+                let _permit = semaphore.acquire().await.unwrap();
+                black_box(i)
+            }));
+        }
+        // Let every task park on the semaphore.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let after = LIVE.load(Ordering::SeqCst);
+        COUNTING.store(false, Ordering::SeqCst);
+        let per = (after - before) as f64 / n as f64 + std::mem::size_of_val(&handles[0]) as f64;
+        semaphore.add_permits(n as usize);
+        for handle in handles {
+            handle.await.unwrap();
+        }
+        per
+    });
+    (runner_bytes, semaphore_bytes)
+}
+
+// ===== the report =====
+
+struct Case {
+    name: String,
+    /// Index of the case this one is compared with, if any.
+    baseline: Option<usize>,
+    tasks: u64,
+    run: Box<dyn Fn(&Runtime) -> Duration>,
+    samples: Vec<Duration>,
+}
+
+fn median(samples: &[Duration]) -> Duration {
+    let mut sorted = samples.to_vec();
+    sorted.sort();
+    sorted[sorted.len() / 2]
+}
+
+fn main() {
+    let quick = std::env::var("QUICK").is_ok();
+    let rounds: usize = std::env::var("ROUNDS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(5);
+    let multi = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let scale = |n: u64| if quick { n / 10 } else { n };
+
+    let mut cases: Vec<Case> = Vec::new();
+    let mut add = |name: &str,
+                   baseline: Option<usize>,
+                   tasks: u64,
+                   run: Box<dyn Fn(&Runtime) -> Duration>| {
+        cases.push(Case {
+            name: name.to_owned(),
+            baseline,
+            tasks,
+            run,
+            samples: Vec::new(),
+        });
+        cases.len() - 1
+    };
+
+    let n = scale(100_000);
+    let spawn = add(
+        "burst 100k: spawn_all",
+        None,
+        n,
+        Box::new(move |rt| burst_spawn(rt, n)),
+    );
+    let sem = add(
+        "burst 100k: semaphore_3",
+        None,
+        n,
+        Box::new(move |rt| burst_semaphore(rt, n, 3)),
+    );
+    add(
+        "burst 100k: runner c=3 random prio",
+        Some(sem),
+        n,
+        Box::new(move |rt| burst_runner(rt, n, 3, 1, true)),
+    );
+    add(
+        "burst 100k: runner c=3 equal prio",
+        Some(sem),
+        n,
+        Box::new(move |rt| burst_runner(rt, n, 3, 1, false)),
+    );
+    let sem64 = add(
+        "burst 100k: semaphore_64",
+        None,
+        n,
+        Box::new(move |rt| burst_semaphore(rt, n, 64)),
+    );
+    add(
+        "burst 100k: runner c=64 random prio",
+        Some(sem64),
+        n,
+        Box::new(move |rt| burst_runner(rt, n, 64, 1, true)),
+    );
+    let _ = spawn;
+
+    let small = scale(10_000);
+    let big = scale(1_000_000);
+    let r10k = add(
+        "backlog 10k: runner c=3 random",
+        None,
+        small,
+        Box::new(move |rt| burst_runner(rt, small, 3, 1, true)),
+    );
+    add(
+        "backlog 1M: runner c=3 random (per task)",
+        Some(r10k),
+        big,
+        Box::new(move |rt| burst_runner(rt, big, 3, 1, true)),
+    );
+
+    let one = add(
+        "queues: 1 queue c=3",
+        None,
+        n,
+        Box::new(move |rt| burst_runner(rt, n, 3, 1, true)),
+    );
+    add(
+        "queues: 1,000 queues c=3",
+        Some(one),
+        n,
+        Box::new(move |rt| burst_runner(rt, n, 3, 1_000, true)),
+    );
+
+    let m = scale(100_000);
+    let rt_spawn = add(
+        "round trip: spawn + await",
+        None,
+        m,
+        Box::new(move |rt| round_trip_spawn(rt, m)),
+    );
+    add(
+        "round trip: runner enqueue + await",
+        Some(rt_spawn),
+        m,
+        Box::new(move |rt| round_trip_runner(rt, m)),
+    );
+
+    // `ONLY=text` keeps the cases whose name contains it (for profiling one case).
+    if let Ok(only) = std::env::var("ONLY") {
+        let keep: Vec<bool> = cases.iter().map(|c| c.name.contains(&only)).collect();
+        let mut index = 0;
+        cases.retain(|_| {
+            index += 1;
+            keep[index - 1]
+        });
+        for case in cases.iter_mut() {
+            case.baseline = None;
+        }
+    }
+
+    // Interleaved rounds: every case once per round, so drift on a shared machine hits all.
+    for round in 0..rounds {
+        for case in cases.iter_mut() {
+            let elapsed = (case.run)(&multi);
+            case.samples.push(elapsed);
+        }
+        eprintln!("round {}/{rounds} done", round + 1);
+    }
+
+    println!("\nmedians of {rounds} interleaved rounds, multi-thread runtime, 2 workers\n");
+    println!("| case | median | ns/task | tasks/s | vs. baseline |");
+    println!("|---|---:|---:|---:|---|");
+    for case in &cases {
+        let med = median(&case.samples);
+        let per_task = med.as_nanos() as f64 / case.tasks as f64;
+        let rate = case.tasks as f64 / med.as_secs_f64();
+        let ratio = match case.baseline {
+            Some(b) => {
+                let base = &cases[b];
+                let base_per = median(&base.samples).as_nanos() as f64 / base.tasks as f64;
+                // Throughput ratio: > 1 means faster than the baseline.
+                format!(
+                    "{:.2}× {}",
+                    base_per / per_task,
+                    base.name.split(": ").last().unwrap()
+                )
+            }
+            None => "baseline".to_owned(),
+        };
+        println!(
+            "| {} | {:.1} ms | {:.0} | {:.2} M/s | {} |",
+            case.name,
+            med.as_secs_f64() * 1e3,
+            per_task,
+            rate / 1e6,
+            ratio
+        );
+    }
+
+    let (runner_bytes, semaphore_bytes) = memory_per_task(&multi, scale(100_000));
+    println!("\n| memory per queued task (heap + handle) | bytes |");
+    println!("|---|---:|");
+    println!("| runner | {runner_bytes:.0} |");
+    println!("| tokio task parked on a semaphore | {semaphore_bytes:.0} |");
+}
