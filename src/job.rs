@@ -103,9 +103,9 @@ pub(crate) struct Header {
     call_id: OnceLock<Box<str>>,
     pub(crate) queue: Arc<Queue>,
     pub(crate) priority: i32,
-    pub(crate) retry: Option<RetryPolicy>,
-    pub(crate) timeout: Option<Duration>,
-    created_at: SystemTime,
+    /// Retry and timeout, boxed: most tasks set neither, and then pay 8 bytes, not 64.
+    options: Option<Box<Options>>,
+    created_at: Stamp,
     phase: AtomicU8,
     attempts: AtomicU32,
     /// The worker or backoff timer waiting on this task, woken by a cancel.
@@ -118,9 +118,39 @@ pub(crate) struct Header {
 struct Record {
     phase: Phase,
     cause: Cause,
-    started_at: Option<SystemTime>,
-    finished_at: Option<SystemTime>,
-    error: Option<String>,
+    started_at: Stamp,
+    finished_at: Stamp,
+    error: Option<Box<str>>,
+}
+
+/// The options few tasks set.
+struct Options {
+    retry: Option<RetryPolicy>,
+    timeout: Option<Duration>,
+}
+
+/// A wall-clock time as nanoseconds since the Unix epoch; 0 means none. Half the size of an
+/// `Option<SystemTime>`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Stamp(u64);
+
+impl Stamp {
+    const NONE: Stamp = Stamp(0);
+
+    pub(crate) fn now() -> Stamp {
+        let since_epoch = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap_or_default();
+        Stamp(
+            u64::try_from(since_epoch.as_nanos())
+                .unwrap_or(u64::MAX)
+                .max(1),
+        )
+    }
+
+    fn get(self) -> Option<SystemTime> {
+        (self != Stamp::NONE).then(|| SystemTime::UNIX_EPOCH + Duration::from_nanos(self.0))
+    }
 }
 
 /// Where a cancel found the task.
@@ -156,9 +186,9 @@ impl Header {
             call_id: call_id.map_or_else(OnceLock::new, |c| OnceLock::from(c.into_boxed_str())),
             queue,
             priority,
-            retry,
-            timeout,
-            created_at: SystemTime::now(),
+            options: (retry.is_some() || timeout.is_some())
+                .then(|| Box::new(Options { retry, timeout })),
+            created_at: Stamp::now(),
             phase: AtomicU8::new(Phase::New as u8),
             attempts: AtomicU32::new(0),
             waker: AtomicWaker::new(),
@@ -166,8 +196,8 @@ impl Header {
             record: Mutex::new(Record {
                 phase: Phase::New,
                 cause: Cause::User,
-                started_at: None,
-                finished_at: None,
+                started_at: Stamp::NONE,
+                finished_at: Stamp::NONE,
                 error: None,
             }),
         }
@@ -207,13 +237,21 @@ impl Header {
         self.phase.store(phase as u8, Ordering::SeqCst);
     }
 
-    pub(crate) fn created_at(&self) -> SystemTime {
+    pub(crate) fn created_at(&self) -> Stamp {
         self.created_at
+    }
+
+    pub(crate) fn retry(&self) -> Option<&RetryPolicy> {
+        self.options.as_ref()?.retry.as_ref()
+    }
+
+    pub(crate) fn timeout(&self) -> Option<Duration> {
+        self.options.as_ref()?.timeout
     }
 
     /// `New` or `Retrying` → `Running` (if `start`, at `now`) or `Queued`. False if it was
     /// cancelled. Call under the queue lock.
-    pub(crate) fn admit(&self, start: bool, now: SystemTime) -> bool {
+    pub(crate) fn admit(&self, start: bool, now: Stamp) -> bool {
         let mut record = lock(&self.record);
         if !matches!(record.phase, Phase::New | Phase::Retrying) {
             return false;
@@ -228,7 +266,7 @@ impl Header {
 
     /// `Queued` → `Running` at `now`. False if it was cancelled (a tombstone). Call under the
     /// queue lock.
-    pub(crate) fn start_queued(&self, now: SystemTime) -> bool {
+    pub(crate) fn start_queued(&self, now: Stamp) -> bool {
         let mut record = lock(&self.record);
         if record.phase != Phase::Queued {
             return false;
@@ -237,9 +275,9 @@ impl Header {
         true
     }
 
-    fn mark_running(&self, record: &mut Record, now: SystemTime) {
-        if record.started_at.is_none() {
-            record.started_at = Some(now);
+    fn mark_running(&self, record: &mut Record, now: Stamp) {
+        if record.started_at == Stamp::NONE {
+            record.started_at = now;
         }
         self.set_phase(record, Phase::Running);
     }
@@ -252,7 +290,7 @@ impl Header {
     /// Asks the task to stop. Call under the queue lock, which `Queued` and `Retrying` counts
     /// depend on.
     pub(crate) fn request_cancel(&self, cause: Cause) -> CancelFrom {
-        let now = SystemTime::now();
+        let now = Stamp::now();
         let from = {
             let mut record = lock(&self.record);
             let from = match record.phase {
@@ -286,7 +324,7 @@ impl Header {
         &self,
         to: Phase,
         error: Option<String>,
-        now: SystemTime,
+        now: Stamp,
     ) -> (Phase, Cause) {
         // The worker's waker: a finished record kept in the registry must not pin the
         // worker's tokio task.
@@ -295,7 +333,7 @@ impl Header {
         if record.phase == Phase::Cancelling {
             self.finish(&mut record, Phase::Cancelled, None, now);
         } else if to == Phase::Retrying {
-            record.error = error;
+            record.error = error.map(String::into_boxed_str);
             self.set_phase(&mut record, Phase::Retrying);
         } else {
             self.finish(&mut record, to, error, now);
@@ -303,15 +341,18 @@ impl Header {
         (record.phase, record.cause)
     }
 
-    fn finish(&self, record: &mut Record, phase: Phase, error: Option<String>, now: SystemTime) {
+    fn finish(&self, record: &mut Record, phase: Phase, error: Option<String>, now: Stamp) {
         debug_assert!(phase.is_terminal());
-        record.finished_at = Some(now);
+        record.finished_at = now;
         record.error = match phase {
-            Phase::Cancelled => Some(match record.cause {
-                Cause::User => "cancelled".to_owned(),
-                Cause::Shutdown => "stopped by shutdown".to_owned(),
-            }),
-            _ => error,
+            Phase::Cancelled => Some(
+                match record.cause {
+                    Cause::User => "cancelled",
+                    Cause::Shutdown => "stopped by shutdown",
+                }
+                .into(),
+            ),
+            _ => error.map(String::into_boxed_str),
         };
         self.set_phase(record, phase);
     }
@@ -327,10 +368,10 @@ impl Header {
             priority: self.priority,
             status: record.phase.status(),
             attempts: self.attempts(),
-            created_at: self.created_at,
-            started_at: record.started_at,
-            finished_at: record.finished_at,
-            error: record.error.clone(),
+            created_at: self.created_at.get().unwrap_or(SystemTime::UNIX_EPOCH),
+            started_at: record.started_at.get(),
+            finished_at: record.finished_at.get(),
+            error: record.error.as_deref().map(str::to_owned),
         }
     }
 }
@@ -432,7 +473,7 @@ where
         let span = attempt_span(&self.header, attempt);
         let race = Race {
             call: self.clone().call(attempt),
-            deadline: self.header.timeout.map(tokio::time::sleep),
+            deadline: self.header.timeout().map(tokio::time::sleep),
             job: self,
         };
         Box::pin(

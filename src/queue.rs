@@ -4,11 +4,9 @@
 //! does O(log n) heap work, and hands back the tasks that should start now. Starting them
 //! (spawning a worker) is the caller's job, outside the lock.
 
-use std::cmp::Ordering;
 use std::sync::Arc;
-use std::time::SystemTime;
 
-use crate::job::{CancelFrom, Cause, Header, Job};
+use crate::job::{CancelFrom, Cause, Header, Job, Stamp};
 use crate::status::Phase;
 use crate::sync::{lock, Mutex};
 
@@ -92,32 +90,26 @@ struct State {
 
 /// A heap entry: highest priority first, then lowest id (enqueue order).
 struct Entry {
-    priority: i32,
-    id: u64,
+    key: u128,
     job: Arc<dyn Job>,
 }
 
-impl Ord for Entry {
-    fn cmp(&self, other: &Self) -> Ordering {
-        self.priority
-            .cmp(&other.priority)
-            .then_with(|| other.id.cmp(&self.id))
+impl Entry {
+    fn new(job: Arc<dyn Job>) -> Entry {
+        let header = job.header();
+        // Priority in the high half (shifted to unsigned so the order holds), then the id
+        // inverted so that a lower id ranks higher.
+        let priority = u128::from((header.priority as u32) ^ (1 << 31));
+        let key = priority << 64 | u128::from(!header.id.as_u64());
+        Entry { key, job }
     }
 }
 
-impl PartialOrd for Entry {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
+impl heap::Keyed for Entry {
+    fn key(&self) -> u128 {
+        self.key
     }
 }
-
-impl PartialEq for Entry {
-    fn eq(&self, other: &Self) -> bool {
-        self.cmp(other) == Ordering::Equal
-    }
-}
-
-impl Eq for Entry {}
 
 /// Below this many tombstones a heap is never compacted.
 const COMPACT_MIN: usize = 64;
@@ -149,7 +141,7 @@ impl Queue {
     pub(crate) fn admit(&self, job: Arc<dyn Job>, retried: bool) -> Option<Arc<dyn Job>> {
         // A new task that starts at once starts when it was created; read no clock for it.
         let now = if retried {
-            SystemTime::now()
+            Stamp::now()
         } else {
             job.header().created_at()
         };
@@ -165,12 +157,7 @@ impl Queue {
             state.running += 1;
             return Some(job);
         }
-        let header = job.header();
-        state.heap.push(Entry {
-            priority: header.priority,
-            id: header.id.as_u64(),
-            job,
-        });
+        state.heap.push(Entry::new(job));
         None
     }
 
@@ -183,7 +170,7 @@ impl Queue {
         error: Option<String>,
     ) -> (Phase, Cause, Option<Arc<dyn Job>>) {
         // One clock read, outside the lock: when this task ended and the next one started.
-        let now = SystemTime::now();
+        let now = Stamp::now();
         let mut state = lock(&self.state);
         let (phase, cause) = job.header().end_attempt(to, error, now);
         if phase == Phase::Retrying {
@@ -217,7 +204,7 @@ impl Queue {
 
     /// Sets the limit; returns the waiting tasks that may start now.
     pub(crate) fn set_limit(&self, limit: usize) -> Vec<Arc<dyn Job>> {
-        let now = SystemTime::now();
+        let now = Stamp::now();
         let mut state = lock(&self.state);
         state.limit = limit;
         let mut started = Vec::new();
@@ -246,7 +233,7 @@ impl Queue {
 
 impl State {
     /// Pops the best task still waiting and marks it running, skipping tombstones.
-    fn pop_startable(&mut self, now: SystemTime) -> Option<Arc<dyn Job>> {
+    fn pop_startable(&mut self, now: Stamp) -> Option<Arc<dyn Job>> {
         while let Some(entry) = self.heap.pop() {
             if self.heap.is_empty() && self.heap.capacity() > KEEP_CAPACITY {
                 self.heap.shrink_to(KEEP_CAPACITY);

@@ -1,14 +1,13 @@
 //! [`TaskInfo`] records of every task by id, with bounded retention of finished ones.
 
-use std::collections::VecDeque;
 use std::hash::{BuildHasherDefault, Hasher};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use dashmap::DashMap;
 
 use crate::job::Job;
-use crate::sync::lock_std;
 use crate::{TaskId, TaskStatus};
 
 /// A snapshot of one task's status, from [`TaskRunner::get_status`](crate::TaskRunner::get_status),
@@ -44,29 +43,34 @@ pub struct TaskInfo {
 /// Every live task, plus the most recent finished ones up to `retain`.
 pub(crate) struct Registry {
     pub(crate) tasks: DashMap<TaskId, Arc<dyn Job>, BuildHasherDefault<IdHasher>>,
-    finished: Mutex<Finished>,
-    retain: usize,
-}
-
-struct Finished {
-    /// Finished ids, oldest first.
-    ids: VecDeque<TaskId>,
-    /// Tasks finished since the map was last trimmed.
-    since_trim: usize,
+    /// The last `retain` finished ids, as a ring: the n-th task to finish goes in slot
+    /// `n % retain`, evicting the id that finished `retain` tasks before it. Lock-free, and
+    /// oldest-first by finish order.
+    finished: Box<[AtomicU64]>,
+    /// How many tasks have finished.
+    count: AtomicU64,
+    /// `count` when the map was last checked for trimming.
+    checked_at: AtomicU64,
 }
 
 /// How many tasks must finish between two checks of the map's size in [`Registry::trim`].
-const TRIM_EVERY: usize = 4096;
+const TRIM_EVERY: u64 = 4096;
+
+/// The most finished records a runner keeps; a larger `retain_finished` is clamped to it.
+pub(crate) const MAX_RETAIN: usize = 1 << 20;
+
+/// Marks an empty ring slot (task ids start at 1).
+const EMPTY: u64 = 0;
 
 impl Registry {
     pub(crate) fn new(retain: usize) -> Registry {
         Registry {
             tasks: DashMap::default(),
-            finished: Mutex::new(Finished {
-                ids: VecDeque::new(),
-                since_trim: 0,
-            }),
-            retain,
+            finished: (0..retain.min(MAX_RETAIN))
+                .map(|_| AtomicU64::new(EMPTY))
+                .collect(),
+            count: AtomicU64::new(0),
+            checked_at: AtomicU64::new(0),
         }
     }
 
@@ -86,21 +90,17 @@ impl Registry {
             .collect()
     }
 
-    /// Records that `id` finished, evicting the oldest finished records past the cap.
+    /// Records that `id` finished, evicting the record that finished `retain` tasks ago.
     pub(crate) fn retire(&self, id: TaskId) {
-        let evicted = {
-            let mut finished = lock_std(&self.finished);
-            finished.since_trim += 1;
-            finished.ids.push_back(id);
-            // Past the cap by one at most, unless `retain` is zero.
-            if finished.ids.len() > self.retain {
-                finished.ids.pop_front()
-            } else {
-                None
-            }
+        let n = self.count.fetch_add(1, Ordering::Relaxed);
+        let evicted = if self.finished.is_empty() {
+            id.as_u64()
+        } else {
+            let slot = (n % self.finished.len() as u64) as usize;
+            self.finished[slot].swap(id.as_u64(), Ordering::AcqRel)
         };
-        if let Some(old) = evicted {
-            self.tasks.remove(&old);
+        if evicted != EMPTY {
+            self.tasks.remove(&TaskId::from_u64(evicted));
         }
     }
 
@@ -108,14 +108,18 @@ impl Registry {
     /// the map at most once per [`TRIM_EVERY`] finished tasks, so it costs nothing when
     /// tasks come one at a time.
     pub(crate) fn trim(&self) {
+        let count = self.count.load(Ordering::Relaxed);
+        let checked_at = self.checked_at.load(Ordering::Relaxed);
+        if count - checked_at < TRIM_EVERY
+            || self
+                .checked_at
+                .compare_exchange(checked_at, count, Ordering::Relaxed, Ordering::Relaxed)
+                .is_err()
         {
-            let mut finished = lock_std(&self.finished);
-            if finished.since_trim < TRIM_EVERY {
-                return;
-            }
-            finished.since_trim = 0;
+            return;
         }
-        if self.tasks.capacity() > 2 * self.tasks.len() + TRIM_EVERY {
+        let len = self.tasks.len();
+        if self.tasks.capacity() > 2 * len + TRIM_EVERY as usize {
             self.tasks.shrink_to_fit();
         }
     }

@@ -325,8 +325,9 @@ impl TaskRunnerBuilder {
     }
 
     /// How many finished tasks' records [`TaskRunner::get_status`] and
-    /// [`TaskRunner::list_tasks`] keep; older ones are evicted first. Default 10,000. Zero
-    /// keeps none. Unfinished tasks are always kept.
+    /// [`TaskRunner::list_tasks`] keep; the ones that finished first are evicted first.
+    /// Default 10,000; zero keeps none; values above 1,048,576 are clamped to it (keep a
+    /// longer history in a store of your own). Unfinished tasks are always kept.
     pub fn retain_finished(mut self, n: usize) -> Self {
         self.retain_finished = n;
         self

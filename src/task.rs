@@ -23,6 +23,10 @@ impl TaskId {
     pub const fn as_u64(self) -> u64 {
         self.0
     }
+
+    pub(crate) const fn from_u64(id: u64) -> TaskId {
+        TaskId(id)
+    }
 }
 
 impl fmt::Display for TaskId {

@@ -19,7 +19,7 @@ pub(crate) async fn work(shared: Arc<Shared>, mut job: Arc<dyn Job>) {
         let outcome = Arc::clone(&job).run(attempt).await;
 
         let retry_delay = |retryable: bool| {
-            let policy = header.retry.as_ref().filter(|_| retryable)?;
+            let policy = header.retry().filter(|_| retryable)?;
             (attempt <= policy.retries()).then(|| policy.delay_for(attempt))
         };
         let (to, error, end, delay) = match outcome {
@@ -29,7 +29,7 @@ pub(crate) async fn work(shared: Arc<Shared>, mut job: Arc<dyn Job>) {
                 None => (Phase::Failed, Some(message), End::Failed, None),
             },
             Attempt::TimedOut => {
-                let message = match header.timeout {
+                let message = match header.timeout() {
                     Some(timeout) => format!("timed out after {timeout:?}"),
                     None => "timed out".to_owned(),
                 };
