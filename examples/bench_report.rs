@@ -396,6 +396,9 @@ fn main() {
         );
     }
 
+    if std::env::var("ONLY").is_ok_and(|only| !"memory".contains(&only)) {
+        return;
+    }
     let (runner_bytes, semaphore_bytes) = memory_per_task(&multi, scale(100_000));
     println!("\n| memory per queued task (heap + handle) | bytes |");
     println!("|---|---:|");

@@ -39,11 +39,17 @@ use crate::{TaskError, TaskId, TaskInfo, TaskStatus};
 pub struct TaskHandle<T: 'static, E: 'static> {
     cell: Arc<dyn Outcome<T, E>>,
     shared: Arc<Shared>,
+    /// The result was taken: dropping the handle has nothing to tell the task.
+    resolved: bool,
 }
 
 impl<T: 'static, E: 'static> TaskHandle<T, E> {
     pub(crate) fn new(cell: Arc<dyn Outcome<T, E>>, shared: Arc<Shared>) -> Self {
-        TaskHandle { cell, shared }
+        TaskHandle {
+            cell,
+            shared,
+            resolved: false,
+        }
     }
 
     /// The task's id.
@@ -77,14 +83,18 @@ impl<T: 'static, E: 'static> TaskHandle<T, E> {
 impl<T: 'static, E: 'static> Future for TaskHandle<T, E> {
     type Output = Result<T, TaskError<E>>;
 
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        self.cell.poll_result(cx)
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let result = self.cell.poll_result(cx);
+        self.resolved |= result.is_ready();
+        result
     }
 }
 
 impl<T: 'static, E: 'static> Drop for TaskHandle<T, E> {
     fn drop(&mut self) {
-        self.cell.detach();
+        if !self.resolved {
+            self.cell.detach();
+        }
     }
 }
 

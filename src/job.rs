@@ -19,6 +19,7 @@ use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, SystemTime};
 
+use compact_str::CompactString;
 use futures::future::BoxFuture;
 use futures::task::AtomicWaker;
 use futures::FutureExt;
@@ -29,7 +30,7 @@ use tracing::Instrument;
 use crate::queue::Queue;
 use crate::status::Phase;
 use crate::sync::{fence, lock, lock_std, AtomicU8, Mutex};
-use crate::task::RetryPredicate;
+use crate::task::{Options, RetryPredicate};
 use crate::{RetryPolicy, TaskContext, TaskError, TaskId, TaskInfo};
 
 /// What one attempt came to.
@@ -99,8 +100,10 @@ pub(crate) trait Outcome<T, E>: Job {
 /// Everything about a task that does not depend on its types.
 pub(crate) struct Header {
     pub(crate) id: TaskId,
-    pub(crate) name: Box<str>,
-    call_id: OnceLock<Box<str>>,
+    /// Inline when short (most names are): no allocation of its own, nothing to free on
+    /// another thread.
+    pub(crate) name: CompactString,
+    call_id: OnceLock<CompactString>,
     pub(crate) queue: Arc<Queue>,
     pub(crate) priority: i32,
     /// Retry and timeout, boxed: most tasks set neither, and then pay 8 bytes, not 64.
@@ -123,12 +126,6 @@ struct Record {
     error: Option<Box<str>>,
 }
 
-/// The options few tasks set.
-struct Options {
-    retry: Option<RetryPolicy>,
-    timeout: Option<Duration>,
-}
-
 /// A wall-clock time as nanoseconds since the Unix epoch; 0 means none. Half the size of an
 /// `Option<SystemTime>`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -141,11 +138,12 @@ impl Stamp {
         let since_epoch = SystemTime::now()
             .duration_since(SystemTime::UNIX_EPOCH)
             .unwrap_or_default();
-        Stamp(
-            u64::try_from(since_epoch.as_nanos())
-                .unwrap_or(u64::MAX)
-                .max(1),
-        )
+        // u64 nanoseconds last until the year 2554.
+        let nanos = since_epoch
+            .as_secs()
+            .saturating_mul(1_000_000_000)
+            .saturating_add(u64::from(since_epoch.subsec_nanos()));
+        Stamp(nanos.max(1))
     }
 
     fn get(self) -> Option<SystemTime> {
@@ -177,17 +175,15 @@ impl Header {
         call_id: Option<String>,
         queue: Arc<Queue>,
         priority: i32,
-        retry: Option<RetryPolicy>,
-        timeout: Option<Duration>,
+        options: Option<Box<Options>>,
     ) -> Header {
         Header {
             id,
-            name: name.into_boxed_str(),
-            call_id: call_id.map_or_else(OnceLock::new, |c| OnceLock::from(c.into_boxed_str())),
+            name: CompactString::from(name),
+            call_id: call_id.map_or_else(OnceLock::new, |c| OnceLock::from(CompactString::from(c))),
             queue,
             priority,
-            options: (retry.is_some() || timeout.is_some())
-                .then(|| Box::new(Options { retry, timeout })),
+            options,
             created_at: Stamp::now(),
             phase: AtomicU8::new(Phase::New as u8),
             attempts: AtomicU32::new(0),
@@ -205,7 +201,7 @@ impl Header {
 
     pub(crate) fn call_id(&self) -> &str {
         self.call_id
-            .get_or_init(|| format!("call-{}", self.id).into_boxed_str())
+            .get_or_init(|| compact_str::format_compact!("call-{}", self.id))
     }
 
     pub(crate) fn phase(&self) -> Phase {
@@ -382,7 +378,7 @@ fn attempt_span(header: &Header, attempt: u32) -> tracing::Span {
         "task",
         id = header.id.as_u64(),
         call_id = header.call_id(),
-        name = &*header.name,
+        name = header.name.as_str(),
         queue = header.queue.name(),
         attempt,
     )

@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::atomic::{fence, AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 
@@ -79,7 +80,9 @@ pub struct TaskRunnerBuilder {
 
 /// What every clone of a runner, its workers and its handles share.
 pub(crate) struct Shared {
-    queues: HashMap<Box<str>, Arc<Queue>>,
+    queues: HashMap<Box<str>, Arc<Queue>, BuildHasherDefault<NameHasher>>,
+    /// The same queues, scanned instead of hashed when there are few.
+    queue_list: Vec<Arc<Queue>>,
     registry: Registry,
     /// Tasks enqueued and not yet finished: pending, running or retrying.
     live: AtomicUsize,
@@ -114,12 +117,13 @@ impl TaskRunner {
         queues: impl IntoIterator<Item = (String, QueueConfig)>,
         retain_finished: usize,
     ) -> Self {
-        let queues = queues
+        let queue_list: Vec<Arc<Queue>> = queues
             .into_iter()
-            .map(|(name, config)| {
-                let queue = Arc::new(Queue::new(&name, config.concurrency));
-                (name.into_boxed_str(), queue)
-            })
+            .map(|(name, config)| Arc::new(Queue::new(&name, config.concurrency)))
+            .collect();
+        let queues = queue_list
+            .iter()
+            .map(|queue| (queue.name().into(), Arc::clone(queue)))
             .collect();
         let runtime = OnceLock::new();
         if let Ok(handle) = Handle::try_current() {
@@ -128,6 +132,7 @@ impl TaskRunner {
         TaskRunner {
             shared: Arc::new(Shared {
                 queues,
+                queue_list,
                 registry: Registry::new(retain_finished),
                 live: AtomicUsize::new(0),
                 idle: Notify::new(),
@@ -166,7 +171,12 @@ impl TaskRunner {
         let queue = shared
             .queue(&task.queue)
             .ok_or_else(|| EnqueueError::UnknownQueue(task.queue.to_string()))?;
-        if task.timeout.is_some_and(|t| t.is_zero()) {
+        if task
+            .options
+            .as_ref()
+            .and_then(|o| o.timeout)
+            .is_some_and(|t| t.is_zero())
+        {
             return Err(EnqueueError::ZeroTimeout { task: task.name });
         }
         shared.ensure_runtime()?;
@@ -184,8 +194,7 @@ impl TaskRunner {
             task.call_id,
             Arc::clone(queue),
             task.priority,
-            task.retry,
-            task.timeout,
+            task.options,
         );
         let cell = Arc::new(TaskCell::new(header, task.handler, task.retry_if));
         shared.registry.insert(cell.clone());
@@ -361,11 +370,41 @@ impl TaskRunnerBuilder {
     }
 }
 
+/// Up to this many queues, a lookup compares names one by one: cheaper than hashing.
+const SCAN_QUEUES: usize = 8;
+
+/// FNV-1a for queue names: a handful of short strings the runner itself declared, looked
+/// up on every enqueue; SipHash's flood resistance buys nothing here.
+#[derive(Default)]
+struct NameHasher(u64);
+
+impl Hasher for NameHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        let mut hash = if self.0 == 0 {
+            0xcbf2_9ce4_8422_2325
+        } else {
+            self.0
+        };
+        for byte in bytes {
+            hash = (hash ^ u64::from(*byte)).wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        self.0 = hash;
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
 // ===== impl Shared =====
 
 impl Shared {
     fn queue(&self, name: &str) -> Option<&Arc<Queue>> {
-        self.queues.get(name)
+        if self.queue_list.len() <= SCAN_QUEUES {
+            self.queue_list.iter().find(|q| q.name() == name)
+        } else {
+            self.queues.get(name)
+        }
     }
 
     fn ensure_runtime(&self) -> Result<(), EnqueueError> {

@@ -74,11 +74,19 @@ pub struct Task<F, P = RetryAny> {
     pub(crate) name: String,
     pub(crate) queue: Cow<'static, str>,
     pub(crate) priority: i32,
-    pub(crate) retry: Option<RetryPolicy>,
+    /// Retry and timeout, boxed: most tasks set neither, and the box passes as it is to the
+    /// running task.
+    pub(crate) options: Option<Box<Options>>,
     pub(crate) retry_if: P,
-    pub(crate) timeout: Option<Duration>,
     pub(crate) call_id: Option<String>,
     pub(crate) handler: F,
+}
+
+/// The options few tasks set.
+#[derive(Debug, Default)]
+pub(crate) struct Options {
+    pub(crate) retry: Option<RetryPolicy>,
+    pub(crate) timeout: Option<Duration>,
 }
 
 /// The default retry predicate: with a [`RetryPolicy`], every error is retried.
@@ -118,9 +126,8 @@ impl<F> Task<F> {
             name: name.into(),
             queue: Cow::Borrowed(crate::runner::DEFAULT_QUEUE),
             priority: 0,
-            retry: None,
+            options: None,
             retry_if: RetryAny,
-            timeout: None,
             call_id: None,
             handler,
         }
@@ -144,7 +151,7 @@ impl<F, P> Task<F, P> {
 
     /// Retry failed attempts by `policy`. Without it, the first failure is final.
     pub fn retry(mut self, policy: RetryPolicy) -> Self {
-        self.retry = Some(policy);
+        self.options.get_or_insert_default().retry = Some(policy);
         self
     }
 
@@ -164,9 +171,8 @@ impl<F, P> Task<F, P> {
             name: self.name,
             queue: self.queue,
             priority: self.priority,
-            retry: self.retry,
+            options: self.options,
             retry_if: predicate,
-            timeout: self.timeout,
             call_id: self.call_id,
             handler: self.handler,
         }
@@ -178,7 +184,7 @@ impl<F, P> Task<F, P> {
     ///
     /// A zero timeout is rejected by `enqueue_task`.
     pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = Some(timeout);
+        self.options.get_or_insert_default().timeout = Some(timeout);
         self
     }
 
@@ -202,8 +208,11 @@ impl<F, P> fmt::Debug for Task<F, P> {
             .field("name", &self.name)
             .field("queue", &self.queue)
             .field("priority", &self.priority)
-            .field("retry", &self.retry)
-            .field("timeout", &self.timeout)
+            .field(
+                "retry",
+                &self.options.as_ref().and_then(|o| o.retry.as_ref()),
+            )
+            .field("timeout", &self.options.as_ref().and_then(|o| o.timeout))
             .field("call_id", &self.call_id)
             .finish_non_exhaustive()
     }

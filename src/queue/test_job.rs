@@ -23,7 +23,6 @@ impl TestJob {
             Arc::clone(queue),
             priority,
             None,
-            None,
         );
         Arc::new(TestJob {
             header,
