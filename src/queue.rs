@@ -10,7 +10,7 @@ use crate::job::{CancelFrom, Cause, Header, Job, Stamp};
 use crate::status::Phase;
 use crate::sync::{lock, Mutex};
 
-use heap::Heap;
+use order::{Order, Prioritized};
 
 /// The settings of one queue, for [`TaskRunnerBuilder::queue`](crate::TaskRunnerBuilder::queue).
 ///
@@ -78,7 +78,7 @@ pub(crate) struct Queue {
 }
 
 struct State {
-    heap: Heap<Entry>,
+    heap: Order<Entry>,
     /// Tasks holding a slot. May exceed `limit` for a moment after the limit is lowered; the
     /// excess slots are given up as their tasks finish.
     running: usize,
@@ -111,18 +111,22 @@ impl heap::Keyed for Entry {
     }
 }
 
+impl Prioritized for Entry {
+    fn priority(&self) -> i32 {
+        // The key's high half, back from unsigned: no trip to the task's header.
+        (((self.key >> 64) as u32) ^ (1 << 31)) as i32
+    }
+}
+
 /// Below this many tombstones a heap is never compacted.
 const COMPACT_MIN: usize = 64;
-
-/// A drained heap keeps at most this much capacity, so a burst does not pin memory.
-const KEEP_CAPACITY: usize = 64;
 
 impl Queue {
     pub(crate) fn new(name: &str, limit: usize) -> Queue {
         Queue {
             name: name.into(),
             state: Mutex::new(State {
-                heap: Heap::new(),
+                heap: Order::new(),
                 running: 0,
                 retrying: 0,
                 limit,
@@ -235,9 +239,6 @@ impl State {
     /// Pops the best task still waiting and marks it running, skipping tombstones.
     fn pop_startable(&mut self, now: Stamp) -> Option<Arc<dyn Job>> {
         while let Some(entry) = self.heap.pop() {
-            if self.heap.is_empty() && self.heap.capacity() > KEEP_CAPACITY {
-                self.heap.shrink_to(KEEP_CAPACITY);
-            }
             if entry.job.header().start_queued(now) {
                 return Some(entry.job);
             }
@@ -258,6 +259,7 @@ impl State {
 }
 
 mod heap;
+mod order;
 
 #[cfg(test)]
 mod test_job;

@@ -43,10 +43,6 @@ impl<T: Keyed> Heap<T> {
         self.run.is_empty() && self.heap.is_empty()
     }
 
-    pub(super) fn capacity(&self) -> usize {
-        self.run.capacity() + self.heap.capacity()
-    }
-
     pub(super) fn shrink_to(&mut self, capacity: usize) {
         self.run.shrink_to(capacity);
         self.heap.shrink_to(capacity);
