@@ -12,6 +12,9 @@
 //! - round trip: one task in flight at a time (enqueue, run, await), against
 //!   `tokio::spawn(..).await`.
 //! - queues: the same burst spread over 1,000 queues, against one queue.
+//! - round trip, current thread: the same on a current-thread runtime, where no OS thread
+//!   is woken (the fair comparison with Node's event loop).
+//! - enqueue-to-start latency percentiles under a burst, against the semaphore loop.
 //! - memory: heap bytes per queued, not-yet-started task, counted exactly by this binary's
 //!   allocator, handle included.
 
@@ -154,6 +157,62 @@ fn round_trip_runner(rt: &Runtime, n: u64) -> Duration {
     })
 }
 
+/// Enqueue-to-start latency of every task in a burst of `n` on concurrency 3, in ns: the
+/// runner, and the same tasks spawned behind a `Semaphore(3)`. Returns sorted samples.
+fn start_latencies(rt: &Runtime, n: u64) -> (Vec<u64>, Vec<u64>) {
+    let runner_samples = rt.block_on(async {
+        let runner = TaskRunner::new();
+        let samples = Arc::new(std::sync::Mutex::new(Vec::with_capacity(n as usize)));
+        let handles: Vec<_> = (0..n)
+            .map(|_| {
+                let enqueued = Instant::now();
+                let samples = Arc::clone(&samples);
+                let task = Task::new("probe", move |_: TaskContext| {
+                    let waited = enqueued.elapsed().as_nanos() as u64;
+                    samples.lock().unwrap().push(waited);
+                    std::future::ready(Ok::<_, std::convert::Infallible>(()))
+                });
+                runner.enqueue_task(task).unwrap()
+            })
+            .collect();
+        for handle in handles {
+            handle.await.unwrap();
+        }
+        let mut samples = std::mem::take(&mut *samples.lock().unwrap());
+        samples.sort_unstable();
+        samples
+    });
+    let semaphore_samples = rt.block_on(async {
+        let semaphore = Arc::new(Semaphore::new(3));
+        let samples = Arc::new(std::sync::Mutex::new(Vec::with_capacity(n as usize)));
+        let handles: Vec<_> = (0..n)
+            .map(|_| {
+                let enqueued = Instant::now();
+                let (semaphore, samples) = (Arc::clone(&semaphore), Arc::clone(&samples));
+                tokio::spawn(async move {
+                    let _permit = semaphore.acquire().await.unwrap();
+                    samples
+                        .lock()
+                        .unwrap()
+                        .push(enqueued.elapsed().as_nanos() as u64);
+                })
+            })
+            .collect();
+        for handle in handles {
+            handle.await.unwrap();
+        }
+        let mut samples = std::mem::take(&mut *samples.lock().unwrap());
+        samples.sort_unstable();
+        samples
+    });
+    (runner_samples, semaphore_samples)
+}
+
+fn percentile(sorted: &[u64], p: f64) -> f64 {
+    let index = ((sorted.len() - 1) as f64 * p).round() as usize;
+    sorted[index] as f64 / 1e3
+}
+
 /// Heap bytes per queued, not-yet-started task, and per task parked on a semaphore.
 fn memory_per_task(rt: &Runtime, n: u64) -> (f64, f64) {
     let runner_bytes = rt.block_on(async {
@@ -246,6 +305,13 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
+    // For the round trips without OS thread wake-ups (comparable to Node's event loop).
+    let current = Arc::new(
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap(),
+    );
     let scale = |n: u64| if quick { n / 10 } else { n };
 
     let mut cases: Vec<Case> = Vec::new();
@@ -343,6 +409,19 @@ fn main() {
         m,
         Box::new(move |rt| round_trip_runner(rt, m)),
     );
+    let (c1, c2) = (Arc::clone(&current), Arc::clone(&current));
+    let ct_spawn = add(
+        "round trip, current thread: spawn + await",
+        None,
+        m,
+        Box::new(move |_| round_trip_spawn(&c1, m)),
+    );
+    add(
+        "round trip, current thread: runner enqueue + await",
+        Some(ct_spawn),
+        m,
+        Box::new(move |_| round_trip_runner(&c2, m)),
+    );
 
     // `ONLY=text` keeps the cases whose name contains it (for profiling one case).
     if let Ok(only) = std::env::var("ONLY") {
@@ -396,9 +475,25 @@ fn main() {
         );
     }
 
-    if std::env::var("ONLY").is_ok_and(|only| !"memory".contains(&only)) {
+    if std::env::var("ONLY").is_ok_and(|only| !"memory latency".contains(&only)) {
         return;
     }
+
+    let (runner_lat, semaphore_lat) = start_latencies(&multi, scale(100_000));
+    println!(
+        "\n| enqueue-to-start, burst of {}, concurrency 3 | p50 | p99 | max |",
+        scale(100_000)
+    );
+    println!("|---|---:|---:|---:|");
+    for (name, samples) in [("runner", &runner_lat), ("semaphore_3", &semaphore_lat)] {
+        println!(
+            "| {name} | {:.0} µs | {:.0} µs | {:.0} µs |",
+            percentile(samples, 0.5),
+            percentile(samples, 0.99),
+            percentile(samples, 1.0)
+        );
+    }
+
     let (runner_bytes, semaphore_bytes) = memory_per_task(&multi, scale(100_000));
     println!("\n| memory per queued task (heap + handle) | bytes |");
     println!("|---|---:|");
