@@ -8,6 +8,16 @@ use tokio_util::sync::CancellationToken;
 use crate::job::Job;
 use crate::TaskId;
 
+/// How far a running task has got, as its handler reported with
+/// [`TaskContext::set_progress`].
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Progress {
+    /// From 0 to 100.
+    pub percent: f32,
+    /// What the handler is doing.
+    pub message: String,
+}
+
 /// Handed to a task's handler on every attempt: who the task is, which attempt this is, and
 /// the token that fires when the task is cancelled.
 ///
@@ -81,6 +91,15 @@ impl TaskContext {
     /// the token, since the task may still be retried.
     pub fn abort_token(&self) -> &CancellationToken {
         self.job.header().abort_token()
+    }
+
+    /// Reports progress: `percent` from 0 to 100 (values outside are clamped, NaN is 0) and
+    /// a short message. [`TaskHandle::progress`](crate::TaskHandle::progress) and
+    /// [`TaskInfo::progress`](crate::TaskInfo::progress) show the latest; subscribers get a
+    /// progress event at most every 100 ms a task, so a chatty handler cannot flood them.
+    /// Ignored once the task has ended.
+    pub fn set_progress(&self, percent: f32, message: impl Into<String>) {
+        self.job.header().set_progress(percent, message.into());
     }
 
     /// Whether the task's cancel has been requested.

@@ -67,6 +67,11 @@ impl<T: 'static, E: 'static> TaskHandle<T, E> {
         self.cell.header().phase().status()
     }
 
+    /// The latest progress the handler reported, if any.
+    pub fn progress(&self) -> Option<crate::Progress> {
+        self.cell.header().progress()
+    }
+
     /// A full status record, even after the runner has evicted the task's record.
     pub fn info(&self) -> TaskInfo {
         self.cell.header().info()

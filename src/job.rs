@@ -27,11 +27,12 @@ use tokio::time::Sleep;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
+use crate::events::EventKind;
 use crate::queue::Queue;
 use crate::status::Phase;
 use crate::sync::{fence, lock, lock_std, AtomicU8, Mutex};
 use crate::task::{Options, RetryPredicate};
-use crate::{RetryPolicy, TaskContext, TaskError, TaskId, TaskInfo};
+use crate::{Progress, RetryPolicy, TaskContext, TaskError, TaskId, TaskInfo};
 
 /// What one attempt came to.
 #[derive(Debug)]
@@ -124,7 +125,18 @@ struct Record {
     started_at: Stamp,
     finished_at: Stamp,
     error: Option<Box<str>>,
+    /// Boxed: most tasks never report progress.
+    progress: Option<Box<ProgressState>>,
 }
+
+struct ProgressState {
+    progress: Progress,
+    /// When the last progress event went out, for coalescing.
+    last_event: Option<tokio::time::Instant>,
+}
+
+/// At most one progress event a task per this long.
+const PROGRESS_EVENT_EVERY: Duration = Duration::from_millis(100);
 
 /// A wall-clock time as nanoseconds since the Unix epoch; 0 means none. Half the size of an
 /// `Option<SystemTime>`.
@@ -195,6 +207,7 @@ impl Header {
                 started_at: Stamp::NONE,
                 finished_at: Stamp::NONE,
                 error: None,
+                progress: None,
             }),
         }
     }
@@ -235,6 +248,59 @@ impl Header {
 
     pub(crate) fn created_at(&self) -> Stamp {
         self.created_at
+    }
+
+    pub(crate) fn options(&self) -> Option<&Options> {
+        self.options.as_deref()
+    }
+
+    /// The last attempt's error message, or why the task was cancelled.
+    pub(crate) fn last_error(&self) -> Option<String> {
+        lock(&self.record).error.as_deref().map(str::to_owned)
+    }
+
+    pub(crate) fn progress(&self) -> Option<Progress> {
+        lock(&self.record)
+            .progress
+            .as_ref()
+            .map(|state| state.progress.clone())
+    }
+
+    /// Records progress (`percent` clamped to 0–100; NaN is 0) while the task runs, and
+    /// emits a progress event unless one went out less than 100 ms ago.
+    pub(crate) fn set_progress(&self, percent: f32, message: String) {
+        let percent = if percent.is_nan() {
+            0.0
+        } else {
+            percent.clamp(0.0, 100.0)
+        };
+        let event = {
+            let mut record = lock(&self.record);
+            if !matches!(record.phase, Phase::Running | Phase::Cancelling) {
+                return;
+            }
+            let state = record.progress.get_or_insert_with(|| {
+                Box::new(ProgressState {
+                    progress: Progress::default(),
+                    last_event: None,
+                })
+            });
+            state.progress = Progress { percent, message };
+            let now = tokio::time::Instant::now();
+            let due = state
+                .last_event
+                .is_none_or(|last| now.duration_since(last) >= PROGRESS_EVENT_EVERY);
+            if due {
+                state.last_event = Some(now);
+            }
+            due.then(|| state.progress.clone())
+        };
+        if let Some(progress) = event {
+            self.queue
+                .hub()
+                .events
+                .emit(self, || EventKind::Progress(progress));
+        }
     }
 
     pub(crate) fn retry(&self) -> Option<&RetryPolicy> {
@@ -368,6 +434,7 @@ impl Header {
             started_at: record.started_at.get(),
             finished_at: record.finished_at.get(),
             error: record.error.as_deref().map(str::to_owned),
+            progress: record.progress.as_ref().map(|state| state.progress.clone()),
         }
     }
 }
@@ -388,7 +455,7 @@ fn attempt_span(header: &Header, attempt: u32) -> tracing::Span {
 
 /// The one allocation behind a task.
 pub(crate) struct TaskCell<F, P, T, E> {
-    header: Header,
+    pub(crate) header: Header,
     /// Dropped when the task ends, so a finished record holds nothing the handler captured.
     handler: std::sync::Mutex<Option<F>>,
     retry_if: P,
@@ -430,6 +497,34 @@ where
     T: Send + 'static,
     E: Display + Send + 'static,
 {
+    /// Deposits the task's notification, if it asked for one (or the runner asks for all).
+    fn notify(&self, result: &Result<T, TaskError<E>>) {
+        let header = &self.header;
+        let hub = header.queue.hub();
+        let summarizer = header.options().and_then(|o| o.notify.as_ref());
+        if summarizer.is_none() && !hub.notify_all {
+            return;
+        }
+        let text = match result {
+            Ok(value) => match summarizer {
+                Some(summarize) => {
+                    std::panic::catch_unwind(AssertUnwindSafe(|| summarize(value as &dyn Any)))
+                        .unwrap_or_else(|_| "(the task's summary panicked)".to_owned())
+                }
+                None => "completed".to_owned(),
+            },
+            Err(error) => header.last_error().unwrap_or_else(|| error.to_string()),
+        };
+        hub.inbox.deposit(
+            header.id,
+            header.call_id(),
+            &header.name,
+            header.queue.name(),
+            header.phase().status(),
+            text,
+        );
+    }
+
     /// Calls the handler and awaits it, staging its result.
     async fn call(self: Arc<Self>, attempt: u32) -> Attempt {
         let ctx = TaskContext::new(self.clone(), attempt);
@@ -500,6 +595,7 @@ where
             End::Cancelled => Err(TaskError::Cancelled),
             End::Shutdown => Err(TaskError::Shutdown),
         };
+        self.notify(&result);
         let waker = match &mut slot.state {
             SlotState::Waiting(waker) => {
                 let waker = waker.take();

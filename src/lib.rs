@@ -93,8 +93,10 @@
 
 mod context;
 mod error;
+mod events;
 mod handle;
 mod job;
+mod notify;
 mod queue;
 mod registry;
 mod retry;
@@ -104,13 +106,18 @@ mod sync;
 mod task;
 mod worker;
 
-pub use context::TaskContext;
+pub use context::{Progress, TaskContext};
 pub use error::{ConfigError, EnqueueError, TaskError};
+pub use events::{Event, EventKind, EventStream, Lagged};
 pub use handle::TaskHandle;
+pub use notify::Notification;
 pub use queue::{QueueConfig, QueueStats};
 pub use registry::TaskInfo;
 pub use retry::RetryPolicy;
-pub use runner::{TaskRunner, TaskRunnerBuilder, DEFAULT_QUEUE, DEFAULT_RETAIN_FINISHED};
+pub use runner::{
+    TaskRunner, TaskRunnerBuilder, DEFAULT_EVENT_CAPACITY, DEFAULT_NOTIFICATION_CAPACITY,
+    DEFAULT_QUEUE, DEFAULT_RETAIN_FINISHED, DEFAULT_SUMMARY_LEN,
+};
 pub use status::TaskStatus;
 pub use task::{RetryAny, RetryPredicate, Task, TaskId};
 

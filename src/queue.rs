@@ -7,6 +7,7 @@
 use std::sync::Arc;
 
 use crate::job::{CancelFrom, Cause, Header, Job, Stamp};
+use crate::runner::Hub;
 use crate::status::Phase;
 use crate::sync::{lock, Mutex};
 
@@ -75,6 +76,7 @@ pub struct QueueStats {
 pub(crate) struct Queue {
     name: Box<str>,
     state: Mutex<State>,
+    hub: Arc<Hub>,
 }
 
 struct State {
@@ -122,9 +124,10 @@ impl Prioritized for Entry {
 const COMPACT_MIN: usize = 64;
 
 impl Queue {
-    pub(crate) fn new(name: &str, limit: usize) -> Queue {
+    pub(crate) fn new(name: &str, limit: usize, hub: Arc<Hub>) -> Queue {
         Queue {
             name: name.into(),
+            hub,
             state: Mutex::new(State {
                 heap: Order::new(),
                 running: 0,
@@ -137,6 +140,11 @@ impl Queue {
 
     pub(crate) fn name(&self) -> &str {
         &self.name
+    }
+
+    /// Where this queue's tasks report events and notifications.
+    pub(crate) fn hub(&self) -> &Hub {
+        &self.hub
     }
 
     /// Admits a new task (`retried` false) or one whose backoff ended (`retried` true): it

@@ -8,12 +8,12 @@ use std::time::SystemTime;
 use dashmap::DashMap;
 
 use crate::job::Job;
-use crate::{TaskId, TaskStatus};
+use crate::{Progress, TaskId, TaskStatus};
 
 /// A snapshot of one task's status, from [`TaskRunner::get_status`](crate::TaskRunner::get_status),
 /// [`TaskRunner::list_tasks`](crate::TaskRunner::list_tasks) or
 /// [`TaskHandle::info`](crate::TaskHandle::info).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct TaskInfo {
     /// The task's id.
@@ -38,6 +38,8 @@ pub struct TaskInfo {
     pub finished_at: Option<SystemTime>,
     /// Why its last attempt failed (kept while it retries), or why it was cancelled.
     pub error: Option<String>,
+    /// The last progress its handler reported, if any.
+    pub progress: Option<Progress>,
 }
 
 /// Every live task, plus the most recent finished ones up to `retain`.

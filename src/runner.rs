@@ -10,7 +10,9 @@ use std::sync::{Arc, OnceLock};
 use tokio::runtime::Handle;
 use tokio::sync::Notify;
 
+use crate::events::{EventKind, EventStream, Events};
 use crate::job::{CancelFrom, Cause, End, Header, Job, TaskCell};
+use crate::notify::{Inbox, Notification};
 use crate::queue::Queue;
 use crate::registry::Registry;
 use crate::task::RetryPredicate;
@@ -24,6 +26,15 @@ pub const DEFAULT_QUEUE: &str = "main";
 
 /// How many finished tasks' records are kept by default.
 pub const DEFAULT_RETAIN_FINISHED: usize = 10_000;
+
+/// How many events a subscriber may fall behind by default before it misses some.
+pub const DEFAULT_EVENT_CAPACITY: usize = 1024;
+
+/// How many undrained notifications the inbox keeps by default.
+pub const DEFAULT_NOTIFICATION_CAPACITY: usize = 1000;
+
+/// How many characters of a result a notification's summary keeps by default.
+pub const DEFAULT_SUMMARY_LEN: usize = 200;
 
 /// Runs tasks in named queues, each with its own concurrency limit and priority order.
 ///
@@ -76,6 +87,30 @@ pub struct TaskRunner {
 pub struct TaskRunnerBuilder {
     queues: Vec<(String, QueueConfig)>,
     retain_finished: usize,
+    event_capacity: usize,
+    notification_capacity: usize,
+    summary_len: usize,
+    notify_all: bool,
+}
+
+/// What a task's own code (its context, its worker, its end) reports to: the event channel
+/// and the notification inbox. Reached through the task's queue, so that tasks hold no
+/// reference back to the runner.
+pub(crate) struct Hub {
+    pub(crate) events: Events,
+    pub(crate) inbox: Inbox,
+    /// Every task deposits a notification, not only those asking with `Task::notify`.
+    pub(crate) notify_all: bool,
+}
+
+impl Default for Hub {
+    fn default() -> Hub {
+        Hub {
+            events: Events::new(DEFAULT_EVENT_CAPACITY),
+            inbox: Inbox::new(DEFAULT_NOTIFICATION_CAPACITY, DEFAULT_SUMMARY_LEN),
+            notify_all: false,
+        }
+    }
 }
 
 /// What every clone of a runner, its workers and its handles share.
@@ -84,6 +119,7 @@ pub(crate) struct Shared {
     /// The same queues, scanned instead of hashed when there are few.
     queue_list: Vec<Arc<Queue>>,
     registry: Registry,
+    hub: Arc<Hub>,
     /// Tasks enqueued and not yet finished: pending, running or retrying.
     live: AtomicUsize,
     idle: Notify,
@@ -99,10 +135,8 @@ pub(crate) struct Shared {
 impl TaskRunner {
     /// A runner with one queue, `main`, of concurrency 3.
     pub fn new() -> Self {
-        TaskRunner::with_queues(
-            [(DEFAULT_QUEUE.into(), QueueConfig::new())],
-            DEFAULT_RETAIN_FINISHED,
-        )
+        let defaults = TaskRunner::builder();
+        TaskRunner::assemble(vec![(DEFAULT_QUEUE.into(), QueueConfig::new())], &defaults)
     }
 
     /// A builder for a runner with more queues, or other limits.
@@ -110,16 +144,22 @@ impl TaskRunner {
         TaskRunnerBuilder {
             queues: Vec::new(),
             retain_finished: DEFAULT_RETAIN_FINISHED,
+            event_capacity: DEFAULT_EVENT_CAPACITY,
+            notification_capacity: DEFAULT_NOTIFICATION_CAPACITY,
+            summary_len: DEFAULT_SUMMARY_LEN,
+            notify_all: false,
         }
     }
 
-    fn with_queues(
-        queues: impl IntoIterator<Item = (String, QueueConfig)>,
-        retain_finished: usize,
-    ) -> Self {
+    fn assemble(queues: Vec<(String, QueueConfig)>, settings: &TaskRunnerBuilder) -> Self {
+        let hub = Arc::new(Hub {
+            events: Events::new(settings.event_capacity),
+            inbox: Inbox::new(settings.notification_capacity, settings.summary_len),
+            notify_all: settings.notify_all,
+        });
         let queue_list: Vec<Arc<Queue>> = queues
             .into_iter()
-            .map(|(name, config)| Arc::new(Queue::new(&name, config.concurrency)))
+            .map(|(name, config)| Arc::new(Queue::new(&name, config.concurrency, Arc::clone(&hub))))
             .collect();
         let queues = queue_list
             .iter()
@@ -133,7 +173,8 @@ impl TaskRunner {
             shared: Arc::new(Shared {
                 queues,
                 queue_list,
-                registry: Registry::new(retain_finished),
+                registry: Registry::new(settings.retain_finished),
+                hub,
                 live: AtomicUsize::new(0),
                 idle: Notify::new(),
                 closed: AtomicBool::new(false),
@@ -198,6 +239,11 @@ impl TaskRunner {
         );
         let cell = Arc::new(TaskCell::new(header, task.handler, task.retry_if));
         shared.registry.insert(cell.clone());
+        // Before admission: once admitted, a worker may emit `Started` at once.
+        queue
+            .hub()
+            .events
+            .emit(&cell.header, || EventKind::Enqueued);
         if let Some(job) = queue.admit(cell.clone(), false) {
             shared.start(job);
         }
@@ -301,6 +347,57 @@ impl TaskRunner {
         async move { shared.wait_idle().await }
     }
 
+    /// A stream of every task's [`Event`](crate::Event)s from now on: enqueued, started,
+    /// retrying, progress, and exactly one terminal event a task. A slow subscriber never
+    /// slows the runner; one that falls behind is told how many events it missed.
+    ///
+    /// ```
+    /// use futures::StreamExt;
+    /// use taskrunner::{EventKind, Task, TaskContext, TaskRunner};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let runner = TaskRunner::new();
+    /// let mut events = runner.subscribe();
+    /// let handle = runner.enqueue_task(Task::new("hello", |_: TaskContext| async { Ok::<_, String>(()) }))?;
+    /// let kinds: Vec<EventKind> = events.by_ref().take(3).map(|e| e.unwrap().kind).collect().await;
+    /// assert_eq!(kinds, [EventKind::Enqueued, EventKind::Started { attempt: 1 }, EventKind::Completed]);
+    /// handle.await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn subscribe(&self) -> EventStream {
+        self.shared.hub.events.subscribe()
+    }
+
+    /// Takes every waiting [`Notification`], oldest first, without blocking: what an agent
+    /// loop reads before its next model call.
+    pub fn drain_notifications(&self) -> Vec<Notification> {
+        self.shared.hub.inbox.drain()
+    }
+
+    /// Resolves once a notification is waiting (at once if one already is): lets an idle
+    /// agent sleep until background work finishes.
+    pub fn notified(&self) -> impl Future<Output = ()> + Send + 'static {
+        let shared = Arc::clone(&self.shared);
+        async move { shared.hub.inbox.notified().await }
+    }
+
+    /// The whole text behind a notification's summary, while the inbox keeps it (the last
+    /// [`notification_capacity`](TaskRunnerBuilder::notification_capacity) notifications).
+    pub fn full_result(&self, id: TaskId) -> Option<String> {
+        self.shared
+            .hub
+            .inbox
+            .full_result(id)
+            .map(|text| text.to_string())
+    }
+
+    /// How many notifications were dropped, oldest first, because the inbox was full.
+    pub fn notifications_dropped(&self) -> u64 {
+        self.shared.hub.inbox.dropped()
+    }
+
     /// Whether [`shutdown`](Self::shutdown) or [`shutdown_now`](Self::shutdown_now) has begun.
     pub fn is_shutting_down(&self) -> bool {
         self.shared.closed.load(Ordering::SeqCst)
@@ -342,14 +439,44 @@ impl TaskRunnerBuilder {
         self
     }
 
+    /// How many events a slow [subscriber](TaskRunner::subscribe) may fall behind before it
+    /// misses some (it is told how many, with [`Lagged`](crate::Lagged)). Default 1024.
+    pub fn event_capacity(mut self, n: usize) -> Self {
+        self.event_capacity = n;
+        self
+    }
+
+    /// Makes every task deposit a [`Notification`](crate::Notification) when it ends, as if
+    /// enqueued with [`Task::notify`](crate::Task::notify); a task that did not ask gets the
+    /// summary `completed` for an `Ok` value, since the runner cannot render its type.
+    pub fn notify_all(mut self, on: bool) -> Self {
+        self.notify_all = on;
+        self
+    }
+
+    /// How many undrained notifications the inbox keeps (default 1000). Past it, the oldest
+    /// undrained one is dropped, and counted by
+    /// [`TaskRunner::notifications_dropped`]. The full texts behind the last this-many
+    /// summaries stay retrievable with [`TaskRunner::full_result`].
+    pub fn notification_capacity(mut self, n: usize) -> Self {
+        self.notification_capacity = n;
+        self
+    }
+
+    /// How many characters of a result a notification's summary keeps (default 200).
+    pub fn summary_len(mut self, n: usize) -> Self {
+        self.summary_len = n;
+        self
+    }
+
     /// Builds the runner.
     ///
     /// # Errors
     ///
     /// [`ConfigError::ZeroConcurrency`], [`ConfigError::DuplicateQueue`] or
     /// [`ConfigError::EmptyQueueName`], naming the queue at fault.
-    pub fn build(self) -> Result<TaskRunner, ConfigError> {
-        let mut queues = self.queues;
+    pub fn build(mut self) -> Result<TaskRunner, ConfigError> {
+        let mut queues = std::mem::take(&mut self.queues);
         for (i, (name, config)) in queues.iter().enumerate() {
             if name.is_empty() {
                 return Err(ConfigError::EmptyQueueName);
@@ -366,7 +493,7 @@ impl TaskRunnerBuilder {
         if !queues.iter().any(|(name, _)| name == DEFAULT_QUEUE) {
             queues.push((DEFAULT_QUEUE.into(), QueueConfig::new()));
         }
-        Ok(TaskRunner::with_queues(queues, self.retain_finished))
+        Ok(TaskRunner::assemble(queues, &self))
     }
 }
 
@@ -393,6 +520,27 @@ impl Hasher for NameHasher {
 
     fn finish(&self) -> u64 {
         self.0
+    }
+}
+
+/// Calls the task's `on_complete` or `on_error`, once, containing a panic.
+fn run_callbacks(header: &Header) {
+    let Some(options) = header.options() else {
+        return;
+    };
+    if options.on_complete.is_none() && options.on_error.is_none() {
+        return;
+    }
+    let info = header.info();
+    let call = || match (&options.on_complete, &options.on_error) {
+        (Some(on_complete), _) if info.status == crate::TaskStatus::Completed => on_complete(&info),
+        (_, Some(on_error)) if info.status != crate::TaskStatus::Completed => {
+            on_error(&info, info.error.as_deref().unwrap_or_default())
+        }
+        _ => {}
+    };
+    if std::panic::catch_unwind(std::panic::AssertUnwindSafe(call)).is_err() {
+        tracing::warn!(task = %header.id, "a task's completion callback panicked");
     }
 }
 
@@ -447,8 +595,21 @@ impl Shared {
     /// After `job` reached its terminal phase: records it, resolves its handle, and counts it
     /// out of `live`.
     pub(crate) fn finish(&self, job: &dyn Job, end: End) {
-        self.registry.retire(job.header().id);
+        let header = job.header();
+        self.registry.retire(header.id);
+        header.queue.hub().events.emit(header, || match &end {
+            End::Completed => EventKind::Completed,
+            End::Failed => EventKind::Failed {
+                error: header.last_error().unwrap_or_default(),
+            },
+            End::TimedOut => EventKind::TimedOut,
+            End::Panicked(message) => EventKind::Panicked {
+                message: message.clone(),
+            },
+            End::Cancelled | End::Shutdown => EventKind::Cancelled,
+        });
         job.publish(end);
+        run_callbacks(header);
         self.release();
     }
 

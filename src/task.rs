@@ -1,11 +1,13 @@
 //! [`Task`]: a handler and the options it runs with, ready to enqueue.
 
+use std::any::Any;
 use std::borrow::Cow;
 use std::fmt;
+use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use crate::RetryPolicy;
+use crate::{RetryPolicy, TaskContext, TaskInfo};
 
 /// A task's identity, unique within the process. Ids grow in enqueue order.
 ///
@@ -83,10 +85,32 @@ pub struct Task<F, P = RetryAny> {
 }
 
 /// The options few tasks set.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub(crate) struct Options {
     pub(crate) retry: Option<RetryPolicy>,
     pub(crate) timeout: Option<Duration>,
+    /// Deposit a notification when the task ends; renders an `Ok` value (a `&T`) as text.
+    pub(crate) notify: Option<Summarizer>,
+    pub(crate) on_complete: Option<OnComplete>,
+    pub(crate) on_error: Option<OnError>,
+}
+
+pub(crate) type OnComplete = Box<dyn Fn(&TaskInfo) + Send + Sync>;
+pub(crate) type OnError = Box<dyn Fn(&TaskInfo, &str) + Send + Sync>;
+
+/// Renders a task's `Ok` value, passed as `&dyn Any` (it is always the task's own `T`).
+pub(crate) type Summarizer = Box<dyn Fn(&dyn Any) -> String + Send + Sync>;
+
+impl fmt::Debug for Options {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Options")
+            .field("retry", &self.retry)
+            .field("timeout", &self.timeout)
+            .field("notify", &self.notify.is_some())
+            .field("on_complete", &self.on_complete.is_some())
+            .field("on_error", &self.on_error.is_some())
+            .finish()
+    }
 }
 
 /// The default retry predicate: with a [`RetryPolicy`], every error is retried.
@@ -196,9 +220,55 @@ impl<F, P> Task<F, P> {
         self
     }
 
+    /// Calls `callback` with the task's final status record once it completes.
+    ///
+    /// It runs once, on the runner's worker, right after the handle resolves: keep it short.
+    /// A panic in it is caught and ignored.
+    pub fn on_complete(mut self, callback: impl Fn(&TaskInfo) + Send + Sync + 'static) -> Self {
+        self.options.get_or_insert_default().on_complete = Some(Box::new(callback));
+        self
+    }
+
+    /// Calls `callback` with the task's final status record and its error message once it
+    /// fails, times out, panics or is cancelled (the message is also in
+    /// [`TaskInfo::error`](crate::TaskInfo::error)).
+    ///
+    /// It runs once, on the runner's worker or in the call that cancelled the task, right
+    /// after the handle resolves: keep it short. A panic in it is caught and ignored.
+    pub fn on_error(mut self, callback: impl Fn(&TaskInfo, &str) + Send + Sync + 'static) -> Self {
+        self.options.get_or_insert_default().on_error = Some(Box::new(callback));
+        self
+    }
+
     /// The task's name.
     pub fn name(&self) -> &str {
         &self.name
+    }
+}
+
+impl<F, Fut, P, T, E> Task<F, P>
+where
+    F: Fn(TaskContext) -> Fut,
+    Fut: Future<Output = Result<T, E>>,
+    T: 'static,
+{
+    /// When the task ends, deposit a [`Notification`](crate::Notification) in the runner's
+    /// inbox, its summary the `Ok` value's `Debug` text (or the error), for an agent loop
+    /// to [drain](crate::TaskRunner::drain_notifications) before its next model call.
+    pub fn notify(self) -> Self
+    where
+        T: fmt::Debug,
+    {
+        self.notify_with(|value: &T| format!("{value:?}"))
+    }
+
+    /// Like [`notify`](Self::notify), with the `Ok` value rendered by `summary`.
+    pub fn notify_with(mut self, summary: impl Fn(&T) -> String + Send + Sync + 'static) -> Self {
+        let summarizer: Summarizer = Box::new(move |value: &dyn Any| {
+            value.downcast_ref::<T>().map_or_else(String::new, &summary)
+        });
+        self.options.get_or_insert_default().notify = Some(summarizer);
+        self
     }
 }
 

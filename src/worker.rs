@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::events::EventKind;
 use crate::job::{cancelled, Attempt, End, Job};
 use crate::runner::Shared;
 use crate::status::Phase;
@@ -16,6 +17,8 @@ pub(crate) async fn work(shared: Arc<Shared>, mut job: Arc<dyn Job>) {
     loop {
         let header = job.header();
         let attempt = header.begin_attempt();
+        let events = &header.queue.hub().events;
+        events.emit(header, || EventKind::Started { attempt });
         let outcome = Arc::clone(&job).run(attempt).await;
 
         let retry_delay = |retryable: bool| {
@@ -50,6 +53,11 @@ pub(crate) async fn work(shared: Arc<Shared>, mut job: Arc<dyn Job>) {
         let (phase, cause, next) = header.queue.end_attempt(&*job, to, error);
         match (phase, delay) {
             (Phase::Retrying, Some(delay)) => {
+                events.emit(header, || EventKind::Retrying {
+                    attempt,
+                    delay,
+                    error: header.last_error().unwrap_or_default(),
+                });
                 shared.spawn(backoff(Arc::clone(&shared), job, delay));
             }
             (Phase::Cancelled, _) => shared.finish(&*job, cause.end()),

@@ -45,7 +45,7 @@ fn assert_consistent(queue: &Queue, jobs: &[&Arc<TestJob>]) {
 #[test]
 fn a_freed_slot_and_a_new_task_meet_once() {
     loom::model(|| {
-        let queue = Arc::new(Queue::new("q", 1));
+        let queue = Arc::new(Queue::new("q", 1, Default::default()));
         let a = started(&queue);
         let b = TestJob::new(&queue, 0);
 
@@ -70,7 +70,7 @@ fn a_freed_slot_and_a_new_task_meet_once() {
 #[test]
 fn cancel_races_with_start() {
     loom::model(|| {
-        let queue = Arc::new(Queue::new("q", 1));
+        let queue = Arc::new(Queue::new("q", 1, Default::default()));
         let a = started(&queue);
         let b = queued(&queue);
 
@@ -104,7 +104,7 @@ fn cancel_races_with_start() {
 #[test]
 fn raising_the_limit_races_with_completion() {
     loom::model(|| {
-        let queue = Arc::new(Queue::new("q", 1));
+        let queue = Arc::new(Queue::new("q", 1, Default::default()));
         let a = started(&queue);
         let b = queued(&queue);
         let c = queued(&queue);
@@ -133,7 +133,7 @@ fn raising_the_limit_races_with_completion() {
 #[test]
 fn lowering_the_limit_races_with_completion() {
     loom::model(|| {
-        let queue = Arc::new(Queue::new("q", 2));
+        let queue = Arc::new(Queue::new("q", 2, Default::default()));
         let a = started(&queue);
         let b = started(&queue);
         let c = queued(&queue);
@@ -171,7 +171,7 @@ fn lowering_the_limit_races_with_completion() {
 #[test]
 fn cancel_races_with_the_end_of_a_backoff() {
     loom::model(|| {
-        let queue = Arc::new(Queue::new("q", 1));
+        let queue = Arc::new(Queue::new("q", 1, Default::default()));
         let a = started(&queue);
         let (phase, _, _) = queue.end_attempt(&*a, Phase::Retrying, None);
         assert_eq!(phase, Phase::Retrying);
@@ -200,7 +200,7 @@ fn cancel_races_with_the_end_of_a_backoff() {
 #[test]
 fn cancel_races_with_completion() {
     loom::model(|| {
-        let queue = Arc::new(Queue::new("q", 1));
+        let queue = Arc::new(Queue::new("q", 1, Default::default()));
         let a = started(&queue);
 
         let (q, a2) = (queue.clone(), a.clone());

@@ -108,7 +108,7 @@ fn check(queue: &Queue, model: &Model, jobs: &[Arc<TestJob>]) -> Result<(), Test
 }
 
 fn run(initial_limit: usize, ops: Vec<Op>) -> Result<(), TestCaseError> {
-    let queue = Arc::new(Queue::new("q", initial_limit));
+    let queue = Arc::new(Queue::new("q", initial_limit, Default::default()));
     let mut model = Model {
         limit: initial_limit,
         ..Model::default()
@@ -247,7 +247,7 @@ proptest! {
 
 #[test]
 fn many_cancels_compact_the_heap_and_keep_counts() {
-    let queue = Arc::new(Queue::new("q", 1));
+    let queue = Arc::new(Queue::new("q", 1, Default::default()));
     let blocker = TestJob::new(&queue, 0);
     assert!(queue.admit(blocker, false).is_some());
     let jobs: Vec<_> = (0..1_000).map(|i| TestJob::new(&queue, i % 5)).collect();
@@ -269,7 +269,7 @@ fn many_cancels_compact_the_heap_and_keep_counts() {
 
 #[test]
 fn a_drained_queue_holds_nothing() {
-    let queue = Arc::new(Queue::new("q", 1));
+    let queue = Arc::new(Queue::new("q", 1, Default::default()));
     let blocker = TestJob::new(&queue, 0);
     assert!(queue.admit(blocker.clone(), false).is_some());
     for _ in 0..10_000 {

@@ -1,0 +1,189 @@
+//! [`Event`]s: what happened to which task, streamed to every subscriber.
+
+use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, SystemTime};
+
+use futures::Stream;
+use tokio::sync::broadcast;
+
+use crate::job::Header;
+use crate::{Progress, TaskId};
+
+/// Something that happened to a task, from [`TaskRunner::subscribe`](crate::TaskRunner::subscribe).
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct Event {
+    /// The task.
+    pub id: TaskId,
+    /// Its call id.
+    pub call_id: String,
+    /// Its name.
+    pub name: String,
+    /// Its queue.
+    pub queue: String,
+    /// When it happened.
+    pub at: SystemTime,
+    /// What happened.
+    pub kind: EventKind,
+}
+
+/// What happened to a task. Every task gets exactly one terminal event ([`Completed`],
+/// [`Failed`], [`TimedOut`], [`Panicked`] or [`Cancelled`]), however it ended.
+///
+/// [`Completed`]: EventKind::Completed
+/// [`Failed`]: EventKind::Failed
+/// [`TimedOut`]: EventKind::TimedOut
+/// [`Panicked`]: EventKind::Panicked
+/// [`Cancelled`]: EventKind::Cancelled
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum EventKind {
+    /// The task entered its queue.
+    Enqueued,
+    /// An attempt started.
+    Started {
+        /// The attempt's number, from 1.
+        attempt: u32,
+    },
+    /// An attempt failed; the task waits `delay` before the next.
+    Retrying {
+        /// The attempt that failed.
+        attempt: u32,
+        /// The wait before the next attempt.
+        delay: Duration,
+        /// Why it failed.
+        error: String,
+    },
+    /// The handler reported progress (coalesced: at most one event every 100 ms a task).
+    Progress(Progress),
+    /// The handler returned `Ok`.
+    Completed,
+    /// The handler returned an error, with no retry left.
+    Failed {
+        /// The error's message.
+        error: String,
+    },
+    /// The last attempt ran past its timeout.
+    TimedOut,
+    /// The handler panicked.
+    Panicked {
+        /// The panic's message.
+        message: String,
+    },
+    /// The task was cancelled, or stopped by `shutdown_now`.
+    Cancelled,
+}
+
+impl EventKind {
+    /// Whether this event ends its task's stream of events.
+    pub fn is_terminal(&self) -> bool {
+        matches!(
+            self,
+            EventKind::Completed
+                | EventKind::Failed { .. }
+                | EventKind::TimedOut
+                | EventKind::Panicked { .. }
+                | EventKind::Cancelled
+        )
+    }
+}
+
+/// A subscriber fell behind and missed this many events: the channel keeps only the most
+/// recent ones (see [`TaskRunnerBuilder::event_capacity`](crate::TaskRunnerBuilder::event_capacity)).
+/// The stream goes on with the oldest event still kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the event subscriber fell behind and missed {0} events")]
+pub struct Lagged(pub u64);
+
+/// A stream of [`Event`]s, from [`TaskRunner::subscribe`](crate::TaskRunner::subscribe).
+///
+/// It yields `Ok(event)` in the order events happened, and `Err(Lagged(n))` where it fell
+/// more than the channel's capacity behind. A slow subscriber never slows the runner. It
+/// sees only events that happen after it subscribed, and ends when the runner is dropped.
+pub struct EventStream {
+    inner: Pin<Box<dyn Stream<Item = Result<Event, Lagged>> + Send>>,
+    _subscribed: Subscribed,
+}
+
+impl EventStream {
+    /// The next event: the same as `StreamExt::next`.
+    pub async fn recv(&mut self) -> Option<Result<Event, Lagged>> {
+        std::future::poll_fn(|cx| self.inner.as_mut().poll_next(cx)).await
+    }
+}
+
+impl Stream for EventStream {
+    type Item = Result<Event, Lagged>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.inner.as_mut().poll_next(cx)
+    }
+}
+
+impl std::fmt::Debug for EventStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EventStream").finish_non_exhaustive()
+    }
+}
+
+/// Counts a subscriber while it lives.
+struct Subscribed(Arc<AtomicUsize>);
+
+impl Drop for Subscribed {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// The sending side, shared by the runner, its queues and its tasks.
+pub(crate) struct Events {
+    sender: broadcast::Sender<Event>,
+    /// Subscribers alive. Checked before an event is built, so that a runner nobody listens
+    /// to pays one atomic load an event, not a lock and a few strings.
+    subscribers: Arc<AtomicUsize>,
+}
+
+impl Events {
+    pub(crate) fn new(capacity: usize) -> Events {
+        Events {
+            sender: broadcast::Sender::new(capacity.max(1)),
+            subscribers: Arc::new(AtomicUsize::new(0)),
+        }
+    }
+
+    pub(crate) fn subscribe(&self) -> EventStream {
+        self.subscribers.fetch_add(1, Ordering::Relaxed);
+        let receiver = self.sender.subscribe();
+        let inner = futures::stream::unfold(receiver, |mut receiver| async move {
+            match receiver.recv().await {
+                Ok(event) => Some((Ok(event), receiver)),
+                Err(broadcast::error::RecvError::Lagged(n)) => Some((Err(Lagged(n)), receiver)),
+                Err(broadcast::error::RecvError::Closed) => None,
+            }
+        });
+        EventStream {
+            inner: Box::pin(inner),
+            _subscribed: Subscribed(Arc::clone(&self.subscribers)),
+        }
+    }
+
+    /// Sends `kind` for `header`'s task, if anyone listens.
+    pub(crate) fn emit(&self, header: &Header, kind: impl FnOnce() -> EventKind) {
+        if self.subscribers.load(Ordering::Relaxed) == 0 {
+            return;
+        }
+        let event = Event {
+            id: header.id,
+            call_id: header.call_id().to_owned(),
+            name: header.name.to_string(),
+            queue: header.queue.name().to_owned(),
+            at: SystemTime::now(),
+            kind: kind(),
+        };
+        // An error only means every receiver has gone meanwhile.
+        let _ = self.sender.send(event);
+    }
+}

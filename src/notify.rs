@@ -1,0 +1,159 @@
+//! The notification inbox: what finished, for an agent loop to read before its next model call.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
+
+use tokio::sync::Notify;
+
+use crate::sync::lock_std;
+use crate::{TaskId, TaskStatus};
+
+/// A finished task's notice, from [`TaskRunner::drain_notifications`](crate::TaskRunner::drain_notifications).
+///
+/// Tasks deposit one when they finish if they were enqueued with
+/// [`Task::notify`](crate::Task::notify) (or [`Task::notify_with`](crate::Task::notify_with)),
+/// or if the runner was built with
+/// [`notify_all`](crate::TaskRunnerBuilder::notify_all).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Notification {
+    /// The task.
+    pub id: TaskId,
+    /// Its call id: the model's tool call this answers.
+    pub call_id: String,
+    /// Its name.
+    pub name: String,
+    /// Its queue.
+    pub queue: String,
+    /// How it ended: `Completed`, `Failed` or `Cancelled`.
+    pub status: TaskStatus,
+    /// What it returned, or why it failed, cut to the runner's summary length. The whole
+    /// text is kept by [`TaskRunner::full_result`](crate::TaskRunner::full_result).
+    pub summary: String,
+    /// Whether `summary` was cut.
+    pub truncated: bool,
+    /// When it finished.
+    pub finished_at: SystemTime,
+}
+
+/// Undrained notifications, and the full texts behind their summaries.
+pub(crate) struct Inbox {
+    state: Mutex<InboxState>,
+    arrived: Notify,
+    capacity: usize,
+    summary_len: usize,
+}
+
+struct InboxState {
+    pending: VecDeque<Notification>,
+    /// Notifications dropped because the inbox was full.
+    dropped: u64,
+    /// Full texts of the last `capacity` notifications, by task.
+    full: HashMap<TaskId, Arc<str>>,
+    full_order: VecDeque<TaskId>,
+}
+
+impl Inbox {
+    pub(crate) fn new(capacity: usize, summary_len: usize) -> Inbox {
+        Inbox {
+            state: Mutex::new(InboxState {
+                pending: VecDeque::new(),
+                dropped: 0,
+                full: HashMap::new(),
+                full_order: VecDeque::new(),
+            }),
+            arrived: Notify::new(),
+            capacity: capacity.max(1),
+            summary_len,
+        }
+    }
+
+    /// Deposits a notification whose whole text is `text`. Past the capacity, the oldest
+    /// undrained notification is dropped and counted.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn deposit(
+        &self,
+        id: TaskId,
+        call_id: &str,
+        name: &str,
+        queue: &str,
+        status: TaskStatus,
+        text: String,
+    ) {
+        let (summary, truncated) = truncate(&text, self.summary_len);
+        let notification = Notification {
+            id,
+            call_id: call_id.to_owned(),
+            name: name.to_owned(),
+            queue: queue.to_owned(),
+            status,
+            summary,
+            truncated,
+            finished_at: SystemTime::now(),
+        };
+        {
+            let mut state = lock_std(&self.state);
+            if state.pending.len() >= self.capacity {
+                state.pending.pop_front();
+                state.dropped += 1;
+            }
+            state.pending.push_back(notification);
+            state.full.insert(id, text.into());
+            state.full_order.push_back(id);
+            while state.full_order.len() > self.capacity {
+                if let Some(old) = state.full_order.pop_front() {
+                    state.full.remove(&old);
+                }
+            }
+        }
+        self.arrived.notify_waiters();
+    }
+
+    pub(crate) fn drain(&self) -> Vec<Notification> {
+        lock_std(&self.state).pending.drain(..).collect()
+    }
+
+    pub(crate) fn full_result(&self, id: TaskId) -> Option<Arc<str>> {
+        lock_std(&self.state).full.get(&id).cloned()
+    }
+
+    pub(crate) fn dropped(&self) -> u64 {
+        lock_std(&self.state).dropped
+    }
+
+    /// Resolves once at least one notification is waiting (at once if one is already).
+    pub(crate) async fn notified(&self) {
+        loop {
+            let arrived = self.arrived.notified();
+            tokio::pin!(arrived);
+            arrived.as_mut().enable();
+            if !lock_std(&self.state).pending.is_empty() {
+                return;
+            }
+            arrived.await;
+        }
+    }
+}
+
+/// `text` cut to `max` characters, on a character boundary, with an ellipsis if cut.
+fn truncate(text: &str, max: usize) -> (String, bool) {
+    match text.char_indices().nth(max) {
+        Some((end, _)) => (format!("{}…", &text[..end]), true),
+        None => (text.to_owned(), false),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::truncate;
+
+    #[test]
+    fn truncation_respects_characters() {
+        assert_eq!(truncate("hello", 10), ("hello".to_owned(), false));
+        assert_eq!(truncate("hello", 5), ("hello".to_owned(), false));
+        assert_eq!(truncate("hello world", 5), ("hello…".to_owned(), true));
+        assert_eq!(truncate("héllo wörld", 4), ("héll…".to_owned(), true));
+        assert_eq!(truncate("anything", 0), ("…".to_owned(), true));
+    }
+}
