@@ -1,0 +1,325 @@
+//! Events: every task's life as a stream, exactly one terminal event each, lag reported.
+
+mod common;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use common::settle;
+use futures::StreamExt;
+use taskrunner::{
+    Event, EventKind, EventStream, Lagged, QueueConfig, RetryPolicy, Task, TaskContext, TaskId,
+    TaskRunner,
+};
+
+/// Every event received so far, without waiting.
+fn received(events: &mut EventStream) -> Vec<Result<Event, Lagged>> {
+    let mut out = Vec::new();
+    while let Some(Some(event)) = futures::FutureExt::now_or_never(events.next()) {
+        out.push(event);
+    }
+    out
+}
+
+fn kinds_by_task(events: &[Result<Event, Lagged>]) -> HashMap<TaskId, Vec<EventKind>> {
+    let mut by_task: HashMap<TaskId, Vec<EventKind>> = HashMap::new();
+    for event in events {
+        let event = event.as_ref().expect("no lag expected");
+        by_task
+            .entry(event.id)
+            .or_default()
+            .push(event.kind.clone());
+    }
+    by_task
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_task_that_retries_then_completes() {
+    let runner = TaskRunner::new();
+    let mut events = runner.subscribe();
+    let handle = runner
+        .enqueue_task(
+            Task::new("flaky", |ctx: TaskContext| async move {
+                if ctx.attempt() == 1 {
+                    Err("503")
+                } else {
+                    Ok(())
+                }
+            })
+            .call_id("call_9")
+            .retry(RetryPolicy::fixed(Duration::from_millis(50))),
+        )
+        .unwrap();
+    let id = handle.id();
+    handle.await.unwrap();
+    let events = received(&mut events);
+    let first = events[0].as_ref().unwrap();
+    assert_eq!(
+        (
+            first.id,
+            first.call_id.as_str(),
+            first.name.as_str(),
+            first.queue.as_str()
+        ),
+        (id, "call_9", "flaky", "main")
+    );
+    assert_eq!(
+        kinds_by_task(&events)[&id],
+        [
+            EventKind::Enqueued,
+            EventKind::Started { attempt: 1 },
+            EventKind::Retrying {
+                attempt: 1,
+                delay: Duration::from_millis(50),
+                error: "503".into()
+            },
+            EventKind::Started { attempt: 2 },
+            EventKind::Completed,
+        ]
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn every_ending_emits_exactly_one_terminal_event() {
+    let runner = TaskRunner::builder()
+        .queue("one", QueueConfig::new().concurrency(1))
+        .build()
+        .unwrap();
+    let mut events = runner.subscribe();
+    let ok = runner
+        .enqueue_task(Task::new("ok", |_: TaskContext| async {
+            Ok::<_, String>(())
+        }))
+        .unwrap();
+    let failed = runner
+        .enqueue_task(Task::new("failed", |_: TaskContext| async {
+            Err::<(), _>("boom".to_owned())
+        }))
+        .unwrap();
+    let panicked = runner
+        .enqueue_task(Task::new("panicked", |_: TaskContext| async {
+            if true {
+                panic!("oops");
+            }
+            Ok::<(), String>(())
+        }))
+        .unwrap();
+    let timed_out = runner
+        .enqueue_task(
+            Task::new("timed_out", |_: TaskContext| {
+                std::future::pending::<Result<(), String>>()
+            })
+            .timeout(Duration::from_secs(1)),
+        )
+        .unwrap();
+    // Cancelled while running, while waiting, and while in backoff.
+    let blocker = runner
+        .enqueue_task(
+            Task::new("running", |_: TaskContext| {
+                std::future::pending::<Result<(), String>>()
+            })
+            .queue("one"),
+        )
+        .unwrap();
+    let waiting = runner
+        .enqueue_task(
+            Task::new("waiting", |_: TaskContext| async { Ok::<_, String>(()) }).queue("one"),
+        )
+        .unwrap();
+    let backoff = runner
+        .enqueue_task(
+            Task::new("backoff", |_: TaskContext| async {
+                Err::<(), _>("later".to_owned())
+            })
+            .retry(RetryPolicy::fixed(Duration::from_secs(3600))),
+        )
+        .unwrap();
+    settle().await;
+    assert!(waiting.cancel() && blocker.cancel() && backoff.cancel());
+    // A second cancel adds nothing.
+    assert!(!waiting.cancel());
+
+    let ids = [
+        ok.id(),
+        failed.id(),
+        panicked.id(),
+        timed_out.id(),
+        blocker.id(),
+        waiting.id(),
+        backoff.id(),
+    ];
+    drop((
+        ok.await,
+        failed.await,
+        panicked.await,
+        timed_out.await,
+        blocker.await,
+        waiting.await,
+        backoff.await,
+    ));
+    runner.wait_idle().await;
+
+    let by_task = kinds_by_task(&received(&mut events));
+    let terminal = |id: &TaskId| -> Vec<EventKind> {
+        by_task[id]
+            .iter()
+            .filter(|k| k.is_terminal())
+            .cloned()
+            .collect()
+    };
+    assert_eq!(terminal(&ids[0]), [EventKind::Completed]);
+    assert_eq!(
+        terminal(&ids[1]),
+        [EventKind::Failed {
+            error: "boom".into()
+        }]
+    );
+    assert_eq!(
+        terminal(&ids[2]),
+        [EventKind::Panicked {
+            message: "oops".into()
+        }]
+    );
+    assert_eq!(terminal(&ids[3]), [EventKind::TimedOut]);
+    for id in &ids[4..] {
+        assert_eq!(terminal(id), [EventKind::Cancelled], "task {id}");
+        assert_eq!(
+            by_task[id].last(),
+            Some(&EventKind::Cancelled),
+            "nothing after the end"
+        );
+    }
+    // The waiting task never started.
+    assert_eq!(
+        by_task[&ids[5]],
+        [EventKind::Enqueued, EventKind::Cancelled]
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_lagging_subscriber_is_told_how_many_it_missed_and_never_slows_the_runner() {
+    let runner = TaskRunner::builder().event_capacity(16).build().unwrap();
+    let mut slow = runner.subscribe();
+    for _ in 0..20 {
+        runner
+            .enqueue_task(Task::new("t", |_: TaskContext| async {
+                Ok::<_, String>(())
+            }))
+            .unwrap()
+            .await
+            .unwrap();
+    }
+    // 20 tasks × 3 events, 16 kept: the first read reports the 44 missed.
+    let first = slow.next().await.unwrap();
+    assert_eq!(first, Err(Lagged(44)));
+    assert!(first.unwrap_err().to_string().contains("missed 44 events"));
+    let rest: Vec<_> = received(&mut slow);
+    assert_eq!(rest.len(), 16);
+    assert!(rest.iter().all(Result::is_ok));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_subscriber_sees_only_later_events_and_the_stream_ends_with_the_runner() {
+    let runner = TaskRunner::new();
+    runner
+        .enqueue_task(Task::new("before", |_: TaskContext| async {
+            Ok::<_, String>(())
+        }))
+        .unwrap()
+        .await
+        .unwrap();
+    let mut events = runner.subscribe();
+    let handle = runner
+        .enqueue_task(Task::new("after", |_: TaskContext| async {
+            Ok::<_, String>(())
+        }))
+        .unwrap();
+    handle.await.unwrap();
+    let seen = received(&mut events);
+    assert_eq!(seen.len(), 3);
+    assert!(seen.iter().all(|e| e.as_ref().unwrap().name == "after"));
+    drop(runner);
+    assert!(
+        events.recv().await.is_none(),
+        "the stream ends when the runner is gone"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn progress_events_are_coalesced_and_the_latest_is_kept() {
+    let runner = TaskRunner::new();
+    let mut events = runner.subscribe();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let rx = std::sync::Mutex::new(Some(rx));
+    let handle = runner
+        .enqueue_task(Task::new("chatty", move |ctx: TaskContext| {
+            let rx = rx.lock().unwrap().take();
+            async move {
+                // 1,000 updates within 10 ms, then one more 200 ms later.
+                for i in 0..1_000 {
+                    ctx.set_progress(i as f32 / 10.0, format!("step {i}"));
+                    if i % 100 == 0 {
+                        tokio::time::sleep(Duration::from_millis(1)).await;
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                ctx.set_progress(250.0, "over the top");
+                if let Some(rx) = rx {
+                    let _ = rx.await;
+                }
+                Ok::<_, String>(())
+            }
+        }))
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let progress = handle.progress().unwrap();
+    assert_eq!(
+        (progress.percent, progress.message.as_str()),
+        (100.0, "over the top"),
+        "clamped"
+    );
+    assert_eq!(
+        runner.get_status(handle.id()).unwrap().progress,
+        Some(progress)
+    );
+    tx.send(()).unwrap();
+    handle.await.unwrap();
+
+    let progress_events: Vec<_> = received(&mut events)
+        .into_iter()
+        .filter_map(|e| match e.unwrap().kind {
+            EventKind::Progress(p) => Some(p.message),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        progress_events,
+        ["step 0", "over the top"],
+        "1,001 updates, two events"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn progress_outside_the_range_is_clamped_and_ignored_after_the_end() {
+    let runner = TaskRunner::new();
+    let (tx, rx) = std::sync::mpsc::channel::<TaskContext>();
+    let handle = runner
+        .enqueue_task(Task::new("p", move |ctx: TaskContext| {
+            ctx.set_progress(-5.0, "below");
+            tx.send(ctx).unwrap();
+            async { Ok::<_, String>(()) }
+        }))
+        .unwrap();
+    let id = handle.id();
+    handle.await.unwrap();
+    let ctx = rx.recv().unwrap();
+    assert_eq!(
+        runner.get_status(id).unwrap().progress.unwrap().percent,
+        0.0
+    );
+    ctx.set_progress(f32::NAN, "after the end");
+    assert_eq!(
+        runner.get_status(id).unwrap().progress.unwrap().message,
+        "below"
+    );
+}
