@@ -92,6 +92,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod context;
+mod def;
 mod error;
 mod events;
 mod handle;
@@ -107,6 +108,7 @@ mod task;
 mod worker;
 
 pub use context::{Progress, TaskContext};
+pub use def::TaskDef;
 pub use error::{ConfigError, EnqueueError, TaskError};
 pub use events::{Event, EventKind, EventStream, Lagged};
 pub use handle::TaskHandle;

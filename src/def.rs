@@ -1,0 +1,146 @@
+//! [`TaskDef`]: a named, reusable task with default options, made into a [`Task`] per call.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::{RetryPolicy, Task, TaskContext};
+
+/// A reusable task definition: a name, a handler taking an input, and default options.
+///
+/// Frameworks register their actions once (like Daydreams' `task({ key, handler, retry,
+/// queueKey, priority, timeoutMs })`) and make a [`Task`] for each call with
+/// [`with`](Self::with); the task starts from the definition's defaults, and any option can
+/// be set again on it for that one call.
+///
+/// The handler gets the input by value on every attempt, so the input must be `Clone`: a
+/// retried task calls the handler again with a fresh copy.
+///
+/// ```
+/// use std::time::Duration;
+/// use taskrunner::{QueueConfig, RetryPolicy, TaskContext, TaskDef, TaskRunner};
+///
+/// #[derive(Clone)]
+/// struct Query { text: String }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let runner = TaskRunner::builder().queue("tools", QueueConfig::new().concurrency(3)).build()?;
+/// let search = TaskDef::new("search", |_ctx: TaskContext, query: Query| async move {
+///     Ok::<_, std::io::Error>(format!("results for {}", query.text))
+/// })
+/// .queue("tools")
+/// .retry(RetryPolicy::exponential(Duration::from_millis(100)))
+/// .timeout(Duration::from_secs(10));
+///
+/// let normal = runner.enqueue_task(search.with(Query { text: "rust".into() }))?;
+/// let urgent = runner.enqueue_task(search.with(Query { text: "tokio".into() }).priority(10))?;
+/// assert_eq!(normal.await?, "results for rust");
+/// assert_eq!(urgent.await?, "results for tokio");
+/// # Ok(())
+/// # }
+/// ```
+pub struct TaskDef<H> {
+    name: String,
+    handler: Arc<H>,
+    queue: Cow<'static, str>,
+    priority: i32,
+    retry: Option<RetryPolicy>,
+    timeout: Option<Duration>,
+}
+
+impl<H> TaskDef<H> {
+    /// A definition named `name` whose handler takes a [`TaskContext`] and an input.
+    pub fn new(name: impl Into<String>, handler: H) -> Self {
+        TaskDef {
+            name: name.into(),
+            handler: Arc::new(handler),
+            queue: Cow::Borrowed(crate::DEFAULT_QUEUE),
+            priority: 0,
+            retry: None,
+            timeout: None,
+        }
+    }
+
+    /// The default queue (otherwise `main`).
+    pub fn queue(mut self, queue: impl Into<Cow<'static, str>>) -> Self {
+        self.queue = queue.into();
+        self
+    }
+
+    /// The default priority (otherwise 0).
+    pub fn priority(mut self, priority: i32) -> Self {
+        self.priority = priority;
+        self
+    }
+
+    /// The default retry policy (otherwise none).
+    pub fn retry(mut self, policy: RetryPolicy) -> Self {
+        self.retry = Some(policy);
+        self
+    }
+
+    /// The default timeout per attempt (otherwise none).
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    /// The definition's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// A task that runs the handler on `input`, with the definition's options; set any of
+    /// them again on the returned task to override it for this call.
+    pub fn with<I, Fut, T, E>(
+        &self,
+        input: I,
+    ) -> Task<impl Fn(TaskContext) -> Fut + Send + Sync + 'static>
+    where
+        H: Fn(TaskContext, I) -> Fut + Send + Sync + 'static,
+        I: Clone + Send + Sync + 'static,
+        Fut: Future<Output = Result<T, E>> + Send + 'static,
+    {
+        let handler = Arc::clone(&self.handler);
+        let mut task = Task::new(self.name.clone(), move |ctx: TaskContext| {
+            handler(ctx, input.clone())
+        })
+        .queue(self.queue.clone())
+        .priority(self.priority);
+        if let Some(policy) = &self.retry {
+            task = task.retry(policy.clone());
+        }
+        if let Some(timeout) = self.timeout {
+            task = task.timeout(timeout);
+        }
+        task
+    }
+}
+
+impl<H> Clone for TaskDef<H> {
+    fn clone(&self) -> Self {
+        TaskDef {
+            name: self.name.clone(),
+            handler: Arc::clone(&self.handler),
+            queue: self.queue.clone(),
+            priority: self.priority,
+            retry: self.retry.clone(),
+            timeout: self.timeout,
+        }
+    }
+}
+
+impl<H> fmt::Debug for TaskDef<H> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TaskDef")
+            .field("name", &self.name)
+            .field("queue", &self.queue)
+            .field("priority", &self.priority)
+            .field("retry", &self.retry)
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}
