@@ -102,6 +102,9 @@ mod queue;
 mod registry;
 mod retry;
 mod runner;
+#[cfg(all(feature = "process", unix))]
+#[cfg_attr(docsrs, doc(cfg(all(feature = "process", unix))))]
+mod shell;
 mod status;
 mod sync;
 mod task;
@@ -120,6 +123,9 @@ pub use runner::{
     TaskRunner, TaskRunnerBuilder, DEFAULT_EVENT_CAPACITY, DEFAULT_NOTIFICATION_CAPACITY,
     DEFAULT_QUEUE, DEFAULT_RETAIN_FINISHED, DEFAULT_SUMMARY_LEN,
 };
+#[cfg(all(feature = "process", unix))]
+#[cfg_attr(docsrs, doc(cfg(all(feature = "process", unix))))]
+pub use shell::{ShellError, ShellOutput, ShellTask, DEFAULT_OUTPUT_CAP};
 pub use status::TaskStatus;
 pub use task::{RetryAny, RetryPredicate, Task, TaskId};
 
