@@ -21,6 +21,17 @@
 //! - [`TaskRunner::get_status`] and [`TaskRunner::list_tasks`] return [`TaskInfo`] records;
 //!   [`TaskRunner::queue_stats`] returns [`QueueStats`].
 //!
+//! # Hearing about background work
+//!
+//! - [`TaskRunner::subscribe`]: a stream of [`Event`]s, exactly one terminal event a task.
+//! - [`Task::notify`]: a [`Notification`] in the runner's inbox when the task ends, for an
+//!   agent loop to [drain](TaskRunner::drain_notifications) before its next model call.
+//! - [`TaskContext::set_progress`], read back with [`TaskHandle::progress`].
+//! - [`Task::on_complete`] and [`Task::on_error`] callbacks.
+//! - [`TaskDef`]: a reusable task definition with default options.
+//! - `ShellTask` (feature `process`, on by default, Unix): a shell command whose whole
+//!   process group dies with its task.
+//!
 //! # Quick start
 //!
 //! ```
