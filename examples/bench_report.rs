@@ -24,7 +24,7 @@ use std::sync::atomic::{AtomicBool, AtomicIsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use taskrunner::{QueueConfig, Task, TaskContext, TaskHandle, TaskRunner};
+use taskrunner::{QueueConfig, Task, TaskContext, TaskRunner};
 use tokio::runtime::Runtime;
 use tokio::sync::Semaphore;
 
@@ -63,97 +63,17 @@ static ALLOCATOR: Counting = Counting;
 
 // ===== workloads =====
 
+// The same workloads as the criterion benches.
+#[path = "../benches/common/mod.rs"]
+mod common;
+
+use common::Work;
+
 type Noop = Result<u64, std::convert::Infallible>;
 
 fn noop(i: u64) -> Task<impl Fn(TaskContext) -> std::future::Ready<Noop> + Send + Sync> {
     Task::new("noop", move |_: TaskContext| {
         std::future::ready(Ok(black_box(i)))
-    })
-}
-
-/// A pseudo-random priority in -8..8 for task `i`.
-fn priority(i: u64) -> i32 {
-    ((i.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 59) as i32) - 8
-}
-
-fn burst_spawn(rt: &Runtime, n: u64) -> Duration {
-    rt.block_on(async {
-        let start = Instant::now();
-        let handles: Vec<_> = (0..n)
-            .map(|i| tokio::spawn(async move { black_box(i) }))
-            .collect();
-        for handle in handles {
-            black_box(handle.await.unwrap());
-        }
-        start.elapsed()
-    })
-}
-
-fn burst_semaphore(rt: &Runtime, n: u64, permits: usize) -> Duration {
-    rt.block_on(async {
-        let semaphore = Arc::new(Semaphore::new(permits));
-        let start = Instant::now();
-        let handles: Vec<_> = (0..n)
-            .map(|i| {
-                let semaphore = Arc::clone(&semaphore);
-                tokio::spawn(async move {
-                    let _permit = semaphore.acquire().await.unwrap();
-                    black_box(i)
-                })
-            })
-            .collect();
-        for handle in handles {
-            black_box(handle.await.unwrap());
-        }
-        start.elapsed()
-    })
-}
-
-fn burst_runner(rt: &Runtime, n: u64, concurrency: usize, queues: usize, random: bool) -> Duration {
-    rt.block_on(async {
-        // Queue names as a caller writes them: `&'static str`, no allocation per task.
-        let names: Vec<&'static str> = (0..queues)
-            .map(|q| &*Box::leak(format!("q{q}").into_boxed_str()))
-            .collect();
-        let mut builder = TaskRunner::builder();
-        for name in &names {
-            builder = builder.queue(*name, QueueConfig::new().concurrency(concurrency));
-        }
-        let runner = builder.build().unwrap();
-        let start = Instant::now();
-        let handles: Vec<TaskHandle<u64, _>> = (0..n)
-            .map(|i| {
-                let task = noop(i)
-                    .queue(names[(i as usize) % queues])
-                    .priority(if random { priority(i) } else { 0 });
-                runner.enqueue_task(task).unwrap()
-            })
-            .collect();
-        for handle in handles {
-            black_box(handle.await.unwrap());
-        }
-        start.elapsed()
-    })
-}
-
-fn round_trip_spawn(rt: &Runtime, n: u64) -> Duration {
-    rt.block_on(async {
-        let start = Instant::now();
-        for i in 0..n {
-            black_box(tokio::spawn(async move { black_box(i) }).await.unwrap());
-        }
-        start.elapsed()
-    })
-}
-
-fn round_trip_runner(rt: &Runtime, n: u64) -> Duration {
-    rt.block_on(async {
-        let runner = TaskRunner::new();
-        let start = Instant::now();
-        for i in 0..n {
-            black_box(runner.enqueue_task(noop(i)).unwrap().await.unwrap());
-        }
-        start.elapsed()
     })
 }
 
@@ -334,37 +254,37 @@ fn main() {
         "burst 100k: spawn_all",
         None,
         n,
-        Box::new(move |rt| burst_spawn(rt, n)),
+        Box::new(move |rt| common::spawn_all(rt, n, Work::Noop)),
     );
     let sem = add(
         "burst 100k: semaphore_3",
         None,
         n,
-        Box::new(move |rt| burst_semaphore(rt, n, 3)),
+        Box::new(move |rt| common::semaphore(rt, n, 3, Work::Noop)),
     );
     add(
         "burst 100k: runner c=3 random prio",
         Some(sem),
         n,
-        Box::new(move |rt| burst_runner(rt, n, 3, 1, true)),
+        Box::new(move |rt| common::runner(rt, n, 3, 1, true, Work::Noop)),
     );
     add(
         "burst 100k: runner c=3 equal prio",
         Some(sem),
         n,
-        Box::new(move |rt| burst_runner(rt, n, 3, 1, false)),
+        Box::new(move |rt| common::runner(rt, n, 3, 1, false, Work::Noop)),
     );
     let sem64 = add(
         "burst 100k: semaphore_64",
         None,
         n,
-        Box::new(move |rt| burst_semaphore(rt, n, 64)),
+        Box::new(move |rt| common::semaphore(rt, n, 64, Work::Noop)),
     );
     add(
         "burst 100k: runner c=64 random prio",
         Some(sem64),
         n,
-        Box::new(move |rt| burst_runner(rt, n, 64, 1, true)),
+        Box::new(move |rt| common::runner(rt, n, 64, 1, true, Work::Noop)),
     );
     let _ = spawn;
 
@@ -374,26 +294,26 @@ fn main() {
         "backlog 10k: runner c=3 random",
         None,
         small,
-        Box::new(move |rt| burst_runner(rt, small, 3, 1, true)),
+        Box::new(move |rt| common::runner(rt, small, 3, 1, true, Work::Noop)),
     );
     add(
         "backlog 1M: runner c=3 random (per task)",
         Some(r10k),
         big,
-        Box::new(move |rt| burst_runner(rt, big, 3, 1, true)),
+        Box::new(move |rt| common::runner(rt, big, 3, 1, true, Work::Noop)),
     );
 
     let one = add(
         "queues: 1 queue c=3",
         None,
         n,
-        Box::new(move |rt| burst_runner(rt, n, 3, 1, true)),
+        Box::new(move |rt| common::runner(rt, n, 3, 1, true, Work::Noop)),
     );
     add(
         "queues: 1,000 queues c=3",
         Some(one),
         n,
-        Box::new(move |rt| burst_runner(rt, n, 3, 1_000, true)),
+        Box::new(move |rt| common::runner(rt, n, 3, 1_000, true, Work::Noop)),
     );
 
     let m = scale(100_000);
@@ -401,26 +321,26 @@ fn main() {
         "round trip: spawn + await",
         None,
         m,
-        Box::new(move |rt| round_trip_spawn(rt, m)),
+        Box::new(move |rt| common::round_trip_spawn(rt, m)),
     );
     add(
         "round trip: runner enqueue + await",
         Some(rt_spawn),
         m,
-        Box::new(move |rt| round_trip_runner(rt, m)),
+        Box::new(move |rt| common::round_trip_runner(rt, m)),
     );
     let (c1, c2) = (Arc::clone(&current), Arc::clone(&current));
     let ct_spawn = add(
         "round trip, current thread: spawn + await",
         None,
         m,
-        Box::new(move |_| round_trip_spawn(&c1, m)),
+        Box::new(move |_| common::round_trip_spawn(&c1, m)),
     );
     add(
         "round trip, current thread: runner enqueue + await",
         Some(ct_spawn),
         m,
-        Box::new(move |_| round_trip_runner(&c2, m)),
+        Box::new(move |_| common::round_trip_runner(&c2, m)),
     );
 
     // `ONLY=text` keeps the cases whose name contains it (for profiling one case).
