@@ -175,11 +175,15 @@ impl Queue {
 
     /// Ends the running attempt of `job` (see [`Header::end_attempt`]) and passes its slot on:
     /// returns the next task to run in it, or `None` if the slot was given up.
+    ///
+    /// `on_retrying` runs under the queue lock if the task goes into backoff, so that what it
+    /// reports comes before anything a cancel of the backoff reports (a cancel needs the lock).
     pub(crate) fn end_attempt(
         &self,
         job: &dyn Job,
         to: Phase,
         error: Option<String>,
+        on_retrying: impl FnOnce(),
     ) -> (Phase, Cause, Option<Arc<dyn Job>>) {
         // One clock read, outside the lock: when this task ended and the next one started.
         let now = Stamp::now();
@@ -187,6 +191,7 @@ impl Queue {
         let (phase, cause) = job.header().end_attempt(to, error, now);
         if phase == Phase::Retrying {
             state.retrying += 1;
+            on_retrying();
         }
         let next = if state.running > state.limit {
             None

@@ -238,12 +238,13 @@ impl TaskRunner {
             task.options,
         );
         let cell = Arc::new(TaskCell::new(header, task.handler, task.retry_if));
-        shared.registry.insert(cell.clone());
-        // Before admission: once admitted, a worker may emit `Started` at once.
+        // Before the task can be found (by a cancel) or started (by a worker): nothing about
+        // it is reported before this.
         queue
             .hub()
             .events
             .emit(&cell.header, || EventKind::Enqueued);
+        shared.registry.insert(cell.clone());
         if let Some(job) = queue.admit(cell.clone(), false) {
             shared.start(job);
         }

@@ -50,14 +50,15 @@ pub(crate) async fn work(shared: Arc<Shared>, mut job: Arc<dyn Job>) {
             Attempt::Cancelled => (Phase::Cancelled, None, End::Cancelled, None),
         };
 
-        let (phase, cause, next) = header.queue.end_attempt(&*job, to, error);
+        let (phase, cause, next) = header.queue.end_attempt(&*job, to, error, || {
+            events.emit(header, || EventKind::Retrying {
+                attempt,
+                delay: delay.unwrap_or_default(),
+                error: header.last_error().unwrap_or_default(),
+            });
+        });
         match (phase, delay) {
             (Phase::Retrying, Some(delay)) => {
-                events.emit(header, || EventKind::Retrying {
-                    attempt,
-                    delay,
-                    error: header.last_error().unwrap_or_default(),
-                });
                 shared.spawn(backoff(Arc::clone(&shared), job, delay));
             }
             (Phase::Cancelled, _) => shared.finish(&*job, cause.end()),

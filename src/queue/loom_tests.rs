@@ -51,7 +51,7 @@ fn a_freed_slot_and_a_new_task_meet_once() {
 
         let (q, a2) = (queue.clone(), a.clone());
         let finisher = thread::spawn(move || {
-            q.end_attempt(&*a2, Phase::Completed, None)
+            q.end_attempt(&*a2, Phase::Completed, None, || {})
                 .2
                 .map(|j| id_of(&j))
         });
@@ -76,7 +76,7 @@ fn cancel_races_with_start() {
 
         let (q, a2) = (queue.clone(), a.clone());
         let finisher = thread::spawn(move || {
-            q.end_attempt(&*a2, Phase::Completed, None)
+            q.end_attempt(&*a2, Phase::Completed, None, || {})
                 .2
                 .map(|j| id_of(&j))
         });
@@ -111,7 +111,7 @@ fn raising_the_limit_races_with_completion() {
 
         let (q, a2) = (queue.clone(), a.clone());
         let finisher = thread::spawn(move || {
-            q.end_attempt(&*a2, Phase::Completed, None)
+            q.end_attempt(&*a2, Phase::Completed, None, || {})
                 .2
                 .map(|j| id_of(&j))
         });
@@ -140,7 +140,7 @@ fn lowering_the_limit_races_with_completion() {
 
         let (q, a2) = (queue.clone(), a.clone());
         let finisher = thread::spawn(move || {
-            q.end_attempt(&*a2, Phase::Completed, None)
+            q.end_attempt(&*a2, Phase::Completed, None, || {})
                 .2
                 .map(|j| id_of(&j))
         });
@@ -157,7 +157,7 @@ fn lowering_the_limit_races_with_completion() {
 
         // Whatever happened, once b ends the queue is at its new limit, and c has started
         // exactly once: from a's slot, or from b's.
-        let after = queue.end_attempt(&*b, Phase::Completed, None).2;
+        let after = queue.end_attempt(&*b, Phase::Completed, None, || {}).2;
         let c_starts = [next, after.map(|j| id_of(&j))]
             .iter()
             .filter(|n| **n == Some(id(&c)))
@@ -173,7 +173,7 @@ fn cancel_races_with_the_end_of_a_backoff() {
     loom::model(|| {
         let queue = Arc::new(Queue::new("q", 1, Default::default()));
         let a = started(&queue);
-        let (phase, _, _) = queue.end_attempt(&*a, Phase::Retrying, None);
+        let (phase, _, _) = queue.end_attempt(&*a, Phase::Retrying, None, || {});
         assert_eq!(phase, Phase::Retrying);
 
         let (q, a2) = (queue.clone(), a.clone());
@@ -204,7 +204,7 @@ fn cancel_races_with_completion() {
         let a = started(&queue);
 
         let (q, a2) = (queue.clone(), a.clone());
-        let finisher = thread::spawn(move || q.end_attempt(&*a2, Phase::Completed, None).0);
+        let finisher = thread::spawn(move || q.end_attempt(&*a2, Phase::Completed, None, || {}).0);
         let from = queue.cancel(a.header(), Cause::User);
         let phase = finisher.join().unwrap();
 

@@ -139,7 +139,7 @@ fn run(initial_limit: usize, ops: Vec<Op>) -> Result<(), TestCaseError> {
                 } else {
                     Phase::Completed
                 };
-                let (phase, _, next) = queue.end_attempt(&*job(id, &jobs), to, None);
+                let (phase, _, next) = queue.end_attempt(&*job(id, &jobs), to, None, || {});
 
                 let expected = match model.phases[&id] {
                     Phase::Cancelling => Phase::Cancelled,
@@ -277,7 +277,7 @@ fn a_drained_queue_holds_nothing() {
     }
     assert_eq!(super::lock(&queue.state).heap.len(), 10_000);
     let mut job: Arc<dyn Job> = blocker;
-    while let (_, _, Some(next)) = queue.end_attempt(&*job, Phase::Completed, None) {
+    while let (_, _, Some(next)) = queue.end_attempt(&*job, Phase::Completed, None, || {}) {
         job = next;
     }
     assert_eq!(super::lock(&queue.state).heap.len(), 0);
