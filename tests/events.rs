@@ -15,7 +15,10 @@ use taskrunner::{
 /// Every event received so far, without waiting.
 fn received(events: &mut EventStream) -> Vec<Result<Event, Lagged>> {
     let mut out = Vec::new();
-    while let Some(Some(event)) = futures::FutureExt::now_or_never(events.next()) {
+    // Unconstrained: past tokio's coop budget, a receive would say "pending" instead.
+    while let Some(Some(event)) =
+        futures::FutureExt::now_or_never(tokio::task::unconstrained(events.next()))
+    {
         out.push(event);
     }
     out
@@ -322,4 +325,49 @@ async fn progress_outside_the_range_is_clamped_and_ignored_after_the_end() {
         runner.get_status(id).unwrap().progress.unwrap().message,
         "below"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn under_concurrent_cancels_nothing_follows_a_terminal_event() {
+    let runner = TaskRunner::builder()
+        .queue("q", QueueConfig::new().concurrency(4))
+        .event_capacity(1 << 16)
+        .build()
+        .unwrap();
+    let mut events = runner.subscribe();
+    let handles: Vec<_> = (0..2_000u32)
+        .map(|i| {
+            runner
+                .enqueue_task(
+                    Task::new("racy", move |ctx: TaskContext| async move {
+                        tokio::task::yield_now().await;
+                        if ctx.attempt() < 3 && i % 2 == 0 {
+                            Err("again")
+                        } else {
+                            Ok(())
+                        }
+                    })
+                    .queue("q")
+                    .retry(RetryPolicy::fixed(Duration::from_micros(50))),
+                )
+                .unwrap()
+        })
+        .collect();
+    // Cancel a third of them while they run, wait or back off.
+    for handle in handles.iter().step_by(3) {
+        handle.cancel();
+        tokio::task::yield_now().await;
+    }
+    for handle in handles {
+        let _ = handle.await;
+    }
+    runner.wait_idle().await;
+    let by_task = kinds_by_task(&received(&mut events));
+    assert_eq!(by_task.len(), 2_000);
+    for (id, kinds) in by_task {
+        let terminal: Vec<_> = kinds.iter().filter(|k| k.is_terminal()).collect();
+        assert_eq!(terminal.len(), 1, "task {id}: {kinds:?}");
+        assert!(kinds.last().unwrap().is_terminal(), "task {id}: {kinds:?}");
+        assert_eq!(kinds[0], EventKind::Enqueued, "task {id}: {kinds:?}");
+    }
 }
