@@ -578,9 +578,10 @@ where
     }
 
     fn publish(&self, end: End) {
-        drop(lock_std(&self.handler).take());
-        let mut slot = lock_std(&self.slot);
-        let staged = slot.staged.take();
+        // The handler and its captures go now, outside any lock.
+        let handler = lock_std(&self.handler).take();
+        drop(handler);
+        let staged = lock_std(&self.slot).staged.take();
         let result = match end {
             End::Completed | End::Failed => match staged {
                 Some(Ok(value)) => Ok(value),
@@ -595,7 +596,9 @@ where
             End::Cancelled => Err(TaskError::Cancelled),
             End::Shutdown => Err(TaskError::Shutdown),
         };
+        // User code (a summary) may run here: no lock is held.
         self.notify(&result);
+        let mut slot = lock_std(&self.slot);
         let waker = match &mut slot.state {
             SlotState::Waiting(waker) => {
                 let waker = waker.take();
