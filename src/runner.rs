@@ -6,6 +6,7 @@ use std::future::Future;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::atomic::{fence, AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
+use std::task::Poll;
 
 use tokio::runtime::Handle;
 use tokio::sync::Notify;
@@ -15,6 +16,7 @@ use crate::job::{CancelFrom, Cause, End, Header, Job, TaskCell};
 use crate::notify::{Inbox, Notification};
 use crate::queue::Queue;
 use crate::registry::Registry;
+use crate::sync::lock_std;
 use crate::task::RetryPredicate;
 use crate::{
     worker, ConfigError, EnqueueError, QueueConfig, QueueStats, Task, TaskContext, TaskHandle,
@@ -128,6 +130,15 @@ pub(crate) struct Shared {
     /// Set by shutdown_now: a task that slips in anyway is cancelled.
     aborting: AtomicBool,
     runtime: OnceLock<Handle>,
+    /// Workers waiting a moment for a start, each to be handed a job instead of a spawn.
+    parked: std::sync::Mutex<Vec<Arc<Parking>>>,
+}
+
+/// Where a parked worker is handed its next job.
+#[derive(Default)]
+pub(crate) struct Parking {
+    job: std::sync::Mutex<Option<Arc<dyn Job>>>,
+    waker: futures::task::AtomicWaker,
 }
 
 // ===== impl TaskRunner =====
@@ -180,6 +191,7 @@ impl TaskRunner {
                 closed: AtomicBool::new(false),
                 aborting: AtomicBool::new(false),
                 runtime,
+                parked: std::sync::Mutex::new(Vec::new()),
             }),
         }
     }
@@ -564,9 +576,49 @@ impl Shared {
         Ok(())
     }
 
-    /// Starts a worker for `job`, which already holds a slot of its queue.
+    /// Starts `job`, which already holds a slot of its queue: hands it to a parked worker if
+    /// one is waiting, else spawns a worker for it.
     pub(crate) fn start(self: &Arc<Self>, job: Arc<dyn Job>) {
-        self.spawn(worker::work(Arc::clone(self), job));
+        let parked = lock_std(&self.parked).pop();
+        match parked {
+            Some(parking) => {
+                *lock_std(&parking.job) = Some(job);
+                parking.waker.wake();
+            }
+            None => self.spawn(worker::work(Arc::clone(self), job)),
+        }
+    }
+
+    /// Parks a worker that ran out of work until the scheduler comes back to it once: if a
+    /// start hands it a job meanwhile, returns the job; else takes it off the list.
+    pub(crate) async fn park(&self, parking: &Arc<Parking>) -> Option<Arc<dyn Job>> {
+        lock_std(&self.parked).push(Arc::clone(parking));
+        let mut yielded = false;
+        std::future::poll_fn(|cx| {
+            if let Some(job) = lock_std(&parking.job).take() {
+                return Poll::Ready(Some(job));
+            }
+            if !yielded {
+                // Let whatever is ready run first: it may start a task.
+                yielded = true;
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
+            }
+            {
+                let mut parked = lock_std(&self.parked);
+                if let Some(i) = parked.iter().position(|p| Arc::ptr_eq(p, parking)) {
+                    parked.swap_remove(i);
+                    return Poll::Ready(None);
+                }
+            }
+            // A start took this worker off the list: its job is on the way.
+            parking.waker.register(cx.waker());
+            match lock_std(&parking.job).take() {
+                Some(job) => Poll::Ready(Some(job)),
+                None => Poll::Pending,
+            }
+        })
+        .await
     }
 
     /// Spawns `future` on the current runtime, or the one the runner first saw.

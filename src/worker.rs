@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use crate::events::EventKind;
 use crate::job::{cancelled, Attempt, End, Job};
-use crate::runner::Shared;
+use crate::runner::{Parking, Shared};
 use crate::status::Phase;
 
 /// Runs `job`, which already holds a slot of its queue, then whatever the queue hands that
@@ -14,6 +14,8 @@ use crate::status::Phase;
 /// waiting task without a spawn, and the worker still yields to the scheduler as often as
 /// tokio's coop budget asks.
 pub(crate) async fn work(shared: Arc<Shared>, mut job: Arc<dyn Job>) {
+    // Made on the first time this worker parks, and reused.
+    let mut parking: Option<Arc<Parking>> = None;
     loop {
         let header = job.header();
         let attempt = header.begin_attempt();
@@ -66,7 +68,15 @@ pub(crate) async fn work(shared: Arc<Shared>, mut job: Arc<dyn Job>) {
         }
         match next {
             Some(next) => job = next,
-            None => return,
+            // The queue has nothing for this worker: wait a moment for a start elsewhere
+            // (in any queue) before leaving, which saves that start a spawn.
+            None => {
+                let parking = parking.get_or_insert_with(Arc::default);
+                match shared.park(parking).await {
+                    Some(next) => job = next,
+                    None => return,
+                }
+            }
         }
         // A long run of instantly-ready tasks must not hog the thread: yield once the
         // worker's coop budget is spent (every 128 units), as tokio's own resources do.

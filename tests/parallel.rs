@@ -87,3 +87,45 @@ async fn two_slots_run_two_handlers_at_the_same_time() {
     assert!(a.await.unwrap(), "a never met b");
     assert!(b.await.unwrap(), "b never met a");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn starts_across_many_idle_queues_are_handed_to_parked_workers_safely() {
+    // 200 queues of one slot, tasks round-robin: nearly every start lands in an idle queue,
+    // so it goes to a parked worker or a fresh one, racing workers leaving the list.
+    let names: Vec<String> = (0..200).map(|q| format!("q{q}")).collect();
+    let mut builder = TaskRunner::builder();
+    for name in &names {
+        builder = builder.queue(name.clone(), QueueConfig::new().concurrency(1));
+    }
+    let runner = builder.build().unwrap();
+    let gauges: Vec<Arc<Gauge>> = names.iter().map(|_| Arc::default()).collect();
+    let mut handles = Vec::new();
+    for i in 0..20_000usize {
+        let q = i % names.len();
+        let gauge = Arc::clone(&gauges[q]);
+        let task = Task::new("hop", move |_: TaskContext| {
+            let gauge = Arc::clone(&gauge);
+            async move {
+                let now = gauge.now.fetch_add(1, Ordering::SeqCst) + 1;
+                gauge.max.fetch_max(now, Ordering::SeqCst);
+                if i % 3 == 0 {
+                    tokio::task::yield_now().await;
+                }
+                gauge.now.fetch_sub(1, Ordering::SeqCst);
+                Ok::<_, String>(i)
+            }
+        })
+        .queue(names[q].clone());
+        handles.push(runner.enqueue_task(task).unwrap());
+        if i % 97 == 0 {
+            tokio::task::yield_now().await;
+        }
+    }
+    for (i, handle) in handles.into_iter().enumerate() {
+        assert_eq!(handle.await.unwrap(), i);
+    }
+    for gauge in &gauges {
+        assert_eq!(gauge.max.load(Ordering::SeqCst), 1);
+    }
+    runner.wait_idle().await;
+}
