@@ -168,7 +168,7 @@ impl Stamp {
 pub(crate) enum CancelFrom {
     /// Registered but not yet admitted to its queue: now `Cancelled`.
     New,
-    /// In the heap: now `Cancelled`, a tombstone in the heap.
+    /// Waiting in its queue: now `Cancelled`, a tombstone there.
     Queued,
     /// In backoff: now `Cancelled`.
     Retrying,

@@ -8,7 +8,7 @@
 //! # The pieces
 //!
 //! - A [`TaskRunner`] holds **named queues** (`main`, concurrency 3, unless configured). Each
-//!   queue has its own concurrency limit and a **priority heap**: higher priority first, FIFO
+//!   queue has its own concurrency limit and a **priority order**: higher priority first, FIFO
 //!   among equals. A full queue never delays another.
 //! - A [`Task`] is a named handler plus options: queue, priority, [`RetryPolicy`], timeout,
 //!   call id.

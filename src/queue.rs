@@ -1,7 +1,8 @@
-//! One named queue: its concurrency limit, its priority heap, and the slot accounting.
+//! One named queue: its concurrency limit, its waiting tasks in start order, and the slot
+//! accounting.
 //!
 //! Everything here is synchronous and short: each operation takes the queue's lock once,
-//! does O(log n) heap work, and hands back the tasks that should start now. Starting them
+//! does O(log n) work on the waiting order, and hands back the tasks that should start now. Starting them
 //! (spawning a worker) is the caller's job, outside the lock.
 
 use std::sync::Arc;
@@ -80,17 +81,18 @@ pub(crate) struct Queue {
 }
 
 struct State {
-    heap: Order<Entry>,
+    /// Waiting tasks in start order.
+    waiting: Order<Entry>,
     /// Tasks holding a slot. May exceed `limit` for a moment after the limit is lowered; the
     /// excess slots are given up as their tasks finish.
     running: usize,
     retrying: usize,
     limit: usize,
-    /// Cancelled entries still in the heap; skipped when popped.
+    /// Cancelled entries still in `waiting`; skipped when popped.
     tombstones: usize,
 }
 
-/// A heap entry: highest priority first, then lowest id (enqueue order).
+/// A waiting task: highest priority first, then lowest id (enqueue order).
 struct Entry {
     key: u128,
     job: Arc<dyn Job>,
@@ -120,7 +122,7 @@ impl Prioritized for Entry {
     }
 }
 
-/// Below this many tombstones a heap is never compacted.
+/// Below this many tombstones the waiting order is never compacted.
 const COMPACT_MIN: usize = 64;
 
 impl Queue {
@@ -129,7 +131,7 @@ impl Queue {
             name: name.into(),
             hub,
             state: Mutex::new(State {
-                heap: Order::new(),
+                waiting: Order::new(),
                 running: 0,
                 retrying: 0,
                 limit,
@@ -148,7 +150,7 @@ impl Queue {
     }
 
     /// Admits a new task (`retried` false) or one whose backoff ended (`retried` true): it
-    /// takes a free slot at once (returned, for the caller to run) or waits in the heap.
+    /// takes a free slot at once (returned, for the caller to run) or waits in its queue.
     /// Returns `None` also if the task was cancelled meanwhile.
     pub(crate) fn admit(&self, job: Arc<dyn Job>, retried: bool) -> Option<Arc<dyn Job>> {
         // A new task that starts at once starts when it was created; read no clock for it.
@@ -169,7 +171,7 @@ impl Queue {
             state.running += 1;
             return Some(job);
         }
-        state.heap.push(Entry::new(job));
+        state.waiting.push(Entry::new(job));
         None
     }
 
@@ -240,7 +242,7 @@ impl Queue {
     pub(crate) fn stats(&self) -> QueueStats {
         let state = lock(&self.state);
         QueueStats {
-            pending: state.heap.len() - state.tombstones,
+            pending: state.waiting.len() - state.tombstones,
             running: state.running,
             retrying: state.retrying,
             limit: state.limit,
@@ -251,7 +253,7 @@ impl Queue {
 impl State {
     /// Pops the best task still waiting and marks it running, skipping tombstones.
     fn pop_startable(&mut self, now: Stamp) -> Option<Arc<dyn Job>> {
-        while let Some(entry) = self.heap.pop() {
+        while let Some(entry) = self.waiting.pop() {
             if entry.job.header().start_queued(now) {
                 return Some(entry.job);
             }
@@ -260,11 +262,11 @@ impl State {
         None
     }
 
-    /// Drops tombstones once they are most of the heap, so cancelled tasks cannot pile up.
+    /// Drops tombstones once they are most of the waiting entries, so cancelled tasks cannot pile up.
     /// Amortised O(1) per cancel.
     fn compact(&mut self) {
-        if self.tombstones >= COMPACT_MIN && self.tombstones * 2 > self.heap.len() {
-            self.heap
+        if self.tombstones >= COMPACT_MIN && self.tombstones * 2 > self.waiting.len() {
+            self.waiting
                 .retain(|entry| entry.job.header().phase() == Phase::Queued);
             self.tombstones = 0;
         }

@@ -56,7 +56,7 @@ pub const DEFAULT_SUMMARY_LEN: usize = 200;
 /// `tokio::spawn` behind a [`Semaphore`](tokio::sync::Semaphore) limits concurrency too, but
 /// waiters are served first-come-first-served, a retry's sleep keeps its permit, there is no
 /// record of what is running, and every waiting task is a parked tokio task. Here a waiting
-/// task is a heap entry, a freed slot goes to the highest priority, a backoff holds no slot,
+/// task is an entry in its queue's order, a freed slot goes to the highest priority, a backoff holds no slot,
 /// and every task has a status.
 ///
 /// # Example
