@@ -1,5 +1,6 @@
-//! The async half of the runner: a worker holds one slot of one queue and runs tasks in it
-//! until the queue has nothing left for it; a backoff timer waits out a retry delay.
+//! The async half of the runner: a worker runs a task in the slot the task holds, then the
+//! next task its queue hands that slot, and when the queue has none, parks for a moment to
+//! take a start from any queue; a backoff timer waits out a retry delay.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,9 +11,9 @@ use crate::runner::{Parking, Shared};
 use crate::status::Phase;
 
 /// Runs `job`, which already holds a slot of its queue, then whatever the queue hands that
-/// slot next. One tokio task serves many tasks in a row: a freed slot passes to the next
-/// waiting task without a spawn, and the worker still yields to the scheduler as often as
-/// tokio's coop budget asks.
+/// slot next, then whatever a start hands it while parked. One tokio task serves many tasks
+/// in a row: a freed slot passes to the next waiting task without a spawn, and the worker
+/// still yields to the scheduler as often as tokio's coop budget asks.
 pub(crate) async fn work(shared: Arc<Shared>, mut job: Arc<dyn Job>) {
     // Made on the first time this worker parks, and reused.
     let mut parking: Option<Arc<Parking>> = None;
