@@ -269,3 +269,20 @@ async fn the_terminal_status_is_visible_when_the_handle_resolves() {
     checker.await.unwrap();
     assert_eq!(runner.queue_stats("one").unwrap().running, 0);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_huge_retention_cap_is_clamped_not_an_allocation_failure() {
+    // Would be a ring of usize::MAX slots unclamped; clamped to 2^20 it builds and works.
+    let runner = TaskRunner::builder()
+        .retain_finished(usize::MAX)
+        .build()
+        .unwrap();
+    let handle = runner
+        .enqueue_task(Task::new("t", |_: TaskContext| async {
+            Ok::<_, String>(())
+        }))
+        .unwrap();
+    let id = handle.id();
+    handle.await.unwrap();
+    assert_eq!(runner.get_status(id).unwrap().status, TaskStatus::Completed);
+}
