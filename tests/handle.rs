@@ -4,7 +4,7 @@ mod common;
 
 use std::sync::Arc;
 
-use common::settle;
+use common::{gated, settle};
 use taskrunner::{QueueConfig, Task, TaskContext, TaskError, TaskRunner, TaskStatus};
 use tokio::sync::Semaphore;
 use tokio_test::{assert_pending, assert_ready, task};
@@ -13,16 +13,7 @@ use tokio_test::{assert_pending, assert_ready, task};
 async fn a_handle_is_pending_until_its_task_ends_then_woken_once_and_ready() {
     let runner = TaskRunner::new();
     let gate = Arc::new(Semaphore::new(0));
-    let g = Arc::clone(&gate);
-    let handle = runner
-        .enqueue_task(Task::new("gated", move |_: TaskContext| {
-            let g = Arc::clone(&g);
-            async move {
-                g.acquire().await.unwrap().forget();
-                Ok::<_, String>(7)
-            }
-        }))
-        .unwrap();
+    let handle = runner.enqueue_task(gated("gated", &gate, 7)).unwrap();
     let mut polled = task::spawn(handle);
     assert_pending!(polled.poll());
     settle().await;
@@ -40,16 +31,7 @@ async fn a_handle_is_pending_until_its_task_ends_then_woken_once_and_ready() {
 async fn a_handle_polled_from_another_task_gets_the_latest_waker() {
     let runner = TaskRunner::new();
     let gate = Arc::new(Semaphore::new(0));
-    let g = Arc::clone(&gate);
-    let handle = runner
-        .enqueue_task(Task::new("gated", move |_: TaskContext| {
-            let g = Arc::clone(&g);
-            async move {
-                g.acquire().await.unwrap().forget();
-                Ok::<_, String>(())
-            }
-        }))
-        .unwrap();
+    let handle = runner.enqueue_task(gated("gated", &gate, ())).unwrap();
     // First polled by one task, then moved into another: the second must be the one woken.
     let mut first = task::spawn(handle);
     assert_pending!(first.poll());

@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::settle;
+use common::{gated, settle};
 use taskrunner::{QueueConfig, RetryPolicy, Task, TaskContext, TaskRunner, TaskStatus};
 use tokio::sync::Semaphore;
 
@@ -17,18 +17,8 @@ async fn task_info_follows_a_task_through_its_life() {
         .build()
         .unwrap();
     let gate = Arc::new(Semaphore::new(0));
-    let g = Arc::clone(&gate);
     let first = runner
-        .enqueue_task(
-            Task::new("first", move |_: TaskContext| {
-                let g = Arc::clone(&g);
-                async move {
-                    g.acquire().await.unwrap().forget();
-                    Ok::<_, String>(())
-                }
-            })
-            .queue("one"),
-        )
+        .enqueue_task(gated("first", &gate, ()).queue("one"))
         .unwrap();
     let second = runner
         .enqueue_task(
@@ -155,17 +145,8 @@ async fn finished_records_are_evicted_oldest_first_past_the_cap() {
         .build()
         .unwrap();
     let gate = Arc::new(Semaphore::new(0));
-    let g = Arc::clone(&gate);
     // An unfinished task is never evicted, however many finish after it.
-    let long = runner
-        .enqueue_task(Task::new("long", move |_: TaskContext| {
-            let g = Arc::clone(&g);
-            async move {
-                g.acquire().await.unwrap().forget();
-                Ok::<_, String>(())
-            }
-        }))
-        .unwrap();
+    let long = runner.enqueue_task(gated("long", &gate, ())).unwrap();
     let mut handles = Vec::new();
     for i in 0..20 {
         handles.push(

@@ -53,3 +53,24 @@ impl Drop for Inside {
 pub async fn settle() {
     tokio::time::sleep(Duration::from_micros(1)).await;
 }
+
+/// A task named `name` that holds its slot until `gate` gives it a permit, then returns
+/// `value`.
+pub fn gated<T: Clone + Send + Sync + 'static>(
+    name: &str,
+    gate: &Arc<tokio::sync::Semaphore>,
+    value: T,
+) -> taskrunner::Task<
+    impl Fn(taskrunner::TaskContext) -> futures::future::BoxFuture<'static, Result<T, String>>
+        + Send
+        + Sync,
+> {
+    let gate = Arc::clone(gate);
+    taskrunner::Task::new(name, move |_: taskrunner::TaskContext| {
+        let (gate, value) = (Arc::clone(&gate), value.clone());
+        Box::pin(async move {
+            gate.acquire().await.unwrap().forget();
+            Ok(value)
+        }) as futures::future::BoxFuture<'static, Result<T, String>>
+    })
+}
