@@ -105,13 +105,21 @@ pub(crate) struct Hub {
     pub(crate) notify_all: bool,
 }
 
+impl Hub {
+    fn new(settings: &TaskRunnerBuilder) -> Hub {
+        Hub {
+            events: Events::new(settings.event_capacity),
+            inbox: Inbox::new(settings.notification_capacity, settings.summary_len),
+            notify_all: settings.notify_all,
+        }
+    }
+}
+
+/// A hub with the default settings, for driving a queue alone in tests.
+#[cfg(test)]
 impl Default for Hub {
     fn default() -> Hub {
-        Hub {
-            events: Events::new(DEFAULT_EVENT_CAPACITY),
-            inbox: Inbox::new(DEFAULT_NOTIFICATION_CAPACITY, DEFAULT_SUMMARY_LEN),
-            notify_all: false,
-        }
+        Hub::new(&TaskRunner::builder())
     }
 }
 
@@ -163,11 +171,7 @@ impl TaskRunner {
     }
 
     fn assemble(queues: Vec<(String, QueueConfig)>, settings: &TaskRunnerBuilder) -> Self {
-        let hub = Arc::new(Hub {
-            events: Events::new(settings.event_capacity),
-            inbox: Inbox::new(settings.notification_capacity, settings.summary_len),
-            notify_all: settings.notify_all,
-        });
+        let hub = Arc::new(Hub::new(settings));
         let queue_list: Vec<Arc<Queue>> = queues
             .into_iter()
             .map(|(name, config)| Arc::new(Queue::new(&name, config.concurrency, Arc::clone(&hub))))
