@@ -18,9 +18,7 @@
 //! - memory: heap bytes per queued, not-yet-started task, counted exactly by this binary's
 //!   allocator, handle included.
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::hint::black_box;
-use std::sync::atomic::{AtomicBool, AtomicIsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -30,36 +28,11 @@ use tokio::sync::Semaphore;
 
 // ===== a counting allocator, switched on only while memory is measured =====
 
-struct Counting;
-static COUNTING: AtomicBool = AtomicBool::new(false);
-static LIVE: AtomicIsize = AtomicIsize::new(0);
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        if COUNTING.load(Ordering::Relaxed) {
-            LIVE.fetch_add(layout.size() as isize, Ordering::Relaxed);
-        }
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        if COUNTING.load(Ordering::Relaxed) {
-            LIVE.fetch_sub(layout.size() as isize, Ordering::Relaxed);
-        }
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        if COUNTING.load(Ordering::Relaxed) {
-            LIVE.fetch_add(
-                new_size as isize - layout.size() as isize,
-                Ordering::Relaxed,
-            );
-        }
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
+#[path = "../benches/common/counting_alloc.rs"]
+mod counting_alloc;
 
 #[global_allocator]
-static ALLOCATOR: Counting = Counting;
+static ALLOCATOR: counting_alloc::Counting<false> = counting_alloc::Counting;
 
 // ===== workloads =====
 
@@ -155,13 +128,13 @@ fn memory_per_task(rt: &Runtime, n: u64) -> (f64, f64) {
             )
             .unwrap();
         let mut handles = Vec::with_capacity(n as usize);
-        COUNTING.store(true, Ordering::SeqCst);
-        let before = LIVE.load(Ordering::SeqCst);
+        counting_alloc::set_counting(true);
+        let before = counting_alloc::live();
         for i in 0..n {
             handles.push(runner.enqueue_task(noop(i).queue("one")).unwrap());
         }
-        let after = LIVE.load(Ordering::SeqCst);
-        COUNTING.store(false, Ordering::SeqCst);
+        let after = counting_alloc::live();
+        counting_alloc::set_counting(false);
         let heap = (after - before) as f64 / n as f64;
         let handle = std::mem::size_of_val(&handles[0]) as f64;
         gate.add_permits(1);
@@ -174,8 +147,8 @@ fn memory_per_task(rt: &Runtime, n: u64) -> (f64, f64) {
     let semaphore_bytes = rt.block_on(async {
         let semaphore = Arc::new(Semaphore::new(0));
         let mut handles = Vec::with_capacity(n as usize);
-        COUNTING.store(true, Ordering::SeqCst);
-        let before = LIVE.load(Ordering::SeqCst);
+        counting_alloc::set_counting(true);
+        let before = counting_alloc::live();
         for i in 0..n {
             let semaphore = Arc::clone(&semaphore);
             handles.push(tokio::spawn(async move {
@@ -185,8 +158,8 @@ fn memory_per_task(rt: &Runtime, n: u64) -> (f64, f64) {
         }
         // Let every task park on the semaphore.
         tokio::time::sleep(Duration::from_millis(50)).await;
-        let after = LIVE.load(Ordering::SeqCst);
-        COUNTING.store(false, Ordering::SeqCst);
+        let after = counting_alloc::live();
+        counting_alloc::set_counting(false);
         let per = (after - before) as f64 / n as f64 + std::mem::size_of_val(&handles[0]) as f64;
         semaphore.add_permits(n as usize);
         for handle in handles {

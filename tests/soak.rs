@@ -5,37 +5,15 @@
 //! Ignored by plain `cargo test` (it wants `--release`); CI runs it with
 //! `cargo test --release --test soak -- --ignored`.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicIsize, Ordering};
 use std::time::Duration;
 
 use taskrunner::{QueueConfig, RetryPolicy, Task, TaskContext, TaskError, TaskRunner};
 
-/// Counts the bytes live on the heap.
-struct Counting;
-
-static LIVE: AtomicIsize = AtomicIsize::new(0);
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        LIVE.fetch_add(layout.size() as isize, Ordering::Relaxed);
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        LIVE.fetch_sub(layout.size() as isize, Ordering::Relaxed);
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        LIVE.fetch_add(
-            new_size as isize - layout.size() as isize,
-            Ordering::Relaxed,
-        );
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
+#[path = "../benches/common/counting_alloc.rs"]
+mod counting_alloc;
 
 #[global_allocator]
-static ALLOCATOR: Counting = Counting;
+static ALLOCATOR: counting_alloc::Counting<true> = counting_alloc::Counting;
 
 const QUEUES: [(&str, usize); 4] = [("one", 1), ("few", 4), ("many", 16), ("wide", 64)];
 const BATCH: u64 = 20_000;
@@ -200,7 +178,7 @@ fn a_million_tasks_are_all_accounted_for_and_leave_no_memory_behind() {
         let mut warm = Tally::default();
         run_batch(&runner, 0, &mut warm).await;
         runner.wait_idle().await;
-        let baseline = LIVE.load(Ordering::SeqCst);
+        let baseline = counting_alloc::live();
 
         let total = total();
         let began = std::time::Instant::now();
@@ -230,7 +208,7 @@ fn a_million_tasks_are_all_accounted_for_and_leave_no_memory_behind() {
             1_000,
             "only the retained records"
         );
-        let grown = LIVE.load(Ordering::SeqCst) - baseline;
+        let grown = counting_alloc::live() - baseline;
         println!(
             "soak: {total} tasks in {elapsed:?}; {tally:?}; heap {grown:+} bytes vs. baseline"
         );
