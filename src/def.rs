@@ -93,6 +93,32 @@ impl<H> TaskDef<H> {
         &self.name
     }
 
+    // Read by the durable store, which runs a definition from a stored input.
+    #[cfg(any(feature = "sqlite", feature = "postgres"))]
+    pub(crate) fn handler(&self) -> &Arc<H> {
+        &self.handler
+    }
+
+    #[cfg(any(feature = "sqlite", feature = "postgres"))]
+    pub(crate) fn queue_name(&self) -> &str {
+        &self.queue
+    }
+
+    #[cfg(any(feature = "sqlite", feature = "postgres"))]
+    pub(crate) fn priority_value(&self) -> i32 {
+        self.priority
+    }
+
+    #[cfg(any(feature = "sqlite", feature = "postgres"))]
+    pub(crate) fn retry_policy(&self) -> Option<&RetryPolicy> {
+        self.retry.as_ref()
+    }
+
+    #[cfg(any(feature = "sqlite", feature = "postgres"))]
+    pub(crate) fn timeout_value(&self) -> Option<Duration> {
+        self.timeout
+    }
+
     /// A task that runs the handler on `input`, with the definition's options; set any of
     /// them again on the returned task to override it for this call.
     pub fn with<I, Fut, T, E>(

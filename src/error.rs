@@ -27,6 +27,21 @@ pub enum ConfigError {
     /// A queue name was empty.
     #[error("a queue name is empty: give every queue a non-empty name")]
     EmptyQueueName,
+    /// A definition was registered on a builder with no store to take its runs from.
+    #[error(
+        "`{0}` is registered but the runner has no store: add `.store(SqliteStore::open(path).await?)` \
+         to the builder, or do not register it"
+    )]
+    RegisterWithoutStore(String),
+    /// Two registered definitions have the same name.
+    #[error("two definitions named `{0}` are registered: give each durable definition its own name")]
+    DuplicateRegistration(String),
+    /// A runner with a store was built outside a tokio runtime.
+    #[error(
+        "a runner with a durable store must be built inside a tokio runtime (it starts its claim \
+         loops): build it under #[tokio::main]"
+    )]
+    StoreNeedsRuntime,
 }
 
 /// A task was not accepted by [`TaskRunner::enqueue_task`](crate::TaskRunner::enqueue_task).

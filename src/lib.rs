@@ -117,6 +117,11 @@ mod runner;
 #[cfg_attr(docsrs, doc(cfg(all(feature = "process", unix))))]
 mod shell;
 mod status;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+#[cfg_attr(docsrs, doc(cfg(any(feature = "sqlite", feature = "postgres"))))]
+pub mod store;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+mod durable;
 mod sync;
 mod task;
 mod worker;
@@ -138,6 +143,12 @@ pub use runner::{
 #[cfg_attr(docsrs, doc(cfg(all(feature = "process", unix))))]
 pub use shell::{ShellError, ShellOutput, ShellTask, DEFAULT_OUTPUT_CAP};
 pub use status::TaskStatus;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+#[cfg_attr(docsrs, doc(cfg(any(feature = "sqlite", feature = "postgres"))))]
+pub use durable::{RunHandle, DEFAULT_LEASE, DEFAULT_POLL_INTERVAL};
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+#[cfg_attr(docsrs, doc(cfg(any(feature = "sqlite", feature = "postgres"))))]
+pub use store::{RunFilter, RunId, RunInfo, RunOptions, RunStatus, StoreError};
 pub use task::{RetryAny, RetryPredicate, Task, TaskId};
 
 /// The README's examples, compiled and run as doc tests so they stay true.

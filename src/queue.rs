@@ -35,12 +35,17 @@ use order::{Order, Prioritized};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct QueueConfig {
     pub(crate) concurrency: usize,
+    /// At most this many of the queue's durable runs at once across every process.
+    pub(crate) global_concurrency: Option<usize>,
 }
 
 impl QueueConfig {
     /// A queue with concurrency 3.
     pub const fn new() -> Self {
-        QueueConfig { concurrency: 3 }
+        QueueConfig {
+            concurrency: 3,
+            global_concurrency: None,
+        }
     }
 
     /// How many of the queue's tasks may run at once. Zero is rejected by
@@ -48,6 +53,24 @@ impl QueueConfig {
     /// [`ConfigError::ZeroConcurrency`](crate::ConfigError::ZeroConcurrency).
     pub const fn concurrency(mut self, n: usize) -> Self {
         self.concurrency = n;
+        self
+    }
+
+    /// How many of the queue's durable runs may run at once across every process sharing
+    /// the runner's [store](crate::TaskRunnerBuilder::store), counted inside the claim
+    /// (a run waiting out a retry's backoff counts: its process holds it). Unlimited unless
+    /// set; [`concurrency`](Self::concurrency) still limits each process. Zero is rejected
+    /// by [`build`](crate::TaskRunnerBuilder::build).
+    ///
+    /// ```
+    /// use taskrunner::QueueConfig;
+    ///
+    /// // 4 at once in this process, 8 at once across all of them.
+    /// let agents = QueueConfig::new().concurrency(4).global_concurrency(8);
+    /// # drop(agents);
+    /// ```
+    pub const fn global_concurrency(mut self, n: usize) -> Self {
+        self.global_concurrency = Some(n);
         self
     }
 }

@@ -80,7 +80,7 @@ pub const DEFAULT_SUMMARY_LEN: usize = 200;
 /// ```
 #[derive(Clone)]
 pub struct TaskRunner {
-    shared: Arc<Shared>,
+    pub(crate) shared: Arc<Shared>,
 }
 
 /// Builds a [`TaskRunner`] with custom queues. From [`TaskRunner::builder`].
@@ -93,6 +93,9 @@ pub struct TaskRunnerBuilder {
     notification_capacity: usize,
     summary_len: usize,
     notify_all: bool,
+    /// The durable store and the definitions this process runs from it.
+    #[cfg(any(feature = "sqlite", feature = "postgres"))]
+    pub(crate) durable: crate::durable::Settings,
 }
 
 /// What a task's own code (its context, its worker, its end) reports to: the event channel
@@ -140,6 +143,9 @@ pub(crate) struct Shared {
     runtime: OnceLock<Handle>,
     /// Workers waiting a moment for a start, each to be handed a job instead of a spawn.
     parked: std::sync::Mutex<Vec<Arc<Parking>>>,
+    /// The durable side, if the runner was built with a store.
+    #[cfg(any(feature = "sqlite", feature = "postgres"))]
+    pub(crate) durable: OnceLock<Arc<crate::durable::Durable>>,
 }
 
 /// Where a parked worker is handed its next job.
@@ -167,7 +173,14 @@ impl TaskRunner {
             notification_capacity: DEFAULT_NOTIFICATION_CAPACITY,
             summary_len: DEFAULT_SUMMARY_LEN,
             notify_all: false,
+            #[cfg(any(feature = "sqlite", feature = "postgres"))]
+            durable: Default::default(),
         }
+    }
+
+    #[cfg(any(feature = "sqlite", feature = "postgres"))]
+    pub(crate) fn from_shared(shared: Arc<Shared>) -> TaskRunner {
+        TaskRunner { shared }
     }
 
     fn assemble(queues: Vec<(String, QueueConfig)>, settings: &TaskRunnerBuilder) -> Self {
@@ -196,6 +209,8 @@ impl TaskRunner {
                 aborting: AtomicBool::new(false),
                 runtime,
                 parked: std::sync::Mutex::new(Vec::new()),
+                #[cfg(any(feature = "sqlite", feature = "postgres"))]
+                durable: OnceLock::new(),
             }),
         }
     }
@@ -347,6 +362,21 @@ impl TaskRunner {
     /// running and retrying task has finished.
     pub fn shutdown(&self) -> impl Future<Output = ()> + Send + 'static {
         self.shared.closed.store(true, Ordering::SeqCst);
+        #[cfg(any(feature = "sqlite", feature = "postgres"))]
+        if let Some(durable) = self.shared.durable.get() {
+            // Claimed runs that have not started go back to the store at once.
+            let release = durable.shutdown(self, false);
+            let idle = self.wait_idle();
+            let durable = Arc::clone(durable);
+            return futures::future::Either::Left(async move {
+                release.await;
+                idle.await;
+                durable.finish_shutdown().await;
+            });
+        }
+        #[cfg(any(feature = "sqlite", feature = "postgres"))]
+        return futures::future::Either::Right(self.wait_idle());
+        #[cfg(not(any(feature = "sqlite", feature = "postgres")))]
         self.wait_idle()
     }
 
@@ -358,10 +388,30 @@ impl TaskRunner {
         shared.closed.store(true, Ordering::SeqCst);
         shared.aborting.store(true, Ordering::SeqCst);
         fence(Ordering::SeqCst);
+        // Durable runs claimed here, running or not, go back to the store at once.
+        #[cfg(any(feature = "sqlite", feature = "postgres"))]
+        let durable = shared
+            .durable
+            .get()
+            .map(|durable| (Arc::clone(durable), durable.shutdown(self, true)));
         for job in shared.registry.all() {
             shared.cancel(&*job, Cause::Shutdown);
         }
-        async move { shared.wait_idle().await }
+        async move {
+            #[cfg(any(feature = "sqlite", feature = "postgres"))]
+            let durable = match durable {
+                Some((durable, release)) => {
+                    release.await;
+                    Some(durable)
+                }
+                None => None,
+            };
+            shared.wait_idle().await;
+            #[cfg(any(feature = "sqlite", feature = "postgres"))]
+            if let Some(durable) = durable {
+                durable.finish_shutdown().await;
+            }
+        }
     }
 
     /// A stream of every task's [`Event`](crate::Event)s from now on: enqueued, started,
@@ -510,7 +560,17 @@ impl TaskRunnerBuilder {
         if !queues.iter().any(|(name, _)| name == DEFAULT_QUEUE) {
             queues.push((DEFAULT_QUEUE.into(), QueueConfig::new()));
         }
-        Ok(TaskRunner::assemble(queues, &self))
+        #[cfg(any(feature = "sqlite", feature = "postgres"))]
+        crate::durable::validate(&self.durable, &queues)?;
+        #[cfg(any(feature = "sqlite", feature = "postgres"))]
+        let durable_queues = queues.clone();
+        let runner = TaskRunner::assemble(queues, &self);
+        #[cfg(any(feature = "sqlite", feature = "postgres"))]
+        if let Some(durable) = crate::durable::start(&self.durable, &durable_queues, &runner.shared)
+        {
+            let _ = runner.shared.durable.set(durable);
+        }
+        Ok(runner)
     }
 }
 

@@ -1,0 +1,178 @@
+//! The claim loop of one queue: claims runs of the names this process registered, in claim
+//! order, as many as the queue has free slots, and starts each as a task of the runner.
+
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
+
+use super::{upgrade, Active, Done, Durable, CLAIM_BATCH};
+use crate::runner::Shared;
+use crate::store::{Claimed, Ending, Finish};
+use crate::sync::lock_std;
+use crate::{TaskError, TaskRunner};
+
+pub(super) async fn claim_loop(weak: Weak<Shared>, durable: Arc<Durable>, index: usize) {
+    let plan = &durable.plans[index];
+    let mut failures: u32 = 0;
+    loop {
+        if durable.claiming.is_cancelled() {
+            return;
+        }
+        let Some(runner) = upgrade(&weak) else {
+            return;
+        };
+        let free = runner.queue_stats(&plan.queue).map_or(0, |s| {
+            s.limit.saturating_sub(s.running + s.pending)
+        });
+        let mut full = false;
+        let mut wait = durable.poll;
+        if free > 0 && !runner.is_shutting_down() {
+            let max = free.min(CLAIM_BATCH);
+            match durable
+                .store
+                .claim(
+                    &plan.queue,
+                    &plan.names,
+                    max,
+                    &durable.owner,
+                    durable.lease,
+                    plan.global,
+                )
+                .await
+            {
+                Ok(runs) => {
+                    failures = 0;
+                    full = runs.len() == max;
+                    for run in runs {
+                        durable.start_run(&runner, index, run);
+                    }
+                }
+                Err(e) => {
+                    failures += 1;
+                    tracing::warn!(queue = %plan.queue, "claiming runs failed: {e}");
+                    wait = wait.min(Duration::from_millis(50) * failures.min(20));
+                }
+            }
+            if !full && failures == 0 {
+                if let Ok(Some(due)) = durable.store.next_due(&plan.queue, &plan.names).await {
+                    wait = wait.min(Duration::from_millis(due.max(1) as u64));
+                }
+            }
+        }
+        drop(runner);
+        if full {
+            tokio::task::yield_now().await;
+            continue;
+        }
+        tokio::select! {
+            _ = plan.wake.notified() => {}
+            _ = tokio::time::sleep(wait) => {}
+            _ = durable.claiming.cancelled() => return,
+        }
+    }
+}
+
+impl Durable {
+    /// Runs a claimed run as a task of `runner`; its end goes to the writer.
+    fn start_run(self: &Arc<Self>, runner: &TaskRunner, plan: usize, run: Claimed) {
+        let Some(def) = self.defs.get(&run.name) else {
+            return; // unreachable: claims name only registered definitions
+        };
+        lock_std(&self.active).insert(
+            run.id,
+            Active {
+                token: run.token,
+                task: None,
+                claimed: Instant::now(),
+                quiet: false,
+                cancel_sent: false,
+            },
+        );
+        if let Err(message) = def.check_input(&run.input) {
+            tracing::warn!(run = %run.id, name = %run.name, "{message}");
+            self.send_done(plan, Finish {
+                id: run.id,
+                token: run.token,
+                ending: Ending::Failed,
+                output: None,
+                error: Some(message),
+            });
+            return;
+        }
+        match def.enqueue(runner, &run, &self.store) {
+            Ok(handle) => {
+                let task = handle.id();
+                if let Some(a) = lock_std(&self.active).get_mut(&run.id) {
+                    a.task = Some(task);
+                }
+                let durable = Arc::clone(self);
+                tokio::spawn(async move {
+                    let result = handle.await;
+                    durable.task_ended(plan, run.id, run.token, result);
+                });
+            }
+            Err(e) => {
+                // Shutting down: hand it back at once.
+                tracing::debug!(run = %run.id, "released unstarted run: {e}");
+                if let Some(a) = lock_std(&self.active).get_mut(&run.id) {
+                    a.quiet = true;
+                }
+                let durable = Arc::clone(self);
+                tokio::spawn(async move {
+                    if let Err(e) = durable.store.release(&[(run.id, run.token)]).await {
+                        tracing::warn!(run = %run.id, "could not release a run: {e}");
+                    }
+                    lock_std(&durable.active).remove(&run.id);
+                    durable.flushed.notify_waiters();
+                });
+            }
+        }
+    }
+
+    fn task_ended(
+        &self,
+        plan: usize,
+        id: crate::store::RunId,
+        token: i64,
+        result: Result<String, TaskError<String>>,
+    ) {
+        let quiet = lock_std(&self.active).get(&id).is_none_or(|a| a.quiet);
+        if quiet {
+            // Released to the store, or the lease was lost: nothing to write.
+            let mut active = lock_std(&self.active);
+            if active.get(&id).is_some_and(|a| a.token == token) {
+                active.remove(&id);
+            }
+            let empty = active.is_empty();
+            drop(active);
+            if empty {
+                self.flushed.notify_waiters();
+            }
+            self.plans[plan].wake.notify_one();
+            return;
+        }
+        let (ending, output, error) = match result {
+            Ok(json) => (Ending::Completed, Some(json), None),
+            Err(TaskError::Failed(message)) => (Ending::Failed, None, Some(message)),
+            Err(TaskError::TimedOut) => (Ending::TimedOut, None, Some("timed out".to_owned())),
+            Err(TaskError::Panicked(message)) => {
+                (Ending::Panicked, None, Some(format!("panicked: {message}")))
+            }
+            Err(TaskError::Cancelled | TaskError::Shutdown) => {
+                (Ending::Cancelled, None, Some("cancelled".to_owned()))
+            }
+        };
+        self.send_done(plan, Finish {
+            id,
+            token,
+            ending,
+            output,
+            error,
+        });
+    }
+
+    fn send_done(&self, plan: usize, finish: Finish) {
+        // The writer lives as long as the durable side; if it is gone, the lease expires and
+        // another claim runs the run again.
+        let _ = self.done_tx.send(Done { finish, plan });
+    }
+}

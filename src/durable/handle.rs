@@ -1,0 +1,160 @@
+//! [`RunHandle`]: a durable run's typed result, whichever process runs it.
+
+use std::fmt;
+use std::future::Future;
+use std::marker::PhantomData;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use serde::de::DeserializeOwned;
+
+use super::Durable;
+use crate::store::{Outcome, RunId, RunInfo, StoreError};
+use crate::TaskError;
+
+/// A future of a durable run's result, from [`TaskRunner::submit`](crate::TaskRunner::submit)
+/// or [`TaskRunner::run_handle`](crate::TaskRunner::run_handle).
+///
+/// Await it for `Result<T, TaskError<String>>` (the error is the handler's error as its
+/// `Display`, as stored). It resolves when the run ends in whichever process runs it: at once
+/// when this process stores the end, otherwise when a poll of the store sees it (polls start
+/// at 5 ms apart and back off to the runner's
+/// [`poll_interval`](crate::TaskRunnerBuilder::poll_interval)).
+///
+/// Dropping it does not cancel the run; [`cancel`](Self::cancel) does.
+///
+/// ```
+/// use taskrunner::store::SqliteStore;
+/// use taskrunner::{TaskContext, TaskDef, TaskRunner};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let dir = std::env::temp_dir().join(format!("taskrunner-doc-handle-{}", std::process::id()));
+/// # std::fs::create_dir_all(&dir)?;
+/// let double = TaskDef::new("double", |_: TaskContext, n: u64| async move { Ok::<_, String>(n * 2) });
+/// let runner = TaskRunner::builder()
+///     .store(SqliteStore::open(dir.join("runs.db")).await?)
+///     .register(&double)
+///     .build()?;
+/// let run = runner.submit(&double, 21).await?;
+/// let id = run.id();                       // keep it: any process can poll it later
+/// assert_eq!(run.await?, 42);
+/// assert_eq!(runner.run_handle::<u64>(id)?.await?, 42);
+/// # runner.shutdown().await;
+/// # std::fs::remove_dir_all(&dir)?;
+/// # Ok(())
+/// # }
+/// ```
+#[must_use = "a RunHandle does nothing unless awaited; dropping it does not cancel the run"]
+pub struct RunHandle<T> {
+    id: RunId,
+    durable: Arc<Durable>,
+    wait: Option<BoxFuture<'static, Result<T, TaskError<String>>>>,
+    types: PhantomData<fn() -> T>,
+}
+
+impl<T> RunHandle<T> {
+    pub(crate) fn new(id: RunId, durable: Arc<Durable>) -> Self {
+        RunHandle {
+            id,
+            durable,
+            wait: None,
+            types: PhantomData,
+        }
+    }
+
+    /// The run's id.
+    pub fn id(&self) -> RunId {
+        self.id
+    }
+
+    /// The run's record now, or `None` if it was pruned.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Database`] if the store cannot be read.
+    pub async fn info(&self) -> Result<Option<RunInfo>, StoreError> {
+        self.durable.store.run_info(self.id).await
+    }
+
+    /// Cancels the run (see [`TaskRunner::cancel_run`](crate::TaskRunner::cancel_run)).
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Database`] if the store cannot be written.
+    pub async fn cancel(&self) -> Result<bool, StoreError> {
+        self.durable.cancel(self.id).await
+    }
+}
+
+impl<T: DeserializeOwned + Send + 'static> Future for RunHandle<T> {
+    type Output = Result<T, TaskError<String>>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = &mut *self;
+        let wait = this
+            .wait
+            .get_or_insert_with(|| Box::pin(wait(Arc::clone(&this.durable), this.id)));
+        wait.as_mut().poll(cx)
+    }
+}
+
+impl<T> fmt::Debug for RunHandle<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RunHandle").field("id", &self.id).finish()
+    }
+}
+
+async fn wait<T: DeserializeOwned>(durable: Arc<Durable>, id: RunId) -> Result<T, TaskError<String>> {
+    let mut delay = Duration::from_millis(5);
+    loop {
+        let handed = durable.watch(id);
+        match durable.store.outcome(id).await {
+            Ok(Some(outcome)) if is_terminal(&outcome) => {
+                durable.unwatch(id);
+                return convert(id, outcome);
+            }
+            Ok(Some(_)) => {}
+            Ok(None) => {
+                durable.unwatch(id);
+                return Err(TaskError::Failed(format!(
+                    "run {id} is not in the store: it was pruned, or submitted to another store"
+                )));
+            }
+            Err(e) => tracing::warn!(run = %id, "polling the run failed, retrying: {e}"),
+        }
+        tokio::select! {
+            outcome = handed => if let Ok(outcome) = outcome {
+                return convert(id, outcome);
+            },
+            _ = tokio::time::sleep(delay) => {}
+        }
+        delay = (delay * 2).min(durable.poll);
+    }
+}
+
+fn is_terminal(outcome: &Outcome) -> bool {
+    matches!(outcome.status.as_str(), "completed" | "failed" | "cancelled")
+}
+
+fn convert<T: DeserializeOwned>(id: RunId, outcome: Outcome) -> Result<T, TaskError<String>> {
+    let error = || outcome.error.clone().unwrap_or_default();
+    match (outcome.status.as_str(), outcome.error_kind.as_deref()) {
+        ("completed", _) => serde_json::from_str(outcome.output.as_deref().unwrap_or("null"))
+            .map_err(|e| {
+                TaskError::Failed(format!(
+                    "run {id}'s output does not deserialize as `{}`: {e}",
+                    std::any::type_name::<T>()
+                ))
+            }),
+        ("cancelled", _) => Err(TaskError::Cancelled),
+        (_, Some("timed_out")) => Err(TaskError::TimedOut),
+        (_, Some("panicked")) => Err(TaskError::Panicked(
+            error().trim_start_matches("panicked: ").to_owned(),
+        )),
+        _ => Err(TaskError::Failed(error())),
+    }
+}

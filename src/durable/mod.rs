@@ -1,0 +1,374 @@
+//! The durable side of a runner: claim loops that take runs from the store into the
+//! runner's queues, a writer that stores their ends (fenced, in batches), a heartbeat that
+//! renews leases, sees cancels and rescues runs of dead processes, and retention.
+//!
+//! One run's path: `submit` commits it (`api.rs`) → a claim loop of its queue claims it, in
+//! claim order, up to the queue's free slots (`claim.rs`) → it runs as an ordinary task of the
+//! runner (`registered.rs`: JSON in, JSON out, a `run` span) → its end goes to the writer,
+//! which writes it only while the claim's token holds (`worker.rs`) → handles waiting in this
+//! process are handed the outcome; others see it when they poll (`handle.rs`).
+
+mod api;
+mod claim;
+mod handle;
+mod registered;
+mod worker;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
+
+use tokio::sync::{mpsc, oneshot, Notify};
+use tokio_util::sync::CancellationToken;
+
+use crate::runner::Shared;
+use crate::store::{Finish, Outcome, Retention, RunId, Store};
+use crate::sync::lock_std;
+use crate::{ConfigError, TaskId, TaskRunner};
+
+pub use handle::RunHandle;
+pub(crate) use registered::Registered;
+
+/// How long a claimed run's lease lasts without a heartbeat, unless
+/// [`lease`](crate::TaskRunnerBuilder::lease) says otherwise.
+pub const DEFAULT_LEASE: Duration = Duration::from_secs(30);
+
+/// How often a runner looks for runs it was not told about (submitted by another process
+/// on SQLite, or a lost notification on PostgreSQL), unless
+/// [`poll_interval`](crate::TaskRunnerBuilder::poll_interval) says otherwise.
+pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(1);
+
+/// The most runs one claim takes.
+const CLAIM_BATCH: usize = 256;
+
+/// What the builder collects for the durable side.
+#[derive(Clone)]
+pub(crate) struct Settings {
+    pub(crate) store: Option<Store>,
+    pub(crate) defs: Vec<Arc<dyn Registered>>,
+    pub(crate) lease: Duration,
+    pub(crate) poll: Duration,
+    pub(crate) retention: Retention,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            store: None,
+            defs: Vec::new(),
+            lease: DEFAULT_LEASE,
+            poll: DEFAULT_POLL_INTERVAL,
+            retention: Retention::default(),
+        }
+    }
+}
+
+impl fmt::Debug for Settings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Durable")
+            .field("store", &self.store)
+            .field(
+                "registered",
+                &self.defs.iter().map(|d| d.name()).collect::<Vec<_>>(),
+            )
+            .field("lease", &self.lease)
+            .field("poll", &self.poll)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The claim loop of one queue.
+struct Plan {
+    queue: String,
+    names: Vec<String>,
+    global: Option<usize>,
+    wake: Notify,
+}
+
+/// A run this process claimed and has not yet written the end of.
+struct Active {
+    token: i64,
+    task: Option<TaskId>,
+    claimed: Instant,
+    /// Its end is not to be written: it was released, or its lease was lost.
+    quiet: bool,
+    cancel_sent: bool,
+}
+
+/// An end for the writer.
+struct Done {
+    finish: Finish,
+    plan: usize,
+}
+
+pub(crate) struct Durable {
+    pub(crate) store: Store,
+    /// The runner, for cancels seen by a handle or a notification.
+    runner: Weak<Shared>,
+    owner: String,
+    lease: Duration,
+    poll: Duration,
+    retention: Retention,
+    defs: HashMap<String, Arc<dyn Registered>>,
+    plans: Vec<Plan>,
+    active: std::sync::Mutex<HashMap<RunId, Active>>,
+    waiters: std::sync::Mutex<HashMap<RunId, Vec<oneshot::Sender<Outcome>>>>,
+    done_tx: mpsc::UnboundedSender<Done>,
+    /// Stops the claim loops (shutdown).
+    claiming: CancellationToken,
+    /// Stops everything else (the end of shutdown).
+    stop: CancellationToken,
+    /// Notified whenever the writer has nothing left in flight.
+    flushed: Notify,
+}
+
+impl fmt::Debug for Durable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Durable")
+            .field("store", &self.store)
+            .field("owner", &self.owner)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Checks the durable settings against the declared queues.
+pub(crate) fn validate(
+    settings: &Settings,
+    queues: &[(String, crate::QueueConfig)],
+) -> Result<(), ConfigError> {
+    for (name, config) in queues {
+        if config.global_concurrency == Some(0) {
+            return Err(ConfigError::ZeroConcurrency {
+                queue: name.clone(),
+            });
+        }
+    }
+    for (i, def) in settings.defs.iter().enumerate() {
+        if settings.store.is_none() {
+            return Err(ConfigError::RegisterWithoutStore(def.name().to_owned()));
+        }
+        if !queues.iter().any(|(q, _)| q == def.queue()) {
+            return Err(ConfigError::UnknownQueue(def.queue().to_owned()));
+        }
+        if settings.defs[..i].iter().any(|d| d.name() == def.name()) {
+            return Err(ConfigError::DuplicateRegistration(def.name().to_owned()));
+        }
+    }
+    if settings.store.is_some() && tokio::runtime::Handle::try_current().is_err() {
+        return Err(ConfigError::StoreNeedsRuntime);
+    }
+    Ok(())
+}
+
+/// Starts the durable side of a runner just built, if it has a store.
+pub(crate) fn start(
+    settings: &Settings,
+    queues: &[(String, crate::QueueConfig)],
+    shared: &Arc<Shared>,
+) -> Option<Arc<Durable>> {
+    let store = settings.store.clone()?;
+    let mut plans: Vec<Plan> = Vec::new();
+    for def in &settings.defs {
+        let global = queues
+            .iter()
+            .find(|(q, _)| q == def.queue())
+            .and_then(|(_, c)| c.global_concurrency);
+        match plans.iter_mut().find(|p| p.queue == def.queue()) {
+            Some(plan) => plan.names.push(def.name().to_owned()),
+            None => plans.push(Plan {
+                queue: def.queue().to_owned(),
+                names: vec![def.name().to_owned()],
+                global,
+                wake: Notify::new(),
+            }),
+        }
+    }
+    let (done_tx, done_rx) = mpsc::unbounded_channel();
+    let durable = Arc::new(Durable {
+        store,
+        runner: Arc::downgrade(shared),
+        owner: format!("{}-{:016x}", std::process::id(), fastrand::u64(..)),
+        lease: settings.lease,
+        poll: settings.poll,
+        retention: settings.retention.clone(),
+        defs: settings
+            .defs
+            .iter()
+            .map(|d| (d.name().to_owned(), Arc::clone(d)))
+            .collect(),
+        plans,
+        active: std::sync::Mutex::new(HashMap::new()),
+        waiters: std::sync::Mutex::new(HashMap::new()),
+        done_tx,
+        claiming: CancellationToken::new(),
+        stop: CancellationToken::new(),
+        flushed: Notify::new(),
+    });
+    let weak = Arc::downgrade(shared);
+    for i in 0..durable.plans.len() {
+        tokio::spawn(claim::claim_loop(weak.clone(), Arc::clone(&durable), i));
+    }
+    tokio::spawn(worker::writer(weak.clone(), Arc::clone(&durable), done_rx));
+    if !durable.plans.is_empty() {
+        tokio::spawn(worker::heartbeat(weak.clone(), Arc::clone(&durable)));
+        #[cfg(feature = "postgres")]
+        if durable.store.as_pg().is_some() {
+            tokio::spawn(worker::listen(weak.clone(), Arc::clone(&durable)));
+        }
+    }
+    tokio::spawn(worker::prune(weak, Arc::clone(&durable)));
+    Some(durable)
+}
+
+impl Durable {
+    fn wake_queue(&self, queue: &str) {
+        if let Some(plan) = self.plans.iter().find(|p| p.queue == queue) {
+            plan.wake.notify_one();
+        }
+    }
+
+    fn wake_all(&self) {
+        for plan in &self.plans {
+            plan.wake.notify_one();
+        }
+    }
+
+    /// Registers interest in `id`'s outcome, handed over by the writer of this process.
+    fn watch(&self, id: RunId) -> oneshot::Receiver<Outcome> {
+        let (tx, rx) = oneshot::channel();
+        let mut waiters = lock_std(&self.waiters);
+        let list = waiters.entry(id).or_default();
+        list.retain(|s| !s.is_closed());
+        list.push(tx);
+        rx
+    }
+
+    fn unwatch(&self, id: RunId) {
+        let mut waiters = lock_std(&self.waiters);
+        if let Some(list) = waiters.get_mut(&id) {
+            list.retain(|s| !s.is_closed());
+            if list.is_empty() {
+                waiters.remove(&id);
+            }
+        }
+    }
+
+    fn deliver(&self, id: RunId, outcome: &Outcome) {
+        let senders = lock_std(&self.waiters).remove(&id);
+        for sender in senders.into_iter().flatten() {
+            let _ = sender.send(outcome.clone());
+        }
+    }
+
+    /// Cancels `id` in this process if it runs here (a stored cancel intent, seen).
+    fn cancel_local(&self, runner: &TaskRunner, id: RunId) {
+        let task = {
+            let mut active = lock_std(&self.active);
+            match active.get_mut(&id) {
+                Some(a) if !a.cancel_sent => {
+                    a.cancel_sent = true;
+                    a.task
+                }
+                _ => None,
+            }
+        };
+        if let Some(task) = task {
+            runner.cancel(task);
+        }
+    }
+
+    /// Stores the intent to cancel `id`: a pending run is cancelled in the same transaction;
+    /// a running one is stopped here at once if it runs here, else by its process.
+    pub(crate) async fn cancel(&self, id: RunId) -> Result<bool, crate::store::StoreError> {
+        use crate::store::CancelFound;
+        match self.store.cancel(id).await? {
+            CancelFound::Nothing => Ok(false),
+            CancelFound::Cancelled => {
+                self.deliver(
+                    id,
+                    &Outcome {
+                        status: "cancelled".into(),
+                        output: None,
+                        error: Some("cancelled".into()),
+                        error_kind: Some("cancelled".into()),
+                    },
+                );
+                Ok(true)
+            }
+            CancelFound::Requested => {
+                if let Some(runner) = upgrade(&self.runner) {
+                    self.cancel_local(&runner, id);
+                }
+                Ok(true)
+            }
+        }
+    }
+
+    /// Begins a shutdown: stops claiming, and hands back to the store the runs claimed here
+    /// that have not started (all of them if `now`), so another process takes them at once.
+    pub(crate) fn shutdown(
+        self: &Arc<Self>,
+        runner: &TaskRunner,
+        now: bool,
+    ) -> impl std::future::Future<Output = ()> + Send + 'static {
+        self.claiming.cancel();
+        let mut released = Vec::new();
+        let mut cancel = Vec::new();
+        {
+            let mut active = lock_std(&self.active);
+            for (id, a) in active.iter_mut() {
+                if a.quiet {
+                    continue;
+                }
+                let unstarted = a.task.is_none_or(|task| {
+                    runner
+                        .get_status(task)
+                        .is_some_and(|info| info.status == crate::TaskStatus::Pending)
+                });
+                if now || unstarted {
+                    a.quiet = true;
+                    released.push((*id, a.token));
+                    cancel.extend(a.task);
+                }
+            }
+        }
+        for task in cancel {
+            runner.cancel(task);
+        }
+        let durable = Arc::clone(self);
+        async move {
+            if let Err(e) = durable.store.release(&released).await {
+                tracing::warn!("could not release runs at shutdown: {e}");
+            }
+            let mut active = lock_std(&durable.active);
+            for (id, _) in &released {
+                active.remove(id);
+            }
+        }
+    }
+
+    /// Ends a shutdown once the runner is idle: waits (at most a few seconds) for the writer
+    /// to store every end, then stops the loops.
+    pub(crate) async fn finish_shutdown(self: Arc<Self>) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            let flushed = self.flushed.notified();
+            tokio::pin!(flushed);
+            flushed.as_mut().enable();
+            if lock_std(&self.active).is_empty() {
+                break;
+            }
+            if tokio::time::timeout_at(deadline, flushed).await.is_err() {
+                tracing::warn!("durable runs' ends not all stored at shutdown");
+                break;
+            }
+        }
+        self.stop.cancel();
+    }
+}
+
+/// The runner behind `weak`, if any clone of it, or a task of it, is still alive.
+fn upgrade(weak: &Weak<Shared>) -> Option<TaskRunner> {
+    weak.upgrade().map(TaskRunner::from_shared)
+}

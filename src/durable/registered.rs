@@ -1,0 +1,150 @@
+//! A registered [`TaskDef`], with its input and output types erased: what a claim loop needs
+//! to turn a claimed run (JSON in) into a task of the runner (JSON out).
+
+use std::fmt;
+use std::future::Future;
+use std::marker::PhantomData;
+use std::sync::Arc;
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use tracing::Instrument as _;
+
+use crate::store::{Claimed, RunId, Store};
+use crate::{EnqueueError, TaskContext, TaskDef, TaskHandle, TaskRunner};
+
+/// The run a durable handler is running, reachable from inside it (for durable steps: a
+/// step's stored result is fenced by `token`).
+#[derive(Debug, Clone)]
+#[allow(dead_code)]
+pub(crate) struct RunScope {
+    pub(crate) id: RunId,
+    pub(crate) token: i64,
+    pub(crate) store: Store,
+}
+
+tokio::task_local! {
+    static RUN: RunScope;
+}
+
+/// The durable run the current handler runs, if it is one.
+#[allow(dead_code)]
+pub(crate) fn current_run() -> Option<RunScope> {
+    RUN.try_with(Clone::clone).ok()
+}
+
+/// A definition this process runs, whatever its types.
+pub(crate) trait Registered: Send + Sync + 'static {
+    fn name(&self) -> &str;
+    fn queue(&self) -> &str;
+    /// Whether `input` deserializes as the definition's input type; the error says why not.
+    fn check_input(&self, input: &str) -> Result<(), String>;
+    /// Enqueues `run` on `runner` as a task whose `Ok` is the output as JSON and whose `Err`
+    /// is the error's `Display`.
+    fn enqueue(
+        &self,
+        runner: &TaskRunner,
+        run: &Claimed,
+        store: &Store,
+    ) -> Result<TaskHandle<String, String>, EnqueueError>;
+}
+
+pub(crate) struct Def<H, I, Fut, T, E> {
+    def: TaskDef<H>,
+    types: PhantomData<fn(I) -> (Fut, T, E)>,
+}
+
+impl<H, I, Fut, T, E> Def<H, I, Fut, T, E> {
+    pub(crate) fn new(def: TaskDef<H>) -> Self {
+        Def {
+            def,
+            types: PhantomData,
+        }
+    }
+}
+
+impl<H, I, Fut, T, E> Registered for Def<H, I, Fut, T, E>
+where
+    H: Fn(TaskContext, I) -> Fut + Send + Sync + 'static,
+    I: DeserializeOwned + Send + 'static,
+    Fut: Future<Output = Result<T, E>> + Send + 'static,
+    T: Serialize + Send + 'static,
+    E: fmt::Display + Send + 'static,
+{
+    fn name(&self) -> &str {
+        self.def.name()
+    }
+
+    fn queue(&self) -> &str {
+        self.def.queue_name()
+    }
+
+    fn check_input(&self, input: &str) -> Result<(), String> {
+        serde_json::from_str::<I>(input).map(drop).map_err(|e| {
+            format!(
+                "the run's input no longer deserializes as `{}`: {e}",
+                std::any::type_name::<I>()
+            )
+        })
+    }
+
+    fn enqueue(
+        &self,
+        runner: &TaskRunner,
+        run: &Claimed,
+        store: &Store,
+    ) -> Result<TaskHandle<String, String>, EnqueueError> {
+        let handler = Arc::clone(self.def.handler());
+        let input: Arc<str> = run.input.as_str().into();
+        let scope = RunScope {
+            id: run.id,
+            token: run.token,
+            store: store.clone(),
+        };
+        // Attempts already used by earlier claims (this claim's first attempt included).
+        let base = run.attempts;
+        let span_name = run.name.clone();
+        let mut task = crate::Task::new(run.name.clone(), move |ctx: TaskContext| {
+            let handler = Arc::clone(&handler);
+            let input = Arc::clone(&input);
+            let scope = scope.clone();
+            let attempt = base - 1 + ctx.attempt() as i32;
+            let span = tracing::info_span!("run", run_id = %scope.id, name = %span_name, attempt);
+            async move {
+                if ctx.attempt() > 1 {
+                    // A retry in this process: count it in the store, fenced.
+                    if let Err(e) = scope
+                        .store
+                        .record_attempt(scope.id, scope.token, attempt)
+                        .await
+                    {
+                        tracing::warn!(run = %scope.id, "could not record an attempt: {e}");
+                    }
+                }
+                let input: I = serde_json::from_str(&input).map_err(|e| e.to_string())?;
+                let output = RUN.scope(scope, handler(ctx, input)).await;
+                match output {
+                    Ok(value) => serde_json::to_string(&value)
+                        .map_err(|e| format!("the run's output does not serialize to JSON: {e}")),
+                    Err(e) => Err(e.to_string()),
+                }
+            }
+            .instrument(span)
+        })
+        .queue(self.def.queue_name().to_owned())
+        .priority(run.priority)
+        .call_id(
+            run.call_id
+                .clone()
+                .unwrap_or_else(|| format!("run-{}", run.id)),
+        );
+        let left = u32::try_from(run.max_attempts - run.attempts).unwrap_or(0);
+        if let Some(policy) = self.def.retry_policy() {
+            task = task.retry(policy.clone().max_retries(left));
+        }
+        if let Some(timeout) = self.def.timeout_value() {
+            task = task.timeout(timeout);
+        }
+        runner.enqueue_task(task)
+    }
+}

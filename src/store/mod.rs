@@ -1,0 +1,280 @@
+//! The durable store: runs that survive a restart, in an embedded SQLite file
+//! ([`SqliteStore`], feature `sqlite`, on by default) or in PostgreSQL ([`PgStore`], feature
+//! `postgres`), behind one API.
+//!
+//! Give a runner a store with [`TaskRunnerBuilder::store`](crate::TaskRunnerBuilder::store),
+//! [`register`](crate::TaskRunnerBuilder::register) the [`TaskDef`](crate::TaskDef)s it
+//! runs, and [`submit`](crate::TaskRunner::submit) runs: each is committed before `submit`
+//! returns, claimed by a process that registered its name, run through that process's queues
+//! (concurrency, retry, timeout, cancel, events), and its result stored for any process to
+//! read by id.
+//!
+//! # What holds
+//!
+//! | | |
+//! |---|---|
+//! | commit | `submit` returns once the run is committed; from then on it survives any restart |
+//! | order | runs are claimed by priority, then scheduled time, then submission order |
+//! | at least once | a run whose process died (lease not renewed) is claimed again, its attempt counted; past its retries it fails with "worker lost" |
+//! | fencing | every write names the claim's token: a process that lost its lease cannot overwrite a newer claim's result |
+//! | limits | a queue's `concurrency` holds in each process; its `global_concurrency` across all, counted inside the claim |
+//! | cancel | the intent is stored: a pending run is cancelled at once, a running one is stopped by its process within a heartbeat (at once on PostgreSQL, through `NOTIFY`) |
+//! | retention | finished runs are deleted in batches past [`Retention`]'s age (7 days) or count (100,000) |
+//!
+//! # Schema
+//!
+//! Migrations ship in the crate and run on open/connect; the version is kept in the table
+//! `taskrunner_schema`, and a database migrated by a newer version is refused with
+//! [`StoreError::SchemaTooNew`]. Runs live in `taskrunner_runs`.
+
+mod error;
+mod row;
+mod types;
+
+#[cfg(feature = "postgres")]
+#[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
+mod postgres;
+#[cfg(feature = "sqlite")]
+#[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
+mod sqlite;
+
+use std::time::Duration;
+
+pub use error::StoreError;
+#[cfg(feature = "postgres")]
+#[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
+pub use postgres::PgStore;
+#[cfg(feature = "sqlite")]
+#[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
+pub use sqlite::SqliteStore;
+#[doc(hidden)]
+pub use types::{Claimed, Ending, Finish};
+pub use types::{ParseRunIdError, RunFilter, RunId, RunInfo, RunOptions, RunStatus};
+
+pub(crate) use types::{duration_ms, CancelFound, Held, NewRun, Outcome};
+
+#[cfg(feature = "postgres")]
+pub(crate) use postgres::{CANCEL_CHANNEL, RUNS_CHANNEL};
+
+/// Either durable store, as [`TaskRunnerBuilder::store`](crate::TaskRunnerBuilder::store)
+/// takes it: made from a [`SqliteStore`] or a [`PgStore`] with `into()`.
+#[derive(Clone, Debug)]
+pub struct Store(Backend);
+
+#[derive(Clone, Debug)]
+pub(crate) enum Backend {
+    #[cfg(feature = "sqlite")]
+    Sqlite(SqliteStore),
+    #[cfg(feature = "postgres")]
+    Pg(PgStore),
+}
+
+#[cfg(feature = "sqlite")]
+impl From<SqliteStore> for Store {
+    fn from(store: SqliteStore) -> Store {
+        Store(Backend::Sqlite(store))
+    }
+}
+
+#[cfg(feature = "postgres")]
+impl From<PgStore> for Store {
+    fn from(store: PgStore) -> Store {
+        Store(Backend::Pg(store))
+    }
+}
+
+macro_rules! dispatch {
+    ($self:ident, $s:ident => $e:expr) => {
+        match &$self.0 {
+            #[cfg(feature = "sqlite")]
+            Backend::Sqlite($s) => $e,
+            #[cfg(feature = "postgres")]
+            Backend::Pg($s) => $e,
+        }
+    };
+}
+
+/// How long finished runs are kept, for [`TaskRunnerBuilder::retention`](crate::TaskRunnerBuilder::retention)
+/// and [`Store::prune`].
+///
+/// # Default
+///
+/// Finished runs older than 7 days are deleted, and so are the oldest past the newest
+/// 100,000; the runner checks every 10 minutes, deleting 1,000 rows a transaction so that
+/// no write waits long behind it.
+///
+/// ```
+/// use std::time::Duration;
+/// use taskrunner::store::Retention;
+///
+/// let retention = Retention::new()
+///     .max_age(Duration::from_secs(24 * 3600))
+///     .max_finished(10_000)
+///     .every(Duration::from_secs(60));
+/// # drop(retention);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Retention {
+    pub(crate) max_age: Duration,
+    pub(crate) max_finished: u64,
+    pub(crate) every: Duration,
+    pub(crate) batch: u32,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Retention {
+            max_age: Duration::from_secs(7 * 24 * 3600),
+            max_finished: 100_000,
+            every: Duration::from_secs(600),
+            batch: 1000,
+        }
+    }
+}
+
+impl Retention {
+    /// The defaults: 7 days, 100,000 runs, checked every 10 minutes.
+    pub fn new() -> Self {
+        Retention::default()
+    }
+
+    /// Finished runs older than this are deleted.
+    pub fn max_age(mut self, age: Duration) -> Self {
+        self.max_age = age;
+        self
+    }
+
+    /// Past this many finished runs, the oldest are deleted.
+    pub fn max_finished(mut self, n: u64) -> Self {
+        self.max_finished = n;
+        self
+    }
+
+    /// How often a runner prunes (at least every second).
+    pub fn every(mut self, every: Duration) -> Self {
+        self.every = every.max(Duration::from_secs(1));
+        self
+    }
+
+    /// Rows deleted a transaction (default 1,000; at least 1).
+    pub fn batch(mut self, n: u32) -> Self {
+        self.batch = n.max(1);
+        self
+    }
+}
+
+impl Store {
+    /// Deletes finished runs past `retention`'s age or count, in batches; returns how many.
+    ///
+    /// A runner with a store does this on its own every [`Retention::every`]; call it to
+    /// prune now, or from a process that runs nothing.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Database`] if a delete fails; the batches before it stay deleted.
+    pub async fn prune(&self, retention: &Retention) -> Result<u64, StoreError> {
+        let age = duration_ms(retention.max_age);
+        let batch = i64::from(retention.batch.max(1));
+        dispatch!(self, s => s.prune(age, retention.max_finished, batch).await)
+    }
+
+    /// Claims up to `max` pending runs of `names` in `queue` for `owner`, in claim order.
+    #[doc(hidden)]
+    pub async fn claim(
+        &self,
+        queue: &str,
+        names: &[String],
+        max: usize,
+        owner: &str,
+        lease: Duration,
+        global: Option<usize>,
+    ) -> Result<Vec<Claimed>, StoreError> {
+        let lease = duration_ms(lease);
+        dispatch!(self, s => s.claim(queue, names, max, owner, lease, global).await)
+    }
+
+    /// Writes runs' ends, each only if its token still holds the run; says which did.
+    #[doc(hidden)]
+    pub async fn finish(&self, batch: &[Finish]) -> Result<Vec<bool>, StoreError> {
+        if batch.is_empty() {
+            return Ok(Vec::new());
+        }
+        dispatch!(self, s => s.finish(batch).await)
+    }
+
+    /// Puts runs whose lease expired back to pending (or fails them past their retries).
+    #[doc(hidden)]
+    pub async fn rescue(&self) -> Result<u64, StoreError> {
+        dispatch!(self, s => s.rescue().await)
+    }
+
+    pub(crate) async fn submit(&self, runs: &[NewRun]) -> Result<Vec<RunId>, StoreError> {
+        if runs.is_empty() {
+            return Ok(Vec::new());
+        }
+        dispatch!(self, s => s.submit(runs).await)
+    }
+
+    pub(crate) async fn heartbeat(
+        &self,
+        owner: &str,
+        lease: Duration,
+    ) -> Result<Vec<Held>, StoreError> {
+        let lease = duration_ms(lease);
+        dispatch!(self, s => s.heartbeat(owner, lease).await)
+    }
+
+    pub(crate) async fn record_attempt(
+        &self,
+        id: RunId,
+        token: i64,
+        attempts: i32,
+    ) -> Result<bool, StoreError> {
+        dispatch!(self, s => s.record_attempt(id, token, attempts).await)
+    }
+
+    pub(crate) async fn release(&self, runs: &[(RunId, i64)]) -> Result<(), StoreError> {
+        if runs.is_empty() {
+            return Ok(());
+        }
+        dispatch!(self, s => s.release(runs).await)
+    }
+
+    pub(crate) async fn cancel(&self, id: RunId) -> Result<CancelFound, StoreError> {
+        dispatch!(self, s => s.cancel(id).await)
+    }
+
+    pub(crate) async fn next_due(
+        &self,
+        queue: &str,
+        names: &[String],
+    ) -> Result<Option<i64>, StoreError> {
+        dispatch!(self, s => s.next_due(queue, names).await)
+    }
+
+    pub(crate) async fn run_info(&self, id: RunId) -> Result<Option<RunInfo>, StoreError> {
+        dispatch!(self, s => s.run_info(id).await)
+    }
+
+    pub(crate) async fn outcome(&self, id: RunId) -> Result<Option<Outcome>, StoreError> {
+        dispatch!(self, s => s.outcome(id).await)
+    }
+
+    pub(crate) async fn list_runs(&self, filter: &RunFilter) -> Result<Vec<RunInfo>, StoreError> {
+        dispatch!(self, s => s.list_runs(filter).await)
+    }
+
+    /// Closes the store's connections (a runner never does: the store may be shared).
+    pub async fn close(&self) {
+        dispatch!(self, s => s.close().await)
+    }
+
+    #[cfg(feature = "postgres")]
+    pub(crate) fn as_pg(&self) -> Option<&PgStore> {
+        match &self.0 {
+            Backend::Pg(pg) => Some(pg),
+            #[allow(unreachable_patterns)]
+            _ => None,
+        }
+    }
+}
