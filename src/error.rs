@@ -34,7 +34,9 @@ pub enum ConfigError {
     )]
     RegisterWithoutStore(String),
     /// Two registered definitions have the same name.
-    #[error("two definitions named `{0}` are registered: give each durable definition its own name")]
+    #[error(
+        "two definitions named `{0}` are registered: give each durable definition its own name"
+    )]
     DuplicateRegistration(String),
     /// A runner with a store was built outside a tokio runtime.
     #[error(

@@ -104,6 +104,8 @@
 
 mod context;
 mod def;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+mod durable;
 mod error;
 mod events;
 mod handle;
@@ -120,14 +122,15 @@ mod status;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 #[cfg_attr(docsrs, doc(cfg(any(feature = "sqlite", feature = "postgres"))))]
 pub mod store;
-#[cfg(any(feature = "sqlite", feature = "postgres"))]
-mod durable;
 mod sync;
 mod task;
 mod worker;
 
 pub use context::{Progress, TaskContext};
 pub use def::TaskDef;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+#[cfg_attr(docsrs, doc(cfg(any(feature = "sqlite", feature = "postgres"))))]
+pub use durable::{RunHandle, DEFAULT_LEASE, DEFAULT_POLL_INTERVAL};
 pub use error::{ConfigError, EnqueueError, TaskError};
 pub use events::{Event, EventKind, EventStream, Lagged};
 pub use handle::TaskHandle;
@@ -143,9 +146,6 @@ pub use runner::{
 #[cfg_attr(docsrs, doc(cfg(all(feature = "process", unix))))]
 pub use shell::{ShellError, ShellOutput, ShellTask, DEFAULT_OUTPUT_CAP};
 pub use status::TaskStatus;
-#[cfg(any(feature = "sqlite", feature = "postgres"))]
-#[cfg_attr(docsrs, doc(cfg(any(feature = "sqlite", feature = "postgres"))))]
-pub use durable::{RunHandle, DEFAULT_LEASE, DEFAULT_POLL_INTERVAL};
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 #[cfg_attr(docsrs, doc(cfg(any(feature = "sqlite", feature = "postgres"))))]
 pub use store::{RunFilter, RunId, RunInfo, RunOptions, RunStatus, StoreError};

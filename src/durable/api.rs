@@ -170,7 +170,9 @@ impl TaskRunner {
         T: DeserializeOwned + Send + 'static,
     {
         let durable = self.durable()?;
-        let max_attempts = def.retry_policy().map_or(1, |p| p.retries().saturating_add(1));
+        let max_attempts = def
+            .retry_policy()
+            .map_or(1, |p| p.retries().saturating_add(1));
         let runs = runs
             .into_iter()
             .map(|(input, options)| {

@@ -20,9 +20,9 @@ pub(super) async fn claim_loop(weak: Weak<Shared>, durable: Arc<Durable>, index:
         let Some(runner) = upgrade(&weak) else {
             return;
         };
-        let free = runner.queue_stats(&plan.queue).map_or(0, |s| {
-            s.limit.saturating_sub(s.running + s.pending)
-        });
+        let free = runner
+            .queue_stats(&plan.queue)
+            .map_or(0, |s| s.limit.saturating_sub(s.running + s.pending));
         let mut full = false;
         let mut wait = durable.poll;
         if free > 0 && !runner.is_shutting_down() {
@@ -89,13 +89,16 @@ impl Durable {
         );
         if let Err(message) = def.check_input(&run.input) {
             tracing::warn!(run = %run.id, name = %run.name, "{message}");
-            self.send_done(plan, Finish {
-                id: run.id,
-                token: run.token,
-                ending: Ending::Failed,
-                output: None,
-                error: Some(message),
-            });
+            self.send_done(
+                plan,
+                Finish {
+                    id: run.id,
+                    token: run.token,
+                    ending: Ending::Failed,
+                    output: None,
+                    error: Some(message),
+                },
+            );
             return;
         }
         match def.enqueue(runner, &run, &self.store) {
@@ -161,13 +164,16 @@ impl Durable {
                 (Ending::Cancelled, None, Some("cancelled".to_owned()))
             }
         };
-        self.send_done(plan, Finish {
-            id,
-            token,
-            ending,
-            output,
-            error,
-        });
+        self.send_done(
+            plan,
+            Finish {
+                id,
+                token,
+                ending,
+                output,
+                error,
+            },
+        );
     }
 
     fn send_done(&self, plan: usize, finish: Finish) {

@@ -108,7 +108,10 @@ impl<T> fmt::Debug for RunHandle<T> {
     }
 }
 
-async fn wait<T: DeserializeOwned>(durable: Arc<Durable>, id: RunId) -> Result<T, TaskError<String>> {
+async fn wait<T: DeserializeOwned>(
+    durable: Arc<Durable>,
+    id: RunId,
+) -> Result<T, TaskError<String>> {
     let mut delay = Duration::from_millis(5);
     loop {
         let handed = durable.watch(id);
@@ -137,7 +140,10 @@ async fn wait<T: DeserializeOwned>(durable: Arc<Durable>, id: RunId) -> Result<T
 }
 
 fn is_terminal(outcome: &Outcome) -> bool {
-    matches!(outcome.status.as_str(), "completed" | "failed" | "cancelled")
+    matches!(
+        outcome.status.as_str(),
+        "completed" | "failed" | "cancelled"
+    )
 }
 
 fn convert<T: DeserializeOwned>(id: RunId, outcome: Outcome) -> Result<T, TaskError<String>> {

@@ -50,7 +50,10 @@ pub(super) async fn writer(
                 Ok(applied) => break applied,
                 Err(e) => {
                     tries += 1;
-                    tracing::warn!("storing {} runs' ends failed (try {tries}): {e}", finishes.len());
+                    tracing::warn!(
+                        "storing {} runs' ends failed (try {tries}): {e}",
+                        finishes.len()
+                    );
                     if tries >= 30 || durable.stop.is_cancelled() {
                         // The leases expire and the runs are claimed again: at least once.
                         break vec![false; finishes.len()];
@@ -78,7 +81,10 @@ pub(super) async fn writer(
                 );
             }
             let mut active = lock_std(&durable.active);
-            if active.get(&finish.id).is_some_and(|a| a.token == finish.token) {
+            if active
+                .get(&finish.id)
+                .is_some_and(|a| a.token == finish.token)
+            {
                 active.remove(&finish.id);
             }
             drop(active);

@@ -345,12 +345,20 @@ impl PgStore {
                 rows
             }
         };
-        let mut claimed: Vec<Claimed> = rows.iter().map(claimed).collect::<Result<_, _>>().map_err(db)?;
+        let mut claimed: Vec<Claimed> = rows
+            .iter()
+            .map(claimed)
+            .collect::<Result<_, _>>()
+            .map_err(db)?;
         claimed.sort_by_key(|c| (std::cmp::Reverse(c.priority), c.scheduled_at, c.id));
         Ok(claimed)
     }
 
-    pub(crate) async fn heartbeat(&self, owner: &str, lease_ms: i64) -> Result<Vec<Held>, StoreError> {
+    pub(crate) async fn heartbeat(
+        &self,
+        owner: &str,
+        lease_ms: i64,
+    ) -> Result<Vec<Held>, StoreError> {
         let rows = sqlx::query(
             "UPDATE taskrunner_runs SET lease_expires_at = taskrunner_now_ms() + $1 \
              WHERE status = 'running' AND lease_owner = $2 \
@@ -393,7 +401,10 @@ impl PgStore {
         .await
         .map_err(|e| self.db(e))?;
         let applied: HashSet<i64> = applied.into_iter().collect();
-        Ok(batch.iter().map(|f| applied.contains(&f.id.as_i64())).collect())
+        Ok(batch
+            .iter()
+            .map(|f| applied.contains(&f.id.as_i64()))
+            .collect())
     }
 
     pub(crate) async fn record_attempt(

@@ -3,7 +3,6 @@
 
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::str::FromStr as _;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -95,8 +94,7 @@ impl SqliteStore {
                 reason: e.to_string(),
             },
         };
-        let base = SqliteConnectOptions::from_str("sqlite::memory:")
-            .map_err(open_error)?
+        let base = SqliteConnectOptions::new()
             .filename(&path)
             .busy_timeout(BUSY_TIMEOUT)
             .synchronous(SqliteSynchronous::Full)
@@ -242,10 +240,17 @@ impl SqliteStore {
         .await
         .map_err(db)?;
         tx.commit().await.map_err(db)?;
-        rows.iter().map(claimed).collect::<Result<_, _>>().map_err(db)
+        rows.iter()
+            .map(claimed)
+            .collect::<Result<_, _>>()
+            .map_err(db)
     }
 
-    pub(crate) async fn heartbeat(&self, owner: &str, lease_ms: i64) -> Result<Vec<Held>, StoreError> {
+    pub(crate) async fn heartbeat(
+        &self,
+        owner: &str,
+        lease_ms: i64,
+    ) -> Result<Vec<Held>, StoreError> {
         let mut tx = self.write().await?;
         let rows = sqlx::query(
             "UPDATE taskrunner_runs SET lease_expires_at = $1 \
