@@ -92,6 +92,12 @@ impl PgStore {
         max_connections: u32,
     ) -> Result<PgStore, StoreError> {
         let (shown, secret) = redact_url(url);
+        if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+            return Err(StoreError::BadUrl {
+                url: shown,
+                reason: "it does not start with postgres:// or postgresql://".into(),
+            });
+        }
         let options = PgConnectOptions::from_str(url).map_err(|e| StoreError::BadUrl {
             url: shown.clone(),
             reason: scrub(e.to_string(), secret.as_deref()),
