@@ -113,6 +113,7 @@ mod queue;
 mod registry;
 mod retry;
 mod runner;
+mod schedule;
 #[cfg(all(feature = "process", unix))]
 #[cfg_attr(docsrs, doc(cfg(all(feature = "process", unix))))]
 mod shell;
@@ -133,6 +134,9 @@ pub use retry::RetryPolicy;
 pub use runner::{
     TaskRunner, TaskRunnerBuilder, DEFAULT_EVENT_CAPACITY, DEFAULT_NOTIFICATION_CAPACITY,
     DEFAULT_QUEUE, DEFAULT_RETAIN_FINISHED, DEFAULT_SUMMARY_LEN,
+};
+pub use schedule::{
+    Overlap, Schedule, ScheduleError, ScheduleHandle, ScheduleInfo, ScheduleStatus,
 };
 #[cfg(all(feature = "process", unix))]
 #[cfg_attr(docsrs, doc(cfg(all(feature = "process", unix))))]

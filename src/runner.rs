@@ -140,6 +140,8 @@ pub(crate) struct Shared {
     runtime: OnceLock<Handle>,
     /// Workers waiting a moment for a start, each to be handed a job instead of a spawn.
     parked: std::sync::Mutex<Vec<Arc<Parking>>>,
+    /// The runner's recurring schedules, by name.
+    pub(crate) schedules: crate::schedule::Schedules,
 }
 
 /// Where a parked worker is handed its next job.
@@ -196,6 +198,7 @@ impl TaskRunner {
                 aborting: AtomicBool::new(false),
                 runtime,
                 parked: std::sync::Mutex::new(Vec::new()),
+                schedules: crate::schedule::Schedules::default(),
             }),
         }
     }
@@ -346,6 +349,7 @@ impl TaskRunner {
     /// Stops taking tasks ([`EnqueueError::ShuttingDown`]) and resolves once every pending,
     /// running and retrying task has finished.
     pub fn shutdown(&self) -> impl Future<Output = ()> + Send + 'static {
+        self.shared.schedules.stop_all();
         self.shared.closed.store(true, Ordering::SeqCst);
         self.wait_idle()
     }
@@ -355,6 +359,7 @@ impl TaskRunner {
     /// [`TaskError::Shutdown`](crate::TaskError::Shutdown). Resolves once all have ended.
     pub fn shutdown_now(&self) -> impl Future<Output = ()> + Send + 'static {
         let shared = Arc::clone(&self.shared);
+        shared.schedules.stop_all();
         shared.closed.store(true, Ordering::SeqCst);
         shared.aborting.store(true, Ordering::SeqCst);
         fence(Ordering::SeqCst);
@@ -687,6 +692,27 @@ impl Shared {
             }
             notified.await;
         }
+    }
+}
+
+// ===== hooks for schedules =====
+
+impl TaskRunner {
+    /// The state every clone shares, for the schedule module.
+    pub(crate) fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+
+    /// A runner handle over `shared`, for the schedule module.
+    pub(crate) fn from_shared(shared: Arc<Shared>) -> TaskRunner {
+        TaskRunner { shared }
+    }
+}
+
+impl Shared {
+    /// Where events and notifications go, for the schedule module.
+    pub(crate) fn hub(&self) -> &Arc<Hub> {
+        &self.hub
     }
 }
 
