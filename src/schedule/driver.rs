@@ -229,7 +229,7 @@ impl Entry {
             return Err(ScheduleError::Stopped(self.name.to_string()));
         }
         let now = self.now();
-        self.fire(now, false).map_err(|error| match error {
+        self.fire(now, now, false).map_err(|error| match error {
             LaunchError::Panicked(message) => ScheduleError::MakeTaskPanicked {
                 name: self.name.to_string(),
                 message,
@@ -241,11 +241,12 @@ impl Entry {
         })
     }
 
-    /// Makes and enqueues one run, and records it. `by_timetable` counts it against
-    /// `max_runs`.
+    /// Makes and enqueues one run due at `nominal` (started at `at`, its due time with
+    /// jitter, or now), and records it. `by_timetable` counts it against `max_runs`.
     fn fire(
         self: &Arc<Self>,
         nominal: SystemTime,
+        at: SystemTime,
         by_timetable: bool,
     ) -> Result<TaskId, LaunchError> {
         let Some(shared) = self.shared.upgrade() else {
@@ -281,7 +282,7 @@ impl Entry {
             }
         };
         state.runs += 1;
-        state.last_run_at = Some(self.now());
+        state.last_run_at = Some(at);
         if by_timetable {
             state.timetable_runs += 1;
             if self
@@ -367,7 +368,7 @@ impl Entry {
                 runner.cancel(id);
             }
         }
-        let _ = self.fire(nominal, true);
+        let _ = self.fire(nominal, self.due(nominal), true);
     }
 }
 
@@ -379,7 +380,7 @@ pub(crate) async fn drive(entry: Arc<Entry>) {
             Step::Exit => return,
             Step::Wait => entry.wake.notified().await,
             Step::Launch(nominal) => {
-                let _ = entry.fire(nominal, true);
+                let _ = entry.fire(nominal, entry.now(), true);
             }
             Step::Sleep(nominal, due) => {
                 tokio::select! {
