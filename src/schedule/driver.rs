@@ -8,7 +8,7 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use super::{Overlap, Schedule, ScheduleError, ScheduleInfo, ScheduleStatus};
-use crate::runner::{Hub, Shared};
+use crate::runner::Shared;
 use crate::sync::lock_std;
 use crate::{EnqueueError, EventKind, TaskId, TaskRunner};
 
@@ -43,8 +43,8 @@ pub(crate) struct Entry {
     origin: SystemTime,
     anchor: Instant,
     launch: Launch,
+    /// Weak: a schedule (or its handle) does not keep its runner alive.
     shared: Weak<Shared>,
-    hub: Arc<Hub>,
     state: Mutex<State>,
     /// Wakes the timer loop: a pause, resume, stop, or a run that ended.
     wake: Notify,
@@ -93,7 +93,6 @@ impl Entry {
             anchor: Instant::now(),
             launch,
             shared: Arc::downgrade(shared),
-            hub: Arc::clone(shared.hub()),
             state: Mutex::new(State {
                 status: ScheduleStatus::Active,
                 runs: 0,
@@ -126,9 +125,12 @@ impl Entry {
 
     fn emit(&self, state: &State, task: Option<TaskId>, kind: EventKind) {
         let task = task.or(state.last_task);
-        self.hub
-            .events
-            .emit_schedule(&self.name, task, self.now(), || kind);
+        if let Some(shared) = self.shared.upgrade() {
+            shared
+                .hub()
+                .events
+                .emit_schedule(&self.name, task, self.now(), || kind);
+        }
     }
 
     pub(crate) fn status(&self) -> ScheduleStatus {
