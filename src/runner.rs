@@ -346,15 +346,16 @@ impl TaskRunner {
         async move { shared.wait_idle().await }
     }
 
-    /// Stops taking tasks ([`EnqueueError::ShuttingDown`]) and resolves once every pending,
-    /// running and retrying task has finished.
+    /// Stops every [schedule](Self::schedule), stops taking tasks
+    /// ([`EnqueueError::ShuttingDown`]), and resolves once every pending, running and
+    /// retrying task (schedules' runs already started included) has finished.
     pub fn shutdown(&self) -> impl Future<Output = ()> + Send + 'static {
         self.shared.schedules.stop_all();
         self.shared.closed.store(true, Ordering::SeqCst);
         self.wait_idle()
     }
 
-    /// Stops taking tasks and cancels every one: pending tasks never run, running tasks' abort
+    /// Stops every [schedule](Self::schedule), stops taking tasks and cancels every one: pending tasks never run, running tasks' abort
     /// tokens fire and their futures are dropped, retrying tasks stop. Each handle resolves
     /// [`TaskError::Shutdown`](crate::TaskError::Shutdown). Resolves once all have ended.
     pub fn shutdown_now(&self) -> impl Future<Output = ()> + Send + 'static {
