@@ -52,7 +52,7 @@
 //! let monitor = runner.schedule("monitor", Schedule::every(Duration::from_secs(300)), || {
 //!     Task::new("check", |_: TaskContext| async { Ok::<_, String>("all good") })
 //! })?;
-//! tokio::time::sleep(Duration::from_secs(3600)).await;
+//! tokio::time::sleep(Duration::from_secs(3610)).await; // fires at 300 s, 600 s, ..., 3600 s
 //! assert_eq!(monitor.info().runs, 12);
 //! runner.shutdown().await; // stops every schedule first
 //! # Ok(())
