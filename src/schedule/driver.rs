@@ -3,36 +3,14 @@
 use std::sync::{Arc, Mutex, Weak};
 use std::time::SystemTime;
 
-use futures::future::BoxFuture;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
+use super::launch::{Launch, LaunchError, RunEnd};
 use super::{Overlap, Schedule, ScheduleError, ScheduleInfo, ScheduleStatus};
 use crate::runner::Shared;
 use crate::sync::lock_std;
 use crate::{EnqueueError, EventKind, TaskId, TaskRunner};
-
-/// Makes one run: calls the user's `make_task`, tags the task, enqueues it, and returns its
-/// id and a future of how it ended.
-pub(crate) type Launch = Box<
-    dyn Fn(&TaskRunner, &Arc<str>) -> Result<(TaskId, BoxFuture<'static, RunEnd>), LaunchError>
-        + Send
-        + Sync,
->;
-
-/// Why a fire started no run.
-pub(crate) enum LaunchError {
-    Panicked(String),
-    Enqueue(EnqueueError),
-}
-
-/// How a run ended, as a schedule counts it.
-pub(crate) enum RunEnd {
-    Completed,
-    /// Failed, timed out or panicked, with the message.
-    Failed(String),
-    Cancelled,
-}
 
 /// One schedule: its timetable, its counters, and what its timer loop waits on.
 pub(crate) struct Entry {
@@ -396,13 +374,4 @@ pub(crate) async fn drive(entry: Arc<Entry>) {
             return;
         }
     }
-}
-
-/// A panic's message, if it has one.
-pub(crate) fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
-    panic
-        .downcast_ref::<&str>()
-        .map(|s| (*s).to_owned())
-        .or_else(|| panic.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "a panic with no message".to_owned())
 }

@@ -6,7 +6,6 @@ use crate::EnqueueError;
 ///
 /// Returned by [`Schedule::cron`](crate::Schedule::cron),
 /// [`Schedule::timezone`](crate::Schedule::timezone),
-/// [`Schedule::validate`](crate::Schedule::validate),
 /// [`TaskRunner::schedule`](crate::TaskRunner::schedule) and
 /// [`ScheduleHandle::trigger`](crate::ScheduleHandle::trigger). Each message names the thing
 /// at fault and says what to do.

@@ -27,24 +27,23 @@ mod driver;
 mod error;
 mod handle;
 mod info;
+mod launch;
 mod spec;
 
 use std::fmt;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 
-use futures::FutureExt;
-
 pub use error::ScheduleError;
 pub use handle::ScheduleHandle;
 pub use info::{ScheduleInfo, ScheduleStatus};
 pub use spec::{Overlap, Schedule};
 
-use driver::{Entry, Launch, LaunchError, RunEnd};
+use driver::Entry;
 
 use crate::sync::lock_std;
 use crate::task::RetryPredicate;
-use crate::{Task, TaskContext, TaskError, TaskRunner};
+use crate::{Task, TaskContext, TaskRunner};
 
 /// A runner's schedules, in creation order.
 #[derive(Default)]
@@ -166,19 +165,7 @@ impl TaskRunner {
         if self.is_shutting_down() {
             return Err(ScheduleError::ShuttingDown);
         }
-        let launch: Launch = Box::new(move |runner, tag| {
-            let mut task = std::panic::catch_unwind(std::panic::AssertUnwindSafe(&make_task))
-                .map_err(|panic| LaunchError::Panicked(driver::panic_message(&*panic)))?;
-            task.options.get_or_insert_default().schedule = Some(Arc::clone(tag));
-            let handle = runner.enqueue_task(task).map_err(LaunchError::Enqueue)?;
-            let id = handle.id();
-            let ended = handle.map(|result| match result {
-                Ok(_) => RunEnd::Completed,
-                Err(TaskError::Cancelled | TaskError::Shutdown) => RunEnd::Cancelled,
-                Err(error) => RunEnd::Failed(error.to_string()),
-            });
-            Ok((id, ended.boxed()))
-        });
+        let launch = launch::launcher(make_task);
         let entry = Arc::new(Entry::new(name.into(), schedule, launch, self.shared()));
         self.shared().schedules.insert(Arc::clone(&entry))?;
         drop(runtime.spawn(driver::drive(Arc::clone(&entry))));
