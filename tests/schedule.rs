@@ -328,6 +328,18 @@ async fn bad_input_is_a_schedule_error_naming_it() {
         }
     );
     assert_eq!(err("", Schedule::every(secs(1))), ScheduleError::EmptyName);
+    assert_eq!(
+        err("feb30", Schedule::cron("0 0 30 2 *").unwrap()),
+        ScheduleError::NeverFires {
+            name: "feb30".into()
+        }
+    );
+    assert_eq!(
+        err("over", Schedule::every(secs(1)).end_at(now - secs(1))),
+        ScheduleError::NeverFires {
+            name: "over".into()
+        }
+    );
     runner
         .schedule("dup", Schedule::every(secs(1)), log.runs(ms(0)))
         .unwrap();

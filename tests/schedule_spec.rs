@@ -231,3 +231,11 @@ fn an_unknown_time_zone_is_an_error_naming_it() {
     );
     assert!(err.to_string().contains("Mars/Olympus_Mons"));
 }
+
+#[test]
+fn a_timetable_with_no_fire_left_has_no_first_fire() {
+    let now = SystemTime::now();
+    assert_eq!(Schedule::cron("0 0 30 2 *").unwrap().first_fire(now), None);
+    let over = Schedule::every(secs(1)).end_at(now - secs(1));
+    assert_eq!(over.first_fire(now), None);
+}

@@ -52,6 +52,16 @@ pub enum ScheduleError {
         /// The schedule's name.
         name: String,
     },
+    /// The timetable has no fire time after now: a cron date that never occurs (such as
+    /// February 30), or an end time already past.
+    #[error(
+        "schedule `{name}` would never fire: its timetable has no time after now \
+         (check the cron expression's date and the end time)"
+    )]
+    NeverFires {
+        /// The schedule's name.
+        name: String,
+    },
     /// The time zone is not in the time zone database.
     #[error(
         "unknown time zone `{0}`: use an IANA name such as `Europe/Paris` or `America/New_York`"

@@ -33,6 +33,7 @@ mod spec;
 use std::fmt;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
 
 pub use error::ScheduleError;
 pub use handle::ScheduleHandle;
@@ -118,7 +119,8 @@ impl TaskRunner {
     ///
     /// [`ScheduleError::Duplicate`], [`ScheduleError::EmptyName`],
     /// [`ScheduleError::ZeroInterval`], [`ScheduleError::ZeroMaxRuns`],
-    /// [`ScheduleError::EndBeforeStart`], [`ScheduleError::ShuttingDown`] or
+    /// [`ScheduleError::EndBeforeStart`], [`ScheduleError::NeverFires`],
+    /// [`ScheduleError::ShuttingDown`] or
     /// [`ScheduleError::NoRuntime`], each naming what is wrong.
     ///
     /// # Example
@@ -160,6 +162,9 @@ impl TaskRunner {
             return Err(ScheduleError::EmptyName);
         }
         schedule.check(&name)?;
+        if schedule.first_fire(SystemTime::now()).is_none() {
+            return Err(ScheduleError::NeverFires { name });
+        }
         let runtime =
             tokio::runtime::Handle::try_current().map_err(|_| ScheduleError::NoRuntime)?;
         if self.is_shutting_down() {
