@@ -231,3 +231,22 @@ async fn shutdown_now_stops_schedules_and_cancels_their_runs() {
     tokio::time::sleep(secs(10)).await;
     assert_eq!(log.count(), 1);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_schedule_does_not_keep_its_runner_alive() {
+    let runner = TaskRunner::new();
+    let mut events = runner.subscribe();
+    let log = Log::new();
+    let s = runner
+        .schedule("orphan", Schedule::every(secs(1)), log.runs(ms(0)))
+        .unwrap();
+    tokio::time::sleep(ms(1500)).await;
+    drop(runner);
+    // With the runner gone, the event stream ends although the handle lives on...
+    while let Some(Ok(_)) = events.recv().await {}
+    // ...and the schedule stops at its next fire time, firing nothing more.
+    tokio::time::sleep(secs(5)).await;
+    assert_eq!(log.count(), 1);
+    assert_eq!(s.info().status, ScheduleStatus::Stopped);
+    assert!(s.trigger().is_err());
+}
