@@ -205,11 +205,9 @@ impl Entry {
 
     /// Starts one run now, outside the timetable.
     pub(crate) fn trigger(self: &Arc<Self>) -> Result<TaskId, ScheduleError> {
-        if self.status() == ScheduleStatus::Stopped {
-            return Err(ScheduleError::Stopped(self.name.to_string()));
-        }
         let now = self.now();
         self.fire(now, now, false).map_err(|error| match error {
+            LaunchError::Stopped => ScheduleError::Stopped(self.name.to_string()),
             LaunchError::Panicked(message) => ScheduleError::MakeTaskPanicked {
                 name: self.name.to_string(),
                 message,
@@ -222,21 +220,37 @@ impl Entry {
     }
 
     /// Makes and enqueues one run due at `nominal` (started at `at`, its due time with
-    /// jitter, or now), and records it. `by_timetable` counts it against `max_runs`.
+    /// jitter, or now), and records it. `by_timetable` counts it against `max_runs`, and
+    /// runs only while the schedule is active (a trigger, unless it is stopped).
+    ///
+    /// `make_task` runs with no lock held; the status check, the enqueue and the record
+    /// happen under the state's lock, so that once `stop` returns no fire is half done.
     fn fire(
         self: &Arc<Self>,
         nominal: SystemTime,
         at: SystemTime,
         by_timetable: bool,
     ) -> Result<TaskId, LaunchError> {
+        let may_fire = |status| match status {
+            ScheduleStatus::Active => true,
+            ScheduleStatus::Paused => !by_timetable,
+            ScheduleStatus::Stopped => false,
+        };
+        if !may_fire(self.status()) {
+            return Err(LaunchError::Stopped);
+        }
+        let made = (self.launch)(&self.name);
         let Some(shared) = self.shared.upgrade() else {
             self.stop();
             return Err(LaunchError::Enqueue(EnqueueError::ShuttingDown));
         };
         let runner = TaskRunner::from_shared(shared);
-        let launched = (self.launch)(&runner, &self.name);
         let mut state = lock_std(&self.state);
-        let result = match launched {
+        // Checked again: a pause or stop may have come while `make_task` ran.
+        if !may_fire(state.status) {
+            return Err(LaunchError::Stopped);
+        }
+        let result = match made.and_then(|enqueue| enqueue(&runner).map_err(LaunchError::Enqueue)) {
             Err(LaunchError::Enqueue(EnqueueError::ShuttingDown)) => {
                 self.stop_locked(&mut state);
                 return Err(LaunchError::Enqueue(EnqueueError::ShuttingDown));
@@ -246,6 +260,7 @@ impl Entry {
                 state.last_error = Some(match &error {
                     LaunchError::Panicked(message) => format!("make_task panicked: {message}"),
                     LaunchError::Enqueue(source) => source.to_string(),
+                    LaunchError::Stopped => "stopped".to_owned(),
                 });
                 Err(error)
             }

@@ -10,16 +10,18 @@ use futures::FutureExt;
 use crate::task::RetryPredicate;
 use crate::{EnqueueError, Task, TaskContext, TaskError, TaskId, TaskRunner};
 
-/// Makes one run: calls the user's `make_task`, tags the task, enqueues it, and returns its
-/// id and a future of how it ended.
-pub(crate) type Launch = Box<
-    dyn Fn(&TaskRunner, &Arc<str>) -> Result<(TaskId, BoxFuture<'static, RunEnd>), LaunchError>
-        + Send
-        + Sync,
->;
+/// Makes one run's task: calls the user's `make_task` (a panic caught) and tags the task
+/// with the schedule's name; the [`Enqueue`] it returns puts it in the runner.
+pub(crate) type Launch = Box<dyn Fn(&Arc<str>) -> Result<Enqueue, LaunchError> + Send + Sync>;
+
+/// Enqueues a made task; returns its id and a future of how it ended.
+pub(crate) type Enqueue =
+    Box<dyn FnOnce(&TaskRunner) -> Result<(TaskId, BoxFuture<'static, RunEnd>), EnqueueError>>;
 
 /// Why a fire started no run.
 pub(crate) enum LaunchError {
+    /// The schedule stopped (or paused, for a fire by the timetable) meanwhile.
+    Stopped,
     Panicked(String),
     Enqueue(EnqueueError),
 }
@@ -43,18 +45,21 @@ where
     T: Send + 'static,
     E: fmt::Display + Send + 'static,
 {
-    Box::new(move |runner, tag| {
+    Box::new(move |tag| {
         let mut task = std::panic::catch_unwind(std::panic::AssertUnwindSafe(&make_task))
             .map_err(|panic| LaunchError::Panicked(panic_message(&*panic)))?;
         task.options.get_or_insert_default().schedule = Some(Arc::clone(tag));
-        let handle = runner.enqueue_task(task).map_err(LaunchError::Enqueue)?;
-        let id = handle.id();
-        let ended = handle.map(|result| match result {
-            Ok(_) => RunEnd::Completed,
-            Err(TaskError::Cancelled | TaskError::Shutdown) => RunEnd::Cancelled,
-            Err(error) => RunEnd::Failed(error.to_string()),
+        let enqueue: Enqueue = Box::new(move |runner| {
+            let handle = runner.enqueue_task(task)?;
+            let id = handle.id();
+            let ended = handle.map(|result| match result {
+                Ok(_) => RunEnd::Completed,
+                Err(TaskError::Cancelled | TaskError::Shutdown) => RunEnd::Cancelled,
+                Err(error) => RunEnd::Failed(error.to_string()),
+            });
+            Ok((id, ended.boxed()))
         });
-        Ok((id, ended.boxed()))
+        Ok(enqueue)
     })
 }
 
