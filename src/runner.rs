@@ -355,8 +355,9 @@ impl TaskRunner {
         self.wait_idle()
     }
 
-    /// Stops every [schedule](Self::schedule), stops taking tasks and cancels every one: pending tasks never run, running tasks' abort
-    /// tokens fire and their futures are dropped, retrying tasks stop. Each handle resolves
+    /// Stops every [schedule](Self::schedule), stops taking tasks and cancels every one:
+    /// pending tasks never run, running tasks' abort tokens fire and their futures are
+    /// dropped, retrying tasks stop. Each handle resolves
     /// [`TaskError::Shutdown`](crate::TaskError::Shutdown). Resolves once all have ended.
     pub fn shutdown_now(&self) -> impl Future<Output = ()> + Send + 'static {
         let shared = Arc::clone(&self.shared);
