@@ -32,12 +32,7 @@ pub(crate) fn parse(expression: &str) -> Result<Cron, ScheduleError> {
         5 => &FIVE,
         6 => &SIX,
         _ if trimmed.starts_with('@') => &[],
-        n => {
-            return Err(invalid(
-                "expression",
-                format!("it has {n} fields, not 5 or 6"),
-            ))
-        }
+        n => return Err(invalid("expression", format!("has {n} fields, not 5 or 6"))),
     };
     let error = match parser.parse(trimmed) {
         Ok(cron) => return Ok(cron),
@@ -48,8 +43,11 @@ pub(crate) fn parse(expression: &str) -> Result<Cron, ScheduleError> {
         let mut probe = vec!["*"; fields.len()];
         probe[i] = fields[i];
         if let Err(alone) = parser.parse(&probe.join(" ")) {
-            return Err(invalid(name, format!("`{}`: {alone}", fields[i])));
+            return Err(invalid(
+                name,
+                format!("field `{}` is wrong ({alone})", fields[i]),
+            ));
         }
     }
-    Err(invalid("expression", error.to_string()))
+    Err(invalid("expression", format!("is wrong ({error})")))
 }

@@ -22,8 +22,8 @@ use crate::EnqueueError;
 pub enum ScheduleError {
     /// The cron expression does not parse.
     #[error(
-        "invalid cron expression `{expression}`: {field} field: {reason} (use 5 fields \
-         `minute hour day-of-month month day-of-week`, or 6 with seconds first)"
+        "invalid cron expression `{expression}`: the {field} {reason}; use 5 fields \
+         `minute hour day-of-month month day-of-week`, or 6 with seconds first"
     )]
     InvalidCron {
         /// The expression as given.
@@ -31,7 +31,7 @@ pub enum ScheduleError {
         /// The field at fault (`second`, `minute`, `hour`, `day of month`, `month`,
         /// `day of week`), or `expression` when the whole of it is wrong.
         field: String,
-        /// What is wrong with it.
+        /// What is wrong with it, as the end of a sentence that starts with the field.
         reason: String,
     },
     /// `Schedule::every` was given a zero interval.
