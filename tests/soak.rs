@@ -70,7 +70,7 @@ async fn run_batch(runner: &TaskRunner, start: u64, tally: &mut Tally) {
         let task = Task::new("soak", move |ctx: TaskContext| async move {
             match kind {
                 Kind::Ok => {
-                    if ctx.attempt() % 2 == 0 {
+                    if ctx.attempt().is_multiple_of(2) {
                         tokio::task::yield_now().await;
                     }
                     Ok(i)
@@ -190,7 +190,7 @@ fn a_million_tasks_are_all_accounted_for_and_leave_no_memory_behind() {
             // Resize as the run goes: both ways, on every queue.
             let round = start / BATCH;
             for (q, (name, limit)) in QUEUES.iter().enumerate() {
-                let n = if (round + q as u64) % 3 == 0 {
+                let n = if (round + q as u64).is_multiple_of(3) {
                     limit * 2
                 } else {
                     *limit

@@ -49,9 +49,12 @@ pub(crate) trait Registered: Send + Sync + 'static {
     ) -> Result<TaskHandle<String, String>, EnqueueError>;
 }
 
+/// The types a definition's handler takes and gives, for `PhantomData`.
+type Signature<I, Fut, T, E> = fn(I) -> (Fut, T, E);
+
 pub(crate) struct Def<H, I, Fut, T, E> {
     def: TaskDef<H>,
-    types: PhantomData<fn(I) -> (Fut, T, E)>,
+    types: PhantomData<Signature<I, Fut, T, E>>,
 }
 
 impl<H, I, Fut, T, E> Def<H, I, Fut, T, E> {

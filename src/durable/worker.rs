@@ -118,12 +118,13 @@ pub(super) async fn heartbeat(weak: Weak<Shared>, durable: Arc<Durable>) {
                     let mut active = lock_std(&durable.active);
                     for (id, a) in active.iter_mut() {
                         match held.get(id) {
-                            Some(h) if h.token == a.token => {
-                                if h.cancel_requested && !a.cancel_sent {
-                                    a.cancel_sent = true;
-                                    cancel.extend(a.task);
-                                }
+                            Some(h)
+                                if h.token == a.token && h.cancel_requested && !a.cancel_sent =>
+                            {
+                                a.cancel_sent = true;
+                                cancel.extend(a.task);
                             }
+                            Some(h) if h.token == a.token => {}
                             _ if a.claimed < started && !a.quiet => {
                                 tracing::warn!(run = %id, "lease lost: stopping the run here");
                                 a.quiet = true;
