@@ -148,6 +148,7 @@ mod schedule;
 #[cfg_attr(docsrs, doc(cfg(all(feature = "process", unix))))]
 mod shell;
 mod status;
+mod step;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 #[cfg_attr(docsrs, doc(cfg(any(feature = "sqlite", feature = "postgres"))))]
 pub mod store;
@@ -178,6 +179,7 @@ pub use schedule::{
 #[cfg_attr(docsrs, doc(cfg(all(feature = "process", unix))))]
 pub use shell::{ShellError, ShellOutput, ShellTask, DEFAULT_OUTPUT_CAP};
 pub use status::TaskStatus;
+pub use step::StepError;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 #[cfg_attr(docsrs, doc(cfg(any(feature = "sqlite", feature = "postgres"))))]
 pub use store::{RunFilter, RunId, RunInfo, RunOptions, RunStatus, StoreError};

@@ -12,6 +12,7 @@ mod api;
 mod claim;
 mod handle;
 mod registered;
+pub(crate) mod step;
 mod worker;
 
 use std::collections::HashMap;
@@ -28,7 +29,7 @@ use crate::sync::lock_std;
 use crate::{ConfigError, TaskId, TaskRunner};
 
 pub use handle::RunHandle;
-pub(crate) use registered::Registered;
+pub(crate) use registered::{current_run, Registered};
 
 /// How long a claimed run's lease lasts without a heartbeat, unless
 /// [`lease`](crate::TaskRunnerBuilder::lease) says otherwise.

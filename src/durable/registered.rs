@@ -16,11 +16,12 @@ use crate::{EnqueueError, TaskContext, TaskDef, TaskHandle, TaskRunner};
 /// The run a durable handler is running, reachable from inside it (for durable steps: a
 /// step's stored result is fenced by `token`).
 #[derive(Debug, Clone)]
-#[allow(dead_code)]
 pub(crate) struct RunScope {
     pub(crate) id: RunId,
     pub(crate) token: i64,
     pub(crate) store: Store,
+    /// How many steps of each name this attempt has called (fresh every attempt).
+    pub(crate) steps: super::step::StepCounts,
 }
 
 tokio::task_local! {
@@ -28,7 +29,6 @@ tokio::task_local! {
 }
 
 /// The durable run the current handler runs, if it is one.
-#[allow(dead_code)]
 pub(crate) fn current_run() -> Option<RunScope> {
     RUN.try_with(Clone::clone).ok()
 }
@@ -103,6 +103,7 @@ where
             id: run.id,
             token: run.token,
             store: store.clone(),
+            steps: Default::default(),
         };
         // Attempts already used by earlier claims (this claim's first attempt included).
         let base = run.attempts;
@@ -110,7 +111,10 @@ where
         let mut task = crate::Task::new(run.name.clone(), move |ctx: TaskContext| {
             let handler = Arc::clone(&handler);
             let input = Arc::clone(&input);
-            let scope = scope.clone();
+            let scope = RunScope {
+                steps: Default::default(),
+                ..scope.clone()
+            };
             let attempt = base - 1 + ctx.attempt() as i32;
             let span = tracing::info_span!("run", run_id = %scope.id, name = %span_name, attempt);
             async move {

@@ -47,6 +47,7 @@ pub use postgres::PgStore;
 #[cfg(feature = "sqlite")]
 #[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
 pub use sqlite::SqliteStore;
+pub use steps::{StepInfo, StepStatus};
 #[doc(hidden)]
 pub use types::{Claimed, Ending, Finish};
 pub use types::{ParseRunIdError, RunFilter, RunId, RunInfo, RunOptions, RunStatus};
@@ -93,6 +94,11 @@ macro_rules! dispatch {
         }
     };
 }
+
+mod steps;
+
+#[doc(hidden)]
+pub use steps::StepWrite;
 
 /// How long finished runs are kept, for [`TaskRunnerBuilder::retention`](crate::TaskRunnerBuilder::retention)
 /// and [`Store::prune`].
@@ -253,7 +259,14 @@ impl Store {
     }
 
     pub(crate) async fn run_info(&self, id: RunId) -> Result<Option<RunInfo>, StoreError> {
-        dispatch!(self, s => s.run_info(id).await)
+        let info = dispatch!(self, s => s.run_info(id).await)?;
+        match info {
+            Some(mut info) => {
+                info.steps = self.steps(id).await?;
+                Ok(Some(info))
+            }
+            None => Ok(None),
+        }
     }
 
     pub(crate) async fn outcome(&self, id: RunId) -> Result<Option<Outcome>, StoreError> {

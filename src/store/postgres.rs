@@ -17,8 +17,13 @@ use super::types::{
 };
 use super::StoreError;
 
+mod steps;
+
 /// The schema versions this build ships, oldest first; the version is the position + 1.
-const MIGRATIONS: &[&str] = &[include_str!("migrations/postgres/0001_runs.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("migrations/postgres/0001_runs.sql"),
+    include_str!("migrations/postgres/0002_steps.sql"),
+];
 
 /// The channel a submit notifies, with the queue's name as payload.
 pub(crate) const RUNS_CHANNEL: &str = "taskrunner_runs";

@@ -42,6 +42,7 @@ where
         error: row.try_get("error")?,
         output: output.and_then(|text| serde_json::from_str(&text).ok()),
         cancel_requested: row.try_get("cancel_requested")?,
+        steps: Vec::new(),
     })
 }
 

@@ -18,8 +18,13 @@ use super::types::{
 };
 use super::StoreError;
 
+mod steps;
+
 /// The schema versions this build ships, oldest first; the version is the position + 1.
-const MIGRATIONS: &[&str] = &[include_str!("migrations/sqlite/0001_runs.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("migrations/sqlite/0001_runs.sql"),
+    include_str!("migrations/sqlite/0002_steps.sql"),
+];
 
 /// How long a writer waits for the file's write lock held by another process.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);

@@ -146,6 +146,11 @@ pub struct RunInfo {
     pub output: Option<serde_json::Value>,
     /// Whether a cancel was asked for while it ran.
     pub cancel_requested: bool,
+    /// Its durable steps ([`TaskContext::step`](crate::TaskContext::step)) in the order they
+    /// first started: how far the run got. Filled by
+    /// [`run_info`](crate::TaskRunner::run_info); empty in
+    /// [`list_runs`](crate::TaskRunner::list_runs).
+    pub steps: Vec<super::StepInfo>,
 }
 
 /// Options for one submitted run, for [`TaskRunner::submit_with`](crate::TaskRunner::submit_with)

@@ -1,0 +1,124 @@
+//! The durable side of [`TaskContext::step`](crate::TaskContext::step): look the step up in
+//! the store, run it if it has no stored output, store its output fenced by the run's claim.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use super::registered::RunScope;
+use crate::store::{duration_ms, StepWrite, StoreError};
+use crate::sync::lock_std;
+use crate::StepError;
+
+/// How many steps of each name one attempt of a run has called.
+pub(crate) type StepCounts = Arc<Mutex<HashMap<String, u32>>>;
+
+/// Tries a store write this many times before giving up on a step.
+const WRITE_TRIES: u32 = 3;
+
+pub(crate) async fn run<T, E, F, Fut>(scope: &RunScope, name: &str, f: F) -> Result<T, E>
+where
+    F: FnOnce() -> Fut,
+    Fut: Future<Output = Result<T, E>>,
+    T: Serialize + DeserializeOwned,
+    E: From<StepError> + fmt::Display,
+{
+    let index = {
+        let mut counts = lock_std(&scope.steps);
+        let count = counts.entry(name.to_owned()).or_insert(0);
+        let index = *count;
+        *count += 1;
+        index
+    };
+    let db_index = i32::try_from(index).unwrap_or(i32::MAX);
+    let store_error = |e: StoreError| StepError::Store {
+        step: name.to_owned(),
+        index,
+        reason: e.to_string(),
+    };
+    let stored = scope
+        .store
+        .load_step(scope.id, name, db_index)
+        .await
+        .map_err(store_error)?;
+    if let Some(json) = stored {
+        tracing::debug!(run = %scope.id, step = name, index, "step already done: stored output");
+        return serde_json::from_str(&json).map_err(|e| {
+            E::from(StepError::Deserialize {
+                step: name.to_owned(),
+                index,
+                type_name: std::any::type_name::<T>(),
+                reason: e.to_string(),
+            })
+        });
+    }
+    let started = Instant::now();
+    let result = f().await;
+    let elapsed_ms = duration_ms(started.elapsed());
+    match result {
+        Ok(value) => {
+            let json = serde_json::to_string(&value).map_err(|e| StepError::Serialize {
+                step: name.to_owned(),
+                index,
+                reason: e.to_string(),
+            })?;
+            let write = StepWrite {
+                run: scope.id,
+                token: scope.token,
+                name,
+                index: db_index,
+                output: Some(&json),
+                error: None,
+                elapsed_ms,
+            };
+            if save(scope, &write).await.map_err(store_error)? {
+                Ok(value)
+            } else {
+                Err(StepError::LeaseLost {
+                    step: name.to_owned(),
+                    index,
+                }
+                .into())
+            }
+        }
+        Err(error) => {
+            // Only the message, for `run_info`: the next attempt runs the step again.
+            let message = error.to_string();
+            let write = StepWrite {
+                run: scope.id,
+                token: scope.token,
+                name,
+                index: db_index,
+                output: None,
+                error: Some(&message),
+                elapsed_ms,
+            };
+            if let Err(e) = scope.store.save_step(&write).await {
+                tracing::warn!(run = %scope.id, step = name, index, "could not record a failed step: {e}");
+            }
+            Err(error)
+        }
+    }
+}
+
+/// Writes a completed step, retrying a failing store a few times (a step that succeeded is
+/// worth keeping: losing it means running it again).
+async fn save(scope: &RunScope, write: &StepWrite<'_>) -> Result<bool, StoreError> {
+    let mut tries = 0;
+    loop {
+        match scope.store.save_step(write).await {
+            Ok(written) => return Ok(written),
+            Err(e) if tries + 1 < WRITE_TRIES => {
+                tries += 1;
+                tracing::warn!(run = %scope.id, step = write.name, "storing a step failed (try {tries}): {e}");
+                tokio::time::sleep(Duration::from_millis(50) * tries).await;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}

@@ -1,0 +1,156 @@
+//! Durable steps in the store: [`StepInfo`] as [`RunInfo::steps`](super::RunInfo::steps)
+//! shows them, and the fenced reads and writes behind
+//! [`TaskContext::step`](crate::TaskContext::step).
+
+use std::time::SystemTime;
+
+use sqlx::{ColumnIndex, Decode, Row, Type};
+
+use super::types::{to_time, RunId};
+use super::{Backend, Store, StoreError};
+
+/// Where a durable step is, as [`RunInfo::steps`](super::RunInfo::steps) shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum StepStatus {
+    /// It returned `Ok`: its output is stored, and later attempts of the run get it back
+    /// without running the step again.
+    Completed,
+    /// Its last run returned `Err` (nothing stored but the message): the run's next attempt
+    /// runs it again.
+    Failed,
+}
+
+/// One step of a durable run, from [`RunInfo::steps`](super::RunInfo::steps): how far an
+/// agent run got.
+///
+/// ```
+/// use taskrunner::store::{SqliteStore, StepStatus};
+/// use taskrunner::{TaskContext, TaskDef, TaskRunner};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let dir = std::env::temp_dir().join(format!("taskrunner-doc-stepinfo-{}", std::process::id()));
+/// # std::fs::create_dir_all(&dir)?;
+/// let agent = TaskDef::new("agent", |ctx: TaskContext, topic: String| async move {
+///     let plan: String = ctx.step("plan", || async { Ok::<_, String>(format!("plan {topic}")) }).await?;
+///     Ok::<_, String>(plan)
+/// });
+/// let runner = TaskRunner::builder()
+///     .store(SqliteStore::open(dir.join("runs.db")).await?)
+///     .register(&agent)
+///     .build()?;
+/// let run = runner.submit(&agent, "rust".to_owned()).await?;
+/// let id = run.id();
+/// run.await?;
+/// let info = runner.run_info(id).await?.unwrap();
+/// assert_eq!(info.steps.len(), 1);
+/// assert_eq!((info.steps[0].name.as_str(), info.steps[0].index), ("plan", 0));
+/// assert_eq!(info.steps[0].status, StepStatus::Completed);
+/// # runner.shutdown().await;
+/// # std::fs::remove_dir_all(&dir)?;
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct StepInfo {
+    /// The name given to [`TaskContext::step`](crate::TaskContext::step).
+    pub name: String,
+    /// Which call of that name in the run, from 0 (a step called in a loop has one index a
+    /// turn).
+    pub index: u32,
+    /// Whether it completed.
+    pub status: StepStatus,
+    /// How many times it ran (a failed step runs again on the run's next attempt).
+    pub attempts: u32,
+    /// When it first started.
+    pub started_at: SystemTime,
+    /// When it last finished.
+    pub finished_at: SystemTime,
+    /// Its stored output, as JSON, once completed.
+    pub output: Option<serde_json::Value>,
+    /// Why its last run failed (cleared once it completes).
+    pub error: Option<String>,
+}
+
+/// A step's end, to be written only while the writer's claim holds the run.
+#[doc(hidden)]
+#[derive(Debug, Clone)]
+pub struct StepWrite<'a> {
+    /// The run.
+    pub run: RunId,
+    /// The claim token the writer holds.
+    pub token: i64,
+    /// The step's name.
+    pub name: &'a str,
+    /// Which call of that name, from 0.
+    pub index: i32,
+    /// The output as JSON for a completed step; `None` for a failed one.
+    pub output: Option<&'a str>,
+    /// The failure's message, for a failed one.
+    pub error: Option<&'a str>,
+    /// How long the step ran, in milliseconds.
+    pub elapsed_ms: i64,
+}
+
+impl StepWrite<'_> {
+    pub(crate) fn status(&self) -> &'static str {
+        if self.output.is_some() {
+            "completed"
+        } else {
+            "failed"
+        }
+    }
+}
+
+pub(crate) fn step_info<'r, R>(row: &'r R) -> Result<StepInfo, sqlx::Error>
+where
+    R: Row,
+    &'static str: ColumnIndex<R>,
+    i64: Decode<'r, R::Database> + Type<R::Database>,
+    i32: Decode<'r, R::Database> + Type<R::Database>,
+    String: Decode<'r, R::Database> + Type<R::Database>,
+{
+    let status: String = row.try_get("status")?;
+    let output: Option<String> = row.try_get("output")?;
+    Ok(StepInfo {
+        name: row.try_get("name")?,
+        index: row.try_get::<i32, _>("idx")?.max(0) as u32,
+        status: if status == "completed" {
+            StepStatus::Completed
+        } else {
+            StepStatus::Failed
+        },
+        attempts: row.try_get::<i32, _>("attempts")?.max(0) as u32,
+        started_at: to_time(row.try_get("started_at")?),
+        finished_at: to_time(row.try_get("finished_at")?),
+        output: output.and_then(|text| serde_json::from_str(&text).ok()),
+        error: row.try_get("error")?,
+    })
+}
+
+impl Store {
+    /// The stored output (JSON) of step `name`#`index` of run `id`, if it completed.
+    #[doc(hidden)]
+    pub async fn load_step(
+        &self,
+        id: RunId,
+        name: &str,
+        index: i32,
+    ) -> Result<Option<String>, StoreError> {
+        dispatch!(self, s => s.load_step(id, name, index).await)
+    }
+
+    /// Writes a step's end, only while `step.token` is the run's claim token and the run
+    /// is running; says whether it was written. A completed step is never overwritten.
+    #[doc(hidden)]
+    pub async fn save_step(&self, step: &StepWrite<'_>) -> Result<bool, StoreError> {
+        dispatch!(self, s => s.save_step(step).await)
+    }
+
+    /// Run `id`'s steps, in the order they first started.
+    pub(crate) async fn steps(&self, id: RunId) -> Result<Vec<StepInfo>, StoreError> {
+        dispatch!(self, s => s.steps(id).await)
+    }
+}
