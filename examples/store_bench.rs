@@ -25,16 +25,17 @@ fn noop() -> Noop {
     TaskDef::new("noop", noop_handler as fn(_, _) -> _).queue("bench")
 }
 
-async fn worker(store: Store, def: &Noop) -> TaskRunner {
+async fn worker(store: Store, def: &Noop, ahead: usize) -> TaskRunner {
     TaskRunner::builder()
         .queue("bench", QueueConfig::new().concurrency(CONCURRENCY))
         .store(store)
         .register(def)
+        .claim_ahead(ahead)
         .build()
         .unwrap()
 }
 
-async fn bench(label: &str, store: Store, runs: u32) {
+async fn bench(label: &str, store: Store, runs: u32, ahead: usize) {
     let def = noop();
     // submit_many: one transaction for the whole batch.
     let submitter = TaskRunner::builder().store(store.clone()).build().unwrap();
@@ -45,7 +46,7 @@ async fn bench(label: &str, store: Store, runs: u32) {
 
     // Drain: a worker starts on the backlog.
     let t = Instant::now();
-    let runner = worker(store.clone(), &def).await;
+    let runner = worker(store.clone(), &def, ahead).await;
     loop {
         let open = runner
             .list_runs(RunFilter::new().status(RunStatus::Pending).limit(1))
@@ -78,7 +79,7 @@ async fn bench(label: &str, store: Store, runs: u32) {
     let p = |q: f64| samples[((samples.len() - 1) as f64 * q) as usize];
     runner.shutdown().await;
     println!(
-        "{label:<10} submit_many {runs}: {:>8.0} runs/s | drain {runs} at c={CONCURRENCY}: {:>7.0} runs/s ({:.2} s) | latency p50 {:.2} ms, p99 {:.2} ms",
+        "{label:<8} ahead {ahead:<3} submit_many {runs}: {:>8.0} runs/s | drain {runs} at c={CONCURRENCY}: {:>7.0} runs/s ({:.2} s) | latency p50 {:.2} ms, p99 {:.2} ms",
         f64::from(runs) / submit.as_secs_f64(),
         f64::from(runs) / drain.as_secs_f64(),
         drain.as_secs_f64(),
@@ -96,7 +97,9 @@ async fn main() {
         let dir = std::env::temp_dir().join(format!("taskrunner-bench-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let store = SqliteStore::open(dir.join("runs.db")).await.unwrap();
-        bench("sqlite", store.into(), runs).await;
+        for ahead in [0, 248] {
+            bench("sqlite", store.clone().into(), runs, ahead).await;
+        }
         std::fs::remove_dir_all(&dir).unwrap();
     }
     if only == "all" || only == "postgres" {
@@ -115,7 +118,9 @@ async fn main() {
             None => admin.clone(),
         };
         let store = PgStore::connect(&url).await.unwrap();
-        bench("postgres", store.clone().into(), runs).await;
+        for ahead in [0, 248] {
+            bench("postgres", store.clone().into(), runs, ahead).await;
+        }
         Store::from(store).close().await;
         sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
             "DROP DATABASE {name} WITH (FORCE)"
