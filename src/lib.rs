@@ -32,6 +32,15 @@
 //! - `ShellTask` (feature `process`, on by default, Unix): a shell command whose whole
 //!   process group dies with its task.
 //!
+//! # Durable runs
+//!
+//! With a store (features `sqlite`, on by default, and `postgres`), runs survive restarts:
+//! give the builder a [`store::SqliteStore`] or [`store::PgStore`], [`register`](TaskRunnerBuilder::register)
+//! the serde-typed [`TaskDef`]s this process runs, and [`submit`](TaskRunner::submit) runs;
+//! each returns a [`RunHandle`] once committed, which any process can rebuild from its
+//! [`RunId`] ([`TaskRunner::run_handle`]) and await. See the [`store`] module for what holds
+//! (order, leases and recovery, fencing, global concurrency, cancel, retention).
+//!
 //! # Quick start
 //!
 //! ```

@@ -208,7 +208,7 @@ impl TaskRunner {
         durable.wake_queue(def.queue_name());
         Ok(ids
             .into_iter()
-            .map(|id| RunHandle::new(id, Arc::clone(durable)))
+            .map(|id| RunHandle::new(id, Arc::clone(durable)).fresh())
             .collect())
     }
 
