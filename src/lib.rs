@@ -59,6 +59,17 @@
 //! # }
 //! ```
 //!
+//! # Durable runs
+//!
+//! With a store (features `sqlite`, on by default, and `postgres`), runs survive restarts:
+//! give the builder a [`store::SqliteStore`] or [`store::PgStore`], [`register`](TaskRunnerBuilder::register)
+//! the serde-typed [`TaskDef`]s this process runs, and [`submit`](TaskRunner::submit) runs;
+//! each returns a [`RunHandle`] once committed, which any process can rebuild from its
+//! [`RunId`] ([`TaskRunner::run_handle`]) and await. See the [`store`] module for what holds
+//! (order, leases and recovery, fencing, global concurrency, cancel, retention). Inside a
+//! durable handler, [`TaskContext::step`] stores each model or tool call's result once it
+//! succeeds, so a retried or recovered run does not make that call again.
+//!
 //! # Quick start
 //!
 //! ```

@@ -728,7 +728,7 @@ async fn a_newer_schema_is_refused(db: TestDb) {
     }
 }
 
-async fn graceful_shutdown_releases_unstarted_runs(db: TestDb) {
+async fn shutdown_now_hands_back_running_runs(db: TestDb) {
     let started = Arc::new(AtomicUsize::new(0));
     let hang = blocker(Arc::clone(&started));
     let runner = TaskRunner::builder()
@@ -762,6 +762,75 @@ async fn graceful_shutdown_releases_unstarted_runs(db: TestDb) {
     let next = builder(&db).register(&finishing).build().unwrap();
     for run in runs {
         within("a released run", run).await.unwrap();
+    }
+    next.shutdown().await;
+}
+
+async fn graceful_shutdown_hands_back_runs_claimed_ahead(db: TestDb) {
+    let gate = Arc::new(tokio::sync::Semaphore::new(0));
+    let started = Arc::new(AtomicUsize::new(0));
+    let (g, s) = (Arc::clone(&gate), Arc::clone(&started));
+    let def = TaskDef::new("gated", move |_: TaskContext, n: u32| {
+        let (g, s) = (Arc::clone(&g), Arc::clone(&s));
+        async move {
+            s.fetch_add(1, Ordering::SeqCst);
+            drop(g.acquire().await.unwrap());
+            Ok::<_, String>(n)
+        }
+    })
+    .queue("agents");
+    let runner = TaskRunner::builder()
+        .queue("agents", QueueConfig::new().concurrency(1))
+        .store(db.store.clone())
+        .register(&def)
+        .claim_ahead(3)
+        .lease(Duration::from_secs(30))
+        .poll_interval(POLL)
+        .build()
+        .unwrap();
+    let runs = runner.submit_many(&def, 0..4).await.unwrap();
+    let running = || async {
+        runner
+            .list_runs(RunFilter::new().status(RunStatus::Running))
+            .await
+            .unwrap()
+            .len()
+    };
+    eventually(LIMIT, "one run started and three claimed ahead", || async {
+        started.load(Ordering::SeqCst) == 1 && running().await == 4
+    })
+    .await;
+    assert_eq!(
+        runner.queue_stats("agents").unwrap().running,
+        1,
+        "local concurrency holds"
+    );
+    let shutdown = tokio::spawn(runner.shutdown());
+    eventually(
+        LIMIT,
+        "the three unstarted runs to be handed back",
+        || async {
+            runner
+                .list_runs(RunFilter::new().status(RunStatus::Pending))
+                .await
+                .unwrap()
+                .len()
+                == 3
+        },
+    )
+    .await;
+    for run in &runs {
+        let info = run.info().await.unwrap().unwrap();
+        if info.status == RunStatus::Pending {
+            assert_eq!(info.attempts, 0, "a handed-back run used no attempt");
+        }
+    }
+    gate.add_permits(10);
+    within("the graceful shutdown", shutdown).await.unwrap();
+    assert_eq!(started.load(Ordering::SeqCst), 1);
+    let next = builder(&db).register(&def).build().unwrap();
+    for (n, run) in runs.into_iter().enumerate() {
+        assert_eq!(within("every run", run).await.unwrap(), n as u32);
     }
     next.shutdown().await;
 }
@@ -808,5 +877,6 @@ conformance!(
     an_input_that_no_longer_deserializes_fails_the_run_only,
     a_run_nobody_registered_stays_pending,
     a_newer_schema_is_refused,
-    graceful_shutdown_releases_unstarted_runs,
+    shutdown_now_hands_back_running_runs,
+    graceful_shutdown_hands_back_runs_claimed_ahead,
 );

@@ -20,9 +20,18 @@ pub(super) async fn claim_loop(weak: Weak<Shared>, durable: Arc<Durable>, index:
         let Some(runner) = upgrade(&weak) else {
             return;
         };
-        let free = runner
-            .queue_stats(&plan.queue)
-            .map_or(0, |s| s.limit.saturating_sub(s.running + s.pending));
+        // Claim when half the window is free (or nothing is in flight), so that each claim
+        // takes a batch instead of one run per finished one.
+        let free = runner.queue_stats(&plan.queue).map_or(0, |s| {
+            let window = s.limit + durable.claim_ahead;
+            let in_flight = s.running + s.pending;
+            let free = window.saturating_sub(in_flight);
+            if in_flight == 0 || free * 2 >= window {
+                free
+            } else {
+                0
+            }
+        });
         let mut full = false;
         let mut wait = durable.poll;
         if free > 0 && !runner.is_shutting_down() {

@@ -53,6 +53,8 @@ pub struct RunHandle<T> {
     id: RunId,
     durable: Arc<Durable>,
     wait: Option<BoxFuture<'static, Result<T, TaskError<String>>>>,
+    /// Submitted by this process a moment ago: the store need not be asked at once.
+    fresh: bool,
     types: PhantomData<fn() -> T>,
 }
 
@@ -62,8 +64,14 @@ impl<T> RunHandle<T> {
             id,
             durable,
             wait: None,
+            fresh: false,
             types: PhantomData,
         }
+    }
+
+    pub(crate) fn fresh(mut self) -> Self {
+        self.fresh = true;
+        self
     }
 
     /// The run's id.
@@ -97,7 +105,7 @@ impl<T: DeserializeOwned + Send + 'static> Future for RunHandle<T> {
         let this = &mut *self;
         let wait = this
             .wait
-            .get_or_insert_with(|| Box::pin(wait(Arc::clone(&this.durable), this.id)));
+            .get_or_insert_with(|| Box::pin(wait(Arc::clone(&this.durable), this.id, this.fresh)));
         wait.as_mut().poll(cx)
     }
 }
@@ -111,11 +119,19 @@ impl<T> fmt::Debug for RunHandle<T> {
 async fn wait<T: DeserializeOwned>(
     durable: Arc<Durable>,
     id: RunId,
+    mut fresh: bool,
 ) -> Result<T, TaskError<String>> {
     let mut delay = Duration::from_millis(5);
     loop {
         let handed = durable.watch(id);
-        match durable.store.outcome(id).await {
+        // A run submitted here a moment ago has not ended: wait for the hand-over or the
+        // first poll delay before asking the store.
+        let polled = if std::mem::take(&mut fresh) {
+            Ok(Some(Outcome::pending()))
+        } else {
+            durable.store.outcome(id).await
+        };
+        match polled {
             Ok(Some(outcome)) if is_terminal(&outcome) => {
                 durable.unwatch(id);
                 return convert(id, outcome);

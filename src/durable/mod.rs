@@ -51,6 +51,7 @@ pub(crate) struct Settings {
     pub(crate) lease: Duration,
     pub(crate) poll: Duration,
     pub(crate) retention: Retention,
+    pub(crate) claim_ahead: usize,
 }
 
 impl Default for Settings {
@@ -61,6 +62,7 @@ impl Default for Settings {
             lease: DEFAULT_LEASE,
             poll: DEFAULT_POLL_INTERVAL,
             retention: Retention::default(),
+            claim_ahead: 0,
         }
     }
 }
@@ -111,6 +113,7 @@ pub(crate) struct Durable {
     lease: Duration,
     poll: Duration,
     retention: Retention,
+    claim_ahead: usize,
     defs: HashMap<String, Arc<dyn Registered>>,
     plans: Vec<Plan>,
     active: std::sync::Mutex<HashMap<RunId, Active>>,
@@ -193,6 +196,7 @@ pub(crate) fn start(
         lease: settings.lease,
         poll: settings.poll,
         retention: settings.retention.clone(),
+        claim_ahead: settings.claim_ahead,
         defs: settings
             .defs
             .iter()

@@ -390,6 +390,17 @@ pub(crate) struct Outcome {
     pub(crate) error_kind: Option<String>,
 }
 
+impl Outcome {
+    pub(crate) fn pending() -> Outcome {
+        Outcome {
+            status: "pending".into(),
+            output: None,
+            error: None,
+            error_kind: None,
+        }
+    }
+}
+
 /// Milliseconds since the Unix epoch.
 pub(crate) fn now_ms() -> i64 {
     SystemTime::now()

@@ -1,0 +1,132 @@
+//! Measures the durable store: draining 10,000 no-op runs at concurrency 8, one-at-a-time
+//! enqueue-to-completion latency, and `submit_many` throughput, on SQLite (a file in a temp
+//! dir, `synchronous = FULL`) and on PostgreSQL if `TASKRUNNER_PG_URL` is set.
+//!
+//! Run with `cargo run --release --all-features --example store_bench [sqlite|postgres] [runs]`.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use sqlx::Connection as _;
+use taskrunner::store::{PgStore, SqliteStore, Store};
+use taskrunner::{QueueConfig, RunFilter, RunStatus, TaskContext, TaskDef, TaskRunner};
+
+const CONCURRENCY: usize = 8;
+const LATENCY_SAMPLES: usize = 300;
+
+type Noop = TaskDef<fn(TaskContext, u32) -> futures::future::Ready<Result<u32, String>>>;
+
+fn noop_handler(_: TaskContext, n: u32) -> futures::future::Ready<Result<u32, String>> {
+    futures::future::ready(Ok(n))
+}
+
+fn noop() -> Noop {
+    TaskDef::new("noop", noop_handler as fn(_, _) -> _).queue("bench")
+}
+
+async fn worker(store: Store, def: &Noop, ahead: usize) -> TaskRunner {
+    TaskRunner::builder()
+        .queue("bench", QueueConfig::new().concurrency(CONCURRENCY))
+        .store(store)
+        .register(def)
+        .claim_ahead(ahead)
+        .build()
+        .unwrap()
+}
+
+async fn bench(label: &str, store: Store, runs: u32, ahead: usize) {
+    let def = noop();
+    // submit_many: one transaction for the whole batch.
+    let submitter = TaskRunner::builder().store(store.clone()).build().unwrap();
+    let t = Instant::now();
+    let handles = submitter.submit_many(&def, 0..runs).await.unwrap();
+    let submit = t.elapsed();
+    drop(handles);
+
+    // Drain: a worker starts on the backlog.
+    let t = Instant::now();
+    let runner = worker(store.clone(), &def, ahead).await;
+    loop {
+        let open = runner
+            .list_runs(RunFilter::new().status(RunStatus::Pending).limit(1))
+            .await
+            .unwrap()
+            .len()
+            + runner
+                .list_runs(RunFilter::new().status(RunStatus::Running).limit(1))
+                .await
+                .unwrap()
+                .len();
+        if open == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let drain = t.elapsed();
+
+    // Latency: submit one, await its result, repeat.
+    let done = Arc::new(AtomicUsize::new(0));
+    let mut samples = Vec::with_capacity(LATENCY_SAMPLES);
+    for i in 0..LATENCY_SAMPLES {
+        let t = Instant::now();
+        let out = runner.submit(&def, i as u32).await.unwrap().await.unwrap();
+        samples.push(t.elapsed());
+        assert_eq!(out, i as u32);
+        done.fetch_add(1, Ordering::Relaxed);
+    }
+    samples.sort();
+    let p = |q: f64| samples[((samples.len() - 1) as f64 * q) as usize];
+    runner.shutdown().await;
+    println!(
+        "{label:<8} ahead {ahead:<3} submit_many {runs}: {:>8.0} runs/s | drain {runs} at c={CONCURRENCY}: {:>7.0} runs/s ({:.2} s) | latency p50 {:.2} ms, p99 {:.2} ms",
+        f64::from(runs) / submit.as_secs_f64(),
+        f64::from(runs) / drain.as_secs_f64(),
+        drain.as_secs_f64(),
+        p(0.5).as_secs_f64() * 1e3,
+        p(0.99).as_secs_f64() * 1e3,
+    );
+}
+
+#[tokio::main]
+async fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let only = args.first().map(String::as_str).unwrap_or("all");
+    let runs: u32 = args.get(1).and_then(|n| n.parse().ok()).unwrap_or(10_000);
+    if only == "all" || only == "sqlite" {
+        let dir = std::env::temp_dir().join(format!("taskrunner-bench-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let store = SqliteStore::open(dir.join("runs.db")).await.unwrap();
+        for ahead in [0, 248] {
+            bench("sqlite", store.clone().into(), runs, ahead).await;
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+    if only == "all" || only == "postgres" {
+        let Ok(admin) = std::env::var("TASKRUNNER_PG_URL") else {
+            println!("postgres   skipped: set TASKRUNNER_PG_URL");
+            return;
+        };
+        let name = format!("tr_bench_{}", std::process::id());
+        let mut conn = sqlx::PgConnection::connect(&admin).await.unwrap();
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        let url = match admin.rfind('/') {
+            Some(i) => format!("{}/{name}", &admin[..i]),
+            None => admin.clone(),
+        };
+        let store = PgStore::connect(&url).await.unwrap();
+        for ahead in [0, 248] {
+            bench("postgres", store.clone().into(), runs, ahead).await;
+        }
+        Store::from(store).close().await;
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+            "DROP DATABASE {name} WITH (FORCE)"
+        )))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    }
+}
