@@ -118,6 +118,12 @@ impl Inbox {
         lock_std(&self.state).full.get(&id).cloned()
     }
 
+    /// How many characters of a result a summary keeps.
+    #[cfg(any(feature = "sqlite", feature = "postgres"))]
+    pub(crate) fn summary_len(&self) -> usize {
+        self.summary_len
+    }
+
     pub(crate) fn dropped(&self) -> u64 {
         lock_std(&self.state).dropped
     }
@@ -137,7 +143,7 @@ impl Inbox {
 }
 
 /// `text` cut to `max` characters, on a character boundary, with an ellipsis if cut.
-fn truncate(text: &str, max: usize) -> (String, bool) {
+pub(crate) fn truncate(text: &str, max: usize) -> (String, bool) {
     match text.char_indices().nth(max) {
         Some((end, _)) => (format!("{}…", &text[..end]), true),
         None => (text.to_owned(), false),

@@ -200,7 +200,7 @@ impl TaskRunner {
                     delay_ms: duration_ms(options.delay),
                     dedup_key: options.dedup_key,
                     call_id: options.call_id,
-                    notify: false,
+                    notify: options.notify,
                 })
             })
             .collect::<Result<Vec<_>, StoreError>>()?;

@@ -11,6 +11,7 @@
 mod api;
 mod claim;
 mod handle;
+mod inbox;
 mod registered;
 pub(crate) mod step;
 mod worker;

@@ -95,8 +95,10 @@ macro_rules! dispatch {
     };
 }
 
+mod notifications;
 mod steps;
 
+pub use notifications::RunNotification;
 #[doc(hidden)]
 pub use steps::StepWrite;
 

@@ -18,12 +18,14 @@ use super::types::{
 };
 use super::StoreError;
 
+mod notifications;
 mod steps;
 
 /// The schema versions this build ships, oldest first; the version is the position + 1.
 const MIGRATIONS: &[&str] = &[
     include_str!("migrations/sqlite/0001_runs.sql"),
     include_str!("migrations/sqlite/0002_steps.sql"),
+    include_str!("migrations/sqlite/0003_notifications.sql"),
 ];
 
 /// How long a writer waits for the file's write lock held by another process.

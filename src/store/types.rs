@@ -177,6 +177,7 @@ pub struct RunOptions {
     pub(crate) delay: Duration,
     pub(crate) dedup_key: Option<String>,
     pub(crate) call_id: Option<String>,
+    pub(crate) notify: bool,
 }
 
 impl RunOptions {
@@ -201,6 +202,14 @@ impl RunOptions {
     /// returns the existing run instead (same id): submitting becomes idempotent.
     pub fn dedup_key(mut self, key: impl Into<String>) -> Self {
         self.dedup_key = Some(key.into());
+        self
+    }
+
+    /// When the run ends, deposit a [`RunNotification`](super::RunNotification) in the store,
+    /// for [`TaskRunner::drain_run_notifications`](crate::TaskRunner::drain_run_notifications)
+    /// on any process to hand to exactly one drainer.
+    pub fn notify(mut self) -> Self {
+        self.notify = true;
         self
     }
 

@@ -1,0 +1,79 @@
+//! Durable notifications: [`RunNotification`], deposited in the store when a run submitted
+//! with [`RunOptions::notify`](super::RunOptions::notify) ends, and handed to exactly one
+//! drainer by [`TaskRunner::drain_run_notifications`](crate::TaskRunner::drain_run_notifications).
+
+use std::time::SystemTime;
+
+use sqlx::{ColumnIndex, Decode, Row, Type};
+
+use super::types::{to_time, RunId, RunStatus};
+use super::{Backend, Store, StoreError};
+
+/// A durable run's end, for an agent loop to read before its next model call, from
+/// [`TaskRunner::drain_run_notifications`](crate::TaskRunner::drain_run_notifications).
+///
+/// The durable counterpart of [`Notification`](crate::Notification): it lives in the store
+/// (it survives restarts) and whichever process drains first gets it, once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RunNotification {
+    /// The run.
+    pub run_id: RunId,
+    /// Its call id, if submitted with one: the model's tool call this answers.
+    pub call_id: Option<String>,
+    /// Its definition's name.
+    pub name: String,
+    /// Its queue.
+    pub queue: String,
+    /// How it ended: `Completed`, `Failed` or `Cancelled`.
+    pub status: RunStatus,
+    /// Its output (JSON; a string output as the bare string) or why it failed, cut to the
+    /// runner's [summary length](crate::TaskRunnerBuilder::summary_len).
+    pub summary: String,
+    /// Whether `summary` was cut (the whole output is in
+    /// [`run_info`](crate::TaskRunner::run_info) until the run is pruned).
+    pub truncated: bool,
+    /// When it ended.
+    pub finished_at: SystemTime,
+}
+
+/// A notification as stored: the whole text, not yet cut.
+pub(crate) struct StoredNotification {
+    pub(crate) run_id: RunId,
+    pub(crate) call_id: Option<String>,
+    pub(crate) name: String,
+    pub(crate) queue: String,
+    pub(crate) status: RunStatus,
+    pub(crate) text: String,
+    pub(crate) finished_at: SystemTime,
+}
+
+pub(crate) fn stored<'r, R>(row: &'r R) -> Result<StoredNotification, sqlx::Error>
+where
+    R: Row,
+    &'static str: ColumnIndex<R>,
+    i64: Decode<'r, R::Database> + Type<R::Database>,
+    String: Decode<'r, R::Database> + Type<R::Database>,
+{
+    let status: String = row.try_get("status")?;
+    Ok(StoredNotification {
+        run_id: RunId::from_i64(row.try_get("run_id")?),
+        call_id: row.try_get("call_id")?,
+        name: row.try_get("name")?,
+        queue: row.try_get("queue")?,
+        status: RunStatus::from_db(&status, 0, 0),
+        text: row.try_get("text")?,
+        finished_at: to_time(row.try_get("finished_at")?),
+    })
+}
+
+impl Store {
+    /// Deletes and returns up to `max` undrained notifications, oldest first, in one
+    /// transaction: a notification is returned to exactly one caller, across processes.
+    pub(crate) async fn take_notifications(
+        &self,
+        max: i64,
+    ) -> Result<Vec<StoredNotification>, StoreError> {
+        dispatch!(self, s => s.take_notifications(max).await)
+    }
+}
