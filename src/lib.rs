@@ -171,7 +171,9 @@ pub use context::{Progress, TaskContext};
 pub use def::TaskDef;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 #[cfg_attr(docsrs, doc(cfg(any(feature = "sqlite", feature = "postgres"))))]
-pub use durable::{RunHandle, DEFAULT_LEASE, DEFAULT_POLL_INTERVAL};
+pub use durable::{
+    DurableSchedule, RunHandle, ScheduleRunError, DEFAULT_LEASE, DEFAULT_POLL_INTERVAL,
+};
 pub use error::{ConfigError, EnqueueError, TaskError};
 pub use events::{Event, EventKind, EventStream, Lagged};
 pub use handle::TaskHandle;

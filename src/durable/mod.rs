@@ -13,6 +13,7 @@ mod claim;
 mod handle;
 mod inbox;
 mod registered;
+mod schedule;
 pub(crate) mod step;
 mod worker;
 
@@ -31,6 +32,7 @@ use crate::{ConfigError, TaskId, TaskRunner};
 
 pub use handle::RunHandle;
 pub(crate) use registered::{current_run, Registered};
+pub use schedule::{DurableSchedule, ScheduleRunError};
 
 /// How long a claimed run's lease lasts without a heartbeat, unless
 /// [`lease`](crate::TaskRunnerBuilder::lease) says otherwise.
@@ -126,6 +128,8 @@ pub(crate) struct Durable {
     stop: CancellationToken,
     /// Notified whenever the writer has nothing left in flight.
     flushed: Notify,
+    /// Wakes the durable schedules' fire loop (a schedule created or resumed here).
+    schedules_wake: Notify,
 }
 
 impl fmt::Debug for Durable {
@@ -210,6 +214,7 @@ pub(crate) fn start(
         claiming: CancellationToken::new(),
         stop: CancellationToken::new(),
         flushed: Notify::new(),
+        schedules_wake: Notify::new(),
     });
     let weak = Arc::downgrade(shared);
     for i in 0..durable.plans.len() {
@@ -222,6 +227,9 @@ pub(crate) fn start(
         if durable.store.as_pg().is_some() {
             tokio::spawn(worker::listen(weak.clone(), Arc::clone(&durable)));
         }
+    }
+    if !durable.defs.is_empty() {
+        tokio::spawn(schedule::fire_loop(weak.clone(), Arc::clone(&durable)));
     }
     tokio::spawn(worker::prune(weak, Arc::clone(&durable)));
     Some(durable)

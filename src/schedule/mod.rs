@@ -38,6 +38,8 @@ use std::time::SystemTime;
 pub use error::ScheduleError;
 pub use handle::ScheduleHandle;
 pub use info::{ScheduleInfo, ScheduleStatus};
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub(crate) use spec::StoredSpec;
 pub use spec::{Overlap, Schedule};
 
 use driver::Entry;

@@ -9,6 +9,11 @@ use jiff::Timestamp;
 use super::cron;
 use super::ScheduleError;
 
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+mod stored;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub(crate) use stored::StoredSpec;
+
 /// When a recurring task fires: a fixed interval or a cron expression, and the options that
 /// shape its runs. Hand it to [`TaskRunner::schedule`](crate::TaskRunner::schedule).
 ///

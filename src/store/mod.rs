@@ -96,7 +96,11 @@ macro_rules! dispatch {
 }
 
 mod notifications;
+mod schedules;
 mod steps;
+
+pub(crate) use schedules::{Fire, Fired, NewSchedule, ScheduleRow};
+pub(crate) use types::{now_ms, to_time};
 
 pub use notifications::RunNotification;
 #[doc(hidden)]

@@ -18,6 +18,7 @@ use super::types::{
 use super::StoreError;
 
 mod notifications;
+mod schedules;
 mod steps;
 
 /// The schema versions this build ships, oldest first; the version is the position + 1.
@@ -25,6 +26,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/postgres/0001_runs.sql"),
     include_str!("migrations/postgres/0002_steps.sql"),
     include_str!("migrations/postgres/0003_notifications.sql"),
+    include_str!("migrations/postgres/0004_schedules.sql"),
 ];
 
 /// The channel a submit notifies, with the queue's name as payload.

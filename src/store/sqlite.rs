@@ -19,6 +19,7 @@ use super::types::{
 use super::StoreError;
 
 mod notifications;
+mod schedules;
 mod steps;
 
 /// The schema versions this build ships, oldest first; the version is the position + 1.
@@ -26,6 +27,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/sqlite/0001_runs.sql"),
     include_str!("migrations/sqlite/0002_steps.sql"),
     include_str!("migrations/sqlite/0003_notifications.sql"),
+    include_str!("migrations/sqlite/0004_schedules.sql"),
 ];
 
 /// How long a writer waits for the file's write lock held by another process.
