@@ -143,6 +143,8 @@ pub(crate) struct Shared {
     runtime: OnceLock<Handle>,
     /// Workers waiting a moment for a start, each to be handed a job instead of a spawn.
     parked: std::sync::Mutex<Vec<Arc<Parking>>>,
+    /// The runner's recurring schedules, by name.
+    pub(crate) schedules: crate::schedule::Schedules,
     /// The durable side, if the runner was built with a store.
     #[cfg(any(feature = "sqlite", feature = "postgres"))]
     pub(crate) durable: OnceLock<Arc<crate::durable::Durable>>,
@@ -178,11 +180,6 @@ impl TaskRunner {
         }
     }
 
-    #[cfg(any(feature = "sqlite", feature = "postgres"))]
-    pub(crate) fn from_shared(shared: Arc<Shared>) -> TaskRunner {
-        TaskRunner { shared }
-    }
-
     fn assemble(queues: Vec<(String, QueueConfig)>, settings: &TaskRunnerBuilder) -> Self {
         let hub = Arc::new(Hub::new(settings));
         let queue_list: Vec<Arc<Queue>> = queues
@@ -209,6 +206,7 @@ impl TaskRunner {
                 aborting: AtomicBool::new(false),
                 runtime,
                 parked: std::sync::Mutex::new(Vec::new()),
+                schedules: crate::schedule::Schedules::default(),
                 #[cfg(any(feature = "sqlite", feature = "postgres"))]
                 durable: OnceLock::new(),
             }),
@@ -358,9 +356,11 @@ impl TaskRunner {
         async move { shared.wait_idle().await }
     }
 
-    /// Stops taking tasks ([`EnqueueError::ShuttingDown`]) and resolves once every pending,
-    /// running and retrying task has finished.
+    /// Stops every [schedule](Self::schedule), stops taking tasks
+    /// ([`EnqueueError::ShuttingDown`]), and resolves once every pending, running and
+    /// retrying task (schedules' runs already started included) has finished.
     pub fn shutdown(&self) -> impl Future<Output = ()> + Send + 'static {
+        self.shared.schedules.stop_all();
         self.shared.closed.store(true, Ordering::SeqCst);
         #[cfg(any(feature = "sqlite", feature = "postgres"))]
         if let Some(durable) = self.shared.durable.get() {
@@ -380,11 +380,13 @@ impl TaskRunner {
         self.wait_idle()
     }
 
-    /// Stops taking tasks and cancels every one: pending tasks never run, running tasks' abort
-    /// tokens fire and their futures are dropped, retrying tasks stop. Each handle resolves
+    /// Stops every [schedule](Self::schedule), stops taking tasks and cancels every one:
+    /// pending tasks never run, running tasks' abort tokens fire and their futures are
+    /// dropped, retrying tasks stop. Each handle resolves
     /// [`TaskError::Shutdown`](crate::TaskError::Shutdown). Resolves once all have ended.
     pub fn shutdown_now(&self) -> impl Future<Output = ()> + Send + 'static {
         let shared = Arc::clone(&self.shared);
+        shared.schedules.stop_all();
         shared.closed.store(true, Ordering::SeqCst);
         shared.aborting.store(true, Ordering::SeqCst);
         fence(Ordering::SeqCst);
@@ -747,6 +749,27 @@ impl Shared {
             }
             notified.await;
         }
+    }
+}
+
+// ===== hooks for schedules =====
+
+impl TaskRunner {
+    /// The state every clone shares, for the schedule module.
+    pub(crate) fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+
+    /// A runner handle over `shared`, for the schedule module.
+    pub(crate) fn from_shared(shared: Arc<Shared>) -> TaskRunner {
+        TaskRunner { shared }
+    }
+}
+
+impl Shared {
+    /// Where events and notifications go, for the schedule module.
+    pub(crate) fn hub(&self) -> &Arc<Hub> {
+        &self.hub
     }
 }
 
