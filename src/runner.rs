@@ -143,11 +143,11 @@ pub(crate) struct Shared {
     runtime: OnceLock<Handle>,
     /// Workers waiting a moment for a start, each to be handed a job instead of a spawn.
     parked: std::sync::Mutex<Vec<Arc<Parking>>>,
+    /// The runner's recurring schedules, by name.
+    pub(crate) schedules: crate::schedule::Schedules,
     /// The durable side, if the runner was built with a store.
     #[cfg(any(feature = "sqlite", feature = "postgres"))]
     pub(crate) durable: OnceLock<Arc<crate::durable::Durable>>,
-    /// The runner's recurring schedules, by name.
-    pub(crate) schedules: crate::schedule::Schedules,
 }
 
 /// Where a parked worker is handed its next job.
@@ -206,9 +206,9 @@ impl TaskRunner {
                 aborting: AtomicBool::new(false),
                 runtime,
                 parked: std::sync::Mutex::new(Vec::new()),
+                schedules: crate::schedule::Schedules::default(),
                 #[cfg(any(feature = "sqlite", feature = "postgres"))]
                 durable: OnceLock::new(),
-                schedules: crate::schedule::Schedules::default(),
             }),
         }
     }

@@ -835,6 +835,44 @@ async fn graceful_shutdown_hands_back_runs_claimed_ahead(db: TestDb) {
     next.shutdown().await;
 }
 
+async fn a_new_run_wakes_an_idle_worker_in_its_process(db: TestDb) {
+    let def = research();
+    // Polling every minute: only the in-process wake-up can start the run in time.
+    let runner = builder(&db)
+        .poll_interval(Duration::from_secs(60))
+        .register(&def)
+        .build()
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await; // the claim loop is idle now
+    let run = runner.submit(&def, req("wake")).await.unwrap();
+    let report = tokio::time::timeout(Duration::from_secs(10), run).await;
+    assert_eq!(report.expect("not woken").unwrap().summary, "about wake");
+    runner.shutdown().await;
+}
+
+async fn the_runner_prunes_on_its_own(db: TestDb) {
+    let def = research();
+    let runner = builder(&db)
+        .register(&def)
+        .retention(
+            Retention::new()
+                .max_age(Duration::ZERO)
+                .every(Duration::from_secs(1)),
+        )
+        .build()
+        .unwrap();
+    let run = runner.submit(&def, req("short-lived")).await.unwrap();
+    let id = run.id();
+    within("the run", run).await.unwrap();
+    eventually(
+        Duration::from_secs(10),
+        "the finished run to be pruned",
+        || async { runner.run_info(id).await.unwrap().is_none() },
+    )
+    .await;
+    runner.shutdown().await;
+}
+
 // ===== instantiation for both backends =====
 
 macro_rules! conformance {
@@ -879,4 +917,56 @@ conformance!(
     a_newer_schema_is_refused,
     shutdown_now_hands_back_running_runs,
     graceful_shutdown_hands_back_runs_claimed_ahead,
+    a_new_run_wakes_an_idle_worker_in_its_process,
+    the_runner_prunes_on_its_own,
 );
+
+// ===== PostgreSQL only: notifications between processes =====
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_notifies_other_processes_of_new_runs_and_cancels() {
+    let Some(db) = TestDb::pg().await else { return };
+    let started = Arc::new(AtomicUsize::new(0));
+    let hang = blocker(Arc::clone(&started));
+    let def = research();
+    // Polls once a minute and heartbeats every 20 s: only NOTIFY can reach it in time.
+    let worker = TaskRunner::builder()
+        .queue("agents", QueueConfig::new().concurrency(4))
+        .store(db.store.clone())
+        .register(&def)
+        .register(&hang)
+        .lease(Duration::from_secs(60))
+        .poll_interval(Duration::from_secs(60))
+        .build()
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await; // listening, and idle
+    let other = TaskRunner::builder()
+        .store(db.reopen().await)
+        .poll_interval(POLL)
+        .build()
+        .unwrap();
+    let run = other.submit(&def, req("notified")).await.unwrap();
+    let report = tokio::time::timeout(Duration::from_secs(10), run).await;
+    assert_eq!(
+        report
+            .expect("NOTIFY did not wake the worker")
+            .unwrap()
+            .summary,
+        "about notified"
+    );
+
+    let run = other.submit(&hang, 1).await.unwrap();
+    eventually(LIMIT, "the run to start", || {
+        let started = Arc::clone(&started);
+        async move { started.load(Ordering::SeqCst) == 1 }
+    })
+    .await;
+    assert!(other.cancel_run(run.id()).await.unwrap());
+    let cancelled = tokio::time::timeout(Duration::from_secs(10), run).await;
+    assert!(matches!(
+        cancelled.expect("NOTIFY did not stop the run"),
+        Err(TaskError::Cancelled)
+    ));
+    assert_eq!(worker.queue_stats("agents").unwrap().running, 0);
+    worker.shutdown().await;
+}

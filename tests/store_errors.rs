@@ -2,6 +2,8 @@
 //! a password in a message.
 #![cfg(all(feature = "sqlite", feature = "postgres"))]
 
+mod store_support;
+
 use taskrunner::store::{PgStore, SqliteStore};
 use taskrunner::{ConfigError, QueueConfig, RunId, StoreError, TaskContext, TaskDef, TaskRunner};
 
@@ -88,9 +90,11 @@ async fn an_unreachable_server_is_a_clear_error_without_the_password() {
 
 #[tokio::test]
 async fn a_pg_store_never_shows_its_password() {
-    let Ok(url) = std::env::var("TASKRUNNER_PG_URL") else {
-        eprintln!("skipped: set TASKRUNNER_PG_URL to run the PostgreSQL tests");
+    let Some(db) = store_support::TestDb::pg().await else {
         return;
+    };
+    let store_support::Place::Pg { url, .. } = &db.place else {
+        unreachable!()
     };
     // The dev server trusts loopback logins, so any password is accepted, and must not show.
     let with_password = url.replacen("://postgres@", "://postgres:hunter2@", 1);

@@ -1,0 +1,177 @@
+//! The PgStore's statements for recovery, cancel, retention and reading runs.
+
+use super::*;
+
+impl PgStore {
+    pub(crate) async fn rescue(&self) -> Result<u64, StoreError> {
+        let done = sqlx::query(
+            "UPDATE taskrunner_runs SET \
+               status = CASE WHEN cancel_requested THEN 'cancelled' \
+                 WHEN attempts >= max_attempts THEN 'failed' ELSE 'pending' END, \
+               error = CASE WHEN cancel_requested THEN 'cancelled' \
+                 WHEN attempts >= max_attempts THEN \
+                   'worker lost: the process running it stopped renewing its lease, and it has no retry left' \
+                 ELSE error END, \
+               error_kind = CASE WHEN cancel_requested THEN 'cancelled' \
+                 WHEN attempts >= max_attempts THEN 'worker_lost' ELSE error_kind END, \
+               finished_at = CASE WHEN cancel_requested OR attempts >= max_attempts \
+                 THEN taskrunner_now_ms() ELSE NULL END, \
+               lease_owner = NULL, lease_expires_at = NULL \
+             WHERE status = 'running' AND lease_expires_at <= taskrunner_now_ms()",
+        )
+        .execute(&self.inner.pool)
+        .await
+        .map_err(|e| self.db(e))?;
+        Ok(done.rows_affected())
+    }
+
+    pub(crate) async fn cancel(&self, id: RunId) -> Result<CancelFound, StoreError> {
+        let db = |e| self.db(e);
+        let mut tx = self.inner.pool.begin().await.map_err(db)?;
+        let pending = sqlx::query(
+            "UPDATE taskrunner_runs SET status = 'cancelled', error = 'cancelled', \
+             error_kind = 'cancelled', finished_at = taskrunner_now_ms() \
+             WHERE id = $1 AND status = 'pending'",
+        )
+        .bind(id.as_i64())
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
+        let found = if pending.rows_affected() == 1 {
+            CancelFound::Cancelled
+        } else {
+            let running = sqlx::query(
+                "UPDATE taskrunner_runs SET cancel_requested = TRUE \
+                 WHERE id = $1 AND status = 'running'",
+            )
+            .bind(id.as_i64())
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+            if running.rows_affected() == 1 {
+                sqlx::query("SELECT pg_notify($1, $2)")
+                    .bind(CANCEL_CHANNEL)
+                    .bind(id.to_string())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db)?;
+                CancelFound::Requested
+            } else {
+                CancelFound::Nothing
+            }
+        };
+        tx.commit().await.map_err(db)?;
+        Ok(found)
+    }
+
+    pub(crate) async fn prune(
+        &self,
+        max_age_ms: i64,
+        keep: u64,
+        batch: i64,
+    ) -> Result<u64, StoreError> {
+        let db = |e| self.db(e);
+        let mut total = 0;
+        loop {
+            let by_age = sqlx::query(
+                "DELETE FROM taskrunner_runs WHERE id IN (SELECT id FROM taskrunner_runs \
+                 WHERE finished_at IS NOT NULL AND finished_at < taskrunner_now_ms() - $1 \
+                 LIMIT $2)",
+            )
+            .bind(max_age_ms)
+            .bind(batch)
+            .execute(&self.inner.pool)
+            .await
+            .map_err(db)?
+            .rows_affected();
+            let by_count = sqlx::query(
+                "DELETE FROM taskrunner_runs WHERE id IN (SELECT id FROM taskrunner_runs \
+                 WHERE finished_at IS NOT NULL ORDER BY finished_at DESC, id DESC \
+                 LIMIT $1 OFFSET $2)",
+            )
+            .bind(batch)
+            .bind(i64::try_from(keep).unwrap_or(i64::MAX))
+            .execute(&self.inner.pool)
+            .await
+            .map_err(db)?
+            .rows_affected();
+            total += by_age + by_count;
+            if by_age < batch as u64 && by_count < batch as u64 {
+                return Ok(total);
+            }
+        }
+    }
+
+    /// How long until the next delayed run of `names` in `queue` is due, in milliseconds.
+    pub(crate) async fn next_due(
+        &self,
+        queue: &str,
+        names: &[String],
+    ) -> Result<Option<i64>, StoreError> {
+        sqlx::query_scalar(
+            "SELECT min(scheduled_at) - taskrunner_now_ms() FROM taskrunner_runs \
+             WHERE status = 'pending' AND queue = $1 AND scheduled_at > taskrunner_now_ms() \
+               AND name = ANY($2)",
+        )
+        .bind(queue)
+        .bind(names)
+        .fetch_one(&self.inner.pool)
+        .await
+        .map_err(|e| self.db(e))
+    }
+
+    pub(crate) async fn run_info(&self, id: RunId) -> Result<Option<RunInfo>, StoreError> {
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            info_columns!(),
+            " FROM taskrunner_runs WHERE id = $1"
+        ))
+        .bind(id.as_i64())
+        .fetch_optional(&self.inner.pool)
+        .await
+        .map_err(|e| self.db(e))?;
+        let now = now_ms();
+        row.map(|row| row::info(&row, now))
+            .transpose()
+            .map_err(|e| self.db(e))
+    }
+
+    pub(crate) async fn outcome(&self, id: RunId) -> Result<Option<Outcome>, StoreError> {
+        let row = sqlx::query(
+            "SELECT status, output, error, error_kind FROM taskrunner_runs WHERE id = $1",
+        )
+        .bind(id.as_i64())
+        .fetch_optional(&self.inner.pool)
+        .await
+        .map_err(|e| self.db(e))?;
+        row.map(|row| row::outcome(&row))
+            .transpose()
+            .map_err(|e| self.db(e))
+    }
+
+    pub(crate) async fn list_runs(&self, filter: &RunFilter) -> Result<Vec<RunInfo>, StoreError> {
+        let now = now_ms();
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            info_columns!(),
+            " FROM taskrunner_runs WHERE ($1::text IS NULL OR status = $1) \
+              AND ($2::text IS NULL OR name = $2) AND ($3::text IS NULL OR queue = $3) \
+              AND (NOT $4 OR scheduled_at > $5) AND (NOT $6 OR scheduled_at <= $5) \
+              ORDER BY id DESC LIMIT $7"
+        ))
+        .bind(filter.status.map(RunStatus::as_db))
+        .bind(&filter.name)
+        .bind(&filter.queue)
+        .bind(filter.status == Some(RunStatus::Delayed))
+        .bind(now)
+        .bind(filter.status == Some(RunStatus::Pending))
+        .bind(i64::from(filter.limit))
+        .fetch_all(&self.inner.pool)
+        .await
+        .map_err(|e| self.db(e))?;
+        rows.iter()
+            .map(|row| row::info(row, now))
+            .collect::<Result<_, _>>()
+            .map_err(|e| self.db(e))
+    }
+}

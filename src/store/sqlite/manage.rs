@@ -1,0 +1,171 @@
+//! The SqliteStore's statements for recovery, cancel, retention and reading runs.
+
+use super::*;
+
+impl SqliteStore {
+    pub(crate) async fn rescue(&self) -> Result<u64, StoreError> {
+        let mut tx = self.write().await?;
+        let now = now_ms();
+        let done = sqlx::query(
+            "UPDATE taskrunner_runs SET \
+               status = CASE WHEN cancel_requested THEN 'cancelled' \
+                 WHEN attempts >= max_attempts THEN 'failed' ELSE 'pending' END, \
+               error = CASE WHEN cancel_requested THEN 'cancelled' \
+                 WHEN attempts >= max_attempts THEN \
+                   'worker lost: the process running it stopped renewing its lease, and it has no retry left' \
+                 ELSE error END, \
+               error_kind = CASE WHEN cancel_requested THEN 'cancelled' \
+                 WHEN attempts >= max_attempts THEN 'worker_lost' ELSE error_kind END, \
+               finished_at = CASE WHEN cancel_requested OR attempts >= max_attempts THEN $1 \
+                 ELSE NULL END, \
+               lease_owner = NULL, lease_expires_at = NULL \
+             WHERE status = 'running' AND lease_expires_at <= $1",
+        )
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
+        tx.commit().await.map_err(db)?;
+        Ok(done.rows_affected())
+    }
+
+    pub(crate) async fn cancel(&self, id: RunId) -> Result<CancelFound, StoreError> {
+        let mut tx = self.write().await?;
+        let pending = sqlx::query(
+            "UPDATE taskrunner_runs SET status = 'cancelled', error = 'cancelled', \
+             error_kind = 'cancelled', finished_at = $1 WHERE id = $2 AND status = 'pending'",
+        )
+        .bind(now_ms())
+        .bind(id.as_i64())
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
+        let found = if pending.rows_affected() == 1 {
+            CancelFound::Cancelled
+        } else {
+            let running = sqlx::query(
+                "UPDATE taskrunner_runs SET cancel_requested = TRUE \
+                 WHERE id = $1 AND status = 'running'",
+            )
+            .bind(id.as_i64())
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+            if running.rows_affected() == 1 {
+                CancelFound::Requested
+            } else {
+                CancelFound::Nothing
+            }
+        };
+        tx.commit().await.map_err(db)?;
+        Ok(found)
+    }
+
+    pub(crate) async fn prune(
+        &self,
+        max_age_ms: i64,
+        keep: u64,
+        batch: i64,
+    ) -> Result<u64, StoreError> {
+        let mut total = 0;
+        loop {
+            let mut tx = self.write().await?;
+            let by_age = sqlx::query(
+                "DELETE FROM taskrunner_runs WHERE id IN (SELECT id FROM taskrunner_runs \
+                 WHERE finished_at IS NOT NULL AND finished_at < $1 LIMIT $2)",
+            )
+            .bind(now_ms().saturating_sub(max_age_ms))
+            .bind(batch)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?
+            .rows_affected();
+            let by_count = sqlx::query(
+                "DELETE FROM taskrunner_runs WHERE id IN (SELECT id FROM taskrunner_runs \
+                 WHERE finished_at IS NOT NULL ORDER BY finished_at DESC, id DESC \
+                 LIMIT $1 OFFSET $2)",
+            )
+            .bind(batch)
+            .bind(i64::try_from(keep).unwrap_or(i64::MAX))
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?
+            .rows_affected();
+            tx.commit().await.map_err(db)?;
+            total += by_age + by_count;
+            if by_age < batch as u64 && by_count < batch as u64 {
+                return Ok(total);
+            }
+        }
+    }
+
+    /// How long until the next delayed run of `names` in `queue` is due, in milliseconds.
+    pub(crate) async fn next_due(
+        &self,
+        queue: &str,
+        names: &[String],
+    ) -> Result<Option<i64>, StoreError> {
+        let names = serde_json::to_string(names).unwrap_or_default();
+        sqlx::query_scalar(
+            "SELECT min(scheduled_at) - $2 FROM taskrunner_runs WHERE status = 'pending' \
+             AND queue = $1 AND scheduled_at > $2 AND name IN (SELECT value FROM json_each($3))",
+        )
+        .bind(queue)
+        .bind(now_ms())
+        .bind(&names)
+        .fetch_one(&self.inner.readers)
+        .await
+        .map_err(db)
+    }
+
+    pub(crate) async fn run_info(&self, id: RunId) -> Result<Option<RunInfo>, StoreError> {
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            info_columns!(),
+            " FROM taskrunner_runs WHERE id = $1"
+        ))
+        .bind(id.as_i64())
+        .fetch_optional(&self.inner.readers)
+        .await
+        .map_err(db)?;
+        let now = now_ms();
+        row.map(|row| row::info(&row, now)).transpose().map_err(db)
+    }
+
+    pub(crate) async fn outcome(&self, id: RunId) -> Result<Option<Outcome>, StoreError> {
+        let row = sqlx::query(
+            "SELECT status, output, error, error_kind FROM taskrunner_runs WHERE id = $1",
+        )
+        .bind(id.as_i64())
+        .fetch_optional(&self.inner.readers)
+        .await
+        .map_err(db)?;
+        row.map(|row| row::outcome(&row)).transpose().map_err(db)
+    }
+
+    pub(crate) async fn list_runs(&self, filter: &RunFilter) -> Result<Vec<RunInfo>, StoreError> {
+        let now = now_ms();
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            info_columns!(),
+            " FROM taskrunner_runs WHERE ($1 IS NULL OR status = $1) \
+              AND ($2 IS NULL OR name = $2) AND ($3 IS NULL OR queue = $3) \
+              AND ($4 = 0 OR scheduled_at > $5) AND ($6 = 0 OR scheduled_at <= $5) \
+              ORDER BY id DESC LIMIT $7"
+        ))
+        .bind(filter.status.map(RunStatus::as_db))
+        .bind(&filter.name)
+        .bind(&filter.queue)
+        .bind(filter.status == Some(RunStatus::Delayed))
+        .bind(now)
+        .bind(filter.status == Some(RunStatus::Pending))
+        .bind(i64::from(filter.limit))
+        .fetch_all(&self.inner.readers)
+        .await
+        .map_err(db)?;
+        rows.iter()
+            .map(|row| row::info(row, now))
+            .collect::<Result<_, _>>()
+            .map_err(db)
+    }
+}
