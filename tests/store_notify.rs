@@ -184,6 +184,30 @@ async fn notifications_survive_a_restart(db: TestDb) {
     second.shutdown().await;
 }
 
+/// Undrained notifications are pruned with the runs, past the retention's age.
+async fn undrained_notifications_are_pruned(db: TestDb) {
+    let def = echo();
+    let runner = worker(db.store.clone());
+    let run = runner
+        .submit_with(&def, 1, RunOptions::new().notify())
+        .await
+        .unwrap();
+    tokio::time::timeout(LIMIT, run).await.unwrap().unwrap();
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let kept = db
+        .store
+        .prune(&taskrunner::store::Retention::new().max_age(Duration::from_secs(3600)))
+        .await
+        .unwrap();
+    assert_eq!(kept, 0);
+    db.store
+        .prune(&taskrunner::store::Retention::new().max_age(Duration::from_millis(5)))
+        .await
+        .unwrap();
+    assert!(runner.drain_run_notifications().await.unwrap().is_empty());
+    runner.shutdown().await;
+}
+
 #[tokio::test]
 async fn draining_without_a_store_is_an_error() {
     let runner = TaskRunner::new();
@@ -220,4 +244,5 @@ macro_rules! conformance {
 conformance!(
     two_drainers_each_notification_once,
     notifications_survive_a_restart,
+    undrained_notifications_are_pruned,
 );

@@ -25,7 +25,11 @@
 //!
 //! Migrations ship in the crate and run on open/connect; the version is kept in the table
 //! `taskrunner_schema`, and a database migrated by a newer version is refused with
-//! [`StoreError::SchemaTooNew`]. Runs live in `taskrunner_runs`.
+//! [`StoreError::SchemaTooNew`]. Runs live in `taskrunner_runs`; durable steps
+//! ([`TaskContext::step`](crate::TaskContext::step)) in `taskrunner_steps` (deleted with their
+//! run), undrained notifications of runs submitted with [`RunOptions::notify`] in
+//! `taskrunner_notifications`, and durable schedules
+//! ([`TaskRunner::schedule_run`](crate::TaskRunner::schedule_run)) in `taskrunner_schedules`.
 
 mod error;
 mod row;
@@ -187,7 +191,10 @@ impl Store {
     pub async fn prune(&self, retention: &Retention) -> Result<u64, StoreError> {
         let age = duration_ms(retention.max_age);
         let batch = i64::from(retention.batch.max(1));
-        dispatch!(self, s => s.prune(age, retention.max_finished, batch).await)
+        let pruned = dispatch!(self, s => s.prune(age, retention.max_finished, batch).await)?;
+        // Notifications nobody drained go at the same age as their runs.
+        self.prune_notifications(age).await?;
+        Ok(pruned)
     }
 
     /// Claims up to `max` pending runs of `names` in `queue` for `owner`, in claim order.

@@ -76,4 +76,9 @@ impl Store {
     ) -> Result<Vec<StoredNotification>, StoreError> {
         dispatch!(self, s => s.take_notifications(max).await)
     }
+
+    /// Deletes undrained notifications of runs that ended more than `max_age_ms` ago.
+    pub(crate) async fn prune_notifications(&self, max_age_ms: i64) -> Result<u64, StoreError> {
+        dispatch!(self, s => s.prune_notifications(max_age_ms).await)
+    }
 }

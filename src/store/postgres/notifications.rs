@@ -6,6 +6,17 @@ use crate::store::notifications::{stored, StoredNotification};
 use crate::store::StoreError;
 
 impl PgStore {
+    pub(crate) async fn prune_notifications(&self, max_age_ms: i64) -> Result<u64, StoreError> {
+        let done = sqlx::query(
+            "DELETE FROM taskrunner_notifications WHERE finished_at < taskrunner_now_ms() - $1",
+        )
+        .bind(max_age_ms)
+        .execute(&self.inner.pool)
+        .await
+        .map_err(|e| self.db(e))?;
+        Ok(done.rows_affected())
+    }
+
     pub(crate) async fn take_notifications(
         &self,
         max: i64,

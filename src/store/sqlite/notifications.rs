@@ -2,9 +2,21 @@
 
 use super::{db, SqliteStore};
 use crate::store::notifications::{stored, StoredNotification};
+use crate::store::types::now_ms;
 use crate::store::StoreError;
 
 impl SqliteStore {
+    pub(crate) async fn prune_notifications(&self, max_age_ms: i64) -> Result<u64, StoreError> {
+        let mut tx = self.write().await?;
+        let done = sqlx::query("DELETE FROM taskrunner_notifications WHERE finished_at < $1")
+            .bind(now_ms().saturating_sub(max_age_ms))
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        tx.commit().await.map_err(db)?;
+        Ok(done.rows_affected())
+    }
+
     pub(crate) async fn take_notifications(
         &self,
         max: i64,
