@@ -139,6 +139,7 @@ impl TaskContext {
         if let Some(scope) = crate::durable::current_run() {
             return crate::durable::step::run(&scope, name, f).await;
         }
+        let _ = name; // only a durable run stores steps by name
         f().await
     }
 }
