@@ -20,7 +20,7 @@ const RUNS: u32 = 24;
 const CHILD_ENV: &str = "TASKRUNNER_CRASH_CHILD_STORE";
 const LOG_ENV: &str = "TASKRUNNER_CRASH_CHILD_LOG";
 
-/// The definition both processes run: logs `start <n>` then, 200 ms later, `end <n>`.
+/// The definition both processes run: logs `start <n>` then, 300 ms later, `end <n>`.
 fn crashy(
     log: PathBuf,
 ) -> TaskDef<
@@ -30,7 +30,7 @@ fn crashy(
         let log = log.clone();
         Box::pin(async move {
             append(&log, &format!("start {n}"));
-            tokio::time::sleep(Duration::from_millis(200)).await;
+            tokio::time::sleep(Duration::from_millis(300)).await;
             append(&log, &format!("end {n}"));
             Ok(n * 2)
         }) as futures::future::BoxFuture<'static, Result<u32, String>>

@@ -71,7 +71,9 @@ impl TaskRunnerBuilder {
     /// process, leased, for a slot. Claiming ahead amortises the store's round trips over
     /// more runs when runs are short (a backlog of quick runs drains several times faster),
     /// at the cost of other processes not getting those runs meanwhile. Runs claimed ahead
-    /// are handed back at shutdown.
+    /// count against the queue's
+    /// [`global_concurrency`](crate::QueueConfig::global_concurrency), and are handed back
+    /// at shutdown.
     pub fn claim_ahead(mut self, n: usize) -> Self {
         self.durable.claim_ahead = n;
         self

@@ -121,6 +121,8 @@ async fn wait<T: DeserializeOwned>(
     id: RunId,
     mut fresh: bool,
 ) -> Result<T, TaskError<String>> {
+    // A handle dropped while waiting leaves no entry behind.
+    let _unwatch = Unwatch(Arc::clone(&durable), id);
     let mut delay = Duration::from_millis(5);
     loop {
         let handed = durable.watch(id);
@@ -152,6 +154,14 @@ async fn wait<T: DeserializeOwned>(
             _ = tokio::time::sleep(delay) => {}
         }
         delay = (delay * 2).min(durable.poll);
+    }
+}
+
+struct Unwatch(Arc<Durable>, RunId);
+
+impl Drop for Unwatch {
+    fn drop(&mut self) {
+        self.0.unwatch(self.1);
     }
 }
 
