@@ -2,7 +2,7 @@
 
 use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime};
 
@@ -140,7 +140,8 @@ impl Drop for Subscribed {
 
 /// The sending side, shared by the runner, its queues and its tasks.
 pub(crate) struct Events {
-    sender: broadcast::Sender<Event>,
+    /// `None` once the runner is dropped: the streams then end, after the events already sent.
+    sender: RwLock<Option<broadcast::Sender<Event>>>,
     /// Subscribers alive. Checked before an event is built, so that a runner nobody listens
     /// to pays one atomic load an event, not a lock and a few strings.
     subscribers: Arc<AtomicUsize>,
@@ -149,23 +150,31 @@ pub(crate) struct Events {
 impl Events {
     pub(crate) fn new(capacity: usize) -> Events {
         Events {
-            sender: broadcast::Sender::new(capacity.max(1)),
+            sender: RwLock::new(Some(broadcast::Sender::new(capacity.max(1)))),
             subscribers: Arc::new(AtomicUsize::new(0)),
         }
     }
 
     pub(crate) fn subscribe(&self) -> EventStream {
         self.subscribers.fetch_add(1, Ordering::Relaxed);
-        let receiver = self.sender.subscribe();
-        let inner = futures::stream::unfold(receiver, |mut receiver| async move {
+        let receiver = self
+            .sender
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .as_ref()
+            .map(broadcast::Sender::subscribe);
+        let inner = futures::stream::unfold(receiver, |receiver| async move {
+            let mut receiver = receiver?;
             match receiver.recv().await {
-                Ok(event) => Some((Ok(event), receiver)),
-                Err(broadcast::error::RecvError::Lagged(n)) => Some((Err(Lagged(n)), receiver)),
+                Ok(event) => Some((Ok(event), Some(receiver))),
+                Err(broadcast::error::RecvError::Lagged(n)) => {
+                    Some((Err(Lagged(n)), Some(receiver)))
+                }
                 Err(broadcast::error::RecvError::Closed) => None,
             }
         });
         EventStream {
-            inner: Box::pin(inner),
+            inner: Box::pin(futures::StreamExt::fuse(inner)),
             _subscribed: Subscribed(Arc::clone(&self.subscribers)),
         }
     }
@@ -190,7 +199,23 @@ impl Events {
             at: SystemTime::now(),
             kind,
         };
-        // An error only means every receiver has gone meanwhile.
-        let _ = self.sender.send(event);
+        let sender = self
+            .sender
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(sender) = sender.as_ref() {
+            // An error only means every receiver has gone meanwhile.
+            let _ = sender.send(event);
+        }
+    }
+
+    /// Ends every stream once it has yielded the events already sent.
+    pub(crate) fn close(&self) {
+        let sender = self
+            .sender
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        drop(sender);
     }
 }

@@ -274,11 +274,13 @@ impl Header {
         } else {
             percent.clamp(0.0, 100.0)
         };
+        // Emitted under the record lock: the terminal event goes out only after the phase
+        // left `Running` under this lock, so no progress event can follow it.
+        let mut record = lock(&self.record);
+        if !matches!(record.phase, Phase::Running | Phase::Cancelling) {
+            return;
+        }
         let event = {
-            let mut record = lock(&self.record);
-            if !matches!(record.phase, Phase::Running | Phase::Cancelling) {
-                return;
-            }
             let state = record.progress.get_or_insert_with(|| {
                 Box::new(ProgressState {
                     progress: Progress::default(),
@@ -301,6 +303,7 @@ impl Header {
                 .events
                 .emit(self, || EventKind::Progress(progress));
         }
+        drop(record);
     }
 
     pub(crate) fn retry(&self) -> Option<&RetryPolicy> {
@@ -563,8 +566,9 @@ where
     fn run(self: Arc<Self>, attempt: u32) -> BoxFuture<'static, Attempt> {
         let span = attempt_span(&self.header, attempt);
         let race = Race {
-            call: self.clone().call(attempt),
-            deadline: self.header.timeout().map(tokio::time::sleep),
+            call: Some(self.clone().call(attempt)),
+            timeout: self.header.timeout(),
+            deadline: None,
             job: self,
         };
         Box::pin(
@@ -578,9 +582,12 @@ where
     }
 
     fn publish(&self, end: End) {
-        // The handler and its captures go now, outside any lock.
+        // The handler and its captures go now, outside any lock; a panic in their `Drop` is
+        // contained, so that the handle still resolves and the worker goes on.
         let handler = lock_std(&self.handler).take();
-        drop(handler);
+        contain("the task's handler panicked as it was dropped", || {
+            drop(handler)
+        });
         let staged = lock_std(&self.slot).staged.take();
         let result = match end {
             End::Completed | End::Failed => match staged {
@@ -597,7 +604,7 @@ where
             End::Shutdown => Err(TaskError::Shutdown),
         };
         // User code (a summary) may run here: no lock is held.
-        self.notify(&result);
+        contain("the task's notification panicked", || self.notify(&result));
         let mut slot = lock_std(&self.slot);
         let waker = match &mut slot.state {
             SlotState::Waiting(waker) => {
@@ -608,7 +615,9 @@ where
             // Nobody will read it; drop it (after unlocking).
             SlotState::Detached => {
                 drop(slot);
-                drop(result);
+                contain("the task's result panicked as it was dropped", || {
+                    drop(result)
+                });
                 return;
             }
             SlotState::Ready(_) | SlotState::Taken => {
@@ -660,10 +669,14 @@ where
 }
 
 pin_project_lite::pin_project! {
-    /// One attempt's future raced against the task's cancel and its timeout.
+    /// One attempt's future raced against the task's cancel and its timeout. The attempt's
+    /// future is dropped in place when the race ends, inside the `catch_unwind` that wraps
+    /// the race, so a handler whose future panics as it is dropped cannot take the worker
+    /// down; the timer is made on the first poll, inside it too.
     struct Race<C, J> {
         #[pin]
-        call: C,
+        call: Option<C>,
+        timeout: Option<Duration>,
         #[pin]
         deadline: Option<Sleep>,
         job: Arc<J>,
@@ -678,21 +691,47 @@ where
     type Output = Attempt;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Attempt> {
-        let this = self.project();
+        let mut this = self.project();
         let header = this.job.header();
         header.waker.register(cx.waker());
         if header.cancel_requested() {
+            drop_attempt(this.call);
             return Poll::Ready(Attempt::Cancelled);
         }
-        if let Poll::Ready(attempt) = this.call.poll(cx) {
+        if let Some(timeout) = this.timeout.take() {
+            this.deadline.set(Some(tokio::time::sleep(timeout)));
+        }
+        let Some(call) = this.call.as_mut().as_pin_mut() else {
+            return Poll::Ready(Attempt::Cancelled);
+        };
+        if let Poll::Ready(attempt) = call.poll(cx) {
+            this.call.set(None);
             return Poll::Ready(attempt);
         }
         if let Some(deadline) = this.deadline.as_pin_mut() {
             if deadline.poll(cx).is_ready() {
+                drop_attempt(this.call);
                 return Poll::Ready(Attempt::TimedOut);
             }
         }
         Poll::Pending
+    }
+}
+
+/// Drops a cancelled or timed-out attempt's future. A panic in its `Drop` is logged, not
+/// propagated: the attempt ends as cancelled or timed out all the same.
+fn drop_attempt<C>(call: Pin<&mut Option<C>>) {
+    let mut call = call;
+    contain("a task's future panicked as it was dropped", || {
+        call.set(None)
+    });
+}
+
+/// Runs `f` (user code, or a drop of something user code made), logging a panic instead of
+/// propagating it.
+pub(crate) fn contain(what: &str, f: impl FnOnce()) {
+    if let Err(panic) = std::panic::catch_unwind(AssertUnwindSafe(f)) {
+        tracing::warn!(panic = %panic_message(panic), "{what}");
     }
 }
 

@@ -113,6 +113,7 @@ mod queue;
 mod registry;
 mod retry;
 mod runner;
+mod runtime;
 #[cfg(all(feature = "process", unix))]
 #[cfg_attr(docsrs, doc(cfg(all(feature = "process", unix))))]
 mod shell;

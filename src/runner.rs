@@ -5,10 +5,9 @@ use std::fmt;
 use std::future::Future;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::atomic::{fence, AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::task::Poll;
 
-use tokio::runtime::Handle;
 use tokio::sync::Notify;
 
 use crate::events::{EventKind, EventStream, Events};
@@ -16,6 +15,8 @@ use crate::job::{CancelFrom, Cause, End, Header, Job, TaskCell};
 use crate::notify::{Inbox, Notification};
 use crate::queue::Queue;
 use crate::registry::Registry;
+use crate::runtime::{timers_enabled, Fallback};
+use crate::status::Phase;
 use crate::sync::lock_std;
 use crate::task::RetryPredicate;
 use crate::{
@@ -81,6 +82,18 @@ pub const DEFAULT_SUMMARY_LEN: usize = 200;
 #[derive(Clone)]
 pub struct TaskRunner {
     shared: Arc<Shared>,
+    /// Shared by every clone of this runner and nothing else: when the last clone goes,
+    /// event streams end, though handles and running tasks may keep `shared` alive.
+    _owner: Arc<Owner>,
+}
+
+/// Ends the runner's event streams when the last clone of the runner is dropped.
+struct Owner(Arc<Shared>);
+
+impl Drop for Owner {
+    fn drop(&mut self) {
+        self.0.hub.events.close();
+    }
 }
 
 /// Builds a [`TaskRunner`] with custom queues. From [`TaskRunner::builder`].
@@ -137,7 +150,8 @@ pub(crate) struct Shared {
     closed: AtomicBool,
     /// Set by shutdown_now: a task that slips in anyway is cancelled.
     aborting: AtomicBool,
-    runtime: OnceLock<Handle>,
+    /// The runtime to spawn on when called from outside one, while it lives.
+    runtime: Arc<Fallback>,
     /// Workers waiting a moment for a start, each to be handed a job instead of a spawn.
     parked: std::sync::Mutex<Vec<Arc<Parking>>>,
 }
@@ -180,23 +194,22 @@ impl TaskRunner {
             .iter()
             .map(|queue| (queue.name().into(), Arc::clone(queue)))
             .collect();
-        let runtime = OnceLock::new();
-        if let Ok(handle) = Handle::try_current() {
-            let _ = runtime.set(handle);
-        }
+        let runtime = Fallback::new();
+        let shared = Arc::new(Shared {
+            queues,
+            queue_list,
+            registry: Registry::new(settings.retain_finished),
+            hub,
+            live: AtomicUsize::new(0),
+            idle: Notify::new(),
+            closed: AtomicBool::new(false),
+            aborting: AtomicBool::new(false),
+            runtime,
+            parked: std::sync::Mutex::new(Vec::new()),
+        });
         TaskRunner {
-            shared: Arc::new(Shared {
-                queues,
-                queue_list,
-                registry: Registry::new(settings.retain_finished),
-                hub,
-                live: AtomicUsize::new(0),
-                idle: Notify::new(),
-                closed: AtomicBool::new(false),
-                aborting: AtomicBool::new(false),
-                runtime,
-                parked: std::sync::Mutex::new(Vec::new()),
-            }),
+            _owner: Arc::new(Owner(Arc::clone(&shared))),
+            shared,
         }
     }
 
@@ -212,7 +225,9 @@ impl TaskRunner {
     /// - [`EnqueueError::ZeroTimeout`]: the task's timeout is zero.
     /// - [`EnqueueError::ShuttingDown`]: [`shutdown`](Self::shutdown) has begun.
     /// - [`EnqueueError::NoRuntime`]: called outside a tokio runtime, and the runner was built
-    ///   outside one too.
+    ///   outside one too, or the runtime it was built in (or last used from) has shut down.
+    /// - [`EnqueueError::TimersDisabled`]: the task has a timeout or a retry policy and the
+    ///   runtime was built without `enable_time()`.
     pub fn enqueue_task<F, Fut, P, T, E>(
         &self,
         task: Task<F, P>,
@@ -237,6 +252,14 @@ impl TaskRunner {
             return Err(EnqueueError::ZeroTimeout { task: task.name });
         }
         shared.ensure_runtime()?;
+        if task
+            .options
+            .as_ref()
+            .is_some_and(|o| o.timeout.is_some() || o.retry.is_some())
+            && !timers_enabled(shared.runtime.handle().as_ref())
+        {
+            return Err(EnqueueError::TimersDisabled { task: task.name });
+        }
         // Counted live before `closed` is read; shutdown sets `closed` before reading `live`,
         // so it either sees this task or this sees it closed.
         shared.live.fetch_add(1, Ordering::SeqCst);
@@ -561,6 +584,32 @@ fn run_callbacks(header: &Header) {
     }
 }
 
+/// Takes a parked worker off the list when its park ends, however it ends. Dropped before
+/// the worker took a job a start handed it, it ends that job (see [`Shared::abandon`]).
+struct Unpark<'a> {
+    shared: &'a Shared,
+    parking: &'a Arc<Parking>,
+}
+
+impl Drop for Unpark<'_> {
+    fn drop(&mut self) {
+        let handed = {
+            let mut parked = lock_std(&self.shared.parked);
+            if let Some(i) = parked.iter().position(|p| Arc::ptr_eq(p, self.parking)) {
+                parked.swap_remove(i);
+            }
+            lock_std(&self.parking.job).take()
+        };
+        self.shared.abandon(handed);
+    }
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        self.runtime.close();
+    }
+}
+
 // ===== impl Shared =====
 
 impl Shared {
@@ -573,23 +622,47 @@ impl Shared {
     }
 
     fn ensure_runtime(&self) -> Result<(), EnqueueError> {
-        if self.runtime.get().is_none() {
-            let handle = Handle::try_current().map_err(|_| EnqueueError::NoRuntime)?;
-            let _ = self.runtime.set(handle);
+        if self.runtime.ensure() {
+            Ok(())
+        } else {
+            Err(EnqueueError::NoRuntime)
         }
-        Ok(())
     }
 
     /// Starts `job`, which already holds a slot of its queue: hands it to a parked worker if
     /// one is waiting, else spawns a worker for it.
     pub(crate) fn start(self: &Arc<Self>, job: Arc<dyn Job>) {
-        let parked = lock_std(&self.parked).pop();
-        match parked {
+        let mut parked = lock_std(&self.parked);
+        match parked.pop() {
             Some(parking) => {
+                // Handed over under the list's lock: a parked worker being dropped takes the
+                // lock, and then finds either itself on the list or the job in its hand.
                 *lock_std(&parking.job) = Some(job);
+                drop(parked);
                 parking.waker.wake();
             }
-            None => self.spawn(worker::work(Arc::clone(self), job)),
+            None => {
+                drop(parked);
+                self.spawn(worker::work(Arc::clone(self), job));
+            }
+        }
+    }
+
+    /// Ends `job`, whose worker holds its slot but is being dropped (its runtime shut down),
+    /// as [`TaskError::Shutdown`](crate::TaskError::Shutdown), then every task its queue hands
+    /// that slot to next: there is no runtime left here to run them on. A loop, not a spawn
+    /// per task: a spawn on a runtime that has shut down drops its future at once.
+    pub(crate) fn abandon(&self, mut job: Option<Arc<dyn Job>>) {
+        while let Some(current) = job {
+            let header = current.header();
+            header.queue.cancel(header, Cause::Shutdown);
+            let (phase, cause, next) =
+                header
+                    .queue
+                    .end_attempt(&*current, Phase::Cancelled, None, || {});
+            debug_assert_eq!(phase, Phase::Cancelled);
+            self.finish(&*current, cause.end());
+            job = next;
         }
     }
 
@@ -597,6 +670,11 @@ impl Shared {
     /// start hands it a job meanwhile, returns the job; else takes it off the list.
     pub(crate) async fn park(&self, parking: &Arc<Parking>) -> Option<Arc<dyn Job>> {
         lock_std(&self.parked).push(Arc::clone(parking));
+        // If this future is dropped (its runtime shut down), the worker leaves the list.
+        let _unpark = Unpark {
+            shared: self,
+            parking,
+        };
         let mut yielded = false;
         std::future::poll_fn(|cx| {
             if let Some(job) = lock_std(&parking.job).take() {
@@ -625,15 +703,13 @@ impl Shared {
         .await
     }
 
-    /// Spawns `future` on the current runtime, or the one the runner first saw.
+    /// Spawns `future` on the current runtime, or the one the runner remembers. With
+    /// neither, or on a runtime that has shut down, the future is dropped unpolled: the
+    /// runner's futures end their tasks `Shutdown` when dropped.
     pub(crate) fn spawn(&self, future: impl Future<Output = ()> + Send + 'static) {
-        match Handle::try_current() {
-            Ok(handle) => drop(handle.spawn(future)),
-            Err(_) => match self.runtime.get() {
-                Some(handle) => drop(handle.spawn(future)),
-                // Unreachable: a task exists only once `ensure_runtime` found a runtime.
-                None => debug_assert!(false, "spawn with no runtime"),
-            },
+        match self.runtime.handle() {
+            Some(handle) => drop(handle.spawn(future)),
+            None => drop(future),
         }
     }
 
