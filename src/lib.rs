@@ -91,6 +91,8 @@
 //! | handles | each resolves exactly once, after its terminal status is visible; dropping one does not cancel |
 //! | memory | finished records are evicted oldest-first past a cap (default 10,000) |
 //! | shutdown | [`shutdown`](TaskRunner::shutdown) finishes everything; [`shutdown_now`](TaskRunner::shutdown_now) cancels everything |
+//! | runtime goes away | tasks in flight on it end [`TaskError::Shutdown`]; every handle resolves; the runner works from a new runtime |
+//! | events | one terminal event a task, nothing after it; a stream ends when the last runner clone is dropped |
 //!
 //! The path of one task through the code is in `docs/architecture.md`.
 #![warn(

@@ -45,6 +45,36 @@ pub const DEFAULT_SUMMARY_LEN: usize = 200;
 /// every clone drives the same queues. It needs a tokio runtime (the multi-thread or the
 /// current-thread one, with time enabled if tasks use timeouts or retries).
 ///
+/// # When the runtime goes away
+///
+/// Like a `JoinHandle`, which resolves with an error when its runtime shuts down, every
+/// [`TaskHandle`] resolves when the runtime its task was running on shuts down: the tasks
+/// running there, waiting for a slot their workers held, or waiting out a retry delay there
+/// end [`TaskError::Shutdown`](crate::TaskError::Shutdown) (their futures are dropped first).
+/// The runner itself stays usable: used from a new runtime, it runs new tasks there.
+///
+/// ```
+/// use futures::FutureExt;
+/// use taskrunner::{Task, TaskContext, TaskError, TaskRunner};
+///
+/// let runner = TaskRunner::new();
+/// let rt = tokio::runtime::Runtime::new().unwrap();
+/// let handle = rt.block_on(async {
+///     runner.enqueue_task(Task::new("forever", |_: TaskContext| async {
+///         std::future::pending::<Result<(), String>>().await
+///     }))
+/// }).unwrap();
+/// drop(rt);
+/// assert!(matches!(handle.now_or_never(), Some(Err(TaskError::Shutdown))));
+///
+/// let rt = tokio::runtime::Runtime::new().unwrap();
+/// let again = rt.block_on(async {
+///     let task = Task::new("again", |_: TaskContext| async { Ok::<_, String>(1) });
+///     runner.enqueue_task(task).unwrap().await
+/// });
+/// assert_eq!(again.unwrap(), 1);
+/// ```
+///
 /// # When to use it
 ///
 /// Use it where a model's action calls, or any other jobs, must run concurrently but not
@@ -584,15 +614,21 @@ fn run_callbacks(header: &Header) {
     }
 }
 
-/// Takes a parked worker off the list when its park ends, however it ends. Dropped before
-/// the worker took a job a start handed it, it ends that job (see [`Shared::abandon`]).
+/// Takes a parked worker off the list if its park is dropped before it ends (its runtime
+/// shut down). Dropped before the worker took a job a start handed it, it ends that job (see
+/// [`Shared::abandon`]).
 struct Unpark<'a> {
     shared: &'a Shared,
     parking: &'a Arc<Parking>,
+    /// The park ended normally: off the list, and any job handed over taken.
+    done: bool,
 }
 
 impl Drop for Unpark<'_> {
     fn drop(&mut self) {
+        if self.done {
+            return;
+        }
         let handed = {
             let mut parked = lock_std(&self.shared.parked);
             if let Some(i) = parked.iter().position(|p| Arc::ptr_eq(p, self.parking)) {
@@ -671,12 +707,13 @@ impl Shared {
     pub(crate) async fn park(&self, parking: &Arc<Parking>) -> Option<Arc<dyn Job>> {
         lock_std(&self.parked).push(Arc::clone(parking));
         // If this future is dropped (its runtime shut down), the worker leaves the list.
-        let _unpark = Unpark {
+        let mut unpark = Unpark {
             shared: self,
             parking,
+            done: false,
         };
         let mut yielded = false;
-        std::future::poll_fn(|cx| {
+        let job = std::future::poll_fn(|cx| {
             if let Some(job) = lock_std(&parking.job).take() {
                 return Poll::Ready(Some(job));
             }
@@ -700,7 +737,9 @@ impl Shared {
                 None => Poll::Pending,
             }
         })
-        .await
+        .await;
+        unpark.done = true;
+        job
     }
 
     /// Spawns `future` on the current runtime, or the one the runner remembers. With

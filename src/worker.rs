@@ -23,22 +23,24 @@ use crate::status::Phase;
 /// ends the task [`TaskError::Shutdown`](crate::TaskError::Shutdown), freeing its slot.
 pub(crate) fn work(shared: Arc<Shared>, job: Arc<dyn Job>) -> impl Future<Output = ()> + Send {
     let held = Held {
-        shared: Arc::clone(&shared),
-        job: Some(Arc::clone(&job)),
+        shared,
+        job: Some(job),
         attempt: None,
     };
-    run_jobs(shared, job, held)
+    run_jobs(held)
 }
 
-async fn run_jobs(shared: Arc<Shared>, mut job: Arc<dyn Job>, mut held: Held) {
+async fn run_jobs(mut held: Held) {
+    let shared = Arc::clone(&held.shared);
     // Made on the first time this worker parks, and reused.
     let mut parking: Option<Arc<Parking>> = None;
-    loop {
+    // The guard owns the task whose slot this worker holds; the loop borrows it.
+    while let Some(job) = held.job.as_ref() {
         let header = job.header();
         let attempt = header.begin_attempt();
         let events = &header.queue.hub().events;
         events.emit(header, || EventKind::Started { attempt });
-        let outcome = held.attempt.insert(Arc::clone(&job).run(attempt)).await;
+        let outcome = held.attempt.insert(Arc::clone(job).run(attempt)).await;
         held.attempt = None;
 
         let retry_delay = |retryable: bool| {
@@ -70,7 +72,7 @@ async fn run_jobs(shared: Arc<Shared>, mut job: Arc<dyn Job>, mut held: Held) {
             Attempt::Cancelled => (Phase::Cancelled, None, End::Cancelled, None),
         };
 
-        let (phase, cause, next) = header.queue.end_attempt(&*job, to, error, || {
+        let (phase, cause, next) = header.queue.end_attempt(&**job, to, error, || {
             events.emit(header, || EventKind::Retrying {
                 attempt,
                 delay: delay.unwrap_or_default(),
@@ -78,7 +80,9 @@ async fn run_jobs(shared: Arc<Shared>, mut job: Arc<dyn Job>, mut held: Held) {
             });
         });
         // From here the guard holds the next task's slot, if any.
-        held.job.clone_from(&next);
+        let Some(job) = std::mem::replace(&mut held.job, next) else {
+            unreachable!("the loop runs only while the guard holds a task")
+        };
         match (phase, delay) {
             (Phase::Retrying, Some(delay)) => {
                 shared.spawn(backoff(Arc::clone(&shared), job, delay));
@@ -86,19 +90,13 @@ async fn run_jobs(shared: Arc<Shared>, mut job: Arc<dyn Job>, mut held: Held) {
             (Phase::Cancelled, _) => shared.finish(&*job, cause.end()),
             _ => shared.finish(&*job, end),
         }
-        match next {
-            Some(next) => job = next,
+        if held.job.is_none() {
             // The queue has nothing for this worker: wait a moment for a start elsewhere
             // (in any queue) before leaving, which saves that start a spawn.
-            None => {
-                let parking = parking.get_or_insert_with(Arc::default);
-                match shared.park(parking).await {
-                    Some(next) => {
-                        held.job = Some(Arc::clone(&next));
-                        job = next;
-                    }
-                    None => return,
-                }
+            let parking = parking.get_or_insert_with(Arc::default);
+            match shared.park(parking).await {
+                Some(next) => held.job = Some(next),
+                None => return,
             }
         }
         // A long run of instantly-ready tasks must not hog the thread: yield once the
