@@ -438,6 +438,10 @@ impl Header {
             finished_at: record.finished_at.get(),
             error: record.error.as_deref().map(str::to_owned),
             progress: record.progress.as_ref().map(|state| state.progress.clone()),
+            schedule: self
+                .options()
+                .and_then(|options| options.schedule.as_deref())
+                .map(str::to_owned),
         }
     }
 }

@@ -40,6 +40,8 @@ pub struct TaskInfo {
     pub error: Option<String>,
     /// The last progress its handler reported, if any.
     pub progress: Option<Progress>,
+    /// The [schedule](crate::Schedule) whose run this task is, if any.
+    pub schedule: Option<String>,
 }
 
 /// Every live task, plus the most recent finished ones up to `retain`.

@@ -113,8 +113,9 @@ pub const DEFAULT_SUMMARY_LEN: usize = 200;
 pub struct TaskRunner {
     shared: Arc<Shared>,
     /// Shared by every clone of this runner and nothing else: when the last clone goes,
-    /// event streams end, though handles and running tasks may keep `shared` alive.
-    _owner: Arc<Owner>,
+    /// event streams end, though handles and running tasks may keep `shared` alive. `None`
+    /// in the runner handles the crate makes for itself ([`TaskRunner::from_shared`]).
+    _owner: Option<Arc<Owner>>,
 }
 
 /// Ends the runner's event streams when the last clone of the runner is dropped.
@@ -184,6 +185,8 @@ pub(crate) struct Shared {
     runtime: Arc<Fallback>,
     /// Workers waiting a moment for a start, each to be handed a job instead of a spawn.
     parked: std::sync::Mutex<Vec<Arc<Parking>>>,
+    /// The runner's recurring schedules, by name.
+    pub(crate) schedules: crate::schedule::Schedules,
 }
 
 /// Where a parked worker is handed its next job.
@@ -236,9 +239,10 @@ impl TaskRunner {
             aborting: AtomicBool::new(false),
             runtime,
             parked: std::sync::Mutex::new(Vec::new()),
+            schedules: crate::schedule::Schedules::default(),
         });
         TaskRunner {
-            _owner: Arc::new(Owner(Arc::clone(&shared))),
+            _owner: Some(Arc::new(Owner(Arc::clone(&shared)))),
             shared,
         }
     }
@@ -396,18 +400,22 @@ impl TaskRunner {
         async move { shared.wait_idle().await }
     }
 
-    /// Stops taking tasks ([`EnqueueError::ShuttingDown`]) and resolves once every pending,
-    /// running and retrying task has finished.
+    /// Stops every [schedule](Self::schedule), stops taking tasks
+    /// ([`EnqueueError::ShuttingDown`]), and resolves once every pending, running and
+    /// retrying task (schedules' runs already started included) has finished.
     pub fn shutdown(&self) -> impl Future<Output = ()> + Send + 'static {
+        self.shared.schedules.stop_all();
         self.shared.closed.store(true, Ordering::SeqCst);
         self.wait_idle()
     }
 
-    /// Stops taking tasks and cancels every one: pending tasks never run, running tasks' abort
-    /// tokens fire and their futures are dropped, retrying tasks stop. Each handle resolves
+    /// Stops every [schedule](Self::schedule), stops taking tasks and cancels every one:
+    /// pending tasks never run, running tasks' abort tokens fire and their futures are
+    /// dropped, retrying tasks stop. Each handle resolves
     /// [`TaskError::Shutdown`](crate::TaskError::Shutdown). Resolves once all have ended.
     pub fn shutdown_now(&self) -> impl Future<Output = ()> + Send + 'static {
         let shared = Arc::clone(&self.shared);
+        shared.schedules.stop_all();
         shared.closed.store(true, Ordering::SeqCst);
         shared.aborting.store(true, Ordering::SeqCst);
         fence(Ordering::SeqCst);
@@ -802,6 +810,31 @@ impl Shared {
             }
             notified.await;
         }
+    }
+}
+
+// ===== hooks for schedules =====
+
+impl TaskRunner {
+    /// The state every clone shares, for the schedule module.
+    pub(crate) fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+
+    /// A runner handle over `shared`, for the schedule module. It does not count as a clone
+    /// of the user's runner: dropping it never ends the event streams.
+    pub(crate) fn from_shared(shared: Arc<Shared>) -> TaskRunner {
+        TaskRunner {
+            shared,
+            _owner: None,
+        }
+    }
+}
+
+impl Shared {
+    /// Where events and notifications go, for the schedule module.
+    pub(crate) fn hub(&self) -> &Arc<Hub> {
+        &self.hub
     }
 }
 

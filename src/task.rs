@@ -93,6 +93,8 @@ pub(crate) struct Options {
     pub(crate) notify: Option<Summarizer>,
     pub(crate) on_complete: Option<OnComplete>,
     pub(crate) on_error: Option<OnError>,
+    /// The schedule that enqueued this task, as one of its runs.
+    pub(crate) schedule: Option<std::sync::Arc<str>>,
 }
 
 pub(crate) type OnComplete = Box<dyn Fn(&TaskInfo) + Send + Sync>;
@@ -109,6 +111,7 @@ impl fmt::Debug for Options {
             .field("notify", &self.notify.is_some())
             .field("on_complete", &self.on_complete.is_some())
             .field("on_error", &self.on_error.is_some())
+            .field("schedule", &self.schedule)
             .finish()
     }
 }
