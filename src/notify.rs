@@ -136,11 +136,22 @@ impl Inbox {
     }
 }
 
-/// `text` cut to `max` characters, on a character boundary, with an ellipsis if cut.
+/// `text` cut to at most `max` characters, the ellipsis that marks a cut included, on a
+/// character boundary.
 fn truncate(text: &str, max: usize) -> (String, bool) {
-    match text.char_indices().nth(max) {
-        Some((end, _)) => (format!("{}…", &text[..end]), true),
-        None => (text.to_owned(), false),
+    if text.char_indices().nth(max).is_none() {
+        return (text.to_owned(), false);
+    }
+    match max.checked_sub(1) {
+        // Keep `max - 1` characters and the ellipsis.
+        Some(keep) => {
+            let end = text
+                .char_indices()
+                .nth(keep)
+                .map_or(text.len(), |(end, _)| end);
+            (format!("{}…", &text[..end]), true)
+        }
+        None => (String::new(), true),
     }
 }
 
@@ -152,8 +163,14 @@ mod tests {
     fn truncation_respects_characters() {
         assert_eq!(truncate("hello", 10), ("hello".to_owned(), false));
         assert_eq!(truncate("hello", 5), ("hello".to_owned(), false));
-        assert_eq!(truncate("hello world", 5), ("hello…".to_owned(), true));
-        assert_eq!(truncate("héllo wörld", 4), ("héll…".to_owned(), true));
-        assert_eq!(truncate("anything", 0), ("…".to_owned(), true));
+        assert_eq!(truncate("hello world", 5), ("hell…".to_owned(), true));
+        assert_eq!(truncate("héllo wörld", 4), ("hél…".to_owned(), true));
+        assert_eq!(truncate("anything", 1), ("…".to_owned(), true));
+        assert_eq!(truncate("anything", 0), (String::new(), true));
+        assert_eq!(truncate("", 0), (String::new(), false));
+        for max in 0..12 {
+            let (cut, _) = truncate("héllo wörld, and more", max);
+            assert!(cut.chars().count() <= max, "{cut:?} is over {max}");
+        }
     }
 }

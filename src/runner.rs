@@ -36,7 +36,7 @@ pub const DEFAULT_EVENT_CAPACITY: usize = 1024;
 /// How many undrained notifications the inbox keeps by default.
 pub const DEFAULT_NOTIFICATION_CAPACITY: usize = 1000;
 
-/// How many characters of a result a notification's summary keeps by default.
+/// The most characters a notification's summary has by default, the `…` of a cut included.
 pub const DEFAULT_SUMMARY_LEN: usize = 200;
 
 /// Runs tasks in named queues, each with its own concurrency limit and priority order.
@@ -541,7 +541,8 @@ impl TaskRunnerBuilder {
         self
     }
 
-    /// How many characters of a result a notification's summary keeps (default 200).
+    /// The most characters a notification's summary has (default 200), the `…` that marks
+    /// a cut included: a longer result keeps its first `n - 1` characters and the `…`.
     pub fn summary_len(mut self, n: usize) -> Self {
         self.summary_len = n;
         self

@@ -117,6 +117,15 @@ pub enum ShellError {
         /// The last lines of its stderr.
         stderr_tail: String,
     },
+    /// The command is empty (or only blanks): there is nothing to run. Nothing is started.
+    #[error(
+        "the shell command of task `{task}` is empty: give ShellTask::new a command to run \
+         (or ShellTask::program a program)"
+    )]
+    EmptyCommand {
+        /// The task's name.
+        task: String,
+    },
     /// Waiting for the command or reading its output failed.
     #[error("running `{command}` failed: {source}")]
     Io {
@@ -138,6 +147,21 @@ const STDERR_TAIL: usize = 2_000;
 
 impl ShellTask {
     /// `command`, run by `sh -c`: pipes, redirections and `&&` work as in a terminal.
+    ///
+    /// An empty command (or one of blanks only) is a mistake, not a command that succeeds:
+    /// its task fails with [`ShellError::EmptyCommand`] without starting anything.
+    ///
+    /// ```
+    /// use taskrunner::{ShellError, ShellTask, TaskError, TaskRunner};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let runner = TaskRunner::new();
+    /// let empty = runner.enqueue_task(ShellTask::new("  ").into_task())?;
+    /// assert!(matches!(empty.await, Err(TaskError::Failed(ShellError::EmptyCommand { .. }))));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn new(command: impl Into<String>) -> Self {
         let command = command.into();
         ShellTask {
@@ -228,7 +252,17 @@ impl ShellTask {
         }
     }
 
+    /// Whether there is nothing to run: `sh -c ""` would exit 0, hiding the mistake.
+    fn is_empty(&self) -> bool {
+        self.program.is_empty() || self.display.trim().is_empty()
+    }
+
     async fn run(&self) -> Result<ShellOutput, ShellError> {
+        if self.is_empty() {
+            return Err(ShellError::EmptyCommand {
+                task: self.name.clone(),
+            });
+        }
         let mut command = Command::new(&self.program);
         command
             .args(&self.args)
