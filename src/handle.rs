@@ -79,7 +79,12 @@ impl<T: 'static, E: 'static> TaskHandle<T, E> {
 
     /// Cancels the task: if waiting, it never runs; if running, its abort token fires and its
     /// future is dropped; if waiting out a retry delay, it stops. The handle then resolves
-    /// [`TaskError::Cancelled`]. Returns `false` if the task had already finished.
+    /// [`TaskError::Cancelled`]. Returns `false` if the task had already finished (or was
+    /// already cancelled).
+    ///
+    /// Its [`status`](Self::status) is [`Cancelled`](TaskStatus::Cancelled) as soon as this
+    /// returns `true`, a running task's too, though its handler's future is dropped (and
+    /// its slot freed) when its worker next gets to it: at once, on its next poll.
     pub fn cancel(&self) -> bool {
         self.shared.cancel(&*self.cell, Cause::User)
     }

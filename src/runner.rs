@@ -349,7 +349,25 @@ impl TaskRunner {
     }
 
     /// Cancels task `id` (see [`TaskHandle::cancel`]). Returns `false` if it had already
-    /// finished or is unknown.
+    /// finished, was already cancelled, or is unknown.
+    ///
+    /// ```
+    /// use taskrunner::{Task, TaskContext, TaskRunner, TaskStatus};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let runner = TaskRunner::new();
+    /// let handle = runner.enqueue_task(Task::new("crawl", |_: TaskContext| async {
+    ///     std::future::pending::<Result<(), String>>().await
+    /// }))?;
+    /// let id = handle.id();
+    /// assert!(runner.cancel(id));
+    /// assert_eq!(runner.get_status(id).unwrap().status, TaskStatus::Cancelled);
+    /// assert!(!runner.cancel(id), "already cancelled");
+    /// assert!(handle.await.unwrap_err().is_cancelled());
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn cancel(&self, id: TaskId) -> bool {
         match self.shared.registry.get(id) {
             Some(job) => self.shared.cancel(&*job, Cause::User),
@@ -768,8 +786,9 @@ impl Shared {
                 self.finish(job, cause.end());
                 true
             }
-            CancelFrom::Running | CancelFrom::Cancelling => true,
-            CancelFrom::Finished => false,
+            CancelFrom::Running => true,
+            // Its status already says `Cancelled`: nothing more to do.
+            CancelFrom::Cancelling | CancelFrom::Finished => false,
         }
     }
 

@@ -243,6 +243,36 @@ impl<F, P> Task<F, P> {
         self
     }
 
+    /// Names this task `name`, replacing the name it was made with: for one call of a
+    /// [`TaskDef`](crate::TaskDef), whose tasks otherwise all carry the definition's name.
+    /// The name shows in [`TaskContext::name`](crate::TaskContext::name),
+    /// [`TaskInfo`](crate::TaskInfo), events, notifications and tracing.
+    ///
+    /// (A builder named `name` would clash with the getter [`name`](Self::name), hence
+    /// `named`.)
+    ///
+    /// ```
+    /// use taskrunner::{TaskContext, TaskDef, TaskRunner};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let runner = TaskRunner::new();
+    /// let agent = TaskDef::new("agent", |ctx: TaskContext, goal: &'static str| async move {
+    ///     Ok::<_, String>(format!("{} works on {goal}", ctx.name()))
+    /// });
+    /// let task = agent.with("the report").named("researcher");
+    /// assert_eq!(task.name(), "researcher");
+    /// let handle = runner.enqueue_task(task)?;
+    /// assert_eq!(runner.get_status(handle.id()).unwrap().name, "researcher");
+    /// assert_eq!(handle.await?, "researcher works on the report");
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn named(mut self, name: impl Into<String>) -> Self {
+        self.name = name.into();
+        self
+    }
+
     /// The task's name.
     pub fn name(&self) -> &str {
         &self.name
