@@ -128,7 +128,33 @@ pub struct Lagged(pub u64);
 ///
 /// It yields `Ok(event)` in the order events happened, and `Err(Lagged(n))` where it fell
 /// more than the channel's capacity behind. A slow subscriber never slows the runner. It
-/// sees only events that happen after it subscribed, and ends when the runner is dropped.
+/// sees only events that happen after it subscribed, and ends when the runner (its last
+/// clone) is dropped, after the events sent before.
+///
+/// Read it with [`recv`](Self::recv), which needs no import, or as a
+/// [`Stream`](futures::Stream) with `futures::StreamExt` in scope (`next`, `filter`, ..).
+///
+/// ```
+/// use taskrunner::{EventKind, Task, TaskRunner};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let runner = TaskRunner::new();
+/// let mut events = runner.subscribe();
+/// let _handle = runner.enqueue_task(Task::new("hello", |_ctx| async { Ok::<_, String>(()) }))?;
+/// let mut kinds = Vec::new();
+/// while let Some(event) = events.recv().await {
+///     let event = event?;
+///     let done = event.kind.is_terminal();
+///     kinds.push(event.kind);
+///     if done {
+///         break;
+///     }
+/// }
+/// assert_eq!(kinds, [EventKind::Enqueued, EventKind::Started { attempt: 1 }, EventKind::Completed]);
+/// # Ok(())
+/// # }
+/// ```
 pub struct EventStream {
     inner: Pin<Box<dyn Stream<Item = Result<Event, Lagged>> + Send>>,
     _subscribed: Subscribed,

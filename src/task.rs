@@ -1,11 +1,13 @@
 //! [`Task`]: a handler and the options it runs with, ready to enqueue.
 
 use std::any::Any;
-use std::borrow::Cow;
 use std::fmt;
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
+
+use compact_str::CompactString;
+use futures::future::BoxFuture;
 
 use crate::{RetryPolicy, TaskContext, TaskInfo};
 
@@ -74,7 +76,8 @@ impl fmt::Display for TaskId {
 #[must_use = "a task does nothing until it is enqueued"]
 pub struct Task<F, P = RetryAny> {
     pub(crate) name: String,
-    pub(crate) queue: Cow<'static, str>,
+    /// Inline up to 24 bytes: a name from anywhere, and no allocation for a short one.
+    pub(crate) queue: CompactString,
     pub(crate) priority: i32,
     /// Retry and timeout, boxed: most tasks set neither, and the box passes as it is to the
     /// running task.
@@ -146,12 +149,75 @@ where
 
 // ===== impl Task =====
 
+/// A boxed handler: the handler of a [`BoxTask`].
+pub type BoxHandler<T, E> =
+    Box<dyn Fn(TaskContext) -> BoxFuture<'static, Result<T, E>> + Send + Sync>;
+
+/// A boxed retry predicate: the predicate of a [`BoxTask`].
+pub type BoxRetryPredicate<E> = Box<dyn Fn(&E) -> bool + Send + Sync>;
+
+/// A task with its handler, its future and its retry predicate boxed: a type you can name,
+/// so a helper function can return a task, a struct can store one, and tasks with different
+/// handlers can share a `Vec`. Made by [`Task::boxed`]; enqueued like any task.
+///
+/// Boxing costs an allocation per attempt (the future) and one indirect call; plain
+/// [`Task`]s pay neither.
+///
+/// ```
+/// use taskrunner::{BoxTask, Task, TaskRunner};
+///
+/// fn fetch(url: &str) -> BoxTask<usize, String> {
+///     let url = url.to_owned();
+///     Task::new("fetch", move |ctx| {
+///         let url = url.clone();
+///         async move { Ok::<_, String>(url.len() + ctx.attempt() as usize) }
+///     })
+///     .boxed()
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let runner = TaskRunner::new();
+/// let tasks: Vec<BoxTask<usize, String>> = vec![fetch("a.io"), fetch("bb.io").priority(5)];
+/// let mut handles = Vec::new();
+/// for task in tasks {
+///     handles.push(runner.enqueue_task(task)?);
+/// }
+/// assert_eq!(handles.pop().unwrap().await?, 6);
+/// assert_eq!(handles.pop().unwrap().await?, 5);
+/// # Ok(())
+/// # }
+/// ```
+pub type BoxTask<T, E> = Task<BoxHandler<T, E>, BoxRetryPredicate<E>>;
+
 impl<F> Task<F> {
     /// A task named `name` (used in status records, events and tracing) that runs `handler`.
-    pub fn new(name: impl Into<String>, handler: F) -> Self {
+    ///
+    /// The handler's argument needs no annotation: `|ctx| async move { .. }` is enough.
+    ///
+    /// ```
+    /// use taskrunner::{Task, TaskRunner};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let runner = TaskRunner::new();
+    /// let queue = String::from("main"); // say, read from configuration
+    /// let task = Task::new("x", |ctx| async move {
+    ///     Ok::<_, std::io::Error>(format!("attempt {} on {}", ctx.attempt(), ctx.queue()))
+    /// })
+    /// .queue(queue.as_str());
+    /// assert_eq!(runner.enqueue_task(task)?.await?, "attempt 1 on main");
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn new<Fut, T, E>(name: impl Into<String>, handler: F) -> Self
+    where
+        F: Fn(TaskContext) -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+    {
         Task {
             name: name.into(),
-            queue: Cow::Borrowed(crate::runner::DEFAULT_QUEUE),
+            queue: CompactString::const_new(crate::runner::DEFAULT_QUEUE),
             priority: 0,
             options: None,
             retry_if: RetryAny,
@@ -162,11 +228,11 @@ impl<F> Task<F> {
 }
 
 impl<F, P> Task<F, P> {
-    /// The queue to run in (default `main`). It must have been declared on the runner, or
-    /// [`enqueue_task`](crate::TaskRunner::enqueue_task) fails with
-    /// [`EnqueueError::UnknownQueue`](crate::EnqueueError::UnknownQueue).
-    pub fn queue(mut self, queue: impl Into<Cow<'static, str>>) -> Self {
-        self.queue = queue.into();
+    /// The queue to run in (default `main`): any string, borrowed or owned. It must have
+    /// been declared on the runner, or [`enqueue_task`](crate::TaskRunner::enqueue_task) fails
+    /// with [`EnqueueError::UnknownQueue`](crate::EnqueueError::UnknownQueue).
+    pub fn queue(mut self, queue: impl AsRef<str>) -> Self {
+        self.queue = CompactString::new(queue.as_ref());
         self
     }
 
@@ -276,6 +342,40 @@ impl<F, P> Task<F, P> {
     /// The task's name.
     pub fn name(&self) -> &str {
         &self.name
+    }
+}
+
+impl<F, Fut, P, T, E> Task<F, P>
+where
+    F: Fn(TaskContext) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<T, E>> + Send + 'static,
+    P: RetryPredicate<E>,
+    T: 'static,
+    E: 'static,
+{
+    /// This task with its handler, future and retry predicate boxed: a [`BoxTask`], whose
+    /// type can be named (see there).
+    pub fn boxed(self) -> BoxTask<T, E> {
+        let Task {
+            name,
+            queue,
+            priority,
+            options,
+            retry_if,
+            call_id,
+            handler,
+        } = self;
+        Task {
+            name,
+            queue,
+            priority,
+            options,
+            retry_if: Box::new(move |error: &E| retry_if.should_retry(error)),
+            call_id,
+            handler: Box::new(move |ctx: TaskContext| {
+                Box::pin(handler(ctx)) as BoxFuture<'static, _>
+            }),
+        }
     }
 }
 
