@@ -1,7 +1,7 @@
 //! [`TaskContext`]: what a handler knows about the task it is running.
 
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use tokio_util::sync::CancellationToken;
 
@@ -44,11 +44,17 @@ pub struct Progress {
 pub struct TaskContext {
     job: Arc<dyn Job>,
     attempt: u32,
+    /// With a cancel grace, this attempt's own token (see [`Self::abort_token`]).
+    attempt_token: OnceLock<CancellationToken>,
 }
 
 impl TaskContext {
     pub(crate) fn new(job: Arc<dyn Job>, attempt: u32) -> Self {
-        TaskContext { job, attempt }
+        TaskContext {
+            job,
+            attempt,
+            attempt_token: OnceLock::new(),
+        }
     }
 
     /// The model's call id this task answers: the one given with
@@ -89,8 +95,21 @@ impl TaskContext {
     /// `.await` anyway. It is for work the handler hands elsewhere (a spawned task, a child
     /// process) that should stop too. A timeout drops the attempt's future but does not fire
     /// the token, since the task may still be retried.
+    ///
+    /// With a [cancel grace](crate::Task::cancel_grace) it is the token to watch: it fires
+    /// on cancel and on this attempt's timeout, and the handler then has the grace to finish
+    /// on its own. Each attempt then has its own token (a child of the task's), so the next
+    /// attempt after a timeout starts with a fresh one.
     pub fn abort_token(&self) -> &CancellationToken {
-        self.job.header().abort_token()
+        let header = self.job.header();
+        if header.cancel_grace().is_none() {
+            return header.abort_token();
+        }
+        self.attempt_token.get_or_init(|| {
+            header
+                .attempt_token(self.attempt)
+                .unwrap_or_else(|| header.abort_token().clone())
+        })
     }
 
     /// Reports progress: `percent` from 0 to 100 (values outside are clamped, NaN is 0) and

@@ -57,11 +57,11 @@ pub enum EnqueueError {
          (for example under #[tokio::main])"
     )]
     NoRuntime,
-    /// The task has a timeout or a retry policy, which need tokio's timer, and the runtime
-    /// it was enqueued on was built without it.
+    /// The task has a timeout, a retry policy or a cancel grace, which need tokio's timer,
+    /// and the runtime it was enqueued on was built without it.
     #[error(
-        "task `{task}` has a timeout or a retry policy, but the tokio runtime has timers \
-         disabled: build the runtime with `enable_time()` (or `enable_all()`)"
+        "task `{task}` has a timeout, a retry policy or a cancel grace, but the tokio runtime \
+         has timers disabled: build the runtime with `enable_time()` (or `enable_all()`)"
     )]
     TimersDisabled {
         /// The task's name.

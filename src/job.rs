@@ -241,6 +241,27 @@ impl Header {
         matches!(self.phase(), Phase::Cancelling | Phase::Cancelled)
     }
 
+    /// How long a cancelled or timed-out attempt may go on after its token fired, if at all.
+    pub(crate) fn cancel_grace(&self) -> Option<Duration> {
+        self.options.as_ref()?.cancel_grace.filter(|g| !g.is_zero())
+    }
+
+    /// With a cancel grace, the abort token of attempt `attempt`: a child of the task's
+    /// token, made on first use (by the handler or by the attempt's timeout).
+    pub(crate) fn attempt_token(&self, attempt: u32) -> Option<CancellationToken> {
+        self.cancel_grace()?;
+        let options = self.options.as_ref()?;
+        let mut slot = lock_std(&options.attempt_token);
+        match &*slot {
+            Some((a, token)) if *a == attempt => Some(token.clone()),
+            _ => {
+                let token = self.abort_token().child_token();
+                *slot = Some((attempt, token.clone()));
+                Some(token)
+            }
+        }
+    }
+
     fn set_phase(&self, record: &mut Record, phase: Phase) {
         record.phase = phase;
         self.phase.store(phase as u8, Ordering::SeqCst);
@@ -573,6 +594,10 @@ where
             call: Some(self.clone().call(attempt)),
             timeout: self.header.timeout(),
             deadline: None,
+            attempt,
+            grace: self.header.cancel_grace(),
+            grace_timer: None,
+            ending: None,
             job: self,
         };
         Box::pin(
@@ -683,6 +708,13 @@ pin_project_lite::pin_project! {
         timeout: Option<Duration>,
         #[pin]
         deadline: Option<Sleep>,
+        attempt: u32,
+        // The task's cancel grace: how long the attempt may go on once its token fired.
+        grace: Option<Duration>,
+        #[pin]
+        grace_timer: Option<Sleep>,
+        // How the attempt ends, once a cancel or timeout came during a grace.
+        ending: Option<Attempt>,
         job: Arc<J>,
     }
 }
@@ -698,9 +730,18 @@ where
         let mut this = self.project();
         let header = this.job.header();
         header.waker.register(cx.waker());
-        if header.cancel_requested() {
-            drop_attempt(this.call);
-            return Poll::Ready(Attempt::Cancelled);
+        if this.ending.is_none() && header.cancel_requested() {
+            // The cancel fired the task's token already.
+            match *this.grace {
+                None => {
+                    drop_attempt(this.call);
+                    return Poll::Ready(Attempt::Cancelled);
+                }
+                Some(grace) => {
+                    *this.ending = Some(Attempt::Cancelled);
+                    this.grace_timer.set(Some(tokio::time::sleep(grace)));
+                }
+            }
         }
         if let Some(timeout) = this.timeout.take() {
             this.deadline.set(Some(tokio::time::sleep(timeout)));
@@ -710,12 +751,35 @@ where
         };
         if let Poll::Ready(attempt) = call.poll(cx) {
             this.call.set(None);
-            return Poll::Ready(attempt);
+            // Within a grace, the handler stopped on its own: it ends as it was told to.
+            return Poll::Ready(this.ending.take().unwrap_or(attempt));
         }
-        if let Some(deadline) = this.deadline.as_pin_mut() {
-            if deadline.poll(cx).is_ready() {
+        if this.ending.is_none() {
+            if let Some(deadline) = this.deadline.as_mut().as_pin_mut() {
+                if deadline.poll(cx).is_ready() {
+                    match *this.grace {
+                        None => {
+                            drop_attempt(this.call);
+                            return Poll::Ready(Attempt::TimedOut);
+                        }
+                        Some(grace) => {
+                            *this.ending = Some(Attempt::TimedOut);
+                            if let Some(token) = header.attempt_token(*this.attempt) {
+                                token.cancel();
+                            }
+                            this.grace_timer.set(Some(tokio::time::sleep(grace)));
+                            // Let the handler see its token before the grace is counted.
+                            cx.waker().wake_by_ref();
+                            return Poll::Pending;
+                        }
+                    }
+                }
+            }
+        }
+        if let Some(timer) = this.grace_timer.as_pin_mut() {
+            if timer.poll(cx).is_ready() {
                 drop_attempt(this.call);
-                return Poll::Ready(Attempt::TimedOut);
+                return Poll::Ready(this.ending.take().unwrap_or(Attempt::Cancelled));
             }
         }
         Poll::Pending

@@ -137,6 +137,7 @@ pub struct TaskRunnerBuilder {
     notification_capacity: usize,
     summary_len: usize,
     notify_all: bool,
+    cancel_grace: std::time::Duration,
 }
 
 /// What a task's own code (its context, its worker, its end) reports to: the event channel
@@ -183,6 +184,8 @@ pub(crate) struct Shared {
     aborting: AtomicBool,
     /// The runtime to spawn on when called from outside one, while it lives.
     runtime: Arc<Fallback>,
+    /// The cancel grace of tasks that set none.
+    cancel_grace: std::time::Duration,
     /// Workers waiting a moment for a start, each to be handed a job instead of a spawn.
     parked: std::sync::Mutex<Vec<Arc<Parking>>>,
     /// The runner's recurring schedules, by name.
@@ -214,6 +217,7 @@ impl TaskRunner {
             notification_capacity: DEFAULT_NOTIFICATION_CAPACITY,
             summary_len: DEFAULT_SUMMARY_LEN,
             notify_all: false,
+            cancel_grace: std::time::Duration::ZERO,
         }
     }
 
@@ -238,6 +242,7 @@ impl TaskRunner {
             closed: AtomicBool::new(false),
             aborting: AtomicBool::new(false),
             runtime,
+            cancel_grace: settings.cancel_grace,
             parked: std::sync::Mutex::new(Vec::new()),
             schedules: crate::schedule::Schedules::default(),
         });
@@ -286,11 +291,14 @@ impl TaskRunner {
             return Err(EnqueueError::ZeroTimeout { task: task.name });
         }
         shared.ensure_runtime()?;
-        if task
-            .options
-            .as_ref()
-            .is_some_and(|o| o.timeout.is_some() || o.retry.is_some())
-            && !timers_enabled(shared.runtime.handle().as_ref())
+        let mut task = task;
+        if !shared.cancel_grace.is_zero() {
+            let options = task.options.get_or_insert_default();
+            options.cancel_grace.get_or_insert(shared.cancel_grace);
+        }
+        if task.options.as_ref().is_some_and(|o| {
+            o.timeout.is_some() || o.retry.is_some() || o.cancel_grace.is_some_and(|g| !g.is_zero())
+        }) && !timers_enabled(shared.runtime.handle().as_ref())
         {
             return Err(EnqueueError::TimersDisabled { task: task.name });
         }
@@ -563,6 +571,25 @@ impl TaskRunnerBuilder {
     /// a cut included: a longer result keeps its first `n - 1` characters and the `…`.
     pub fn summary_len(mut self, n: usize) -> Self {
         self.summary_len = n;
+        self
+    }
+
+    /// The [cancel grace](crate::Task::cancel_grace) of every task that sets none: on cancel
+    /// or timeout, its abort token fires and its handler has up to `grace` to finish before
+    /// its future is dropped, holding its slot meanwhile. Default zero: no grace.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use taskrunner::TaskRunner;
+    ///
+    /// # fn main() -> Result<(), taskrunner::ConfigError> {
+    /// let runner = TaskRunner::builder().cancel_grace(Duration::from_secs(2)).build()?;
+    /// # drop(runner);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn cancel_grace(mut self, grace: std::time::Duration) -> Self {
+        self.cancel_grace = grace;
         self
     }
 

@@ -30,7 +30,8 @@ pub enum TaskStatus {
     ///
     /// A running task says so as soon as its cancel is accepted (`cancel()` returned
     /// `true`), though its handler's future is dropped, and its slot freed, only when its
-    /// worker next gets to it (at once, unless a cancel grace lets the handler finish); its [`finished_at`](crate::TaskInfo::finished_at) is set then.
+    /// worker next gets to it (at once, unless a [cancel grace](crate::Task::cancel_grace) lets
+    /// the handler finish); its [`finished_at`](crate::TaskInfo::finished_at) is set then.
     Cancelled,
 }
 

@@ -98,6 +98,11 @@ pub(crate) struct Options {
     pub(crate) on_error: Option<OnError>,
     /// The schedule that enqueued this task, as one of its runs.
     pub(crate) schedule: Option<std::sync::Arc<str>>,
+    /// How long a cancelled or timed-out attempt may go on after its token fired.
+    pub(crate) cancel_grace: Option<Duration>,
+    /// With a cancel grace: the running attempt's number and its abort token, a child of
+    /// the task's, which a timeout fires (a cancel fires the task's, and so this one).
+    pub(crate) attempt_token: std::sync::Mutex<Option<(u32, tokio_util::sync::CancellationToken)>>,
 }
 
 pub(crate) type OnComplete = Box<dyn Fn(&TaskInfo) + Send + Sync>;
@@ -115,6 +120,7 @@ impl fmt::Debug for Options {
             .field("on_complete", &self.on_complete.is_some())
             .field("on_error", &self.on_error.is_some())
             .field("schedule", &self.schedule)
+            .field("cancel_grace", &self.cancel_grace)
             .finish()
     }
 }
@@ -278,6 +284,56 @@ impl<F, P> Task<F, P> {
     /// A zero timeout is rejected by `enqueue_task`.
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.options.get_or_insert_default().timeout = Some(timeout);
+        self
+    }
+
+    /// Lets the handler stop on its own when the task is cancelled or times out: its abort
+    /// token ([`TaskContext::abort_token`](crate::TaskContext::abort_token)) fires first, and
+    /// the handler has up to `grace` to finish (to clean up, save partial work, kill what it
+    /// started) before its future is dropped. Its result is `Cancelled` or `TimedOut` all
+    /// the same; a timed-out attempt is then retried as usual.
+    ///
+    /// **The task keeps its slot during the grace period**: the queue's limit counts it
+    /// until its handler has stopped. Its status says `Cancelled` as soon as a cancel is
+    /// accepted. Zero (the default, unless the runner's
+    /// [`cancel_grace`](crate::TaskRunnerBuilder::cancel_grace) says otherwise) drops the
+    /// future at once, with no grace. The runtime must have its timer enabled.
+    ///
+    /// With a grace, each attempt has its own abort token, so that a timed-out attempt's
+    /// firing does not reach the next attempt; without one, a timeout fires no token.
+    ///
+    /// ```
+    /// use std::sync::atomic::{AtomicBool, Ordering};
+    /// use std::sync::Arc;
+    /// use std::time::Duration;
+    /// use taskrunner::{Task, TaskError, TaskRunner};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let runner = TaskRunner::new();
+    /// let cleaned = Arc::new(AtomicBool::new(false));
+    /// let c = Arc::clone(&cleaned);
+    /// let handle = runner.enqueue_task(
+    ///     Task::new("crawl", move |ctx| {
+    ///         let c = Arc::clone(&c);
+    ///         async move {
+    ///             ctx.abort_token().cancelled().await;
+    ///             tokio::time::sleep(Duration::from_millis(50)).await; // flush what it has
+    ///             c.store(true, Ordering::SeqCst);
+    ///             Ok::<_, String>(())
+    ///         }
+    ///     })
+    ///     .cancel_grace(Duration::from_secs(1)),
+    /// )?;
+    /// tokio::time::sleep(Duration::from_millis(10)).await;
+    /// handle.cancel();
+    /// assert!(matches!(handle.await, Err(TaskError::Cancelled)));
+    /// assert!(cleaned.load(Ordering::SeqCst));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn cancel_grace(mut self, grace: Duration) -> Self {
+        self.options.get_or_insert_default().cancel_grace = Some(grace);
         self
     }
 
