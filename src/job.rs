@@ -729,6 +729,8 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Attempt> {
         let mut this = self.project();
         let header = this.job.header();
+        #[cfg(debug_assertions)]
+        let _polling = crate::handle::own_queue::enter(&header.queue);
         header.waker.register(cx.waker());
         if this.ending.is_none() && header.cancel_requested() {
             // The cancel fired the task's token already.

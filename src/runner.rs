@@ -258,6 +258,10 @@ impl TaskRunner {
     /// already [`Running`](crate::TaskStatus::Running)); otherwise it waits in the queue's
     /// priority order.
     ///
+    /// From inside a handler, do not enqueue into the handler's own queue and await the
+    /// handle: when that queue is full of handlers waiting like this, none ever frees its slot
+    /// (see [`TaskHandle`]'s section on this deadlock for the ways out; debug builds warn).
+    ///
     /// # Errors
     ///
     /// - [`EnqueueError::UnknownQueue`]: the task's queue was not declared.
