@@ -13,6 +13,21 @@ use crate::job::Header;
 use crate::{Progress, TaskId};
 
 /// Something that happened to a task, from [`TaskRunner::subscribe`](crate::TaskRunner::subscribe).
+///
+/// ```
+/// use taskrunner::{EventKind, Task, TaskRunner};
+///
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let runner = TaskRunner::new();
+/// let mut events = runner.subscribe();
+/// let handle = runner.enqueue_task(Task::new("hello", |_ctx| async { Ok::<_, String>(()) }).call_id("call_1"))?;
+/// let event = events.recv().await.unwrap()?;
+/// assert_eq!((event.id, event.call_id.as_str(), event.name.as_str()), (handle.id(), "call_1", "hello"));
+/// assert_eq!(event.kind, EventKind::Enqueued);
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct Event {
@@ -41,6 +56,13 @@ pub struct Event {
 /// [`TimedOut`]: EventKind::TimedOut
 /// [`Panicked`]: EventKind::Panicked
 /// [`Cancelled`]: EventKind::Cancelled
+///
+/// ```
+/// use taskrunner::EventKind;
+///
+/// assert!(EventKind::Completed.is_terminal());
+/// assert!(!EventKind::Started { attempt: 1 }.is_terminal());
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub enum EventKind {
@@ -120,6 +142,22 @@ impl EventKind {
 /// A subscriber fell behind and missed this many events: the channel keeps only the most
 /// recent ones (see [`TaskRunnerBuilder::event_capacity`](crate::TaskRunnerBuilder::event_capacity)).
 /// The stream goes on with the oldest event still kept.
+///
+/// ```
+/// use taskrunner::{Lagged, Task, TaskRunner};
+///
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let runner = TaskRunner::builder().event_capacity(2).build()?;
+/// let mut events = runner.subscribe();
+/// for _ in 0..3 {
+///     runner.enqueue_task(Task::new("t", |_ctx| async { Ok::<_, String>(()) }))?.await?;
+/// }
+/// // Nine events went out; this subscriber read none, and the channel kept two.
+/// assert_eq!(events.recv().await.unwrap(), Err(Lagged(7)));
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("the event subscriber fell behind and missed {0} events")]
 pub struct Lagged(pub u64);

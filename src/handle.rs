@@ -106,6 +106,23 @@ impl<T: 'static, E: 'static> TaskHandle<T, E> {
     /// Its [`status`](Self::status) is [`Cancelled`](TaskStatus::Cancelled) as soon as this
     /// returns `true`, a running task's too, though its handler's future is dropped (and
     /// its slot freed) when its worker next gets to it: at once, on its next poll.
+    ///
+    /// ```
+    /// use taskrunner::{Task, TaskError, TaskRunner, TaskStatus};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let runner = TaskRunner::new();
+    /// let search = runner.enqueue_task(Task::new("search", |_ctx| async {
+    ///     std::future::pending::<Result<(), String>>().await // the user gave up on it
+    /// }))?;
+    /// assert!(search.cancel());
+    /// assert_eq!(search.status(), TaskStatus::Cancelled);
+    /// assert!(!search.cancel(), "nothing left to cancel");
+    /// assert!(matches!(search.await, Err(TaskError::Cancelled)));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn cancel(&self) -> bool {
         self.shared.cancel(&*self.cell, Cause::User)
     }

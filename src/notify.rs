@@ -15,6 +15,27 @@ use crate::{TaskId, TaskStatus};
 /// [`Task::notify`](crate::Task::notify) (or [`Task::notify_with`](crate::Task::notify_with)),
 /// or if the runner was built with
 /// [`notify_all`](crate::TaskRunnerBuilder::notify_all).
+///
+/// ```
+/// use taskrunner::{Task, TaskRunner, TaskStatus};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let runner = TaskRunner::builder().summary_len(10).build()?;
+/// let handle = runner.enqueue_task(
+///     Task::new("grep", |_ctx| async { Ok::<_, String>("a very long match".to_owned()) })
+///         .call_id("call_3")
+///         .notify_with(|out: &String| out.clone()),
+/// )?;
+/// let id = handle.id();
+/// handle.await?;
+/// let note = runner.drain_notifications().remove(0);
+/// assert_eq!((note.id, note.call_id.as_str(), note.status), (id, "call_3", TaskStatus::Completed));
+/// assert_eq!((note.summary.as_str(), note.truncated), ("a very lo…", true));
+/// assert_eq!(runner.full_result(id).as_deref(), Some("a very long match"));
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Notification {

@@ -59,6 +59,15 @@ impl Default for QueueConfig {
 }
 
 /// A snapshot of one queue's load, from [`TaskRunner::queue_stats`](crate::TaskRunner::queue_stats).
+///
+/// ```
+/// use taskrunner::TaskRunner;
+///
+/// # fn main() {
+/// let stats = TaskRunner::new().queue_stats("main").unwrap();
+/// assert_eq!((stats.pending, stats.running, stats.retrying, stats.limit), (0, 0, 0, 3));
+/// # }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct QueueStats {

@@ -128,6 +128,30 @@ impl Drop for Owner {
 }
 
 /// Builds a [`TaskRunner`] with custom queues. From [`TaskRunner::builder`].
+///
+/// Every setting has a default: queue `main` with concurrency 3, 10,000 finished records
+/// kept, 1024 events of slack per subscriber, 1000 undrained notifications, summaries of
+/// 200 characters, no notification unless a task asks, no cancel grace.
+///
+/// ```
+/// use std::time::Duration;
+/// use taskrunner::{ConfigError, QueueConfig, TaskRunner};
+///
+/// # fn main() -> Result<(), ConfigError> {
+/// let runner = TaskRunner::builder()
+///     .queue("llm", QueueConfig::new().concurrency(1))
+///     .queue("tools", QueueConfig::new().concurrency(8))
+///     .retain_finished(1_000)
+///     .notify_all(true)
+///     .cancel_grace(Duration::from_secs(2))
+///     .build()?;
+/// assert_eq!(runner.queue_names(), ["llm", "main", "tools"]);
+///
+/// let bad = TaskRunner::builder().queue("llm", QueueConfig::new().concurrency(0)).build();
+/// assert_eq!(bad.unwrap_err(), ConfigError::ZeroConcurrency { queue: "llm".into() });
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone)]
 #[must_use = "call .build() to get a TaskRunner"]
 pub struct TaskRunnerBuilder {
@@ -262,6 +286,21 @@ impl TaskRunner {
     /// handle: when that queue is full of handlers waiting like this, none ever frees its slot
     /// (see [`TaskHandle`]'s section on this deadlock for the ways out; debug builds warn).
     ///
+    /// ```
+    /// use taskrunner::{QueueConfig, Task, TaskRunner, TaskStatus};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let runner = TaskRunner::builder().queue("llm", QueueConfig::new().concurrency(1)).build()?;
+    /// let ask = |q: &'static str| Task::new("ask", move |_ctx| async move { Ok::<_, String>(q.len()) }).queue("llm");
+    /// let first = runner.enqueue_task(ask("why"))?;
+    /// let second = runner.enqueue_task(ask("how so"))?;
+    /// assert_eq!((first.status(), second.status()), (TaskStatus::Running, TaskStatus::Pending));
+    /// assert_eq!((first.await?, second.await?), (3, 6));
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
     /// # Errors
     ///
     /// - [`EnqueueError::UnknownQueue`]: the task's queue was not declared.
@@ -342,12 +381,44 @@ impl TaskRunner {
 
     /// The status of task `id`, or `None` if no such task exists or its record was evicted
     /// (see [`TaskRunnerBuilder::retain_finished`]).
+    ///
+    /// ```
+    /// use taskrunner::{Task, TaskRunner, TaskStatus};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let runner = TaskRunner::new();
+    /// let handle = runner.enqueue_task(Task::new("ping", |_ctx| async { Ok::<_, String>(()) }))?;
+    /// let id = handle.id();
+    /// assert_eq!(runner.get_status(id).unwrap().status, TaskStatus::Running);
+    /// handle.await?;
+    /// let info = runner.get_status(id).unwrap();
+    /// assert_eq!((info.status, info.attempts), (TaskStatus::Completed, 1));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn get_status(&self, id: TaskId) -> Option<TaskInfo> {
         self.shared.registry.get(id).map(|job| job.header().info())
     }
 
     /// The status of every task the runner knows: all unfinished ones and the most recent
     /// finished ones, ordered by id (enqueue order).
+    ///
+    /// ```
+    /// use taskrunner::{Task, TaskRunner, TaskStatus};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let runner = TaskRunner::new();
+    /// for name in ["a", "b"] {
+    ///     runner.enqueue_task(Task::new(name, |_ctx| async { Ok::<_, String>(()) }))?.await?;
+    /// }
+    /// let names: Vec<String> = runner.list_tasks().into_iter().map(|t| t.name).collect();
+    /// assert_eq!(names, ["a", "b"]);
+    /// assert!(runner.list_tasks().iter().all(|t| t.status == TaskStatus::Completed));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn list_tasks(&self) -> Vec<TaskInfo> {
         let mut tasks: Vec<TaskInfo> = self
             .shared
@@ -395,6 +466,19 @@ impl TaskRunner {
     ///
     /// [`ConfigError::UnknownQueue`] for an undeclared queue, [`ConfigError::ZeroConcurrency`]
     /// for a limit of zero.
+    ///
+    /// ```
+    /// use taskrunner::{QueueConfig, TaskRunner};
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let runner = TaskRunner::builder().queue("llm", QueueConfig::new().concurrency(1)).build()?;
+    /// runner.set_concurrency("llm", 4)?; // the provider raised our rate limit
+    /// assert_eq!(runner.queue_stats("llm").unwrap().limit, 4);
+    /// assert!(runner.set_concurrency("llm", 0).is_err());
+    /// assert!(runner.set_concurrency("nope", 2).is_err());
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn set_concurrency(&self, queue: &str, limit: usize) -> Result<(), ConfigError> {
         let q = self
             .shared
@@ -412,6 +496,26 @@ impl TaskRunner {
     }
 
     /// A snapshot of a queue's load, or `None` for an undeclared queue.
+    ///
+    /// ```
+    /// use taskrunner::{QueueConfig, Task, TaskRunner};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let runner = TaskRunner::builder().queue("one", QueueConfig::new().concurrency(1)).build()?;
+    /// let slow = || Task::new("slow", |_ctx| async {
+    ///     tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    ///     Ok::<_, String>(())
+    /// }).queue("one");
+    /// let (a, b) = (runner.enqueue_task(slow())?, runner.enqueue_task(slow())?);
+    /// let stats = runner.queue_stats("one").unwrap();
+    /// assert_eq!((stats.running, stats.pending, stats.limit), (1, 1, 1));
+    /// a.await?;
+    /// b.await?;
+    /// assert!(runner.queue_stats("nope").is_none());
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn queue_stats(&self, queue: &str) -> Option<QueueStats> {
         self.shared.queue(queue).map(|q| q.stats())
     }
@@ -425,6 +529,24 @@ impl TaskRunner {
 
     /// Resolves when no task is pending, running or waiting out a retry delay, in any queue.
     /// Resolves at once if the runner is idle already. By then every handle has resolved.
+    /// Unlike [`shutdown`](Self::shutdown), the runner goes on taking tasks.
+    ///
+    /// ```
+    /// use taskrunner::{Task, TaskRunner};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let runner = TaskRunner::new();
+    /// for i in 0..10 {
+    ///     // Fire and forget: the handles are dropped, the tasks run on.
+    ///     drop(runner.enqueue_task(Task::new("job", move |_ctx| async move { Ok::<_, String>(i) }))?);
+    /// }
+    /// runner.wait_idle().await;
+    /// assert_eq!(runner.list_tasks().len(), 10);
+    /// assert!(runner.list_tasks().iter().all(|t| t.status.is_terminal()));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn wait_idle(&self) -> impl Future<Output = ()> + Send + 'static {
         let shared = Arc::clone(&self.shared);
         async move { shared.wait_idle().await }
@@ -433,6 +555,21 @@ impl TaskRunner {
     /// Stops every [schedule](Self::schedule), stops taking tasks
     /// ([`EnqueueError::ShuttingDown`]), and resolves once every pending, running and
     /// retrying task (schedules' runs already started included) has finished.
+    ///
+    /// ```
+    /// use taskrunner::{EnqueueError, Task, TaskRunner};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let runner = TaskRunner::new();
+    /// let handle = runner.enqueue_task(Task::new("last", |_ctx| async { Ok::<_, String>(1) }))?;
+    /// runner.shutdown().await; // the task still finishes
+    /// assert_eq!(handle.await?, 1);
+    /// let late = runner.enqueue_task(Task::new("late", |_ctx| async { Ok::<_, String>(2) }));
+    /// assert!(matches!(late, Err(EnqueueError::ShuttingDown)));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn shutdown(&self) -> impl Future<Output = ()> + Send + 'static {
         self.shared.schedules.stop_all();
         self.shared.closed.store(true, Ordering::SeqCst);
@@ -443,6 +580,21 @@ impl TaskRunner {
     /// pending tasks never run, running tasks' abort tokens fire and their futures are
     /// dropped, retrying tasks stop. Each handle resolves
     /// [`TaskError::Shutdown`](crate::TaskError::Shutdown). Resolves once all have ended.
+    ///
+    /// ```
+    /// use taskrunner::{Task, TaskError, TaskRunner};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let runner = TaskRunner::new();
+    /// let endless = runner.enqueue_task(Task::new("watch", |_ctx| async {
+    ///     std::future::pending::<Result<(), String>>().await
+    /// }))?;
+    /// runner.shutdown_now().await;
+    /// assert!(matches!(endless.await, Err(TaskError::Shutdown)));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn shutdown_now(&self) -> impl Future<Output = ()> + Send + 'static {
         let shared = Arc::clone(&self.shared);
         shared.schedules.stop_all();
@@ -480,12 +632,52 @@ impl TaskRunner {
 
     /// Takes every waiting [`Notification`], oldest first, without blocking: what an agent
     /// loop reads before its next model call.
+    ///
+    /// ```
+    /// use taskrunner::{Task, TaskRunner, TaskStatus};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let runner = TaskRunner::new();
+    /// let tests = runner.enqueue_task(
+    ///     Task::new("run_tests", |_ctx| async { Ok::<_, String>("42 passed") })
+    ///         .call_id("call_7")
+    ///         .notify(),
+    /// )?;
+    /// tests.await?;
+    /// // Before the next model call: tell the model what finished.
+    /// for note in runner.drain_notifications() {
+    ///     assert_eq!((note.call_id.as_str(), note.status), ("call_7", TaskStatus::Completed));
+    ///     assert_eq!(note.summary, "\"42 passed\"");
+    /// }
+    /// assert!(runner.drain_notifications().is_empty());
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn drain_notifications(&self) -> Vec<Notification> {
         self.shared.hub.inbox.drain()
     }
 
     /// Resolves once a notification is waiting (at once if one already is): lets an idle
     /// agent sleep until background work finishes.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use taskrunner::{Task, TaskRunner};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let runner = TaskRunner::new();
+    /// let build = runner.enqueue_task(Task::new("build", |_ctx| async {
+    ///     tokio::time::sleep(Duration::from_secs(30)).await;
+    ///     Ok::<_, String>("built")
+    /// }).notify())?;
+    /// drop(build); // the agent does not await it; it waits for any news instead
+    /// runner.notified().await;
+    /// assert_eq!(runner.drain_notifications()[0].name, "build");
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn notified(&self) -> impl Future<Output = ()> + Send + 'static {
         let shared = Arc::clone(&self.shared);
         async move { shared.hub.inbox.notified().await }

@@ -66,6 +66,19 @@ pub struct ShellTask {
 }
 
 /// What a command wrote, and how it exited.
+///
+/// ```
+/// use taskrunner::{ShellTask, TaskRunner};
+///
+/// # #[tokio::main]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let runner = TaskRunner::new();
+/// let out = runner.enqueue_task(ShellTask::new("echo out; echo err >&2").into_task())?.await?;
+/// assert_eq!((out.code, out.stdout.as_str(), out.stderr.as_str()), (0, "out\n", "err\n"));
+/// assert!(!out.stdout_truncated);
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct ShellOutput {
@@ -82,6 +95,21 @@ pub struct ShellOutput {
 }
 
 /// Why a [`ShellTask`] failed.
+///
+/// ```
+/// use taskrunner::{ShellError, ShellTask, TaskError, TaskRunner};
+///
+/// # #[tokio::main]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let runner = TaskRunner::new();
+/// let missing = runner.enqueue_task(ShellTask::program("/no/such/tool", ["-v"]).into_task())?;
+/// match missing.await {
+///     Err(TaskError::Failed(ShellError::Spawn { command, .. })) => assert_eq!(command, "/no/such/tool -v"),
+///     other => panic!("{other:?}"),
+/// }
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ShellError {

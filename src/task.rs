@@ -14,6 +14,20 @@ use crate::{RetryPolicy, TaskContext, TaskInfo};
 /// A task's identity, unique within the process. Ids grow in enqueue order.
 ///
 /// Displayed as its number (`42`).
+///
+/// ```
+/// use taskrunner::{Task, TaskRunner};
+///
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let runner = TaskRunner::new();
+/// let a = runner.enqueue_task(Task::new("a", |_ctx| async { Ok::<_, String>(()) }))?;
+/// let b = runner.enqueue_task(Task::new("b", |_ctx| async { Ok::<_, String>(()) }))?;
+/// assert!(a.id() < b.id(), "ids grow in enqueue order");
+/// assert_eq!(a.id().to_string(), a.id().as_u64().to_string());
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct TaskId(u64);
 
@@ -128,11 +142,33 @@ impl fmt::Debug for Options {
 /// The default retry predicate: with a [`RetryPolicy`], every error is retried.
 ///
 /// Replace it with [`Task::retry_if`].
+///
+/// ```
+/// use taskrunner::{RetryAny, RetryPredicate};
+///
+/// assert!(RetryPredicate::<std::io::Error>::should_retry(&RetryAny, &std::io::Error::other("x")));
+/// ```
 #[derive(Debug, Clone, Copy, Default)]
 pub struct RetryAny;
 
 /// Decides whether a handler's error is worth another attempt. Implemented for
 /// [`RetryAny`] and for every `Fn(&E) -> bool`.
+///
+/// ```
+/// use taskrunner::RetryPredicate;
+///
+/// /// Retries server errors, not client errors.
+/// struct ServerErrors;
+///
+/// impl RetryPredicate<u16> for ServerErrors {
+///     fn should_retry(&self, status: &u16) -> bool {
+///         *status >= 500
+///     }
+/// }
+///
+/// assert!(ServerErrors.should_retry(&503) && !ServerErrors.should_retry(&404));
+/// // A closure is a predicate too: `.retry_if(|status: &u16| *status >= 500)`.
+/// ```
 pub trait RetryPredicate<E>: Send + Sync + 'static {
     /// `true` to retry (if the policy has retries left), `false` if the error is permanent.
     fn should_retry(&self, error: &E) -> bool;
