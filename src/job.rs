@@ -123,6 +123,8 @@ struct Record {
     phase: Phase,
     cause: Cause,
     started_at: Stamp,
+    /// When the running (or last) attempt started, for its run time.
+    attempt_started: Stamp,
     finished_at: Stamp,
     error: Option<Box<str>>,
     /// Boxed: most tasks never report progress.
@@ -140,7 +142,7 @@ const PROGRESS_EVENT_EVERY: Duration = Duration::from_millis(100);
 
 /// A wall-clock time as nanoseconds since the Unix epoch; 0 means none. Half the size of an
 /// `Option<SystemTime>`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) struct Stamp(u64);
 
 impl Stamp {
@@ -160,6 +162,11 @@ impl Stamp {
 
     fn get(self) -> Option<SystemTime> {
         (self != Stamp::NONE).then(|| SystemTime::UNIX_EPOCH + Duration::from_nanos(self.0))
+    }
+
+    /// The time from `earlier` to this, zero if the wall clock went back.
+    pub(crate) fn since(self, earlier: Stamp) -> Duration {
+        Duration::from_nanos(self.0.saturating_sub(earlier.0))
     }
 }
 
@@ -205,6 +212,7 @@ impl Header {
                 phase: Phase::New,
                 cause: Cause::User,
                 started_at: Stamp::NONE,
+                attempt_started: Stamp::NONE,
                 finished_at: Stamp::NONE,
                 error: None,
                 progress: None,
@@ -364,7 +372,11 @@ impl Header {
     fn mark_running(&self, record: &mut Record, now: Stamp) {
         if record.started_at == Stamp::NONE {
             record.started_at = now;
+            let wait = now.since(self.created_at);
+            self.queue.timings.wait.record(wait);
+            crate::metrics::waited(&self.queue, wait);
         }
+        record.attempt_started = now;
         self.set_phase(record, Phase::Running);
     }
 
@@ -416,6 +428,11 @@ impl Header {
         // worker's tokio task.
         drop(self.waker.take());
         let mut record = lock(&self.record);
+        if record.attempt_started != Stamp::NONE {
+            let run = now.since(record.attempt_started);
+            self.queue.timings.run.record(run);
+            crate::metrics::ran(&self.queue, run);
+        }
         if record.phase == Phase::Cancelling {
             self.finish(&mut record, Phase::Cancelled, None, now);
         } else if to == Phase::Retrying {

@@ -31,6 +31,10 @@
 //! - [`TaskDef`]: a reusable task definition with default options.
 //! - `ShellTask` (feature `process`, on by default, Unix): a shell command whose whole
 //!   process group dies with its task.
+//! - [`QueueStats`]: each queue's counts, the age of its oldest waiting task, and recent
+//!   wait and run-time percentiles; with feature `metrics`, per-queue counters, gauges and
+//!   histograms through the [`metrics`](https://docs.rs/metrics) facade (names in the
+//!   README's table and on [`TaskRunner::queue_stats`]).
 //!
 //! # Recurring work
 //!
@@ -138,6 +142,7 @@ mod error;
 mod events;
 mod handle;
 mod job;
+mod metrics;
 mod notify;
 mod queue;
 mod registry;
@@ -159,7 +164,7 @@ pub use error::{ConfigError, EnqueueError, TaskError};
 pub use events::{Event, EventKind, EventStream, Lagged};
 pub use handle::TaskHandle;
 pub use notify::Notification;
-pub use queue::{QueueConfig, QueueStats};
+pub use queue::{Percentiles, QueueConfig, QueueStats};
 pub use registry::TaskInfo;
 pub use retry::RetryPolicy;
 pub use runner::{

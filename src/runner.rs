@@ -372,6 +372,7 @@ impl TaskRunner {
         if let Some(job) = queue.admit(cell.clone(), false) {
             shared.start(job);
         }
+        crate::metrics::enqueued(queue);
         fence(Ordering::SeqCst);
         if shared.aborting.load(Ordering::SeqCst) {
             shared.cancel(&*cell, Cause::Shutdown);
@@ -496,6 +497,13 @@ impl TaskRunner {
     }
 
     /// A snapshot of a queue's load, or `None` for an undeclared queue.
+    ///
+    /// With feature `metrics`, the same numbers (and more) also go to the
+    /// [`metrics`](https://docs.rs/metrics) facade as they change, labelled `queue`:
+    /// counters `taskrunner_tasks_{enqueued,started,completed,failed,retried,cancelled}_total`,
+    /// gauges `taskrunner_tasks_{pending,running,retrying}`, histograms
+    /// `taskrunner_task_wait_seconds` (enqueue to first start) and
+    /// `taskrunner_task_run_seconds` (each attempt).
     ///
     /// ```
     /// use taskrunner::{QueueConfig, Task, TaskRunner};
@@ -1031,6 +1039,7 @@ impl Shared {
             },
             End::Cancelled | End::Shutdown => EventKind::Cancelled,
         });
+        crate::metrics::ended(&header.queue, &end);
         job.publish(end);
         run_callbacks(header);
         self.release();

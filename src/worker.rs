@@ -40,6 +40,7 @@ async fn run_jobs(mut held: Held) {
         let attempt = header.begin_attempt();
         let events = &header.queue.hub().events;
         events.emit(header, || EventKind::Started { attempt });
+        crate::metrics::started(&header.queue);
         let outcome = held.attempt.insert(Arc::clone(job).run(attempt)).await;
         held.attempt = None;
 
@@ -85,6 +86,7 @@ async fn run_jobs(mut held: Held) {
         };
         match (phase, delay) {
             (Phase::Retrying, Some(delay)) => {
+                crate::metrics::retried(&job.header().queue);
                 shared.spawn(backoff(Arc::clone(&shared), job, delay));
             }
             (Phase::Cancelled, _) => shared.finish(&*job, cause.end()),
@@ -135,6 +137,7 @@ pub(crate) fn backoff(
         if let Some(job) = queue.admit(job, true) {
             waiting.shared.start(job);
         }
+        crate::metrics::gauges(&queue);
     }
 }
 
