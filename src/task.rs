@@ -327,7 +327,8 @@ impl<F, P> Task<F, P> {
     /// token ([`TaskContext::abort_token`](crate::TaskContext::abort_token)) fires first, and
     /// the handler has up to `grace` to finish (to clean up, save partial work, kill what it
     /// started) before its future is dropped. Its result is `Cancelled` or `TimedOut` all
-    /// the same; a timed-out attempt is then retried as usual.
+    /// the same (except that a handler panicking during the grace of a timeout ends
+    /// `Panicked`, as any panic does); a timed-out attempt is then retried as usual.
     ///
     /// **The task keeps its slot during the grace period**: the queue's limit counts it
     /// until its handler has stopped. Its status says `Cancelled` as soon as a cancel is

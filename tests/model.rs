@@ -57,6 +57,9 @@ struct Spec {
     bomb: bool,
     /// The handler captures a value that panics when the handler is dropped.
     capture_bomb: bool,
+    /// A cancel grace, in ms (multiples of 10, so that with timeouts ending in 5 a grace
+    /// never ends as a step does). The handlers ignore their token: they run on through it.
+    grace: Option<u64>,
 }
 
 #[derive(Debug, Clone)]
@@ -91,9 +94,10 @@ fn spec() -> impl Strategy<Value = Spec> {
         prop::option::of((1..=5u64).prop_map(|n| n * 10 + 5)),
         prop::bool::weighted(0.2),
         prop::bool::weighted(0.2),
+        prop::option::weighted(0.3, (1..=3u64).prop_map(|n| n * 10)),
     )
         .prop_map(
-            |(queue, priority, script, retries, timeout, bomb, capture_bomb)| Spec {
+            |(queue, priority, script, retries, timeout, bomb, capture_bomb, grace)| Spec {
                 queue,
                 priority,
                 script,
@@ -101,6 +105,7 @@ fn spec() -> impl Strategy<Value = Spec> {
                 timeout,
                 bomb,
                 capture_bomb,
+                grace,
             },
         )
 }
@@ -138,6 +143,14 @@ fn natural(spec: &Spec) -> (Natural, u32) {
             (Step::Ok(ms) | Step::Fail(ms) | Step::Panic(ms), Some(t)) => ms > t,
             _ => false,
         };
+        // A timed-out attempt that panics within its grace panics: a bug, not retried.
+        let panics_in_grace = match (step, spec.timeout, spec.grace) {
+            (Step::Panic(ms), Some(t), Some(g)) => timed_out && ms < t + g,
+            _ => false,
+        };
+        if panics_in_grace {
+            return (Natural::Panicked, attempt);
+        }
         let retryable = if timed_out {
             Natural::TimedOut
         } else {
@@ -258,6 +271,9 @@ fn enqueue(runner: &TaskRunner, spec: &Spec, seen: &Arc<Seen>, shared: &Shared) 
     if let Some(ms) = spec.timeout {
         task = task.timeout(Duration::from_millis(ms));
     }
+    if let Some(ms) = spec.grace {
+        task = task.cancel_grace(Duration::from_millis(ms));
+    }
     runner.enqueue_task(task).expect("enqueue")
 }
 
@@ -289,8 +305,15 @@ fn check_step(
                 .filter(|t| t.handle.as_ref().is_some_and(|h| h.status() == status))
                 .count()
         };
+        // A cancelled task still in its grace holds its slot, though its status says so.
+        let in_grace = tasks
+            .iter()
+            .filter(|t| t.spec.queue == q)
+            .filter_map(|t| t.handle.as_ref())
+            .filter(|h| h.status() == TaskStatus::Cancelled && h.info().finished_at.is_none())
+            .count();
         prop_assert_eq!(stats.pending, count(TaskStatus::Pending));
-        prop_assert_eq!(stats.running, count(TaskStatus::Running));
+        prop_assert_eq!(stats.running, count(TaskStatus::Running) + in_grace);
         prop_assert_eq!(stats.retrying, count(TaskStatus::Retrying));
     }
     for task in tasks {
@@ -549,6 +572,7 @@ fn the_model_predicts_natural_outcomes() {
         timeout,
         bomb: false,
         capture_bomb: false,
+        grace: None,
     };
     assert_eq!(
         natural(&spec(vec![Step::Ok(10)], None, None)),
@@ -573,5 +597,19 @@ fn the_model_predicts_natural_outcomes() {
     assert_eq!(
         natural(&spec(vec![Step::Hang], Some(3), None)),
         (Natural::Hangs, 1)
+    );
+    let graced = |script, grace| Spec {
+        grace: Some(grace),
+        ..spec(script, Some(1), Some(15))
+    };
+    assert_eq!(
+        natural(&graced(vec![Step::Panic(20)], 10)),
+        (Natural::Panicked, 1),
+        "panics within the grace of its timeout"
+    );
+    assert_eq!(
+        natural(&graced(vec![Step::Panic(30)], 10)),
+        (Natural::TimedOut, 2),
+        "dropped at the grace's end before it panics"
     );
 }
