@@ -501,9 +501,10 @@ fn attempt_span(header: &Header, attempt: u32) -> tracing::Span {
 /// The one allocation behind a task.
 pub(crate) struct TaskCell<F, P, T, E> {
     pub(crate) header: Header,
-    /// Dropped when the task ends, so a finished record holds nothing the handler captured.
-    handler: std::sync::Mutex<Option<F>>,
-    retry_if: P,
+    /// The handler and the retry predicate, dropped when the task ends (in `publish`, where
+    /// a panic in their `Drop` is contained), so a finished record holds nothing they
+    /// captured. Together: a predicate is nearly always zero-sized, and then costs nothing.
+    handler: std::sync::Mutex<Option<(F, P)>>,
     slot: std::sync::Mutex<Slot<T, E>>,
 }
 
@@ -524,8 +525,7 @@ impl<F, P, T, E> TaskCell<F, P, T, E> {
     pub(crate) fn new(header: Header, handler: F, retry_if: P) -> Self {
         TaskCell {
             header,
-            handler: std::sync::Mutex::new(Some(handler)),
-            retry_if,
+            handler: std::sync::Mutex::new(Some((handler, retry_if))),
             slot: std::sync::Mutex::new(Slot {
                 staged: None,
                 state: SlotState::Waiting(None),
@@ -574,7 +574,7 @@ where
     async fn call(self: Arc<Self>, attempt: u32) -> Attempt {
         let ctx = TaskContext::new(self.clone(), attempt);
         let future = match lock_std(&self.handler).as_ref() {
-            Some(handler) => handler(ctx),
+            Some((handler, _)) => handler(ctx),
             // Only a finished task has no handler, and a finished task is never run.
             None => return Attempt::Cancelled,
         };
@@ -584,7 +584,9 @@ where
                 Attempt::Ok
             }
             Err(error) => {
-                let retry = self.retry_if.should_retry(&error);
+                let retry = lock_std(&self.handler)
+                    .as_ref()
+                    .is_some_and(|(_, retry_if)| retry_if.should_retry(&error));
                 let message = error.to_string();
                 lock_std(&self.slot).staged = Some(Err(error));
                 Attempt::Err { retry, message }

@@ -486,3 +486,37 @@ fn a_current_thread_runtime_dropped_with_tasks_in_flight_resolves_every_handle()
 fn a_multi_thread_runtime_dropped_with_tasks_in_flight_resolves_every_handle() {
     runtime_dropped_with_tasks_in_flight(true);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_retry_predicate_that_panics_when_dropped_loses_nothing() {
+    quiet_drop_panics();
+    // No finished record kept: the worker may hold a task's last reference.
+    let runner = TaskRunner::builder()
+        .queue("one", QueueConfig::new().concurrency(1))
+        .retain_finished(0)
+        .build()
+        .unwrap();
+    let bomb = Arc::new(PanicOnDrop);
+    let first = runner
+        .enqueue_task(
+            Task::new("first", |_: TaskContext| async {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+                Ok::<_, String>(1)
+            })
+            .queue("one")
+            .retry(RetryPolicy::fixed(Duration::from_millis(1)))
+            .retry_if(move |_: &String| {
+                let _keep = &bomb;
+                true
+            }),
+        )
+        .unwrap();
+    drop(first);
+    let second = runner
+        .enqueue_task(Task::new("second", ok_handler).queue("one"))
+        .unwrap();
+    assert_eq!(resolve(second).await.unwrap(), 7);
+    tokio::time::timeout(Duration::from_secs(10), runner.wait_idle())
+        .await
+        .expect("wait_idle hung");
+}
