@@ -636,9 +636,9 @@ where
         contain("the task's handler panicked as it was dropped", || {
             drop(handler)
         });
-        let staged = lock_std(&self.slot).staged.take();
+        let mut staged = lock_std(&self.slot).staged.take();
         let result = match end {
-            End::Completed | End::Failed => match staged {
+            End::Completed | End::Failed => match staged.take() {
                 Some(Ok(value)) => Ok(value),
                 Some(Err(error)) => Err(TaskError::Failed(error)),
                 None => {
@@ -651,6 +651,10 @@ where
             End::Cancelled => Err(TaskError::Cancelled),
             End::Shutdown => Err(TaskError::Shutdown),
         };
+        // A value the last attempt returned within a cancel grace, not delivered.
+        contain("the task's result panicked as it was dropped", || {
+            drop(staged)
+        });
         // User code (a summary) may run here: no lock is held.
         contain("the task's notification panicked", || self.notify(&result));
         let mut slot = lock_std(&self.slot);

@@ -220,3 +220,39 @@ async fn shutdown_now_gives_running_handlers_their_grace() {
     assert!(cleaned.load(Ordering::SeqCst));
     assert!(matches!(handle.await, Err(TaskError::Shutdown)));
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_value_returned_within_the_grace_that_panics_when_dropped_is_contained() {
+    struct PanicOnDrop;
+    impl Drop for PanicOnDrop {
+        fn drop(&mut self) {
+            panic!("grace value dropped");
+        }
+    }
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if info.payload().downcast_ref::<&str>() != Some(&"grace value dropped") {
+            default_hook(info);
+        }
+    }));
+    let runner = one_slot();
+    let handle = runner
+        .enqueue_task(
+            Task::new("returns", |ctx| async move {
+                ctx.abort_token().cancelled().await;
+                Ok::<_, String>(PanicOnDrop)
+            })
+            .queue("one")
+            .cancel_grace(Duration::from_secs(1)),
+        )
+        .unwrap();
+    let next = runner
+        .enqueue_task(Task::new("next", |_ctx| async { Ok::<_, String>(3) }).queue("one"))
+        .unwrap();
+    settle().await;
+    // Cancelled from here: the value is dropped by whoever ends the task.
+    assert!(handle.cancel());
+    assert!(matches!(handle.await, Err(TaskError::Cancelled)));
+    assert_eq!(next.await.unwrap(), 3);
+    assert_eq!(runner.queue_stats("one").unwrap().running, 0);
+}
