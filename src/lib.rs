@@ -117,7 +117,7 @@
 //! | start | a task enqueued while its queue has a free slot is running when `enqueue_task` returns |
 //! | retry | none unless set; the backoff wait holds no slot; panics are not retried |
 //! | timeout | per attempt, from the attempt's start; a timed-out attempt is retried like an error |
-//! | cancel | a waiting task never runs; a running one's future is dropped and its slot freed at once |
+//! | cancel | a waiting task never runs; a running one's future is dropped and its slot freed at once (or after its [cancel grace](Task::cancel_grace)) |
 //! | panic | fails only its own task ([`TaskError::Panicked`]); the runner keeps working |
 //! | handles | each resolves exactly once, after its terminal status is visible; dropping one does not cancel |
 //! | memory | finished records are evicted oldest-first past a cap (default 10,000) |
