@@ -1,7 +1,7 @@
 //! [`TaskContext`]: what a handler knows about the task it is running.
 
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use tokio_util::sync::CancellationToken;
 
@@ -10,6 +10,23 @@ use crate::TaskId;
 
 /// How far a running task has got, as its handler reported with
 /// [`TaskContext::set_progress`].
+///
+/// ```
+/// use taskrunner::{Progress, Task, TaskRunner};
+///
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let runner = TaskRunner::new();
+/// let handle = runner.enqueue_task(Task::new("pages", |ctx| async move {
+///     ctx.set_progress(40.0, "page 4 of 10");
+///     std::future::pending::<Result<(), String>>().await
+/// }))?;
+/// tokio::task::yield_now().await;
+/// assert_eq!(handle.progress(), Some(Progress { percent: 40.0, message: "page 4 of 10".into() }));
+/// handle.cancel();
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Progress {
     /// From 0 to 100.
@@ -44,11 +61,17 @@ pub struct Progress {
 pub struct TaskContext {
     job: Arc<dyn Job>,
     attempt: u32,
+    /// With a cancel grace, this attempt's own token (see [`Self::abort_token`]).
+    attempt_token: OnceLock<CancellationToken>,
 }
 
 impl TaskContext {
     pub(crate) fn new(job: Arc<dyn Job>, attempt: u32) -> Self {
-        TaskContext { job, attempt }
+        TaskContext {
+            job,
+            attempt,
+            attempt_token: OnceLock::new(),
+        }
     }
 
     /// The model's call id this task answers: the one given with
@@ -89,8 +112,21 @@ impl TaskContext {
     /// `.await` anyway. It is for work the handler hands elsewhere (a spawned task, a child
     /// process) that should stop too. A timeout drops the attempt's future but does not fire
     /// the token, since the task may still be retried.
+    ///
+    /// With a [cancel grace](crate::Task::cancel_grace) it is the token to watch: it fires
+    /// on cancel and on this attempt's timeout, and the handler then has the grace to finish
+    /// on its own. Each attempt then has its own token (a child of the task's), so the next
+    /// attempt after a timeout starts with a fresh one.
     pub fn abort_token(&self) -> &CancellationToken {
-        self.job.header().abort_token()
+        let header = self.job.header();
+        if header.cancel_grace().is_none() {
+            return header.abort_token();
+        }
+        self.attempt_token.get_or_init(|| {
+            header
+                .attempt_token(self.attempt)
+                .unwrap_or_else(|| header.abort_token().clone())
+        })
     }
 
     /// Reports progress: `percent` from 0 to 100 (values outside are clamped, NaN is 0) and

@@ -1,6 +1,5 @@
 //! [`TaskDef`]: a named, reusable task with default options, made into a [`Task`] per call.
 
-use std::borrow::Cow;
 use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
@@ -45,7 +44,7 @@ use crate::{RetryPolicy, Task, TaskContext};
 pub struct TaskDef<H> {
     name: String,
     handler: Arc<H>,
-    queue: Cow<'static, str>,
+    queue: compact_str::CompactString,
     priority: i32,
     retry: Option<RetryPolicy>,
     timeout: Option<Duration>,
@@ -53,20 +52,44 @@ pub struct TaskDef<H> {
 
 impl<H> TaskDef<H> {
     /// A definition named `name` whose handler takes a [`TaskContext`] and an input.
-    pub fn new(name: impl Into<String>, handler: H) -> Self {
+    ///
+    /// The context needs no annotation; the input does (it is the definition's input type):
+    ///
+    /// ```
+    /// use taskrunner::{TaskDef, TaskRunner};
+    ///
+    /// #[derive(Clone)]
+    /// struct Query(String);
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let runner = TaskRunner::new();
+    /// let search = TaskDef::new("s", |ctx, q: Query| async move {
+    ///     Ok::<_, String>(format!("{} for {}", ctx.name(), q.0))
+    /// });
+    /// let answer = runner.enqueue_task(search.with(Query("rust".into())))?.await?;
+    /// assert_eq!(answer, "s for rust");
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn new<I, Fut, T, E>(name: impl Into<String>, handler: H) -> Self
+    where
+        H: Fn(TaskContext, I) -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+    {
         TaskDef {
             name: name.into(),
             handler: Arc::new(handler),
-            queue: Cow::Borrowed(crate::DEFAULT_QUEUE),
+            queue: compact_str::CompactString::const_new(crate::DEFAULT_QUEUE),
             priority: 0,
             retry: None,
             timeout: None,
         }
     }
 
-    /// The default queue (otherwise `main`).
-    pub fn queue(mut self, queue: impl Into<Cow<'static, str>>) -> Self {
-        self.queue = queue.into();
+    /// The default queue (otherwise `main`): any string, borrowed or owned.
+    pub fn queue(mut self, queue: impl AsRef<str>) -> Self {
+        self.queue = compact_str::CompactString::new(queue.as_ref());
         self
     }
 
@@ -134,7 +157,7 @@ impl<H> TaskDef<H> {
         let mut task = Task::new(self.name.clone(), move |ctx: TaskContext| {
             handler(ctx, input.clone())
         })
-        .queue(self.queue.clone())
+        .queue(&self.queue)
         .priority(self.priority);
         if let Some(policy) = &self.retry {
             task = task.retry(policy.clone());

@@ -4,6 +4,15 @@
 ///
 /// Returned by [`TaskRunnerBuilder::build`](crate::TaskRunnerBuilder::build) and
 /// [`TaskRunner::set_concurrency`](crate::TaskRunner::set_concurrency).
+///
+/// ```
+/// use taskrunner::{ConfigError, QueueConfig, TaskRunner};
+///
+/// let err = TaskRunner::builder().queue("", QueueConfig::new()).build().unwrap_err();
+/// assert_eq!(err, ConfigError::EmptyQueueName);
+/// let err = TaskRunner::new().set_concurrency("llm", 2).unwrap_err();
+/// assert!(err.to_string().starts_with("unknown queue `llm`"));
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum ConfigError {
@@ -49,6 +58,21 @@ pub enum ConfigError {
 /// A task was not accepted by [`TaskRunner::enqueue_task`](crate::TaskRunner::enqueue_task).
 ///
 /// The task was not queued and its handler never runs.
+///
+/// ```
+/// use taskrunner::{EnqueueError, Task, TaskRunner};
+///
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let runner = TaskRunner::new();
+/// let task = Task::new("t", |_ctx| async { Ok::<_, String>(()) }).queue("llm");
+/// match runner.enqueue_task(task) {
+///     Err(EnqueueError::UnknownQueue(queue)) => assert_eq!(queue, "llm"),
+///     other => panic!("{other:?}"),
+/// }
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum EnqueueError {
@@ -74,12 +98,43 @@ pub enum EnqueueError {
          (for example under #[tokio::main])"
     )]
     NoRuntime,
+    /// The task has a timeout, a retry policy or a cancel grace, which need tokio's timer,
+    /// and the runtime it was enqueued on was built without it.
+    #[error(
+        "task `{task}` has a timeout, a retry policy or a cancel grace, but the tokio runtime \
+         has timers disabled: build the runtime with `enable_time()` (or `enable_all()`)"
+    )]
+    TimersDisabled {
+        /// The task's name.
+        task: String,
+    },
 }
 
 /// Why a task did not produce a value. The error side of awaiting a
 /// [`TaskHandle`](crate::TaskHandle).
 ///
 /// `E` is the handler's own error type.
+///
+/// ```
+/// use std::time::Duration;
+/// use taskrunner::{Task, TaskError, TaskRunner};
+///
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let runner = TaskRunner::new();
+/// let failed = runner.enqueue_task(Task::new("f", |_ctx| async { Err::<(), _>("HTTP 404") }))?;
+/// assert_eq!(failed.await.unwrap_err().into_failed(), Some("HTTP 404"));
+/// let slow = runner.enqueue_task(
+///     Task::new("s", |_ctx| async {
+///         tokio::time::sleep(Duration::from_secs(5)).await;
+///         Ok::<_, String>(())
+///     })
+///     .timeout(Duration::from_secs(1)),
+/// )?;
+/// assert!(matches!(slow.await, Err(TaskError::TimedOut)));
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, thiserror::Error)]
 pub enum TaskError<E> {
     /// The handler returned an error on its last attempt (retries exhausted, none

@@ -2,7 +2,7 @@
 
 use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime};
 
@@ -13,6 +13,21 @@ use crate::job::Header;
 use crate::{Progress, TaskId};
 
 /// Something that happened to a task, from [`TaskRunner::subscribe`](crate::TaskRunner::subscribe).
+///
+/// ```
+/// use taskrunner::{EventKind, Task, TaskRunner};
+///
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let runner = TaskRunner::new();
+/// let mut events = runner.subscribe();
+/// let handle = runner.enqueue_task(Task::new("hello", |_ctx| async { Ok::<_, String>(()) }).call_id("call_1"))?;
+/// let event = events.recv().await.unwrap()?;
+/// assert_eq!((event.id, event.call_id.as_str(), event.name.as_str()), (handle.id(), "call_1", "hello"));
+/// assert_eq!(event.kind, EventKind::Enqueued);
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct Event {
@@ -41,6 +56,13 @@ pub struct Event {
 /// [`TimedOut`]: EventKind::TimedOut
 /// [`Panicked`]: EventKind::Panicked
 /// [`Cancelled`]: EventKind::Cancelled
+///
+/// ```
+/// use taskrunner::EventKind;
+///
+/// assert!(EventKind::Completed.is_terminal());
+/// assert!(!EventKind::Started { attempt: 1 }.is_terminal());
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub enum EventKind {
@@ -120,6 +142,22 @@ impl EventKind {
 /// A subscriber fell behind and missed this many events: the channel keeps only the most
 /// recent ones (see [`TaskRunnerBuilder::event_capacity`](crate::TaskRunnerBuilder::event_capacity)).
 /// The stream goes on with the oldest event still kept.
+///
+/// ```
+/// use taskrunner::{Lagged, Task, TaskRunner};
+///
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let runner = TaskRunner::builder().event_capacity(2).build()?;
+/// let mut events = runner.subscribe();
+/// for _ in 0..3 {
+///     runner.enqueue_task(Task::new("t", |_ctx| async { Ok::<_, String>(()) }))?.await?;
+/// }
+/// // Nine events went out; this subscriber read none, and the channel kept two.
+/// assert_eq!(events.recv().await.unwrap(), Err(Lagged(7)));
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("the event subscriber fell behind and missed {0} events")]
 pub struct Lagged(pub u64);
@@ -128,7 +166,33 @@ pub struct Lagged(pub u64);
 ///
 /// It yields `Ok(event)` in the order events happened, and `Err(Lagged(n))` where it fell
 /// more than the channel's capacity behind. A slow subscriber never slows the runner. It
-/// sees only events that happen after it subscribed, and ends when the runner is dropped.
+/// sees only events that happen after it subscribed, and ends when the runner (its last
+/// clone) is dropped, after the events sent before.
+///
+/// Read it with [`recv`](Self::recv), which needs no import, or as a
+/// [`Stream`](futures::Stream) with `futures::StreamExt` in scope (`next`, `filter`, ..).
+///
+/// ```
+/// use taskrunner::{EventKind, Task, TaskRunner};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let runner = TaskRunner::new();
+/// let mut events = runner.subscribe();
+/// let _handle = runner.enqueue_task(Task::new("hello", |_ctx| async { Ok::<_, String>(()) }))?;
+/// let mut kinds = Vec::new();
+/// while let Some(event) = events.recv().await {
+///     let event = event?;
+///     let done = event.kind.is_terminal();
+///     kinds.push(event.kind);
+///     if done {
+///         break;
+///     }
+/// }
+/// assert_eq!(kinds, [EventKind::Enqueued, EventKind::Started { attempt: 1 }, EventKind::Completed]);
+/// # Ok(())
+/// # }
+/// ```
 pub struct EventStream {
     inner: Pin<Box<dyn Stream<Item = Result<Event, Lagged>> + Send>>,
     _subscribed: Subscribed,
@@ -166,7 +230,8 @@ impl Drop for Subscribed {
 
 /// The sending side, shared by the runner, its queues and its tasks.
 pub(crate) struct Events {
-    sender: broadcast::Sender<Event>,
+    /// `None` once the runner is dropped: the streams then end, after the events already sent.
+    sender: RwLock<Option<broadcast::Sender<Event>>>,
     /// Subscribers alive. Checked before an event is built, so that a runner nobody listens
     /// to pays one atomic load an event, not a lock and a few strings.
     subscribers: Arc<AtomicUsize>,
@@ -175,23 +240,31 @@ pub(crate) struct Events {
 impl Events {
     pub(crate) fn new(capacity: usize) -> Events {
         Events {
-            sender: broadcast::Sender::new(capacity.max(1)),
+            sender: RwLock::new(Some(broadcast::Sender::new(capacity.max(1)))),
             subscribers: Arc::new(AtomicUsize::new(0)),
         }
     }
 
     pub(crate) fn subscribe(&self) -> EventStream {
         self.subscribers.fetch_add(1, Ordering::Relaxed);
-        let receiver = self.sender.subscribe();
-        let inner = futures::stream::unfold(receiver, |mut receiver| async move {
+        let receiver = self
+            .sender
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .as_ref()
+            .map(broadcast::Sender::subscribe);
+        let inner = futures::stream::unfold(receiver, |receiver| async move {
+            let mut receiver = receiver?;
             match receiver.recv().await {
-                Ok(event) => Some((Ok(event), receiver)),
-                Err(broadcast::error::RecvError::Lagged(n)) => Some((Err(Lagged(n)), receiver)),
+                Ok(event) => Some((Ok(event), Some(receiver))),
+                Err(broadcast::error::RecvError::Lagged(n)) => {
+                    Some((Err(Lagged(n)), Some(receiver)))
+                }
                 Err(broadcast::error::RecvError::Closed) => None,
             }
         });
         EventStream {
-            inner: Box::pin(inner),
+            inner: Box::pin(futures::StreamExt::fuse(inner)),
             _subscribed: Subscribed(Arc::clone(&self.subscribers)),
         }
     }
@@ -220,8 +293,29 @@ impl Events {
                 .and_then(|options| options.schedule.as_deref())
                 .map(str::to_owned),
         };
-        // An error only means every receiver has gone meanwhile.
-        let _ = self.sender.send(event);
+        self.deliver(event);
+    }
+
+    /// Sends `event` unless the runner is gone.
+    fn deliver(&self, event: Event) {
+        let sender = self
+            .sender
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(sender) = sender.as_ref() {
+            // An error only means every receiver has gone meanwhile.
+            let _ = sender.send(event);
+        }
+    }
+
+    /// Ends every stream once it has yielded the events already sent.
+    pub(crate) fn close(&self) {
+        let sender = self
+            .sender
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        drop(sender);
     }
 
     /// Sends a schedule's own event (`Schedule*` kinds), if anyone listens.
@@ -242,7 +336,7 @@ impl Events {
                 kind: kind(),
                 schedule: Some(schedule.to_owned()),
             };
-            let _ = self.sender.send(event);
+            self.deliver(event);
         }
     }
 }

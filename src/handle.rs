@@ -20,6 +20,24 @@ use crate::{TaskError, TaskId, TaskInfo, TaskStatus};
 /// Dropping a handle does **not** cancel its task: the task runs on, and its result is
 /// dropped. Call [`cancel`](Self::cancel) to stop it.
 ///
+/// # Deadlock: awaiting a task of your own queue from a handler
+///
+/// A handler holds a slot of its queue while it runs. If it enqueues a task into **its own
+/// queue** and awaits that task's handle, the new task needs a free slot of that queue: when
+/// every slot is held by handlers waiting like this one (with concurrency 1, at once), none
+/// ever frees and they wait forever. The same holds across two queues that wait on each
+/// other. Ways out:
+///
+/// - enqueue the sub-task into **another queue** (one for sub-tasks), whose slots are not
+///   held by the waiting parents;
+/// - or don't await it: return, and let the sub-task report through a
+///   [notification](crate::Task::notify), an [event](crate::TaskRunner::subscribe) or a
+///   callback;
+/// - or await it with a timeout (`tokio::time::timeout`), and cancel it on expiry.
+///
+/// In debug builds, a handler polling the handle of a task that waits in the handler's own
+/// full queue logs a `tracing` warning (once a handle) naming the queue.
+///
 /// ```
 /// use taskrunner::{Task, TaskContext, TaskError, TaskRunner, TaskStatus};
 ///
@@ -41,6 +59,8 @@ pub struct TaskHandle<T: 'static, E: 'static> {
     shared: Arc<Shared>,
     /// The result was taken: dropping the handle has nothing to tell the task.
     resolved: bool,
+    /// The own-queue deadlock warning was logged (debug builds).
+    warned: bool,
 }
 
 impl<T: 'static, E: 'static> TaskHandle<T, E> {
@@ -49,6 +69,7 @@ impl<T: 'static, E: 'static> TaskHandle<T, E> {
             cell,
             shared,
             resolved: false,
+            warned: false,
         }
     }
 
@@ -79,7 +100,29 @@ impl<T: 'static, E: 'static> TaskHandle<T, E> {
 
     /// Cancels the task: if waiting, it never runs; if running, its abort token fires and its
     /// future is dropped; if waiting out a retry delay, it stops. The handle then resolves
-    /// [`TaskError::Cancelled`]. Returns `false` if the task had already finished.
+    /// [`TaskError::Cancelled`]. Returns `false` if the task had already finished (or was
+    /// already cancelled).
+    ///
+    /// Its [`status`](Self::status) is [`Cancelled`](TaskStatus::Cancelled) as soon as this
+    /// returns `true`, a running task's too, though its handler's future is dropped (and
+    /// its slot freed) when its worker next gets to it: at once, on its next poll.
+    ///
+    /// ```
+    /// use taskrunner::{Task, TaskError, TaskRunner, TaskStatus};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let runner = TaskRunner::new();
+    /// let search = runner.enqueue_task(Task::new("search", |_ctx| async {
+    ///     std::future::pending::<Result<(), String>>().await // the user gave up on it
+    /// }))?;
+    /// assert!(search.cancel());
+    /// assert_eq!(search.status(), TaskStatus::Cancelled);
+    /// assert!(!search.cancel(), "nothing left to cancel");
+    /// assert!(matches!(search.await, Err(TaskError::Cancelled)));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn cancel(&self) -> bool {
         self.shared.cancel(&*self.cell, Cause::User)
     }
@@ -91,6 +134,9 @@ impl<T: 'static, E: 'static> Future for TaskHandle<T, E> {
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let result = self.cell.poll_result(cx);
         self.resolved |= result.is_ready();
+        if cfg!(debug_assertions) && result.is_pending() && !self.warned {
+            self.warned = own_queue::check(self.cell.header());
+        }
         result
     }
 }
@@ -111,5 +157,62 @@ impl<T: 'static, E: 'static> fmt::Debug for TaskHandle<T, E> {
             .field("name", &header.name)
             .field("status", &header.phase().status())
             .finish()
+    }
+}
+
+/// The debug-build check for the own-queue deadlock (see [`TaskHandle`]): which queue the
+/// handler running on this thread belongs to, set around each poll of an attempt.
+#[cfg_attr(not(debug_assertions), allow(dead_code))]
+pub(crate) mod own_queue {
+    use std::cell::Cell;
+
+    use crate::job::Header;
+    use crate::queue::Queue;
+    use crate::status::Phase;
+
+    thread_local! {
+        /// The address of the queue whose handler is being polled here, or 0.
+        static CURRENT: Cell<usize> = const { Cell::new(0) };
+    }
+
+    /// Marks this thread as polling a handler of `queue` until dropped.
+    pub(crate) struct Polling(usize);
+
+    pub(crate) fn enter(queue: &Queue) -> Polling {
+        Polling(CURRENT.replace(std::ptr::from_ref(queue) as usize))
+    }
+
+    impl Drop for Polling {
+        fn drop(&mut self) {
+            CURRENT.set(self.0);
+        }
+    }
+
+    /// Whether a handler polling the handle of `awaited` risks the own-queue deadlock;
+    /// logs a warning if so.
+    pub(crate) fn check(awaited: &Header) -> bool {
+        let current = CURRENT.get();
+        if current == 0 || current != std::ptr::from_ref(&*awaited.queue) as usize {
+            return false;
+        }
+        if awaited.phase() != Phase::Queued {
+            return false;
+        }
+        let stats = awaited.queue.stats();
+        if stats.running < stats.limit {
+            return false;
+        }
+        tracing::warn!(
+            queue = awaited.queue.name(),
+            task = %awaited.id,
+            "a handler of queue `{}` awaits task {} waiting in the same queue, which is full \
+             ({} of {} slots held): if the running handlers all wait like this, none frees its \
+             slot and they deadlock; enqueue the sub-task into another queue, or do not await it",
+            awaited.queue.name(),
+            awaited.id,
+            stats.running,
+            stats.limit,
+        );
+        true
     }
 }

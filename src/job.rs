@@ -123,6 +123,8 @@ struct Record {
     phase: Phase,
     cause: Cause,
     started_at: Stamp,
+    /// When the running (or last) attempt started, for its run time.
+    attempt_started: Stamp,
     finished_at: Stamp,
     error: Option<Box<str>>,
     /// Boxed: most tasks never report progress.
@@ -140,7 +142,7 @@ const PROGRESS_EVENT_EVERY: Duration = Duration::from_millis(100);
 
 /// A wall-clock time as nanoseconds since the Unix epoch; 0 means none. Half the size of an
 /// `Option<SystemTime>`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) struct Stamp(u64);
 
 impl Stamp {
@@ -160,6 +162,11 @@ impl Stamp {
 
     fn get(self) -> Option<SystemTime> {
         (self != Stamp::NONE).then(|| SystemTime::UNIX_EPOCH + Duration::from_nanos(self.0))
+    }
+
+    /// The time from `earlier` to this, zero if the wall clock went back.
+    pub(crate) fn since(self, earlier: Stamp) -> Duration {
+        Duration::from_nanos(self.0.saturating_sub(earlier.0))
     }
 }
 
@@ -205,6 +212,7 @@ impl Header {
                 phase: Phase::New,
                 cause: Cause::User,
                 started_at: Stamp::NONE,
+                attempt_started: Stamp::NONE,
                 finished_at: Stamp::NONE,
                 error: None,
                 progress: None,
@@ -241,6 +249,27 @@ impl Header {
         matches!(self.phase(), Phase::Cancelling | Phase::Cancelled)
     }
 
+    /// How long a cancelled or timed-out attempt may go on after its token fired, if at all.
+    pub(crate) fn cancel_grace(&self) -> Option<Duration> {
+        self.options.as_ref()?.cancel_grace.filter(|g| !g.is_zero())
+    }
+
+    /// With a cancel grace, the abort token of attempt `attempt`: a child of the task's
+    /// token, made on first use (by the handler or by the attempt's timeout).
+    pub(crate) fn attempt_token(&self, attempt: u32) -> Option<CancellationToken> {
+        self.cancel_grace()?;
+        let options = self.options.as_ref()?;
+        let mut slot = lock_std(&options.attempt_token);
+        match &*slot {
+            Some((a, token)) if *a == attempt => Some(token.clone()),
+            _ => {
+                let token = self.abort_token().child_token();
+                *slot = Some((attempt, token.clone()));
+                Some(token)
+            }
+        }
+    }
+
     fn set_phase(&self, record: &mut Record, phase: Phase) {
         record.phase = phase;
         self.phase.store(phase as u8, Ordering::SeqCst);
@@ -274,11 +303,13 @@ impl Header {
         } else {
             percent.clamp(0.0, 100.0)
         };
+        // Emitted under the record lock: the terminal event goes out only after the phase
+        // left `Running` under this lock, so no progress event can follow it.
+        let mut record = lock(&self.record);
+        if !matches!(record.phase, Phase::Running | Phase::Cancelling) {
+            return;
+        }
         let event = {
-            let mut record = lock(&self.record);
-            if !matches!(record.phase, Phase::Running | Phase::Cancelling) {
-                return;
-            }
             let state = record.progress.get_or_insert_with(|| {
                 Box::new(ProgressState {
                     progress: Progress::default(),
@@ -301,6 +332,7 @@ impl Header {
                 .events
                 .emit(self, || EventKind::Progress(progress));
         }
+        drop(record);
     }
 
     pub(crate) fn retry(&self) -> Option<&RetryPolicy> {
@@ -340,7 +372,11 @@ impl Header {
     fn mark_running(&self, record: &mut Record, now: Stamp) {
         if record.started_at == Stamp::NONE {
             record.started_at = now;
+            let wait = now.since(self.created_at);
+            self.queue.timings.wait.record(wait);
+            crate::metrics::waited(&self.queue, wait);
         }
+        record.attempt_started = now;
         self.set_phase(record, Phase::Running);
     }
 
@@ -392,6 +428,11 @@ impl Header {
         // worker's tokio task.
         drop(self.waker.take());
         let mut record = lock(&self.record);
+        if record.attempt_started != Stamp::NONE {
+            let run = now.since(record.attempt_started);
+            self.queue.timings.run.record(run);
+            crate::metrics::ran(&self.queue, run);
+        }
         if record.phase == Phase::Cancelling {
             self.finish(&mut record, Phase::Cancelled, None, now);
         } else if to == Phase::Retrying {
@@ -460,9 +501,10 @@ fn attempt_span(header: &Header, attempt: u32) -> tracing::Span {
 /// The one allocation behind a task.
 pub(crate) struct TaskCell<F, P, T, E> {
     pub(crate) header: Header,
-    /// Dropped when the task ends, so a finished record holds nothing the handler captured.
-    handler: std::sync::Mutex<Option<F>>,
-    retry_if: P,
+    /// The handler and the retry predicate, dropped when the task ends (in `publish`, where
+    /// a panic in their `Drop` is contained), so a finished record holds nothing they
+    /// captured. Together: a predicate is nearly always zero-sized, and then costs nothing.
+    handler: std::sync::Mutex<Option<(F, P)>>,
     slot: std::sync::Mutex<Slot<T, E>>,
 }
 
@@ -483,8 +525,7 @@ impl<F, P, T, E> TaskCell<F, P, T, E> {
     pub(crate) fn new(header: Header, handler: F, retry_if: P) -> Self {
         TaskCell {
             header,
-            handler: std::sync::Mutex::new(Some(handler)),
-            retry_if,
+            handler: std::sync::Mutex::new(Some((handler, retry_if))),
             slot: std::sync::Mutex::new(Slot {
                 staged: None,
                 state: SlotState::Waiting(None),
@@ -533,7 +574,7 @@ where
     async fn call(self: Arc<Self>, attempt: u32) -> Attempt {
         let ctx = TaskContext::new(self.clone(), attempt);
         let future = match lock_std(&self.handler).as_ref() {
-            Some(handler) => handler(ctx),
+            Some((handler, _)) => handler(ctx),
             // Only a finished task has no handler, and a finished task is never run.
             None => return Attempt::Cancelled,
         };
@@ -543,7 +584,9 @@ where
                 Attempt::Ok
             }
             Err(error) => {
-                let retry = self.retry_if.should_retry(&error);
+                let retry = lock_std(&self.handler)
+                    .as_ref()
+                    .is_some_and(|(_, retry_if)| retry_if.should_retry(&error));
                 let message = error.to_string();
                 lock_std(&self.slot).staged = Some(Err(error));
                 Attempt::Err { retry, message }
@@ -567,8 +610,13 @@ where
     fn run(self: Arc<Self>, attempt: u32) -> BoxFuture<'static, Attempt> {
         let span = attempt_span(&self.header, attempt);
         let race = Race {
-            call: self.clone().call(attempt),
-            deadline: self.header.timeout().map(tokio::time::sleep),
+            call: Some(self.clone().call(attempt)),
+            timeout: self.header.timeout(),
+            deadline: None,
+            attempt,
+            grace: self.header.cancel_grace(),
+            grace_timer: None,
+            ending: None,
             job: self,
         };
         Box::pin(
@@ -582,12 +630,15 @@ where
     }
 
     fn publish(&self, end: End) {
-        // The handler and its captures go now, outside any lock.
+        // The handler and its captures go now, outside any lock; a panic in their `Drop` is
+        // contained, so that the handle still resolves and the worker goes on.
         let handler = lock_std(&self.handler).take();
-        drop(handler);
-        let staged = lock_std(&self.slot).staged.take();
+        contain("the task's handler panicked as it was dropped", || {
+            drop(handler)
+        });
+        let mut staged = lock_std(&self.slot).staged.take();
         let result = match end {
-            End::Completed | End::Failed => match staged {
+            End::Completed | End::Failed => match staged.take() {
                 Some(Ok(value)) => Ok(value),
                 Some(Err(error)) => Err(TaskError::Failed(error)),
                 None => {
@@ -600,8 +651,12 @@ where
             End::Cancelled => Err(TaskError::Cancelled),
             End::Shutdown => Err(TaskError::Shutdown),
         };
+        // A value the last attempt returned within a cancel grace, not delivered.
+        contain("the task's result panicked as it was dropped", || {
+            drop(staged)
+        });
         // User code (a summary) may run here: no lock is held.
-        self.notify(&result);
+        contain("the task's notification panicked", || self.notify(&result));
         let mut slot = lock_std(&self.slot);
         let waker = match &mut slot.state {
             SlotState::Waiting(waker) => {
@@ -612,7 +667,9 @@ where
             // Nobody will read it; drop it (after unlocking).
             SlotState::Detached => {
                 drop(slot);
-                drop(result);
+                contain("the task's result panicked as it was dropped", || {
+                    drop(result)
+                });
                 return;
             }
             SlotState::Ready(_) | SlotState::Taken => {
@@ -664,12 +721,23 @@ where
 }
 
 pin_project_lite::pin_project! {
-    /// One attempt's future raced against the task's cancel and its timeout.
+    /// One attempt's future raced against the task's cancel and its timeout. The attempt's
+    /// future is dropped in place when the race ends, inside the `catch_unwind` that wraps
+    /// the race, so a handler whose future panics as it is dropped cannot take the worker
+    /// down; the timer is made on the first poll, inside it too.
     struct Race<C, J> {
         #[pin]
-        call: C,
+        call: Option<C>,
+        timeout: Option<Duration>,
         #[pin]
         deadline: Option<Sleep>,
+        attempt: u32,
+        // The task's cancel grace: how long the attempt may go on once its token fired.
+        grace: Option<Duration>,
+        #[pin]
+        grace_timer: Option<Sleep>,
+        // How the attempt ends, once a cancel or timeout came during a grace.
+        ending: Option<Attempt>,
         job: Arc<J>,
     }
 }
@@ -682,21 +750,81 @@ where
     type Output = Attempt;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Attempt> {
-        let this = self.project();
+        let mut this = self.project();
         let header = this.job.header();
+        #[cfg(debug_assertions)]
+        let _polling = crate::handle::own_queue::enter(&header.queue);
         header.waker.register(cx.waker());
-        if header.cancel_requested() {
+        if this.ending.is_none() && header.cancel_requested() {
+            // The cancel fired the task's token already.
+            match *this.grace {
+                None => {
+                    drop_attempt(this.call);
+                    return Poll::Ready(Attempt::Cancelled);
+                }
+                Some(grace) => {
+                    *this.ending = Some(Attempt::Cancelled);
+                    this.grace_timer.set(Some(tokio::time::sleep(grace)));
+                }
+            }
+        }
+        if let Some(timeout) = this.timeout.take() {
+            this.deadline.set(Some(tokio::time::sleep(timeout)));
+        }
+        let Some(call) = this.call.as_mut().as_pin_mut() else {
             return Poll::Ready(Attempt::Cancelled);
+        };
+        if let Poll::Ready(attempt) = call.poll(cx) {
+            this.call.set(None);
+            // Within a grace, the handler stopped on its own: it ends as it was told to.
+            return Poll::Ready(this.ending.take().unwrap_or(attempt));
         }
-        if let Poll::Ready(attempt) = this.call.poll(cx) {
-            return Poll::Ready(attempt);
+        if this.ending.is_none() {
+            if let Some(deadline) = this.deadline.as_mut().as_pin_mut() {
+                if deadline.poll(cx).is_ready() {
+                    match *this.grace {
+                        None => {
+                            drop_attempt(this.call);
+                            return Poll::Ready(Attempt::TimedOut);
+                        }
+                        Some(grace) => {
+                            *this.ending = Some(Attempt::TimedOut);
+                            if let Some(token) = header.attempt_token(*this.attempt) {
+                                token.cancel();
+                            }
+                            this.grace_timer.set(Some(tokio::time::sleep(grace)));
+                            // Let the handler see its token before the grace is counted.
+                            cx.waker().wake_by_ref();
+                            return Poll::Pending;
+                        }
+                    }
+                }
+            }
         }
-        if let Some(deadline) = this.deadline.as_pin_mut() {
-            if deadline.poll(cx).is_ready() {
-                return Poll::Ready(Attempt::TimedOut);
+        if let Some(timer) = this.grace_timer.as_pin_mut() {
+            if timer.poll(cx).is_ready() {
+                drop_attempt(this.call);
+                return Poll::Ready(this.ending.take().unwrap_or(Attempt::Cancelled));
             }
         }
         Poll::Pending
+    }
+}
+
+/// Drops a cancelled or timed-out attempt's future. A panic in its `Drop` is logged, not
+/// propagated: the attempt ends as cancelled or timed out all the same.
+fn drop_attempt<C>(call: Pin<&mut Option<C>>) {
+    let mut call = call;
+    contain("a task's future panicked as it was dropped", || {
+        call.set(None)
+    });
+}
+
+/// Runs `f` (user code, or a drop of something user code made), logging a panic instead of
+/// propagating it.
+pub(crate) fn contain(what: &str, f: impl FnOnce()) {
+    if let Err(panic) = std::panic::catch_unwind(AssertUnwindSafe(f)) {
+        tracing::warn!(panic = %panic_message(panic), "{what}");
     }
 }
 

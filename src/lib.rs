@@ -31,6 +31,10 @@
 //! - [`TaskDef`]: a reusable task definition with default options.
 //! - `ShellTask` (feature `process`, on by default, Unix): a shell command whose whole
 //!   process group dies with its task.
+//! - [`QueueStats`]: each queue's counts, the age of its oldest waiting task, and recent
+//!   wait and run-time percentiles; with feature `metrics`, per-queue counters, gauges and
+//!   histograms through the [`metrics`](https://docs.rs/metrics) facade (names in the
+//!   README's table and on [`TaskRunner::queue_stats`]).
 //!
 //! # Recurring work
 //!
@@ -124,11 +128,13 @@
 //! | start | a task enqueued while its queue has a free slot is running when `enqueue_task` returns |
 //! | retry | none unless set; the backoff wait holds no slot; panics are not retried |
 //! | timeout | per attempt, from the attempt's start; a timed-out attempt is retried like an error |
-//! | cancel | a waiting task never runs; a running one's future is dropped and its slot freed at once |
+//! | cancel | a waiting task never runs; a running one's future is dropped and its slot freed at once (or after its [cancel grace](Task::cancel_grace)) |
 //! | panic | fails only its own task ([`TaskError::Panicked`]); the runner keeps working |
 //! | handles | each resolves exactly once, after its terminal status is visible; dropping one does not cancel |
 //! | memory | finished records are evicted oldest-first past a cap (default 10,000) |
 //! | shutdown | [`shutdown`](TaskRunner::shutdown) finishes everything; [`shutdown_now`](TaskRunner::shutdown_now) cancels everything |
+//! | runtime goes away | tasks in flight on it end [`TaskError::Shutdown`]; every handle resolves; the runner works from a new runtime |
+//! | events | one terminal event a task, nothing after it; a stream ends when the last runner clone is dropped |
 //! | schedules | fixed rate without drift; each cron occurrence once, across DST changes; missed fires coalesced; shutdown stops them first |
 //!
 //! The path of one task through the code is in `docs/architecture.md`.
@@ -149,11 +155,13 @@ mod error;
 mod events;
 mod handle;
 mod job;
+mod metrics;
 mod notify;
 mod queue;
 mod registry;
 mod retry;
 mod runner;
+mod runtime;
 mod schedule;
 #[cfg(all(feature = "process", unix))]
 #[cfg_attr(docsrs, doc(cfg(all(feature = "process", unix))))]
@@ -178,7 +186,7 @@ pub use error::{ConfigError, EnqueueError, TaskError};
 pub use events::{Event, EventKind, EventStream, Lagged};
 pub use handle::TaskHandle;
 pub use notify::Notification;
-pub use queue::{QueueConfig, QueueStats};
+pub use queue::{Percentiles, QueueConfig, QueueStats};
 pub use registry::TaskInfo;
 pub use retry::RetryPolicy;
 pub use runner::{
@@ -196,7 +204,7 @@ pub use step::StepError;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 #[cfg_attr(docsrs, doc(cfg(any(feature = "sqlite", feature = "postgres"))))]
 pub use store::{RunFilter, RunId, RunInfo, RunOptions, RunStatus, StoreError};
-pub use task::{RetryAny, RetryPredicate, Task, TaskId};
+pub use task::{BoxHandler, BoxRetryPredicate, BoxTask, RetryAny, RetryPredicate, Task, TaskId};
 
 /// The README's examples, compiled and run as doc tests so they stay true.
 #[cfg(doctest)]

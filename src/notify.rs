@@ -15,6 +15,27 @@ use crate::{TaskId, TaskStatus};
 /// [`Task::notify`](crate::Task::notify) (or [`Task::notify_with`](crate::Task::notify_with)),
 /// or if the runner was built with
 /// [`notify_all`](crate::TaskRunnerBuilder::notify_all).
+///
+/// ```
+/// use taskrunner::{Task, TaskRunner, TaskStatus};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let runner = TaskRunner::builder().summary_len(10).build()?;
+/// let handle = runner.enqueue_task(
+///     Task::new("grep", |_ctx| async { Ok::<_, String>("a very long match".to_owned()) })
+///         .call_id("call_3")
+///         .notify_with(|out: &String| out.clone()),
+/// )?;
+/// let id = handle.id();
+/// handle.await?;
+/// let note = runner.drain_notifications().remove(0);
+/// assert_eq!((note.id, note.call_id.as_str(), note.status), (id, "call_3", TaskStatus::Completed));
+/// assert_eq!((note.summary.as_str(), note.truncated), ("a very lo…", true));
+/// assert_eq!(runner.full_result(id).as_deref(), Some("a very long match"));
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Notification {
@@ -142,11 +163,22 @@ impl Inbox {
     }
 }
 
-/// `text` cut to `max` characters, on a character boundary, with an ellipsis if cut.
+/// `text` cut to at most `max` characters, the ellipsis that marks a cut included, on a
+/// character boundary.
 pub(crate) fn truncate(text: &str, max: usize) -> (String, bool) {
-    match text.char_indices().nth(max) {
-        Some((end, _)) => (format!("{}…", &text[..end]), true),
-        None => (text.to_owned(), false),
+    if text.char_indices().nth(max).is_none() {
+        return (text.to_owned(), false);
+    }
+    match max.checked_sub(1) {
+        // Keep `max - 1` characters and the ellipsis.
+        Some(keep) => {
+            let end = text
+                .char_indices()
+                .nth(keep)
+                .map_or(text.len(), |(end, _)| end);
+            (format!("{}…", &text[..end]), true)
+        }
+        None => (String::new(), true),
     }
 }
 
@@ -158,8 +190,14 @@ mod tests {
     fn truncation_respects_characters() {
         assert_eq!(truncate("hello", 10), ("hello".to_owned(), false));
         assert_eq!(truncate("hello", 5), ("hello".to_owned(), false));
-        assert_eq!(truncate("hello world", 5), ("hello…".to_owned(), true));
-        assert_eq!(truncate("héllo wörld", 4), ("héll…".to_owned(), true));
-        assert_eq!(truncate("anything", 0), ("…".to_owned(), true));
+        assert_eq!(truncate("hello world", 5), ("hell…".to_owned(), true));
+        assert_eq!(truncate("héllo wörld", 4), ("hél…".to_owned(), true));
+        assert_eq!(truncate("anything", 1), ("…".to_owned(), true));
+        assert_eq!(truncate("anything", 0), (String::new(), true));
+        assert_eq!(truncate("", 0), (String::new(), false));
+        for max in 0..12 {
+            let (cut, _) = truncate("héllo wörld, and more", max);
+            assert!(cut.chars().count() <= max, "{cut:?} is over {max}");
+        }
     }
 }

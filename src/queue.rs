@@ -6,6 +6,7 @@
 //! (spawning a worker) is the caller's job, outside the lock.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::job::{CancelFrom, Cause, Header, Job, Stamp};
 use crate::runner::Hub;
@@ -13,6 +14,8 @@ use crate::status::Phase;
 use crate::sync::{lock, Mutex};
 
 use order::{Order, Prioritized};
+pub use timing::Percentiles;
+use timing::Timings;
 
 /// The settings of one queue, for [`TaskRunnerBuilder::queue`](crate::TaskRunnerBuilder::queue).
 ///
@@ -82,6 +85,15 @@ impl Default for QueueConfig {
 }
 
 /// A snapshot of one queue's load, from [`TaskRunner::queue_stats`](crate::TaskRunner::queue_stats).
+///
+/// ```
+/// use taskrunner::TaskRunner;
+///
+/// # fn main() {
+/// let stats = TaskRunner::new().queue_stats("main").unwrap();
+/// assert_eq!((stats.pending, stats.running, stats.retrying, stats.limit), (0, 0, 0, 3));
+/// # }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct QueueStats {
@@ -93,6 +105,14 @@ pub struct QueueStats {
     pub retrying: usize,
     /// The concurrency limit.
     pub limit: usize,
+    /// How long ago the oldest task now waiting for a slot was enqueued (`None` when none
+    /// waits). A task waiting again after a retry counts from its first enqueue.
+    pub oldest_pending_age: Option<Duration>,
+    /// Recent wait times, from enqueue to first start, of the last 256 tasks that started
+    /// (`None` before the first).
+    pub wait_time: Option<Percentiles>,
+    /// Recent run times of the last 256 attempts that ended (`None` before the first).
+    pub run_time: Option<Percentiles>,
 }
 
 // ===== Queue =====
@@ -101,6 +121,8 @@ pub(crate) struct Queue {
     name: Box<str>,
     state: Mutex<State>,
     hub: Arc<Hub>,
+    /// Recent wait and run times, recorded by the tasks' state machine.
+    pub(crate) timings: Timings,
 }
 
 struct State {
@@ -153,6 +175,7 @@ impl Queue {
         Queue {
             name: name.into(),
             hub,
+            timings: Timings::default(),
             state: Mutex::new(State {
                 waiting: Order::new(),
                 running: 0,
@@ -262,14 +285,42 @@ impl Queue {
         started
     }
 
-    pub(crate) fn stats(&self) -> QueueStats {
+    /// Pending, running and retrying, for the metrics gauges.
+    #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
+    pub(crate) fn counts(&self) -> (usize, usize, usize) {
         let state = lock(&self.state);
-        QueueStats {
+        (
+            state.waiting.len() - state.tombstones,
+            state.running,
+            state.retrying,
+        )
+    }
+
+    pub(crate) fn stats(&self) -> QueueStats {
+        let now = Stamp::now();
+        let state = lock(&self.state);
+        // Within a level the first out is the first in, so the oldest waiting task is the
+        // oldest of the levels' fronts (a cancelled front is skipped: close enough).
+        let oldest = state
+            .waiting
+            .level_fronts()
+            .map(|entry| entry.job.header())
+            .filter(|header| header.phase() == Phase::Queued)
+            .map(Header::created_at)
+            .min();
+        let mut stats = QueueStats {
             pending: state.waiting.len() - state.tombstones,
             running: state.running,
             retrying: state.retrying,
             limit: state.limit,
-        }
+            oldest_pending_age: oldest.map(|created| now.since(created)),
+            wait_time: None,
+            run_time: None,
+        };
+        drop(state);
+        stats.wait_time = self.timings.wait.percentiles();
+        stats.run_time = self.timings.run.percentiles();
+        stats
     }
 }
 
@@ -298,6 +349,7 @@ impl State {
 
 mod heap;
 mod order;
+mod timing;
 
 #[cfg(test)]
 mod test_job;

@@ -13,6 +13,31 @@ use crate::{Progress, TaskId, TaskStatus};
 /// A snapshot of one task's status, from [`TaskRunner::get_status`](crate::TaskRunner::get_status),
 /// [`TaskRunner::list_tasks`](crate::TaskRunner::list_tasks) or
 /// [`TaskHandle::info`](crate::TaskHandle::info).
+///
+/// ```
+/// use std::time::Duration;
+/// use taskrunner::{RetryPolicy, Task, TaskRunner, TaskStatus};
+///
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let runner = TaskRunner::new();
+/// let handle = runner.enqueue_task(
+///     Task::new("fetch", |ctx| async move {
+///         if ctx.attempt() == 1 { Err("HTTP 503".to_owned()) } else { Ok(()) }
+///     })
+///     .call_id("call_9")
+///     .retry(RetryPolicy::fixed(Duration::from_millis(100))),
+/// )?;
+/// let id = handle.id();
+/// handle.await?;
+/// let info = runner.get_status(id).unwrap();
+/// assert_eq!((info.name.as_str(), info.call_id.as_str(), info.queue.as_str()), ("fetch", "call_9", "main"));
+/// assert_eq!((info.status, info.attempts), (TaskStatus::Completed, 2));
+/// assert!(info.started_at.unwrap() <= info.finished_at.unwrap());
+/// assert_eq!(info.error, None, "a success clears the last attempt's error");
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct TaskInfo {

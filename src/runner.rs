@@ -5,10 +5,9 @@ use std::fmt;
 use std::future::Future;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::atomic::{fence, AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::task::Poll;
 
-use tokio::runtime::Handle;
 use tokio::sync::Notify;
 
 use crate::events::{EventKind, EventStream, Events};
@@ -16,6 +15,8 @@ use crate::job::{CancelFrom, Cause, End, Header, Job, TaskCell};
 use crate::notify::{Inbox, Notification};
 use crate::queue::Queue;
 use crate::registry::Registry;
+use crate::runtime::{timers_enabled, Fallback};
+use crate::status::Phase;
 use crate::sync::lock_std;
 use crate::task::RetryPredicate;
 use crate::{
@@ -35,7 +36,7 @@ pub const DEFAULT_EVENT_CAPACITY: usize = 1024;
 /// How many undrained notifications the inbox keeps by default.
 pub const DEFAULT_NOTIFICATION_CAPACITY: usize = 1000;
 
-/// How many characters of a result a notification's summary keeps by default.
+/// The most characters a notification's summary has by default, the `…` of a cut included.
 pub const DEFAULT_SUMMARY_LEN: usize = 200;
 
 /// Runs tasks in named queues, each with its own concurrency limit and priority order.
@@ -43,6 +44,36 @@ pub const DEFAULT_SUMMARY_LEN: usize = 200;
 /// A `TaskRunner` is a cheap handle: clone it freely and share it between tasks and threads;
 /// every clone drives the same queues. It needs a tokio runtime (the multi-thread or the
 /// current-thread one, with time enabled if tasks use timeouts or retries).
+///
+/// # When the runtime goes away
+///
+/// Like a `JoinHandle`, which resolves with an error when its runtime shuts down, every
+/// [`TaskHandle`] resolves when the runtime its task was running on shuts down: the tasks
+/// running there, waiting for a slot their workers held, or waiting out a retry delay there
+/// end [`TaskError::Shutdown`](crate::TaskError::Shutdown) (their futures are dropped first).
+/// The runner itself stays usable: used from a new runtime, it runs new tasks there.
+///
+/// ```
+/// use futures::FutureExt;
+/// use taskrunner::{Task, TaskContext, TaskError, TaskRunner};
+///
+/// let runner = TaskRunner::new();
+/// let rt = tokio::runtime::Runtime::new().unwrap();
+/// let handle = rt.block_on(async {
+///     runner.enqueue_task(Task::new("forever", |_: TaskContext| async {
+///         std::future::pending::<Result<(), String>>().await
+///     }))
+/// }).unwrap();
+/// drop(rt);
+/// assert!(matches!(handle.now_or_never(), Some(Err(TaskError::Shutdown))));
+///
+/// let rt = tokio::runtime::Runtime::new().unwrap();
+/// let again = rt.block_on(async {
+///     let task = Task::new("again", |_: TaskContext| async { Ok::<_, String>(1) });
+///     runner.enqueue_task(task).unwrap().await
+/// });
+/// assert_eq!(again.unwrap(), 1);
+/// ```
 ///
 /// # When to use it
 ///
@@ -81,9 +112,46 @@ pub const DEFAULT_SUMMARY_LEN: usize = 200;
 #[derive(Clone)]
 pub struct TaskRunner {
     pub(crate) shared: Arc<Shared>,
+    /// Shared by every clone of this runner and nothing else: when the last clone goes,
+    /// event streams end, though handles and running tasks may keep `shared` alive. `None`
+    /// in the runner handles the crate makes for itself ([`TaskRunner::from_shared`]).
+    _owner: Option<Arc<Owner>>,
+}
+
+/// Ends the runner's event streams when the last clone of the runner is dropped.
+struct Owner(Arc<Shared>);
+
+impl Drop for Owner {
+    fn drop(&mut self) {
+        self.0.hub.events.close();
+    }
 }
 
 /// Builds a [`TaskRunner`] with custom queues. From [`TaskRunner::builder`].
+///
+/// Every setting has a default: queue `main` with concurrency 3, 10,000 finished records
+/// kept, 1024 events of slack per subscriber, 1000 undrained notifications, summaries of
+/// 200 characters, no notification unless a task asks, no cancel grace.
+///
+/// ```
+/// use std::time::Duration;
+/// use taskrunner::{ConfigError, QueueConfig, TaskRunner};
+///
+/// # fn main() -> Result<(), ConfigError> {
+/// let runner = TaskRunner::builder()
+///     .queue("llm", QueueConfig::new().concurrency(1))
+///     .queue("tools", QueueConfig::new().concurrency(8))
+///     .retain_finished(1_000)
+///     .notify_all(true)
+///     .cancel_grace(Duration::from_secs(2))
+///     .build()?;
+/// assert_eq!(runner.queue_names(), ["llm", "main", "tools"]);
+///
+/// let bad = TaskRunner::builder().queue("llm", QueueConfig::new().concurrency(0)).build();
+/// assert_eq!(bad.unwrap_err(), ConfigError::ZeroConcurrency { queue: "llm".into() });
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone)]
 #[must_use = "call .build() to get a TaskRunner"]
 pub struct TaskRunnerBuilder {
@@ -96,6 +164,7 @@ pub struct TaskRunnerBuilder {
     /// The durable store and the definitions this process runs from it.
     #[cfg(any(feature = "sqlite", feature = "postgres"))]
     pub(crate) durable: crate::durable::Settings,
+    cancel_grace: std::time::Duration,
 }
 
 /// What a task's own code (its context, its worker, its end) reports to: the event channel
@@ -140,14 +209,17 @@ pub(crate) struct Shared {
     closed: AtomicBool,
     /// Set by shutdown_now: a task that slips in anyway is cancelled.
     aborting: AtomicBool,
-    runtime: OnceLock<Handle>,
+    /// The runtime to spawn on when called from outside one, while it lives.
+    runtime: Arc<Fallback>,
+    /// The cancel grace of tasks that set none.
+    cancel_grace: std::time::Duration,
     /// Workers waiting a moment for a start, each to be handed a job instead of a spawn.
     parked: std::sync::Mutex<Vec<Arc<Parking>>>,
     /// The runner's recurring schedules, by name.
     pub(crate) schedules: crate::schedule::Schedules,
     /// The durable side, if the runner was built with a store.
     #[cfg(any(feature = "sqlite", feature = "postgres"))]
-    pub(crate) durable: OnceLock<Arc<crate::durable::Durable>>,
+    pub(crate) durable: std::sync::OnceLock<Arc<crate::durable::Durable>>,
 }
 
 /// Where a parked worker is handed its next job.
@@ -177,6 +249,7 @@ impl TaskRunner {
             notify_all: false,
             #[cfg(any(feature = "sqlite", feature = "postgres"))]
             durable: Default::default(),
+            cancel_grace: std::time::Duration::ZERO,
         }
     }
 
@@ -190,26 +263,26 @@ impl TaskRunner {
             .iter()
             .map(|queue| (queue.name().into(), Arc::clone(queue)))
             .collect();
-        let runtime = OnceLock::new();
-        if let Ok(handle) = Handle::try_current() {
-            let _ = runtime.set(handle);
-        }
+        let runtime = Fallback::new();
+        let shared = Arc::new(Shared {
+            queues,
+            queue_list,
+            registry: Registry::new(settings.retain_finished),
+            hub,
+            live: AtomicUsize::new(0),
+            idle: Notify::new(),
+            closed: AtomicBool::new(false),
+            aborting: AtomicBool::new(false),
+            runtime,
+            cancel_grace: settings.cancel_grace,
+            parked: std::sync::Mutex::new(Vec::new()),
+            schedules: crate::schedule::Schedules::default(),
+            #[cfg(any(feature = "sqlite", feature = "postgres"))]
+            durable: std::sync::OnceLock::new(),
+        });
         TaskRunner {
-            shared: Arc::new(Shared {
-                queues,
-                queue_list,
-                registry: Registry::new(settings.retain_finished),
-                hub,
-                live: AtomicUsize::new(0),
-                idle: Notify::new(),
-                closed: AtomicBool::new(false),
-                aborting: AtomicBool::new(false),
-                runtime,
-                parked: std::sync::Mutex::new(Vec::new()),
-                schedules: crate::schedule::Schedules::default(),
-                #[cfg(any(feature = "sqlite", feature = "postgres"))]
-                durable: OnceLock::new(),
-            }),
+            _owner: Some(Arc::new(Owner(Arc::clone(&shared)))),
+            shared,
         }
     }
 
@@ -219,13 +292,34 @@ impl TaskRunner {
     /// already [`Running`](crate::TaskStatus::Running)); otherwise it waits in the queue's
     /// priority order.
     ///
+    /// From inside a handler, do not enqueue into the handler's own queue and await the
+    /// handle: when that queue is full of handlers waiting like this, none ever frees its slot
+    /// (see [`TaskHandle`]'s section on this deadlock for the ways out; debug builds warn).
+    ///
+    /// ```
+    /// use taskrunner::{QueueConfig, Task, TaskRunner, TaskStatus};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let runner = TaskRunner::builder().queue("llm", QueueConfig::new().concurrency(1)).build()?;
+    /// let ask = |q: &'static str| Task::new("ask", move |_ctx| async move { Ok::<_, String>(q.len()) }).queue("llm");
+    /// let first = runner.enqueue_task(ask("why"))?;
+    /// let second = runner.enqueue_task(ask("how so"))?;
+    /// assert_eq!((first.status(), second.status()), (TaskStatus::Running, TaskStatus::Pending));
+    /// assert_eq!((first.await?, second.await?), (3, 6));
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
     /// # Errors
     ///
     /// - [`EnqueueError::UnknownQueue`]: the task's queue was not declared.
     /// - [`EnqueueError::ZeroTimeout`]: the task's timeout is zero.
     /// - [`EnqueueError::ShuttingDown`]: [`shutdown`](Self::shutdown) has begun.
     /// - [`EnqueueError::NoRuntime`]: called outside a tokio runtime, and the runner was built
-    ///   outside one too.
+    ///   outside one too, or the runtime it was built in (or last used from) has shut down.
+    /// - [`EnqueueError::TimersDisabled`]: the task has a timeout or a retry policy and the
+    ///   runtime was built without `enable_time()`.
     pub fn enqueue_task<F, Fut, P, T, E>(
         &self,
         task: Task<F, P>,
@@ -250,6 +344,17 @@ impl TaskRunner {
             return Err(EnqueueError::ZeroTimeout { task: task.name });
         }
         shared.ensure_runtime()?;
+        let mut task = task;
+        if !shared.cancel_grace.is_zero() {
+            let options = task.options.get_or_insert_default();
+            options.cancel_grace.get_or_insert(shared.cancel_grace);
+        }
+        if task.options.as_ref().is_some_and(|o| {
+            o.timeout.is_some() || o.retry.is_some() || o.cancel_grace.is_some_and(|g| !g.is_zero())
+        }) && !timers_enabled(shared.runtime.handle().as_ref())
+        {
+            return Err(EnqueueError::TimersDisabled { task: task.name });
+        }
         // Counted live before `closed` is read; shutdown sets `closed` before reading `live`,
         // so it either sees this task or this sees it closed.
         shared.live.fetch_add(1, Ordering::SeqCst);
@@ -277,6 +382,7 @@ impl TaskRunner {
         if let Some(job) = queue.admit(cell.clone(), false) {
             shared.start(job);
         }
+        crate::metrics::enqueued(queue);
         fence(Ordering::SeqCst);
         if shared.aborting.load(Ordering::SeqCst) {
             shared.cancel(&*cell, Cause::Shutdown);
@@ -286,12 +392,44 @@ impl TaskRunner {
 
     /// The status of task `id`, or `None` if no such task exists or its record was evicted
     /// (see [`TaskRunnerBuilder::retain_finished`]).
+    ///
+    /// ```
+    /// use taskrunner::{Task, TaskRunner, TaskStatus};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let runner = TaskRunner::new();
+    /// let handle = runner.enqueue_task(Task::new("ping", |_ctx| async { Ok::<_, String>(()) }))?;
+    /// let id = handle.id();
+    /// assert_eq!(runner.get_status(id).unwrap().status, TaskStatus::Running);
+    /// handle.await?;
+    /// let info = runner.get_status(id).unwrap();
+    /// assert_eq!((info.status, info.attempts), (TaskStatus::Completed, 1));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn get_status(&self, id: TaskId) -> Option<TaskInfo> {
         self.shared.registry.get(id).map(|job| job.header().info())
     }
 
     /// The status of every task the runner knows: all unfinished ones and the most recent
     /// finished ones, ordered by id (enqueue order).
+    ///
+    /// ```
+    /// use taskrunner::{Task, TaskRunner, TaskStatus};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let runner = TaskRunner::new();
+    /// for name in ["a", "b"] {
+    ///     runner.enqueue_task(Task::new(name, |_ctx| async { Ok::<_, String>(()) }))?.await?;
+    /// }
+    /// let names: Vec<String> = runner.list_tasks().into_iter().map(|t| t.name).collect();
+    /// assert_eq!(names, ["a", "b"]);
+    /// assert!(runner.list_tasks().iter().all(|t| t.status == TaskStatus::Completed));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn list_tasks(&self) -> Vec<TaskInfo> {
         let mut tasks: Vec<TaskInfo> = self
             .shared
@@ -305,7 +443,25 @@ impl TaskRunner {
     }
 
     /// Cancels task `id` (see [`TaskHandle::cancel`]). Returns `false` if it had already
-    /// finished or is unknown.
+    /// finished, was already cancelled, or is unknown.
+    ///
+    /// ```
+    /// use taskrunner::{Task, TaskContext, TaskRunner, TaskStatus};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let runner = TaskRunner::new();
+    /// let handle = runner.enqueue_task(Task::new("crawl", |_: TaskContext| async {
+    ///     std::future::pending::<Result<(), String>>().await
+    /// }))?;
+    /// let id = handle.id();
+    /// assert!(runner.cancel(id));
+    /// assert_eq!(runner.get_status(id).unwrap().status, TaskStatus::Cancelled);
+    /// assert!(!runner.cancel(id), "already cancelled");
+    /// assert!(handle.await.unwrap_err().is_cancelled());
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn cancel(&self, id: TaskId) -> bool {
         match self.shared.registry.get(id) {
             Some(job) => self.shared.cancel(&*job, Cause::User),
@@ -321,6 +477,19 @@ impl TaskRunner {
     ///
     /// [`ConfigError::UnknownQueue`] for an undeclared queue, [`ConfigError::ZeroConcurrency`]
     /// for a limit of zero.
+    ///
+    /// ```
+    /// use taskrunner::{QueueConfig, TaskRunner};
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let runner = TaskRunner::builder().queue("llm", QueueConfig::new().concurrency(1)).build()?;
+    /// runner.set_concurrency("llm", 4)?; // the provider raised our rate limit
+    /// assert_eq!(runner.queue_stats("llm").unwrap().limit, 4);
+    /// assert!(runner.set_concurrency("llm", 0).is_err());
+    /// assert!(runner.set_concurrency("nope", 2).is_err());
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn set_concurrency(&self, queue: &str, limit: usize) -> Result<(), ConfigError> {
         let q = self
             .shared
@@ -338,6 +507,33 @@ impl TaskRunner {
     }
 
     /// A snapshot of a queue's load, or `None` for an undeclared queue.
+    ///
+    /// With feature `metrics`, the same numbers (and more) also go to the
+    /// [`metrics`](https://docs.rs/metrics) facade as they change, labelled `queue`:
+    /// counters `taskrunner_tasks_{enqueued,started,completed,failed,retried,cancelled}_total`,
+    /// gauges `taskrunner_tasks_{pending,running,retrying}`, histograms
+    /// `taskrunner_task_wait_seconds` (enqueue to first start) and
+    /// `taskrunner_task_run_seconds` (each attempt).
+    ///
+    /// ```
+    /// use taskrunner::{QueueConfig, Task, TaskRunner};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let runner = TaskRunner::builder().queue("one", QueueConfig::new().concurrency(1)).build()?;
+    /// let slow = || Task::new("slow", |_ctx| async {
+    ///     tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    ///     Ok::<_, String>(())
+    /// }).queue("one");
+    /// let (a, b) = (runner.enqueue_task(slow())?, runner.enqueue_task(slow())?);
+    /// let stats = runner.queue_stats("one").unwrap();
+    /// assert_eq!((stats.running, stats.pending, stats.limit), (1, 1, 1));
+    /// a.await?;
+    /// b.await?;
+    /// assert!(runner.queue_stats("nope").is_none());
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn queue_stats(&self, queue: &str) -> Option<QueueStats> {
         self.shared.queue(queue).map(|q| q.stats())
     }
@@ -351,6 +547,24 @@ impl TaskRunner {
 
     /// Resolves when no task is pending, running or waiting out a retry delay, in any queue.
     /// Resolves at once if the runner is idle already. By then every handle has resolved.
+    /// Unlike [`shutdown`](Self::shutdown), the runner goes on taking tasks.
+    ///
+    /// ```
+    /// use taskrunner::{Task, TaskRunner};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let runner = TaskRunner::new();
+    /// for i in 0..10 {
+    ///     // Fire and forget: the handles are dropped, the tasks run on.
+    ///     drop(runner.enqueue_task(Task::new("job", move |_ctx| async move { Ok::<_, String>(i) }))?);
+    /// }
+    /// runner.wait_idle().await;
+    /// assert_eq!(runner.list_tasks().len(), 10);
+    /// assert!(runner.list_tasks().iter().all(|t| t.status.is_terminal()));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn wait_idle(&self) -> impl Future<Output = ()> + Send + 'static {
         let shared = Arc::clone(&self.shared);
         async move { shared.wait_idle().await }
@@ -359,6 +573,21 @@ impl TaskRunner {
     /// Stops every [schedule](Self::schedule), stops taking tasks
     /// ([`EnqueueError::ShuttingDown`]), and resolves once every pending, running and
     /// retrying task (schedules' runs already started included) has finished.
+    ///
+    /// ```
+    /// use taskrunner::{EnqueueError, Task, TaskRunner};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let runner = TaskRunner::new();
+    /// let handle = runner.enqueue_task(Task::new("last", |_ctx| async { Ok::<_, String>(1) }))?;
+    /// runner.shutdown().await; // the task still finishes
+    /// assert_eq!(handle.await?, 1);
+    /// let late = runner.enqueue_task(Task::new("late", |_ctx| async { Ok::<_, String>(2) }));
+    /// assert!(matches!(late, Err(EnqueueError::ShuttingDown)));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn shutdown(&self) -> impl Future<Output = ()> + Send + 'static {
         self.shared.schedules.stop_all();
         self.shared.closed.store(true, Ordering::SeqCst);
@@ -384,6 +613,21 @@ impl TaskRunner {
     /// pending tasks never run, running tasks' abort tokens fire and their futures are
     /// dropped, retrying tasks stop. Each handle resolves
     /// [`TaskError::Shutdown`](crate::TaskError::Shutdown). Resolves once all have ended.
+    ///
+    /// ```
+    /// use taskrunner::{Task, TaskError, TaskRunner};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let runner = TaskRunner::new();
+    /// let endless = runner.enqueue_task(Task::new("watch", |_ctx| async {
+    ///     std::future::pending::<Result<(), String>>().await
+    /// }))?;
+    /// runner.shutdown_now().await;
+    /// assert!(matches!(endless.await, Err(TaskError::Shutdown)));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn shutdown_now(&self) -> impl Future<Output = ()> + Send + 'static {
         let shared = Arc::clone(&self.shared);
         shared.schedules.stop_all();
@@ -441,12 +685,52 @@ impl TaskRunner {
 
     /// Takes every waiting [`Notification`], oldest first, without blocking: what an agent
     /// loop reads before its next model call.
+    ///
+    /// ```
+    /// use taskrunner::{Task, TaskRunner, TaskStatus};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let runner = TaskRunner::new();
+    /// let tests = runner.enqueue_task(
+    ///     Task::new("run_tests", |_ctx| async { Ok::<_, String>("42 passed") })
+    ///         .call_id("call_7")
+    ///         .notify(),
+    /// )?;
+    /// tests.await?;
+    /// // Before the next model call: tell the model what finished.
+    /// for note in runner.drain_notifications() {
+    ///     assert_eq!((note.call_id.as_str(), note.status), ("call_7", TaskStatus::Completed));
+    ///     assert_eq!(note.summary, "\"42 passed\"");
+    /// }
+    /// assert!(runner.drain_notifications().is_empty());
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn drain_notifications(&self) -> Vec<Notification> {
         self.shared.hub.inbox.drain()
     }
 
     /// Resolves once a notification is waiting (at once if one already is): lets an idle
     /// agent sleep until background work finishes.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use taskrunner::{Task, TaskRunner};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let runner = TaskRunner::new();
+    /// let build = runner.enqueue_task(Task::new("build", |_ctx| async {
+    ///     tokio::time::sleep(Duration::from_secs(30)).await;
+    ///     Ok::<_, String>("built")
+    /// }).notify())?;
+    /// drop(build); // the agent does not await it; it waits for any news instead
+    /// runner.notified().await;
+    /// assert_eq!(runner.drain_notifications()[0].name, "build");
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn notified(&self) -> impl Future<Output = ()> + Send + 'static {
         let shared = Arc::clone(&self.shared);
         async move { shared.hub.inbox.notified().await }
@@ -532,9 +816,29 @@ impl TaskRunnerBuilder {
         self
     }
 
-    /// How many characters of a result a notification's summary keeps (default 200).
+    /// The most characters a notification's summary has (default 200), the `…` that marks
+    /// a cut included: a longer result keeps its first `n - 1` characters and the `…`.
     pub fn summary_len(mut self, n: usize) -> Self {
         self.summary_len = n;
+        self
+    }
+
+    /// The [cancel grace](crate::Task::cancel_grace) of every task that sets none: on cancel
+    /// or timeout, its abort token fires and its handler has up to `grace` to finish before
+    /// its future is dropped, holding its slot meanwhile. Default zero: no grace.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use taskrunner::TaskRunner;
+    ///
+    /// # fn main() -> Result<(), taskrunner::ConfigError> {
+    /// let runner = TaskRunner::builder().cancel_grace(Duration::from_secs(2)).build()?;
+    /// # drop(runner);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn cancel_grace(mut self, grace: std::time::Duration) -> Self {
+        self.cancel_grace = grace;
         self
     }
 
@@ -623,6 +927,38 @@ fn run_callbacks(header: &Header) {
     }
 }
 
+/// Takes a parked worker off the list if its park is dropped before it ends (its runtime
+/// shut down). Dropped before the worker took a job a start handed it, it ends that job (see
+/// [`Shared::abandon`]).
+struct Unpark<'a> {
+    shared: &'a Shared,
+    parking: &'a Arc<Parking>,
+    /// The park ended normally: off the list, and any job handed over taken.
+    done: bool,
+}
+
+impl Drop for Unpark<'_> {
+    fn drop(&mut self) {
+        if self.done {
+            return;
+        }
+        let handed = {
+            let mut parked = lock_std(&self.shared.parked);
+            if let Some(i) = parked.iter().position(|p| Arc::ptr_eq(p, self.parking)) {
+                parked.swap_remove(i);
+            }
+            lock_std(&self.parking.job).take()
+        };
+        self.shared.abandon(handed);
+    }
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        self.runtime.close();
+    }
+}
+
 // ===== impl Shared =====
 
 impl Shared {
@@ -635,23 +971,47 @@ impl Shared {
     }
 
     fn ensure_runtime(&self) -> Result<(), EnqueueError> {
-        if self.runtime.get().is_none() {
-            let handle = Handle::try_current().map_err(|_| EnqueueError::NoRuntime)?;
-            let _ = self.runtime.set(handle);
+        if self.runtime.ensure() {
+            Ok(())
+        } else {
+            Err(EnqueueError::NoRuntime)
         }
-        Ok(())
     }
 
     /// Starts `job`, which already holds a slot of its queue: hands it to a parked worker if
     /// one is waiting, else spawns a worker for it.
     pub(crate) fn start(self: &Arc<Self>, job: Arc<dyn Job>) {
-        let parked = lock_std(&self.parked).pop();
-        match parked {
+        let mut parked = lock_std(&self.parked);
+        match parked.pop() {
             Some(parking) => {
+                // Handed over under the list's lock: a parked worker being dropped takes the
+                // lock, and then finds either itself on the list or the job in its hand.
                 *lock_std(&parking.job) = Some(job);
+                drop(parked);
                 parking.waker.wake();
             }
-            None => self.spawn(worker::work(Arc::clone(self), job)),
+            None => {
+                drop(parked);
+                self.spawn(worker::work(Arc::clone(self), job));
+            }
+        }
+    }
+
+    /// Ends `job`, whose worker holds its slot but is being dropped (its runtime shut down),
+    /// as [`TaskError::Shutdown`](crate::TaskError::Shutdown), then every task its queue hands
+    /// that slot to next: there is no runtime left here to run them on. A loop, not a spawn
+    /// per task: a spawn on a runtime that has shut down drops its future at once.
+    pub(crate) fn abandon(&self, mut job: Option<Arc<dyn Job>>) {
+        while let Some(current) = job {
+            let header = current.header();
+            header.queue.cancel(header, Cause::Shutdown);
+            let (phase, cause, next) =
+                header
+                    .queue
+                    .end_attempt(&*current, Phase::Cancelled, None, || {});
+            debug_assert_eq!(phase, Phase::Cancelled);
+            self.finish(&*current, cause.end());
+            job = next;
         }
     }
 
@@ -659,8 +1019,14 @@ impl Shared {
     /// start hands it a job meanwhile, returns the job; else takes it off the list.
     pub(crate) async fn park(&self, parking: &Arc<Parking>) -> Option<Arc<dyn Job>> {
         lock_std(&self.parked).push(Arc::clone(parking));
+        // If this future is dropped (its runtime shut down), the worker leaves the list.
+        let mut unpark = Unpark {
+            shared: self,
+            parking,
+            done: false,
+        };
         let mut yielded = false;
-        std::future::poll_fn(|cx| {
+        let job = std::future::poll_fn(|cx| {
             if let Some(job) = lock_std(&parking.job).take() {
                 return Poll::Ready(Some(job));
             }
@@ -684,18 +1050,18 @@ impl Shared {
                 None => Poll::Pending,
             }
         })
-        .await
+        .await;
+        unpark.done = true;
+        job
     }
 
-    /// Spawns `future` on the current runtime, or the one the runner first saw.
+    /// Spawns `future` on the current runtime, or the one the runner remembers. With
+    /// neither, or on a runtime that has shut down, the future is dropped unpolled: the
+    /// runner's futures end their tasks `Shutdown` when dropped.
     pub(crate) fn spawn(&self, future: impl Future<Output = ()> + Send + 'static) {
-        match Handle::try_current() {
-            Ok(handle) => drop(handle.spawn(future)),
-            Err(_) => match self.runtime.get() {
-                Some(handle) => drop(handle.spawn(future)),
-                // Unreachable: a task exists only once `ensure_runtime` found a runtime.
-                None => debug_assert!(false, "spawn with no runtime"),
-            },
+        match self.runtime.handle() {
+            Some(handle) => drop(handle.spawn(future)),
+            None => drop(future),
         }
     }
 
@@ -706,8 +1072,9 @@ impl Shared {
                 self.finish(job, cause.end());
                 true
             }
-            CancelFrom::Running | CancelFrom::Cancelling => true,
-            CancelFrom::Finished => false,
+            CancelFrom::Running => true,
+            // Its status already says `Cancelled`: nothing more to do.
+            CancelFrom::Cancelling | CancelFrom::Finished => false,
         }
     }
 
@@ -727,6 +1094,7 @@ impl Shared {
             },
             End::Cancelled | End::Shutdown => EventKind::Cancelled,
         });
+        crate::metrics::ended(&header.queue, &end);
         job.publish(end);
         run_callbacks(header);
         self.release();
@@ -760,9 +1128,13 @@ impl TaskRunner {
         &self.shared
     }
 
-    /// A runner handle over `shared`, for the schedule module.
+    /// A runner handle over `shared`, for the schedule module. It does not count as a clone
+    /// of the user's runner: dropping it never ends the event streams.
     pub(crate) fn from_shared(shared: Arc<Shared>) -> TaskRunner {
-        TaskRunner { shared }
+        TaskRunner {
+            shared,
+            _owner: None,
+        }
     }
 }
 

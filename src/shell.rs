@@ -66,6 +66,19 @@ pub struct ShellTask {
 }
 
 /// What a command wrote, and how it exited.
+///
+/// ```
+/// use taskrunner::{ShellTask, TaskRunner};
+///
+/// # #[tokio::main]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let runner = TaskRunner::new();
+/// let out = runner.enqueue_task(ShellTask::new("echo out; echo err >&2").into_task())?.await?;
+/// assert_eq!((out.code, out.stdout.as_str(), out.stderr.as_str()), (0, "out\n", "err\n"));
+/// assert!(!out.stdout_truncated);
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct ShellOutput {
@@ -82,6 +95,21 @@ pub struct ShellOutput {
 }
 
 /// Why a [`ShellTask`] failed.
+///
+/// ```
+/// use taskrunner::{ShellError, ShellTask, TaskError, TaskRunner};
+///
+/// # #[tokio::main]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let runner = TaskRunner::new();
+/// let missing = runner.enqueue_task(ShellTask::program("/no/such/tool", ["-v"]).into_task())?;
+/// match missing.await {
+///     Err(TaskError::Failed(ShellError::Spawn { command, .. })) => assert_eq!(command, "/no/such/tool -v"),
+///     other => panic!("{other:?}"),
+/// }
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ShellError {
@@ -117,6 +145,15 @@ pub enum ShellError {
         /// The last lines of its stderr.
         stderr_tail: String,
     },
+    /// The command is empty (or only blanks): there is nothing to run. Nothing is started.
+    #[error(
+        "the shell command of task `{task}` is empty: give ShellTask::new a command to run \
+         (or ShellTask::program a program)"
+    )]
+    EmptyCommand {
+        /// The task's name.
+        task: String,
+    },
     /// Waiting for the command or reading its output failed.
     #[error("running `{command}` failed: {source}")]
     Io {
@@ -138,6 +175,21 @@ const STDERR_TAIL: usize = 2_000;
 
 impl ShellTask {
     /// `command`, run by `sh -c`: pipes, redirections and `&&` work as in a terminal.
+    ///
+    /// An empty command (or one of blanks only) is a mistake, not a command that succeeds:
+    /// its task fails with [`ShellError::EmptyCommand`] without starting anything.
+    ///
+    /// ```
+    /// use taskrunner::{ShellError, ShellTask, TaskError, TaskRunner};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let runner = TaskRunner::new();
+    /// let empty = runner.enqueue_task(ShellTask::new("  ").into_task())?;
+    /// assert!(matches!(empty.await, Err(TaskError::Failed(ShellError::EmptyCommand { .. }))));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn new(command: impl Into<String>) -> Self {
         let command = command.into();
         ShellTask {
@@ -228,7 +280,17 @@ impl ShellTask {
         }
     }
 
+    /// Whether there is nothing to run: `sh -c ""` would exit 0, hiding the mistake.
+    fn is_empty(&self) -> bool {
+        self.program.is_empty() || self.display.trim().is_empty()
+    }
+
     async fn run(&self) -> Result<ShellOutput, ShellError> {
+        if self.is_empty() {
+            return Err(ShellError::EmptyCommand {
+                task: self.name.clone(),
+            });
+        }
         let mut command = Command::new(&self.program);
         command
             .args(&self.args)

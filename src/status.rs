@@ -18,7 +18,7 @@
 pub enum TaskStatus {
     /// Waiting in its queue for a free slot.
     Pending,
-    /// Its handler is running (or, once cancelled, being stopped).
+    /// Its handler is running.
     Running,
     /// An attempt failed; it is waiting out its backoff delay, holding no slot.
     Retrying,
@@ -27,6 +27,11 @@ pub enum TaskStatus {
     /// The handler failed, timed out or panicked, with no retry left.
     Failed,
     /// Cancelled, or stopped by [`shutdown_now`](crate::TaskRunner::shutdown_now).
+    ///
+    /// A running task says so as soon as its cancel is accepted (`cancel()` returned
+    /// `true`), though its handler's future is dropped, and its slot freed, only when its
+    /// worker next gets to it (at once, unless a [cancel grace](crate::Task::cancel_grace) lets
+    /// the handler finish); its [`finished_at`](crate::TaskInfo::finished_at) is set then.
     Cancelled,
 }
 
@@ -74,7 +79,9 @@ impl Phase {
     pub(crate) const fn status(self) -> TaskStatus {
         match self {
             Phase::New | Phase::Queued => TaskStatus::Pending,
-            Phase::Running | Phase::Cancelling => TaskStatus::Running,
+            Phase::Running => TaskStatus::Running,
+            // Its cancel was accepted: it ends `Cancelled` whatever its handler does now.
+            Phase::Cancelling => TaskStatus::Cancelled,
             Phase::Retrying => TaskStatus::Retrying,
             Phase::Completed => TaskStatus::Completed,
             Phase::Failed => TaskStatus::Failed,
@@ -83,6 +90,6 @@ impl Phase {
     }
 
     pub(crate) const fn is_terminal(self) -> bool {
-        self.status().is_terminal()
+        matches!(self, Phase::Completed | Phase::Failed | Phase::Cancelled)
     }
 }

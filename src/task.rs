@@ -1,17 +1,33 @@
 //! [`Task`]: a handler and the options it runs with, ready to enqueue.
 
 use std::any::Any;
-use std::borrow::Cow;
 use std::fmt;
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
+
+use compact_str::CompactString;
+use futures::future::BoxFuture;
 
 use crate::{RetryPolicy, TaskContext, TaskInfo};
 
 /// A task's identity, unique within the process. Ids grow in enqueue order.
 ///
 /// Displayed as its number (`42`).
+///
+/// ```
+/// use taskrunner::{Task, TaskRunner};
+///
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let runner = TaskRunner::new();
+/// let a = runner.enqueue_task(Task::new("a", |_ctx| async { Ok::<_, String>(()) }))?;
+/// let b = runner.enqueue_task(Task::new("b", |_ctx| async { Ok::<_, String>(()) }))?;
+/// assert!(a.id() < b.id(), "ids grow in enqueue order");
+/// assert_eq!(a.id().to_string(), a.id().as_u64().to_string());
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct TaskId(u64);
 
@@ -74,7 +90,8 @@ impl fmt::Display for TaskId {
 #[must_use = "a task does nothing until it is enqueued"]
 pub struct Task<F, P = RetryAny> {
     pub(crate) name: String,
-    pub(crate) queue: Cow<'static, str>,
+    /// Inline up to 24 bytes: a name from anywhere, and no allocation for a short one.
+    pub(crate) queue: CompactString,
     pub(crate) priority: i32,
     /// Retry and timeout, boxed: most tasks set neither, and the box passes as it is to the
     /// running task.
@@ -95,6 +112,11 @@ pub(crate) struct Options {
     pub(crate) on_error: Option<OnError>,
     /// The schedule that enqueued this task, as one of its runs.
     pub(crate) schedule: Option<std::sync::Arc<str>>,
+    /// How long a cancelled or timed-out attempt may go on after its token fired.
+    pub(crate) cancel_grace: Option<Duration>,
+    /// With a cancel grace: the running attempt's number and its abort token, a child of
+    /// the task's, which a timeout fires (a cancel fires the task's, and so this one).
+    pub(crate) attempt_token: std::sync::Mutex<Option<(u32, tokio_util::sync::CancellationToken)>>,
 }
 
 pub(crate) type OnComplete = Box<dyn Fn(&TaskInfo) + Send + Sync>;
@@ -112,6 +134,7 @@ impl fmt::Debug for Options {
             .field("on_complete", &self.on_complete.is_some())
             .field("on_error", &self.on_error.is_some())
             .field("schedule", &self.schedule)
+            .field("cancel_grace", &self.cancel_grace)
             .finish()
     }
 }
@@ -119,11 +142,33 @@ impl fmt::Debug for Options {
 /// The default retry predicate: with a [`RetryPolicy`], every error is retried.
 ///
 /// Replace it with [`Task::retry_if`].
+///
+/// ```
+/// use taskrunner::{RetryAny, RetryPredicate};
+///
+/// assert!(RetryPredicate::<std::io::Error>::should_retry(&RetryAny, &std::io::Error::other("x")));
+/// ```
 #[derive(Debug, Clone, Copy, Default)]
 pub struct RetryAny;
 
 /// Decides whether a handler's error is worth another attempt. Implemented for
 /// [`RetryAny`] and for every `Fn(&E) -> bool`.
+///
+/// ```
+/// use taskrunner::RetryPredicate;
+///
+/// /// Retries server errors, not client errors.
+/// struct ServerErrors;
+///
+/// impl RetryPredicate<u16> for ServerErrors {
+///     fn should_retry(&self, status: &u16) -> bool {
+///         *status >= 500
+///     }
+/// }
+///
+/// assert!(ServerErrors.should_retry(&503) && !ServerErrors.should_retry(&404));
+/// // A closure is a predicate too: `.retry_if(|status: &u16| *status >= 500)`.
+/// ```
 pub trait RetryPredicate<E>: Send + Sync + 'static {
     /// `true` to retry (if the policy has retries left), `false` if the error is permanent.
     fn should_retry(&self, error: &E) -> bool;
@@ -146,12 +191,75 @@ where
 
 // ===== impl Task =====
 
+/// A boxed handler: the handler of a [`BoxTask`].
+pub type BoxHandler<T, E> =
+    Box<dyn Fn(TaskContext) -> BoxFuture<'static, Result<T, E>> + Send + Sync>;
+
+/// A boxed retry predicate: the predicate of a [`BoxTask`].
+pub type BoxRetryPredicate<E> = Box<dyn Fn(&E) -> bool + Send + Sync>;
+
+/// A task with its handler, its future and its retry predicate boxed: a type you can name,
+/// so a helper function can return a task, a struct can store one, and tasks with different
+/// handlers can share a `Vec`. Made by [`Task::boxed`]; enqueued like any task.
+///
+/// Boxing costs an allocation per attempt (the future) and one indirect call; plain
+/// [`Task`]s pay neither.
+///
+/// ```
+/// use taskrunner::{BoxTask, Task, TaskRunner};
+///
+/// fn fetch(url: &str) -> BoxTask<usize, String> {
+///     let url = url.to_owned();
+///     Task::new("fetch", move |ctx| {
+///         let url = url.clone();
+///         async move { Ok::<_, String>(url.len() + ctx.attempt() as usize) }
+///     })
+///     .boxed()
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let runner = TaskRunner::new();
+/// let tasks: Vec<BoxTask<usize, String>> = vec![fetch("a.io"), fetch("bb.io").priority(5)];
+/// let mut handles = Vec::new();
+/// for task in tasks {
+///     handles.push(runner.enqueue_task(task)?);
+/// }
+/// assert_eq!(handles.pop().unwrap().await?, 6);
+/// assert_eq!(handles.pop().unwrap().await?, 5);
+/// # Ok(())
+/// # }
+/// ```
+pub type BoxTask<T, E> = Task<BoxHandler<T, E>, BoxRetryPredicate<E>>;
+
 impl<F> Task<F> {
     /// A task named `name` (used in status records, events and tracing) that runs `handler`.
-    pub fn new(name: impl Into<String>, handler: F) -> Self {
+    ///
+    /// The handler's argument needs no annotation: `|ctx| async move { .. }` is enough.
+    ///
+    /// ```
+    /// use taskrunner::{Task, TaskRunner};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let runner = TaskRunner::new();
+    /// let queue = String::from("main"); // say, read from configuration
+    /// let task = Task::new("x", |ctx| async move {
+    ///     Ok::<_, std::io::Error>(format!("attempt {} on {}", ctx.attempt(), ctx.queue()))
+    /// })
+    /// .queue(queue.as_str());
+    /// assert_eq!(runner.enqueue_task(task)?.await?, "attempt 1 on main");
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn new<Fut, T, E>(name: impl Into<String>, handler: F) -> Self
+    where
+        F: Fn(TaskContext) -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+    {
         Task {
             name: name.into(),
-            queue: Cow::Borrowed(crate::runner::DEFAULT_QUEUE),
+            queue: CompactString::const_new(crate::runner::DEFAULT_QUEUE),
             priority: 0,
             options: None,
             retry_if: RetryAny,
@@ -162,11 +270,11 @@ impl<F> Task<F> {
 }
 
 impl<F, P> Task<F, P> {
-    /// The queue to run in (default `main`). It must have been declared on the runner, or
-    /// [`enqueue_task`](crate::TaskRunner::enqueue_task) fails with
-    /// [`EnqueueError::UnknownQueue`](crate::EnqueueError::UnknownQueue).
-    pub fn queue(mut self, queue: impl Into<Cow<'static, str>>) -> Self {
-        self.queue = queue.into();
+    /// The queue to run in (default `main`): any string, borrowed or owned. It must have
+    /// been declared on the runner, or [`enqueue_task`](crate::TaskRunner::enqueue_task) fails
+    /// with [`EnqueueError::UnknownQueue`](crate::EnqueueError::UnknownQueue).
+    pub fn queue(mut self, queue: impl AsRef<str>) -> Self {
+        self.queue = CompactString::new(queue.as_ref());
         self
     }
 
@@ -215,6 +323,57 @@ impl<F, P> Task<F, P> {
         self
     }
 
+    /// Lets the handler stop on its own when the task is cancelled or times out: its abort
+    /// token ([`TaskContext::abort_token`](crate::TaskContext::abort_token)) fires first, and
+    /// the handler has up to `grace` to finish (to clean up, save partial work, kill what it
+    /// started) before its future is dropped. Its result is `Cancelled` or `TimedOut` all
+    /// the same (except that a handler panicking during the grace of a timeout ends
+    /// `Panicked`, as any panic does); a timed-out attempt is then retried as usual.
+    ///
+    /// **The task keeps its slot during the grace period**: the queue's limit counts it
+    /// until its handler has stopped. Its status says `Cancelled` as soon as a cancel is
+    /// accepted. Zero (the default, unless the runner's
+    /// [`cancel_grace`](crate::TaskRunnerBuilder::cancel_grace) says otherwise) drops the
+    /// future at once, with no grace. The runtime must have its timer enabled.
+    ///
+    /// With a grace, each attempt has its own abort token, so that a timed-out attempt's
+    /// firing does not reach the next attempt; without one, a timeout fires no token.
+    ///
+    /// ```
+    /// use std::sync::atomic::{AtomicBool, Ordering};
+    /// use std::sync::Arc;
+    /// use std::time::Duration;
+    /// use taskrunner::{Task, TaskError, TaskRunner};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let runner = TaskRunner::new();
+    /// let cleaned = Arc::new(AtomicBool::new(false));
+    /// let c = Arc::clone(&cleaned);
+    /// let handle = runner.enqueue_task(
+    ///     Task::new("crawl", move |ctx| {
+    ///         let c = Arc::clone(&c);
+    ///         async move {
+    ///             ctx.abort_token().cancelled().await;
+    ///             tokio::time::sleep(Duration::from_millis(50)).await; // flush what it has
+    ///             c.store(true, Ordering::SeqCst);
+    ///             Ok::<_, String>(())
+    ///         }
+    ///     })
+    ///     .cancel_grace(Duration::from_secs(1)),
+    /// )?;
+    /// tokio::time::sleep(Duration::from_millis(10)).await;
+    /// handle.cancel();
+    /// assert!(matches!(handle.await, Err(TaskError::Cancelled)));
+    /// assert!(cleaned.load(Ordering::SeqCst));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn cancel_grace(mut self, grace: Duration) -> Self {
+        self.options.get_or_insert_default().cancel_grace = Some(grace);
+        self
+    }
+
     /// The model's call id this task answers, echoed in [`TaskContext::call_id`],
     /// [`TaskInfo`](crate::TaskInfo) and tracing. If not set, a unique one (`call-<id>`) is
     /// generated.
@@ -243,9 +402,73 @@ impl<F, P> Task<F, P> {
         self
     }
 
+    /// Names this task `name`, replacing the name it was made with: for one call of a
+    /// [`TaskDef`](crate::TaskDef), whose tasks otherwise all carry the definition's name.
+    /// The name shows in [`TaskContext::name`](crate::TaskContext::name),
+    /// [`TaskInfo`](crate::TaskInfo), events, notifications and tracing.
+    ///
+    /// (A builder named `name` would clash with the getter [`name`](Self::name), hence
+    /// `named`.)
+    ///
+    /// ```
+    /// use taskrunner::{TaskContext, TaskDef, TaskRunner};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let runner = TaskRunner::new();
+    /// let agent = TaskDef::new("agent", |ctx: TaskContext, goal: &'static str| async move {
+    ///     Ok::<_, String>(format!("{} works on {goal}", ctx.name()))
+    /// });
+    /// let task = agent.with("the report").named("researcher");
+    /// assert_eq!(task.name(), "researcher");
+    /// let handle = runner.enqueue_task(task)?;
+    /// assert_eq!(runner.get_status(handle.id()).unwrap().name, "researcher");
+    /// assert_eq!(handle.await?, "researcher works on the report");
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn named(mut self, name: impl Into<String>) -> Self {
+        self.name = name.into();
+        self
+    }
+
     /// The task's name.
     pub fn name(&self) -> &str {
         &self.name
+    }
+}
+
+impl<F, Fut, P, T, E> Task<F, P>
+where
+    F: Fn(TaskContext) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<T, E>> + Send + 'static,
+    P: RetryPredicate<E>,
+    T: 'static,
+    E: 'static,
+{
+    /// This task with its handler, future and retry predicate boxed: a [`BoxTask`], whose
+    /// type can be named (see there).
+    pub fn boxed(self) -> BoxTask<T, E> {
+        let Task {
+            name,
+            queue,
+            priority,
+            options,
+            retry_if,
+            call_id,
+            handler,
+        } = self;
+        Task {
+            name,
+            queue,
+            priority,
+            options,
+            retry_if: Box::new(move |error: &E| retry_if.should_retry(error)),
+            call_id,
+            handler: Box::new(move |ctx: TaskContext| {
+                Box::pin(handler(ctx)) as BoxFuture<'static, _>
+            }),
+        }
     }
 }
 

@@ -2,11 +2,14 @@
 //! next task its queue hands that slot, and when the queue has none, parks for a moment to
 //! take a start from any queue; a backoff timer waits out a retry delay.
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::future::BoxFuture;
+
 use crate::events::EventKind;
-use crate::job::{cancelled, Attempt, End, Job};
+use crate::job::{cancelled, contain, Attempt, Cause, End, Job};
 use crate::runner::{Parking, Shared};
 use crate::status::Phase;
 
@@ -14,15 +17,32 @@ use crate::status::Phase;
 /// slot next, then whatever a start hands it while parked. One tokio task serves many tasks
 /// in a row: a freed slot passes to the next waiting task without a spawn, and the worker
 /// still yields to the scheduler as often as tokio's coop budget asks.
-pub(crate) async fn work(shared: Arc<Shared>, mut job: Arc<dyn Job>) {
+///
+/// Whatever happens to the worker, its task ends: if its runtime shuts down (dropping the
+/// worker, possibly before its first poll), the [`Held`] guard drops the attempt's future and
+/// ends the task [`TaskError::Shutdown`](crate::TaskError::Shutdown), freeing its slot.
+pub(crate) fn work(shared: Arc<Shared>, job: Arc<dyn Job>) -> impl Future<Output = ()> + Send {
+    let held = Held {
+        shared,
+        job: Some(job),
+        attempt: None,
+    };
+    run_jobs(held)
+}
+
+async fn run_jobs(mut held: Held) {
+    let shared = Arc::clone(&held.shared);
     // Made on the first time this worker parks, and reused.
     let mut parking: Option<Arc<Parking>> = None;
-    loop {
+    // The guard owns the task whose slot this worker holds; the loop borrows it.
+    while let Some(job) = held.job.as_ref() {
         let header = job.header();
         let attempt = header.begin_attempt();
         let events = &header.queue.hub().events;
         events.emit(header, || EventKind::Started { attempt });
-        let outcome = Arc::clone(&job).run(attempt).await;
+        crate::metrics::started(&header.queue);
+        let outcome = held.attempt.insert(Arc::clone(job).run(attempt)).await;
+        held.attempt = None;
 
         let retry_delay = |retryable: bool| {
             let policy = header.retry().filter(|_| retryable)?;
@@ -53,30 +73,32 @@ pub(crate) async fn work(shared: Arc<Shared>, mut job: Arc<dyn Job>) {
             Attempt::Cancelled => (Phase::Cancelled, None, End::Cancelled, None),
         };
 
-        let (phase, cause, next) = header.queue.end_attempt(&*job, to, error, || {
+        let (phase, cause, next) = header.queue.end_attempt(&**job, to, error, || {
             events.emit(header, || EventKind::Retrying {
                 attempt,
                 delay: delay.unwrap_or_default(),
                 error: header.last_error().unwrap_or_default(),
             });
         });
+        // From here the guard holds the next task's slot, if any.
+        let Some(job) = std::mem::replace(&mut held.job, next) else {
+            unreachable!("the loop runs only while the guard holds a task")
+        };
         match (phase, delay) {
             (Phase::Retrying, Some(delay)) => {
+                crate::metrics::retried(&job.header().queue);
                 shared.spawn(backoff(Arc::clone(&shared), job, delay));
             }
             (Phase::Cancelled, _) => shared.finish(&*job, cause.end()),
             _ => shared.finish(&*job, end),
         }
-        match next {
-            Some(next) => job = next,
+        if held.job.is_none() {
             // The queue has nothing for this worker: wait a moment for a start elsewhere
             // (in any queue) before leaving, which saves that start a spawn.
-            None => {
-                let parking = parking.get_or_insert_with(Arc::default);
-                match shared.park(parking).await {
-                    Some(next) => job = next,
-                    None => return,
-                }
+            let parking = parking.get_or_insert_with(Arc::default);
+            match shared.park(parking).await {
+                Some(next) => held.job = Some(next),
+                None => return,
             }
         }
         // A long run of instantly-ready tasks must not hog the thread: yield once the
@@ -87,15 +109,69 @@ pub(crate) async fn work(shared: Arc<Shared>, mut job: Arc<dyn Job>) {
 
 /// Waits out a retry delay holding no slot, then puts `job` back in its queue, and starts it
 /// at once if a slot is free. A cancel ends the wait early (the canceller has already ended the
-/// task).
-pub(crate) async fn backoff(shared: Arc<Shared>, job: Arc<dyn Job>, delay: Duration) {
-    tokio::select! {
-        biased;
-        () = cancelled(job.header()) => return,
-        () = tokio::time::sleep(delay) => {}
+/// task). If the wait is dropped (its runtime shut down), the task ends
+/// [`TaskError::Shutdown`](crate::TaskError::Shutdown).
+pub(crate) fn backoff(
+    shared: Arc<Shared>,
+    job: Arc<dyn Job>,
+    delay: Duration,
+) -> impl Future<Output = ()> + Send {
+    let waiting = Waiting {
+        shared,
+        job: Some(job),
+    };
+    async move {
+        let mut waiting = waiting;
+        let header = waiting.job.as_ref().map(|job| job.header());
+        if let Some(header) = header {
+            tokio::select! {
+                biased;
+                () = cancelled(header) => return,
+                () = tokio::time::sleep(delay) => {}
+            }
+        }
+        let Some(job) = waiting.job.take() else {
+            return;
+        };
+        let queue = Arc::clone(&job.header().queue);
+        if let Some(job) = queue.admit(job, true) {
+            waiting.shared.start(job);
+        }
+        crate::metrics::gauges(&queue);
     }
-    let queue = Arc::clone(&job.header().queue);
-    if let Some(job) = queue.admit(job, true) {
-        shared.start(job);
+}
+
+/// The task a worker holds a slot for, and its attempt in flight. Dropped with the worker:
+/// if that happens before the worker is done with them (its runtime shut down), drops the
+/// attempt's future and ends the task, and whatever its queue hands the slot to next.
+struct Held {
+    shared: Arc<Shared>,
+    job: Option<Arc<dyn Job>>,
+    attempt: Option<BoxFuture<'static, Attempt>>,
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        if let Some(attempt) = self.attempt.take() {
+            contain("a task's future panicked as it was dropped", || {
+                drop(attempt)
+            });
+        }
+        self.shared.abandon(self.job.take());
+    }
+}
+
+/// A task waiting out its backoff; ended `Shutdown` if the wait is dropped before it is done.
+struct Waiting {
+    shared: Arc<Shared>,
+    job: Option<Arc<dyn Job>>,
+}
+
+impl Drop for Waiting {
+    fn drop(&mut self) {
+        if let Some(job) = self.job.take() {
+            // False, doing nothing, if a cancel already ended it.
+            self.shared.cancel(&*job, Cause::Shutdown);
+        }
     }
 }

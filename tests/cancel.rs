@@ -263,3 +263,32 @@ async fn cancelling_most_of_a_backlog_keeps_the_rest_in_order() {
     let expected: Vec<String> = kept.iter().map(|i| i.to_string()).collect();
     assert_eq!(probe.entered(), expected);
 }
+
+#[tokio::test(start_paused = true)]
+async fn status_says_cancelled_as_soon_as_cancel_returns_true() {
+    let runner = one_slot();
+    let running = runner.enqueue_task(forever("running")).unwrap();
+    let waiting = runner.enqueue_task(forever("waiting")).unwrap();
+    assert_eq!(running.status(), TaskStatus::Running);
+    assert!(running.cancel());
+    // Before the worker got to it: the status already tells the truth.
+    assert_eq!(running.status(), TaskStatus::Cancelled);
+    let info = runner.get_status(running.id()).unwrap();
+    assert_eq!(info.status, TaskStatus::Cancelled);
+    assert!(
+        info.finished_at.is_none(),
+        "its handler has not stopped yet"
+    );
+    assert!(!running.cancel(), "a second cancel has nothing to do");
+    assert!(!runner.cancel(running.id()));
+    assert!(waiting.cancel());
+    assert_eq!(waiting.status(), TaskStatus::Cancelled);
+
+    let id = running.id();
+    assert!(matches!(running.await, Err(TaskError::Cancelled)));
+    let info = runner.get_status(id).unwrap();
+    assert_eq!(info.status, TaskStatus::Cancelled);
+    assert!(info.finished_at.is_some());
+    assert!(matches!(waiting.await, Err(TaskError::Cancelled)));
+    assert_eq!(runner.queue_stats("one").unwrap().running, 0);
+}

@@ -14,16 +14,26 @@
 //! - every handle resolves, to the outcome the model predicts: the script's natural
 //!   outcome, `Cancelled` when `cancel` returned true, `Shutdown` for what `shutdown_now`
 //!   caught;
-//! - at the end nothing is pending or running, and every handler and its captures are freed.
+//! - at the end nothing is pending or running, and every handler and its captures are freed;
+//! - every task's completion callback ran exactly once, and every task got exactly one
+//!   terminal event, with nothing after it.
+//!
+//! Programs also do what user code and the runtime can do to a runner: some handlers' futures
+//! panic if dropped unfinished (on cancel, timeout or shutdown), some handlers capture a value
+//! that panics when the handler is dropped, a clone of each task's context is kept and used
+//! from another thread after the handler returned, and the runtime is dropped and a new one
+//! made mid-stream (every task in flight then ends `Shutdown`).
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
-use std::sync::{Arc, Once};
+use std::sync::{Arc, Mutex, Once};
 use std::time::Duration;
 
-use futures::FutureExt;
+use futures::{FutureExt, StreamExt};
 use proptest::prelude::*;
 use taskrunner::{
-    QueueConfig, RetryPolicy, Task, TaskContext, TaskError, TaskHandle, TaskRunner, TaskStatus,
+    QueueConfig, RetryPolicy, Task, TaskContext, TaskError, TaskHandle, TaskId, TaskRunner,
+    TaskStatus,
 };
 
 const QUEUES: [&str; 2] = ["a", "b"];
@@ -43,6 +53,13 @@ struct Spec {
     script: Vec<Step>,
     retries: Option<u32>,
     timeout: Option<u64>,
+    /// The attempt's future panics if it is dropped unfinished.
+    bomb: bool,
+    /// The handler captures a value that panics when the handler is dropped.
+    capture_bomb: bool,
+    /// A cancel grace, in ms (multiples of 10, so that with timeouts ending in 5 a grace
+    /// never ends as a step does). The handlers ignore their token: they run on through it.
+    grace: Option<u64>,
 }
 
 #[derive(Debug, Clone)]
@@ -51,6 +68,10 @@ enum Op {
     Cancel(usize),
     Resize(usize, usize),
     Advance(u64),
+    /// Another thread reports progress through every context clone kept so far.
+    LateProgress,
+    /// The runtime is dropped and a new one made.
+    NewRuntime,
 }
 
 // Step durations are multiples of 10 ms and timeouts end in 5, so an attempt's end never
@@ -71,14 +92,22 @@ fn spec() -> impl Strategy<Value = Spec> {
         prop::collection::vec(step(), 1..4),
         prop::option::of(0..=3u32),
         prop::option::of((1..=5u64).prop_map(|n| n * 10 + 5)),
+        prop::bool::weighted(0.2),
+        prop::bool::weighted(0.2),
+        prop::option::weighted(0.3, (1..=3u64).prop_map(|n| n * 10)),
     )
-        .prop_map(|(queue, priority, script, retries, timeout)| Spec {
-            queue,
-            priority,
-            script,
-            retries,
-            timeout,
-        })
+        .prop_map(
+            |(queue, priority, script, retries, timeout, bomb, capture_bomb, grace)| Spec {
+                queue,
+                priority,
+                script,
+                retries,
+                timeout,
+                bomb,
+                capture_bomb,
+                grace,
+            },
+        )
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -87,6 +116,8 @@ fn op() -> impl Strategy<Value = Op> {
         2 => any::<usize>().prop_map(Op::Cancel),
         1 => (0..QUEUES.len(), 1..=4usize).prop_map(|(q, n)| Op::Resize(q, n)),
         3 => (1..=60u64).prop_map(Op::Advance),
+        1 => Just(Op::LateProgress),
+        1 => Just(Op::NewRuntime),
     ]
 }
 
@@ -112,6 +143,14 @@ fn natural(spec: &Spec) -> (Natural, u32) {
             (Step::Ok(ms) | Step::Fail(ms) | Step::Panic(ms), Some(t)) => ms > t,
             _ => false,
         };
+        // A timed-out attempt that panics within its grace panics: a bug, not retried.
+        let panics_in_grace = match (step, spec.timeout, spec.grace) {
+            (Step::Panic(ms), Some(t), Some(g)) => timed_out && ms < t + g,
+            _ => false,
+        };
+        if panics_in_grace {
+            return (Natural::Panicked, attempt);
+        }
         let retryable = if timed_out {
             Natural::TimedOut
         } else {
@@ -129,10 +168,23 @@ fn natural(spec: &Spec) -> (Natural, u32) {
     }
 }
 
-/// Per-task observations made by its handler.
+/// Per-task observations made by its handler and its callbacks.
 #[derive(Default)]
 struct Seen {
     attempts: AtomicU32,
+    /// Calls of its completion callbacks.
+    finished: AtomicU32,
+}
+
+/// Panics when dropped while armed.
+struct Bomb(bool);
+
+impl Drop for Bomb {
+    fn drop(&mut self) {
+        if self.0 {
+            panic!("bomb");
+        }
+    }
 }
 
 /// Handlers inside, per queue.
@@ -156,31 +208,42 @@ struct Tracked {
     cancelled: bool,
     /// Attempts started when it was cancelled while pending.
     cancelled_pending_at: Option<u32>,
+    /// In flight when its runtime was dropped.
+    runtime_dropped: bool,
 }
 
-fn enqueue(
-    runner: &TaskRunner,
-    spec: &Spec,
-    seen: &Arc<Seen>,
-    inside: &Arc<Inside>,
-    alive: &Arc<()>,
-) -> Handle {
-    let (script, queue) = (spec.script.clone(), spec.queue);
-    let (seen, inside, alive) = (Arc::clone(seen), Arc::clone(inside), Arc::clone(alive));
+/// What every task's handler shares with the test.
+struct Shared {
+    inside: Arc<Inside>,
+    alive: Arc<()>,
+    /// A clone of the context of every attempt that started.
+    contexts: Arc<Mutex<Vec<TaskContext>>>,
+}
+
+fn enqueue(runner: &TaskRunner, spec: &Spec, seen: &Arc<Seen>, shared: &Shared) -> Handle {
+    let (script, queue, bomb) = (spec.script.clone(), spec.queue, spec.bomb);
+    let (inside, alive) = (Arc::clone(&shared.inside), Arc::clone(&shared.alive));
+    let contexts = Arc::clone(&shared.contexts);
+    let capture_bomb = Arc::new(Bomb(spec.capture_bomb));
+    let seen_by_handler = Arc::clone(seen);
     let mut task = Task::new("scripted", move |ctx: TaskContext| {
-        seen.attempts.fetch_add(1, Ordering::SeqCst);
+        let _keep = &capture_bomb;
+        seen_by_handler.attempts.fetch_add(1, Ordering::SeqCst);
+        contexts.lock().unwrap().push(ctx.clone());
         let step = script[(ctx.attempt() as usize - 1).min(script.len() - 1)];
         let (inside, alive) = (Arc::clone(&inside), Arc::clone(&alive));
         async move {
             let _alive = alive;
             inside.0[queue].fetch_add(1, Ordering::SeqCst);
             let _guard = Guard(&inside.0[queue]);
+            let mut bomb = Bomb(bomb);
             match step {
                 Step::Ok(ms) | Step::Fail(ms) | Step::Panic(ms) => {
                     tokio::time::sleep(Duration::from_millis(ms)).await
                 }
                 Step::Hang => std::future::pending().await,
             }
+            bomb.0 = false;
             match step {
                 Step::Ok(_) => Ok(ctx.attempt()),
                 Step::Panic(_) => panic!("scripted panic"),
@@ -189,12 +252,27 @@ fn enqueue(
         }
     })
     .queue(QUEUES[spec.queue])
-    .priority(spec.priority);
+    .priority(spec.priority)
+    .on_complete({
+        let seen = Arc::clone(seen);
+        move |_| {
+            seen.finished.fetch_add(1, Ordering::SeqCst);
+        }
+    })
+    .on_error({
+        let seen = Arc::clone(seen);
+        move |_, _| {
+            seen.finished.fetch_add(1, Ordering::SeqCst);
+        }
+    });
     if let Some(retries) = spec.retries {
         task = task.retry(RetryPolicy::fixed(Duration::from_millis(25)).max_retries(retries));
     }
     if let Some(ms) = spec.timeout {
         task = task.timeout(Duration::from_millis(ms));
+    }
+    if let Some(ms) = spec.grace {
+        task = task.cancel_grace(Duration::from_millis(ms));
     }
     runner.enqueue_task(task).expect("enqueue")
 }
@@ -227,8 +305,15 @@ fn check_step(
                 .filter(|t| t.handle.as_ref().is_some_and(|h| h.status() == status))
                 .count()
         };
+        // A cancelled task still in its grace holds its slot, though its status says so.
+        let in_grace = tasks
+            .iter()
+            .filter(|t| t.spec.queue == q)
+            .filter_map(|t| t.handle.as_ref())
+            .filter(|h| h.status() == TaskStatus::Cancelled && h.info().finished_at.is_none())
+            .count();
         prop_assert_eq!(stats.pending, count(TaskStatus::Pending));
-        prop_assert_eq!(stats.running, count(TaskStatus::Running));
+        prop_assert_eq!(stats.running, count(TaskStatus::Running) + in_grace);
         prop_assert_eq!(stats.retrying, count(TaskStatus::Retrying));
     }
     for task in tasks {
@@ -238,28 +323,54 @@ fn check_step(
     Ok(())
 }
 
-async fn run(ops: Vec<Op>, graceful: bool) -> Result<(), TestCaseError> {
-    let runner = TaskRunner::builder()
-        .queue("a", QueueConfig::new().concurrency(2))
-        .queue("b", QueueConfig::new().concurrency(1))
+fn new_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .start_paused(true)
         .build()
-        .unwrap();
-    let inside = Arc::new(Inside::default());
-    let alive = Arc::new(());
+        .unwrap()
+}
+
+fn run(ops: Vec<Op>, graceful: bool) -> Result<(), TestCaseError> {
+    let mut rt = new_runtime();
+    let runner = {
+        let _entered = rt.enter();
+        TaskRunner::builder()
+            .queue("a", QueueConfig::new().concurrency(2))
+            .queue("b", QueueConfig::new().concurrency(1))
+            .event_capacity(1 << 16)
+            .build()
+            .unwrap()
+    };
+    let mut events = runner.subscribe();
+    let shared = Shared {
+        inside: Arc::new(Inside::default()),
+        alive: Arc::new(()),
+        contexts: Arc::new(Mutex::new(Vec::new())),
+    };
     let mut tasks: Vec<Tracked> = Vec::new();
     let mut running_before = [0usize; 2];
+    let mut late_progress: Option<std::thread::JoinHandle<()>> = None;
 
     for op in ops {
+        // The previous op's progress thread ran alongside that op's settling.
+        if let Some(thread) = late_progress.take() {
+            thread.join().unwrap();
+        }
         match op {
             Op::Enqueue(spec) => {
                 let seen = Arc::new(Seen::default());
-                let handle = enqueue(&runner, &spec, &seen, &inside, &alive);
+                let handle = {
+                    let _entered = rt.enter();
+                    enqueue(&runner, &spec, &seen, &shared)
+                };
                 tasks.push(Tracked {
                     spec,
                     handle: Some(handle),
                     seen,
                     cancelled: false,
                     cancelled_pending_at: None,
+                    runtime_dropped: false,
                 });
             }
             Op::Cancel(pick) => {
@@ -271,6 +382,7 @@ async fn run(ops: Vec<Op>, graceful: bool) -> Result<(), TestCaseError> {
                 let handle = task.handle.as_ref().unwrap();
                 let was_pending = handle.status() == TaskStatus::Pending;
                 let attempts = task.seen.attempts.load(Ordering::SeqCst);
+                let _entered = rt.enter();
                 if handle.cancel() {
                     task.cancelled = true;
                     if was_pending {
@@ -281,31 +393,67 @@ async fn run(ops: Vec<Op>, graceful: bool) -> Result<(), TestCaseError> {
                     );
                 }
             }
-            Op::Resize(q, n) => runner.set_concurrency(QUEUES[q], n).unwrap(),
-            Op::Advance(ms) => tokio::time::sleep(Duration::from_millis(ms)).await,
+            Op::Resize(q, n) => {
+                let _entered = rt.enter();
+                runner.set_concurrency(QUEUES[q], n).unwrap();
+            }
+            Op::Advance(ms) => {
+                rt.block_on(async move { tokio::time::sleep(Duration::from_millis(ms)).await })
+            }
+            Op::LateProgress => {
+                let contexts = shared.contexts.lock().unwrap().clone();
+                late_progress = Some(std::thread::spawn(move || {
+                    for ctx in contexts {
+                        ctx.set_progress(50.0, "late");
+                    }
+                }));
+            }
+            Op::NewRuntime => {
+                for task in &mut tasks {
+                    task.runtime_dropped |= !task.handle.as_ref().unwrap().status().is_terminal();
+                }
+                drop(std::mem::replace(&mut rt, new_runtime()));
+                for task in &tasks {
+                    let status = task.handle.as_ref().unwrap().status();
+                    prop_assert!(status.is_terminal(), "{:?} after its runtime went", status);
+                }
+            }
         }
         // Let every ready task run; no timer fires.
-        tokio::task::yield_now().await;
-        tokio::time::sleep(Duration::from_micros(1)).await;
-        check_step(&runner, &tasks, &inside, &mut running_before)?;
+        rt.block_on(async {
+            tokio::task::yield_now().await;
+            tokio::time::sleep(Duration::from_micros(1)).await;
+        });
+        check_step(&runner, &tasks, &shared.inside, &mut running_before)?;
+    }
+    if let Some(thread) = late_progress.take() {
+        thread.join().unwrap();
     }
 
     // End: graceful shutdown cancels the tasks that would hang forever first.
     let shut_now = !graceful;
-    if graceful {
-        for task in &mut tasks {
-            if natural(&task.spec).0 == Natural::Hangs && task.handle.as_ref().unwrap().cancel() {
-                task.cancelled = true;
+    let ended = rt.block_on(async {
+        let end = if graceful {
+            for task in &mut tasks {
+                if natural(&task.spec).0 == Natural::Hangs && task.handle.as_ref().unwrap().cancel()
+                {
+                    task.cancelled = true;
+                }
             }
-        }
-        runner.shutdown().await;
-    } else {
-        runner.shutdown_now().await;
-    }
+            runner.shutdown().boxed()
+        } else {
+            runner.shutdown_now().boxed()
+        };
+        // Every script ends within seconds of paused time: an hour means a leaked task.
+        tokio::time::timeout(Duration::from_secs(3600), end).await
+    });
+    prop_assert!(ended.is_ok(), "shutdown hung: a task or a slot leaked");
 
+    let mut ids = Vec::new();
     for task in &mut tasks {
         let handle = task.handle.take().unwrap();
         let id = handle.id();
+        ids.push(id);
         let result = handle
             .now_or_never()
             .expect("every handle has resolved once the runner is shut down");
@@ -313,6 +461,11 @@ async fn run(ops: Vec<Op>, graceful: bool) -> Result<(), TestCaseError> {
         let info = runner.get_status(id).unwrap();
         let seen = task.seen.attempts.load(Ordering::SeqCst);
         prop_assert!(info.status.is_terminal());
+        prop_assert_eq!(
+            task.seen.finished.load(Ordering::SeqCst),
+            1,
+            "callbacks ran once"
+        );
         if let Some(at_cancel) = task.cancelled_pending_at {
             prop_assert_eq!(
                 seen,
@@ -322,9 +475,14 @@ async fn run(ops: Vec<Op>, graceful: bool) -> Result<(), TestCaseError> {
         }
         match result {
             Err(TaskError::Cancelled) => prop_assert!(task.cancelled, "{:?}", task.spec),
-            Err(TaskError::Shutdown) => prop_assert!(shut_now),
+            Err(TaskError::Shutdown) => prop_assert!(shut_now || task.runtime_dropped),
             other => {
                 prop_assert!(!task.cancelled, "cancel() returned true, yet {:?}", other);
+                prop_assert!(
+                    !task.runtime_dropped,
+                    "in flight as its runtime went, yet {:?}",
+                    other
+                );
                 let got = match other {
                     Ok(attempt) => Natural::Ok(attempt),
                     Err(TaskError::Failed(e)) => Natural::Failed(e),
@@ -343,7 +501,37 @@ async fn run(ops: Vec<Op>, graceful: bool) -> Result<(), TestCaseError> {
         prop_assert_eq!((stats.pending, stats.running, stats.retrying), (0, 0, 0));
     }
     // Every handler, and every future it made, has been dropped.
-    prop_assert_eq!(Arc::strong_count(&alive), 1);
+    prop_assert_eq!(Arc::strong_count(&shared.alive), 1);
+
+    // Late progress reports are ignored: every task's terminal event is its last.
+    drop(runner);
+    let mut by_task: HashMap<TaskId, Vec<bool>> = HashMap::new();
+    let all = rt.block_on(async {
+        tokio::time::timeout(
+            Duration::from_secs(3600),
+            events.by_ref().collect::<Vec<_>>(),
+        )
+        .await
+    });
+    prop_assert!(all.is_ok(), "the event stream did not end with the runner");
+    let all = all.unwrap();
+    for event in all {
+        let event = event.expect("no subscriber lag at this capacity");
+        by_task
+            .entry(event.id)
+            .or_default()
+            .push(event.kind.is_terminal());
+    }
+    for id in ids {
+        let terminal = by_task.remove(&id).unwrap_or_default();
+        prop_assert_eq!(terminal.iter().filter(|t| **t).count(), 1, "task {}", id);
+        prop_assert_eq!(
+            terminal.last(),
+            Some(&true),
+            "task {}: nothing after its end",
+            id
+        );
+    }
     Ok(())
 }
 
@@ -352,7 +540,8 @@ fn quiet_scripted_panics() {
     ONCE.call_once(|| {
         let default = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {
-            if info.payload().downcast_ref::<&str>() != Some(&"scripted panic") {
+            let payload = info.payload().downcast_ref::<&str>();
+            if payload != Some(&"scripted panic") && payload != Some(&"bomb") {
                 default(info);
             }
         }));
@@ -369,12 +558,7 @@ proptest! {
     #[test]
     fn the_runner_matches_its_model(ops in prop::collection::vec(op(), 1..40), graceful in any::<bool>()) {
         quiet_scripted_panics();
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_time()
-            .start_paused(true)
-            .build()
-            .unwrap();
-        rt.block_on(run(ops, graceful))?;
+        run(ops, graceful)?;
     }
 }
 
@@ -386,6 +570,9 @@ fn the_model_predicts_natural_outcomes() {
         script,
         retries,
         timeout,
+        bomb: false,
+        capture_bomb: false,
+        grace: None,
     };
     assert_eq!(
         natural(&spec(vec![Step::Ok(10)], None, None)),
@@ -410,5 +597,19 @@ fn the_model_predicts_natural_outcomes() {
     assert_eq!(
         natural(&spec(vec![Step::Hang], Some(3), None)),
         (Natural::Hangs, 1)
+    );
+    let graced = |script, grace| Spec {
+        grace: Some(grace),
+        ..spec(script, Some(1), Some(15))
+    };
+    assert_eq!(
+        natural(&graced(vec![Step::Panic(20)], 10)),
+        (Natural::Panicked, 1),
+        "panics within the grace of its timeout"
+    );
+    assert_eq!(
+        natural(&graced(vec![Step::Panic(30)], 10)),
+        (Natural::TimedOut, 2),
+        "dropped at the grace's end before it panics"
     );
 }

@@ -56,7 +56,7 @@ async fn finished_tasks_that_ask_leave_a_notification() {
             notes[0].summary.as_str(),
             notes[0].truncated
         ),
-        ("call_1", "\"a long line…", true)
+        ("call_1", "\"a long lin…", true)
     );
     assert_eq!(
         (notes[1].id, notes[1].status, notes[1].summary.as_str()),
@@ -90,8 +90,37 @@ async fn a_cut_summary_says_so_and_the_full_text_stays_retrievable() {
     let id = h.id();
     h.await.unwrap();
     let note = runner.drain_notifications().pop().unwrap();
-    assert_eq!((note.summary.as_str(), note.truncated), ("abcde…", true));
+    // Five characters, the ellipsis included.
+    assert_eq!((note.summary.as_str(), note.truncated), ("abcd…", true));
     assert_eq!(runner.full_result(id).as_deref(), Some("abcdefgh"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_summary_is_at_most_the_default_length_ellipsis_included() {
+    let runner = TaskRunner::new();
+    let long = "x".repeat(500);
+    let exact = "y".repeat(taskrunner::DEFAULT_SUMMARY_LEN);
+    for text in [long.clone(), exact.clone()] {
+        let h = runner
+            .enqueue_task(
+                Task::new("t", move |_: TaskContext| {
+                    let text = text.clone();
+                    async move { Ok::<_, String>(text) }
+                })
+                .notify_with(|v: &String| v.clone()),
+            )
+            .unwrap();
+        h.await.unwrap();
+    }
+    let notes = runner.drain_notifications();
+    assert_eq!(notes[0].summary.chars().count(), 200);
+    assert!(notes[0].truncated && notes[0].summary.ends_with('…'));
+    assert_eq!(notes[0].summary, format!("{}…", &long[..199]));
+    // Exactly 200 characters fit uncut.
+    assert_eq!(
+        (notes[1].summary.as_str(), notes[1].truncated),
+        (exact.as_str(), false)
+    );
 }
 
 #[tokio::test(start_paused = true)]

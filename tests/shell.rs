@@ -128,6 +128,28 @@ async fn a_command_that_cannot_start_fails_with_the_os_error_and_the_runner_goes
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_empty_command_fails_clearly_instead_of_succeeding() {
+    let runner = TaskRunner::new();
+    for task in [
+        ShellTask::new("").name("empty"),
+        ShellTask::new(" \t\n").name("empty"),
+        ShellTask::program("", ["x"]).name("empty"),
+    ] {
+        let handle = runner.enqueue_task(task.into_task()).unwrap();
+        match handle.await {
+            Err(TaskError::Failed(error @ ShellError::EmptyCommand { .. })) => {
+                let message = error.to_string();
+                assert!(
+                    message.contains("task `empty`") && message.contains("is empty"),
+                    "{message}"
+                );
+            }
+            other => panic!("expected EmptyCommand, got {other:?}"),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn working_directory_environment_and_argv() {
     let dir = scratch("cwd");
     let runner = TaskRunner::new();

@@ -80,3 +80,51 @@ async fn a_definition_timeout_applies_and_an_unknown_default_queue_is_an_error()
     let elsewhere = def.clone().queue("gpu");
     assert!(runner.enqueue_task(elsewhere.with(1)).is_err());
 }
+
+#[tokio::test(start_paused = true)]
+async fn each_call_of_a_definition_can_have_its_own_name() {
+    let runner = TaskRunner::new();
+    let mut events = runner.subscribe();
+    let agent = TaskDef::new("agent", |ctx: TaskContext, role: &'static str| async move {
+        Ok::<_, String>(format!("{}:{role}", ctx.name()))
+    });
+    let plain = agent.with("default");
+    assert_eq!(plain.name(), "agent", "the getter still works");
+    let handles: Vec<_> = ["planner", "coder", "tester"]
+        .into_iter()
+        .map(|role| {
+            runner
+                .enqueue_task(agent.with(role).named(format!("agent-{role}")).notify())
+                .unwrap()
+        })
+        .collect();
+    let plain = runner.enqueue_task(plain).unwrap();
+    let mut outs = Vec::new();
+    for handle in handles {
+        let name = runner.get_status(handle.id()).unwrap().name;
+        outs.push((name, handle.await.unwrap()));
+    }
+    assert_eq!(
+        outs,
+        [
+            (
+                "agent-planner".to_owned(),
+                "agent-planner:planner".to_owned()
+            ),
+            ("agent-coder".to_owned(), "agent-coder:coder".to_owned()),
+            ("agent-tester".to_owned(), "agent-tester:tester".to_owned()),
+        ]
+    );
+    assert_eq!(plain.await.unwrap(), "agent:default");
+    let names: Vec<String> = runner
+        .drain_notifications()
+        .into_iter()
+        .map(|n| n.name)
+        .collect();
+    assert_eq!(names, ["agent-planner", "agent-coder", "agent-tester"]);
+    let first = futures::StreamExt::next(&mut events)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(first.name, "agent-planner");
+}

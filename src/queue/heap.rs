@@ -48,6 +48,14 @@ impl<T: Keyed> Heap<T> {
         self.heap.shrink_to(capacity);
     }
 
+    /// The entry [`pop`](Self::pop) would return, without taking it.
+    pub(super) fn peek(&self) -> Option<&T> {
+        match (self.run.front(), self.heap.first()) {
+            (Some(run), Some(heap)) => Some(if run.key() > heap.key() { run } else { heap }),
+            (run, heap) => run.or(heap),
+        }
+    }
+
     pub(super) fn push(&mut self, item: T) {
         let key = item.key();
         if self.run.back().is_none_or(|last| key < last.key()) {

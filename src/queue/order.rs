@@ -64,6 +64,12 @@ impl<T: Prioritized> Order<T> {
         item
     }
 
+    /// The next entry of each priority level: within a level, the one enqueued first.
+    /// O(P) in the levels.
+    pub(super) fn level_fronts(&self) -> impl Iterator<Item = &T> {
+        self.levels.values().filter_map(Heap::peek)
+    }
+
     /// Keeps the entries for which `keep` is true. O(n).
     pub(super) fn retain(&mut self, mut keep: impl FnMut(&T) -> bool) {
         for level in self.levels.values_mut() {
