@@ -14,7 +14,7 @@ use std::fmt::Display;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicU32, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, SystemTime};
@@ -106,7 +106,10 @@ pub(crate) struct Header {
     pub(crate) name: CompactString,
     call_id: OnceLock<CompactString>,
     pub(crate) queue: Arc<Queue>,
-    pub(crate) priority: i32,
+    /// The priority it was enqueued with, or the one
+    /// [`TaskRunner::set_priority`](crate::TaskRunner::set_priority) moved it to (changed under
+    /// the queue lock). Read with [`Header::priority`].
+    priority: AtomicI32,
     /// Retry and timeout, boxed: most tasks set neither, and then pay 8 bytes, not 64.
     options: Option<Box<Options>>,
     created_at: Stamp,
@@ -172,6 +175,8 @@ pub(crate) enum CancelFrom {
     Queued,
     /// In backoff: now `Cancelled`.
     Retrying,
+    /// Waiting out its start delay: now `Cancelled`.
+    Delayed,
     /// Running: now `Cancelling`; the worker ends it.
     Running,
     /// Already being cancelled.
@@ -194,7 +199,7 @@ impl Header {
             name: CompactString::from(name),
             call_id: call_id.map_or_else(OnceLock::new, |c| OnceLock::from(CompactString::from(c))),
             queue,
-            priority,
+            priority: AtomicI32::new(priority),
             options,
             created_at: Stamp::now(),
             phase: AtomicU8::new(Phase::New as u8),
@@ -219,6 +224,16 @@ impl Header {
 
     pub(crate) fn phase(&self) -> Phase {
         Phase::from_u8(self.phase.load(Ordering::Acquire))
+    }
+
+    /// The task's priority now (see [`Header::set_priority`]).
+    pub(crate) fn priority(&self) -> i32 {
+        self.priority.load(Ordering::Relaxed)
+    }
+
+    /// Records a new priority. Call under the queue lock, which also moves the task's entry.
+    pub(crate) fn set_priority(&self, priority: i32) {
+        self.priority.store(priority, Ordering::Relaxed);
     }
 
     pub(crate) fn attempts(&self) -> u32 {
@@ -311,11 +326,21 @@ impl Header {
         self.options.as_ref()?.timeout
     }
 
-    /// `New` or `Retrying` → `Running` (if `start`, at `now`) or `Queued`. False if it was
-    /// cancelled. Call under the queue lock.
+    /// `New` → `Delayed`. False if it was cancelled. Call under the queue lock.
+    pub(crate) fn delay(&self) -> bool {
+        let mut record = lock(&self.record);
+        if record.phase != Phase::New {
+            return false;
+        }
+        self.set_phase(&mut record, Phase::Delayed);
+        true
+    }
+
+    /// `New`, `Delayed` or `Retrying` → `Running` (if `start`, at `now`) or `Queued`. False
+    /// if it was cancelled. Call under the queue lock.
     pub(crate) fn admit(&self, start: bool, now: Stamp) -> bool {
         let mut record = lock(&self.record);
-        if !matches!(record.phase, Phase::New | Phase::Retrying) {
+        if !matches!(record.phase, Phase::New | Phase::Retrying | Phase::Delayed) {
             return false;
         }
         if start {
@@ -359,6 +384,7 @@ impl Header {
                 Phase::New => CancelFrom::New,
                 Phase::Queued => CancelFrom::Queued,
                 Phase::Retrying => CancelFrom::Retrying,
+                Phase::Delayed => CancelFrom::Delayed,
                 Phase::Running => CancelFrom::Running,
                 Phase::Cancelling => return CancelFrom::Cancelling,
                 Phase::Completed | Phase::Failed | Phase::Cancelled => return CancelFrom::Finished,
@@ -427,7 +453,7 @@ impl Header {
             call_id: self.call_id().to_owned(),
             name: self.name.to_string(),
             queue: self.queue.name().to_owned(),
-            priority: self.priority,
+            priority: self.priority(),
             status: record.phase.status(),
             attempts: self.attempts(),
             created_at: self.created_at.get().unwrap_or(SystemTime::UNIX_EPOCH),
@@ -435,6 +461,7 @@ impl Header {
             finished_at: record.finished_at.get(),
             error: record.error.as_deref().map(str::to_owned),
             progress: record.progress.as_ref().map(|state| state.progress.clone()),
+            waiting_for: None,
         }
     }
 }
@@ -696,11 +723,12 @@ where
     }
 }
 
-/// Waits until the task's cancel is requested (for a task waiting out its backoff).
+/// Waits until the task's cancel is requested (for a task waiting out its backoff or its
+/// start delay).
 pub(crate) async fn cancelled(header: &Header) {
     std::future::poll_fn(|cx| {
         header.waker.register(cx.waker());
-        if header.phase() == Phase::Retrying {
+        if matches!(header.phase(), Phase::Retrying | Phase::Delayed) {
             Poll::Pending
         } else {
             Poll::Ready(())

@@ -123,11 +123,11 @@ mod worker;
 
 pub use context::{Progress, TaskContext};
 pub use def::TaskDef;
-pub use error::{ConfigError, EnqueueError, TaskError};
+pub use error::{ConfigError, EnqueueError, Rejected, TaskError};
 pub use events::{Event, EventKind, EventStream, Lagged};
 pub use handle::TaskHandle;
 pub use notify::Notification;
-pub use queue::{QueueConfig, QueueStats};
+pub use queue::{QueueConfig, QueueStats, RateLimit, WaitReason, MAX_RATE};
 pub use registry::TaskInfo;
 pub use retry::RetryPolicy;
 pub use runner::{

@@ -6,13 +6,22 @@
 //! (spawning a worker) is the caller's job, outside the lock.
 
 use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::Semaphore;
 
 use crate::job::{CancelFrom, Cause, Header, Job, Stamp};
 use crate::runner::Hub;
 use crate::status::Phase;
 use crate::sync::{lock, Mutex};
+use crate::ConfigError;
 
+use flow::{Came, Flow};
 use order::{Order, Prioritized};
+
+pub(crate) use flow::TaskFlow;
+pub use flow::WaitReason;
+pub use rate::{RateLimit, MAX_RATE};
 
 /// The settings of one queue, for [`TaskRunnerBuilder::queue`](crate::TaskRunnerBuilder::queue).
 ///
@@ -35,12 +44,22 @@ use order::{Order, Prioritized};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct QueueConfig {
     pub(crate) concurrency: usize,
+    pub(crate) max_pending: Option<usize>,
+    pub(crate) rate_limit: Option<RateLimit>,
+    pub(crate) key_concurrency: Option<usize>,
+    pub(crate) aging: Option<Duration>,
 }
 
 impl QueueConfig {
     /// A queue with concurrency 3.
     pub const fn new() -> Self {
-        QueueConfig { concurrency: 3 }
+        QueueConfig {
+            concurrency: 3,
+            max_pending: None,
+            rate_limit: None,
+            key_concurrency: None,
+            aging: None,
+        }
     }
 
     /// How many of the queue's tasks may run at once. Zero is rejected by
@@ -49,6 +68,135 @@ impl QueueConfig {
     pub const fn concurrency(mut self, n: usize) -> Self {
         self.concurrency = n;
         self
+    }
+
+    /// At most `n` tasks may wait (be [`Pending`](crate::TaskStatus::Pending)) in the queue.
+    /// Past it, [`enqueue_task`](crate::TaskRunner::enqueue_task) fails with
+    /// [`EnqueueError::QueueFull`](crate::EnqueueError::QueueFull) (and
+    /// [`try_enqueue_task`](crate::TaskRunner::try_enqueue_task) hands the task back), while
+    /// [`enqueue_task_wait`](crate::TaskRunner::enqueue_task_wait) waits for room, first come
+    /// first served.
+    ///
+    /// Only new tasks are refused: a task coming back from a backoff or its
+    /// [`delay`](crate::Task::delay) was accepted already, and waits even if that takes the
+    /// queue past `n` for a while. Delayed and running tasks are not counted. Default:
+    /// unbounded. Zero is a [`ConfigError`].
+    ///
+    /// ```
+    /// use taskrunner::{EnqueueError, QueueConfig, Task, TaskContext, TaskRunner};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let runner = TaskRunner::builder()
+    ///     .queue("io", QueueConfig::new().concurrency(1).max_pending(1))
+    ///     .build()?;
+    /// let task = || Task::new("io", |_: TaskContext| async { Ok::<_, String>(()) }).queue("io");
+    /// let _running = runner.enqueue_task(task())?;
+    /// let _waiting = runner.enqueue_task(task())?;
+    /// let refused = runner.try_enqueue_task(task()).unwrap_err();
+    /// assert!(matches!(refused.error, EnqueueError::QueueFull { max_pending: 1, .. }));
+    /// let _later = runner.enqueue_task_wait(refused.task).await?; // waits for room
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub const fn max_pending(mut self, n: usize) -> Self {
+        self.max_pending = Some(n);
+        self
+    }
+
+    /// At most `limit.starts()` tasks start (retries included) in any window of length
+    /// `limit.per()`: see [`RateLimit`]. Default: none.
+    pub const fn rate_limit(mut self, limit: RateLimit) -> Self {
+        self.rate_limit = Some(limit);
+        self
+    }
+
+    /// At most `n` running tasks per [`concurrency_key`](crate::Task::concurrency_key) (a
+    /// tenant, a conversation), on top of the queue's own limit. A key at its limit never
+    /// holds back tasks of other keys or of no key; within a key, tasks start by priority
+    /// then in enqueue order; keys with tasks of equal priority take turns (round robin), so
+    /// one key's thousand tasks do not delay another key's one. Tasks without a key are not
+    /// limited by it. Default: none (keys are ignored). Zero is a [`ConfigError`].
+    ///
+    /// ```
+    /// use taskrunner::{QueueConfig, TaskRunner};
+    ///
+    /// # fn main() -> Result<(), taskrunner::ConfigError> {
+    /// let runner = TaskRunner::builder()
+    ///     .queue("chat", QueueConfig::new().concurrency(8).key_concurrency(1))
+    ///     .build()?;
+    /// # drop(runner);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub const fn key_concurrency(mut self, n: usize) -> Self {
+        self.key_concurrency = Some(n);
+        self
+    }
+
+    /// A waiting task gains +1 priority per `interval` waited, so low priorities are not
+    /// starved by a stream of higher ones: effective priority = priority +
+    /// floor(waited / interval), at millisecond resolution. Tasks are ordered by
+    /// `priority·interval − entry time`, which does not change as time passes: no re-sort,
+    /// pushes and pops stay O(log n). The wait counts from when the task entered the queue
+    /// (again after a retry's backoff, or a [`set_priority`](crate::TaskRunner::set_priority)).
+    /// Default: none. An interval under 1 ms or over 2³² ms (49 days) is a [`ConfigError`].
+    pub const fn aging(mut self, interval: Duration) -> Self {
+        self.aging = Some(interval);
+        self
+    }
+
+    /// Checks the settings of queue `queue`.
+    pub(crate) fn validate(&self, queue: &str) -> Result<(), ConfigError> {
+        let invalid = |setting: &'static str, problem: &'static str| {
+            Err(ConfigError::InvalidSetting {
+                queue: queue.to_owned(),
+                setting,
+                problem,
+            })
+        };
+        if self.concurrency == 0 {
+            return Err(ConfigError::ZeroConcurrency {
+                queue: queue.to_owned(),
+            });
+        }
+        if self.max_pending == Some(0) {
+            return invalid("max_pending", "is 0, so no task could ever wait: use 1 or more");
+        }
+        if self.key_concurrency == Some(0) {
+            return invalid(
+                "key_concurrency",
+                "is 0, so no task with a key could ever run: use 1 or more",
+            );
+        }
+        if let Some(rate) = self.rate_limit {
+            if rate.n == 0 {
+                return invalid("rate_limit", "allows 0 starts, so nothing would run: use 1 or more");
+            }
+            if rate.n > MAX_RATE {
+                return invalid("rate_limit", "counts more than 1,000,000 starts a window: use a shorter window");
+            }
+            if rate.per.is_zero() {
+                return invalid("rate_limit", "has a zero window: give it a positive duration");
+            }
+        }
+        if let Some(interval) = self.aging {
+            if interval < Duration::from_millis(1) {
+                return invalid("aging", "interval is under 1 ms: use 1 ms or more");
+            }
+            if interval > Duration::from_millis(u64::from(u32::MAX)) {
+                return invalid("aging", "interval is over 2^32 ms (49 days): use a shorter one");
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether any setting needs the queue's flow-control path.
+    const fn uses_flow(&self) -> bool {
+        self.max_pending.is_some()
+            || self.rate_limit.is_some()
+            || self.key_concurrency.is_some()
+            || self.aging.is_some()
     }
 }
 
@@ -70,6 +218,15 @@ pub struct QueueStats {
     pub retrying: usize,
     /// The concurrency limit.
     pub limit: usize,
+    /// Tasks waiting for their start time ([`Task::delay`](crate::Task::delay)); they are not
+    /// in `pending` and hold no slot.
+    pub delayed: usize,
+    /// Whether the queue is paused ([`TaskRunner::pause_queue`](crate::TaskRunner::pause_queue),
+    /// or a [`TaskContext::pause_queue_for`](crate::TaskContext::pause_queue_for) that has
+    /// not run out): nothing starts.
+    pub paused: bool,
+    /// Why the queue's waiting tasks do not start although it has a free slot, if they do not.
+    pub waiting_for: Option<crate::WaitReason>,
 }
 
 // ===== Queue =====
@@ -78,18 +235,27 @@ pub(crate) struct Queue {
     name: Box<str>,
     state: Mutex<State>,
     hub: Arc<Hub>,
+    /// Room for waiting tasks under `max_pending`: a permit per free place, taken by a new
+    /// task before it is built, so that a refused task is handed back whole, and awaited
+    /// (first come, first served) by `enqueue_task_wait`.
+    room: Option<Semaphore>,
+    max_pending: usize,
 }
 
 struct State {
-    /// Waiting tasks in start order.
+    /// Waiting tasks in start order (those with a concurrency key wait in `flow`'s keys).
     waiting: Order<Entry>,
     /// Tasks holding a slot. May exceed `limit` for a moment after the limit is lowered; the
     /// excess slots are given up as their tasks finish.
     running: usize,
     retrying: usize,
+    delayed: usize,
     limit: usize,
-    /// Cancelled entries still in `waiting`; skipped when popped.
+    /// Cancelled (or moved) entries still in an order; skipped when popped.
     tombstones: usize,
+    /// Flow control (pause, rate limit, keys, aging, bounded depth, moved priorities): `None`
+    /// until a queue uses any, so that a plain queue pays one branch for all of it.
+    flow: Option<Box<Flow>>,
 }
 
 /// A waiting task: highest priority first, then lowest id (enqueue order).
@@ -103,7 +269,7 @@ impl Entry {
         let header = job.header();
         // Priority in the high half (shifted to unsigned so the order holds), then the id
         // inverted so that a lower id ranks higher.
-        let priority = u128::from((header.priority as u32) ^ (1 << 31));
+        let priority = u128::from((header.priority() as u32) ^ (1 << 31));
         let key = priority << 64 | u128::from(!header.id.as_u64());
         Entry { key, job }
     }
@@ -126,16 +292,34 @@ impl Prioritized for Entry {
 const COMPACT_MIN: usize = 64;
 
 impl Queue {
+    #[cfg(test)]
     pub(crate) fn new(name: &str, limit: usize, hub: Arc<Hub>) -> Queue {
+        Queue::with_config(name, &QueueConfig::new().concurrency(limit), hub)
+    }
+
+    pub(crate) fn with_config(name: &str, config: &QueueConfig, hub: Arc<Hub>) -> Queue {
+        let flow = config.uses_flow().then(|| Box::new(Flow::new(config)));
+        let waiting = if config.aging.is_some() {
+            Order::flat()
+        } else {
+            Order::new()
+        };
+        let max_pending = config.max_pending.unwrap_or(usize::MAX);
         Queue {
             name: name.into(),
             hub,
+            room: config
+                .max_pending
+                .map(|n| Semaphore::new(n.min(Semaphore::MAX_PERMITS))),
+            max_pending,
             state: Mutex::new(State {
-                waiting: Order::new(),
+                waiting,
                 running: 0,
                 retrying: 0,
-                limit,
+                delayed: 0,
+                limit: config.concurrency,
                 tombstones: 0,
+                flow,
             }),
         }
     }
@@ -149,23 +333,46 @@ impl Queue {
         &self.hub
     }
 
+    /// The room semaphore of a queue with `max_pending`.
+    pub(crate) fn room(&self) -> Option<&Semaphore> {
+        self.room.as_ref()
+    }
+
+    pub(crate) fn max_pending(&self) -> usize {
+        self.max_pending
+    }
+
     /// Admits a new task (`retried` false) or one whose backoff ended (`retried` true): it
     /// takes a free slot at once (returned, for the caller to run) or waits in its queue.
     /// Returns `None` also if the task was cancelled meanwhile.
     pub(crate) fn admit(&self, job: Arc<dyn Job>, retried: bool) -> Option<Arc<dyn Job>> {
+        self.admit_from(job, if retried { Came::Retry } else { Came::New })
+    }
+
+    /// Admits a task whose start delay ended.
+    pub(crate) fn admit_delayed(&self, job: Arc<dyn Job>) -> Option<Arc<dyn Job>> {
+        self.admit_from(job, Came::Delay)
+    }
+
+    fn admit_from(&self, job: Arc<dyn Job>, came: Came) -> Option<Arc<dyn Job>> {
         // A new task that starts at once starts when it was created; read no clock for it.
-        let now = if retried {
-            Stamp::now()
-        } else {
+        let now = if came == Came::New {
             job.header().created_at()
+        } else {
+            Stamp::now()
         };
         let mut state = lock(&self.state);
+        if state.flow.is_some() {
+            return self.admit_flow(&mut state, job, came, now);
+        }
         let start = state.running < state.limit;
         if !job.header().admit(start, now) {
             return None;
         }
-        if retried {
-            state.retrying -= 1;
+        match came {
+            Came::New => {}
+            Came::Retry => state.retrying -= 1,
+            Came::Delay => state.delayed -= 1,
         }
         if start {
             state.running += 1;
@@ -173,6 +380,15 @@ impl Queue {
         }
         state.waiting.push(Entry::new(job));
         None
+    }
+
+    /// Puts a new task aside until its start delay ends (then [`admit_delayed`](Self::admit_delayed)).
+    /// False if it was cancelled meanwhile.
+    pub(crate) fn delay(&self, header: &Header) -> bool {
+        let mut state = lock(&self.state);
+        let delayed = header.delay();
+        state.delayed += usize::from(delayed);
+        delayed
     }
 
     /// Ends the running attempt of `job` (see [`Header::end_attempt`]) and passes its slot on:
@@ -195,7 +411,9 @@ impl Queue {
             state.retrying += 1;
             on_retrying();
         }
-        let next = if state.running > state.limit {
+        let next = if state.flow.is_some() {
+            self.end_attempt_flow(&mut state, job.header(), now)
+        } else if state.running > state.limit {
             None
         } else {
             state.pop_startable(now)
@@ -213,9 +431,13 @@ impl Queue {
         match from {
             CancelFrom::Queued => {
                 state.tombstones += 1;
+                if state.flow.is_some() {
+                    self.cancel_queued_flow(&mut state, header);
+                }
                 state.compact();
             }
             CancelFrom::Retrying => state.retrying -= 1,
+            CancelFrom::Delayed => state.delayed -= 1,
             _ => {}
         }
         from
@@ -226,6 +448,9 @@ impl Queue {
         let now = Stamp::now();
         let mut state = lock(&self.state);
         state.limit = limit;
+        if state.flow.is_some() {
+            return self.fill(&mut state, now);
+        }
         let mut started = Vec::new();
         while state.running < state.limit {
             match state.pop_startable(now) {
@@ -241,16 +466,32 @@ impl Queue {
 
     pub(crate) fn stats(&self) -> QueueStats {
         let state = lock(&self.state);
+        let (paused, waiting_for) = match &state.flow {
+            Some(flow) => {
+                let pending = state.pending() > 0;
+                let free = state.running < state.limit;
+                flow.describe(tokio::time::Instant::now(), pending && free)
+            }
+            None => (false, None),
+        };
         QueueStats {
-            pending: state.waiting.len() - state.tombstones,
+            pending: state.pending(),
             running: state.running,
             retrying: state.retrying,
             limit: state.limit,
+            delayed: state.delayed,
+            paused,
+            waiting_for,
         }
     }
 }
 
 impl State {
+    fn pending(&self) -> usize {
+        let keyed = self.flow.as_ref().map_or(0, |f| f.keyed_len());
+        self.waiting.len() + keyed - self.tombstones
+    }
+
     /// Pops the best task still waiting and marks it running, skipping tombstones.
     fn pop_startable(&mut self, now: Stamp) -> Option<Arc<dyn Job>> {
         while let Some(entry) = self.waiting.pop() {
@@ -265,16 +506,24 @@ impl State {
     /// Drops tombstones once they are most of the waiting entries, so cancelled tasks cannot pile up.
     /// Amortised O(1) per cancel.
     fn compact(&mut self) {
-        if self.tombstones >= COMPACT_MIN && self.tombstones * 2 > self.waiting.len() {
-            self.waiting
-                .retain(|entry| entry.job.header().phase() == Phase::Queued);
+        let keyed = self.flow.as_ref().map_or(0, |f| f.keyed_len());
+        if self.tombstones >= COMPACT_MIN && self.tombstones * 2 > self.waiting.len() + keyed {
+            match self.flow.as_mut() {
+                Some(flow) => flow.retain_live(&mut self.waiting),
+                None => self
+                    .waiting
+                    .retain(|entry| entry.job.header().phase() == Phase::Queued),
+            }
             self.tombstones = 0;
         }
     }
 }
 
+mod flow;
 mod heap;
+mod keys;
 mod order;
+mod rate;
 
 #[cfg(test)]
 mod test_job;

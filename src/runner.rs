@@ -5,8 +5,9 @@ use std::fmt;
 use std::future::Future;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::atomic::{fence, AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, OnceLock, Weak};
 use std::task::Poll;
+use std::time::Duration;
 
 use tokio::runtime::Handle;
 use tokio::sync::Notify;
@@ -19,8 +20,8 @@ use crate::registry::Registry;
 use crate::sync::lock_std;
 use crate::task::RetryPredicate;
 use crate::{
-    worker, ConfigError, EnqueueError, QueueConfig, QueueStats, Task, TaskContext, TaskHandle,
-    TaskId, TaskInfo,
+    worker, ConfigError, EnqueueError, QueueConfig, QueueStats, Rejected, Task, TaskContext,
+    TaskHandle, TaskId, TaskInfo, TaskStatus,
 };
 
 /// The queue every runner has unless its builder configures it otherwise.
@@ -103,6 +104,9 @@ pub(crate) struct Hub {
     pub(crate) inbox: Inbox,
     /// Every task deposits a notification, not only those asking with `Task::notify`.
     pub(crate) notify_all: bool,
+    /// The runner, for a queue's own timers (a rate limit, a pause that runs out) to start
+    /// tasks. Unset when a queue is driven alone in tests.
+    runner: OnceLock<Weak<Shared>>,
 }
 
 impl Hub {
@@ -111,7 +115,12 @@ impl Hub {
             events: Events::new(settings.event_capacity),
             inbox: Inbox::new(settings.notification_capacity, settings.summary_len),
             notify_all: settings.notify_all,
+            runner: OnceLock::new(),
         }
+    }
+
+    pub(crate) fn runner(&self) -> Option<Arc<Shared>> {
+        self.runner.get()?.upgrade()
     }
 }
 
@@ -140,6 +149,8 @@ pub(crate) struct Shared {
     runtime: OnceLock<Handle>,
     /// Workers waiting a moment for a start, each to be handed a job instead of a spawn.
     parked: std::sync::Mutex<Vec<Arc<Parking>>>,
+    /// The live task of each dedup key (`Task::dedup_key`).
+    dedup: std::sync::Mutex<HashMap<Box<str>, TaskId>>,
 }
 
 /// Where a parked worker is handed its next job.
@@ -174,7 +185,7 @@ impl TaskRunner {
         let hub = Arc::new(Hub::new(settings));
         let queue_list: Vec<Arc<Queue>> = queues
             .into_iter()
-            .map(|(name, config)| Arc::new(Queue::new(&name, config.concurrency, Arc::clone(&hub))))
+            .map(|(name, config)| Arc::new(Queue::with_config(&name, &config, Arc::clone(&hub))))
             .collect();
         let queues = queue_list
             .iter()
@@ -184,8 +195,7 @@ impl TaskRunner {
         if let Ok(handle) = Handle::try_current() {
             let _ = runtime.set(handle);
         }
-        TaskRunner {
-            shared: Arc::new(Shared {
+        let shared = Arc::new(Shared {
                 queues,
                 queue_list,
                 registry: Registry::new(settings.retain_finished),
@@ -196,15 +206,18 @@ impl TaskRunner {
                 aborting: AtomicBool::new(false),
                 runtime,
                 parked: std::sync::Mutex::new(Vec::new()),
-            }),
-        }
+                dedup: std::sync::Mutex::new(HashMap::new()),
+            });
+        let _ = shared.hub.runner.set(Arc::downgrade(&shared));
+        TaskRunner { shared }
     }
 
     /// Puts `task` in its queue and returns a handle to await, inspect or cancel it.
     ///
     /// If the queue has a free slot the task takes it before this returns (its status is
     /// already [`Running`](crate::TaskStatus::Running)); otherwise it waits in the queue's
-    /// priority order.
+    /// priority order. A task with a [`delay`](Task::delay) is
+    /// [`Delayed`](crate::TaskStatus::Delayed) until its start time.
     ///
     /// # Errors
     ///
@@ -213,6 +226,13 @@ impl TaskRunner {
     /// - [`EnqueueError::ShuttingDown`]: [`shutdown`](Self::shutdown) has begun.
     /// - [`EnqueueError::NoRuntime`]: called outside a tokio runtime, and the runner was built
     ///   outside one too.
+    /// - [`EnqueueError::QueueFull`]: the queue has [`max_pending`](QueueConfig::max_pending)
+    ///   tasks waiting already.
+    /// - [`EnqueueError::Duplicate`]: a task with the same [`dedup_key`](Task::dedup_key) is
+    ///   live.
+    ///
+    /// A refused task is dropped with its handler, never run. To get it back instead (to
+    /// retry later), use [`try_enqueue_task`](Self::try_enqueue_task).
     pub fn enqueue_task<F, Fut, P, T, E>(
         &self,
         task: Task<F, P>,
@@ -224,29 +244,158 @@ impl TaskRunner {
         T: Send + 'static,
         E: fmt::Display + Send + 'static,
     {
+        self.enqueue(task, false).map_err(Rejected::into_error)
+    }
+
+    /// Like [`enqueue_task`](Self::enqueue_task), but a refused task is handed back in the
+    /// [`Rejected`] error, whole and never run, so the caller still owns it: it can enqueue it
+    /// again later, or wait for room with [`enqueue_task_wait`](Self::enqueue_task_wait).
+    ///
+    /// # Errors
+    ///
+    /// The same as [`enqueue_task`](Self::enqueue_task), with the task.
+    pub fn try_enqueue_task<F, Fut, P, T, E>(
+        &self,
+        task: Task<F, P>,
+    ) -> Result<TaskHandle<T, E>, Rejected<F, P>>
+    where
+        F: Fn(TaskContext) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<T, E>> + Send + 'static,
+        P: RetryPredicate<E>,
+        T: Send + 'static,
+        E: fmt::Display + Send + 'static,
+    {
+        self.enqueue(task, false)
+    }
+
+    /// Like [`enqueue_task`](Self::enqueue_task), but when the task's queue is full (its
+    /// [`max_pending`](QueueConfig::max_pending)) waits for room instead of failing with
+    /// [`EnqueueError::QueueFull`]. Waiters get room in the order they started waiting.
+    ///
+    /// Cancel-safe: dropping the future before it resolves takes no room and drops the task.
+    /// On a queue without `max_pending` it resolves at once.
+    ///
+    /// # Errors
+    ///
+    /// The same as [`enqueue_task`](Self::enqueue_task), except `QueueFull`.
+    pub fn enqueue_task_wait<F, Fut, P, T, E>(
+        &self,
+        task: Task<F, P>,
+    ) -> impl Future<Output = Result<TaskHandle<T, E>, EnqueueError>> + Send + 'static
+    where
+        F: Fn(TaskContext) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<T, E>> + Send + 'static,
+        P: RetryPredicate<E>,
+        T: Send + 'static,
+        E: fmt::Display + Send + 'static,
+    {
+        let runner = self.clone();
+        async move {
+            let task = match runner.enqueue(task, false) {
+                Err(Rejected {
+                    error: EnqueueError::QueueFull { .. },
+                    task,
+                }) => task,
+                done => return done.map_err(Rejected::into_error),
+            };
+            let queue = runner.shared.queue(&task.queue).map(Arc::clone);
+            if let Some(room) = queue.as_ref().and_then(|q| q.room()) {
+                // Never closed, so this only waits.
+                if let Ok(permit) = room.acquire().await {
+                    permit.forget();
+                }
+            }
+            runner.enqueue(task, true).map_err(Rejected::into_error)
+        }
+    }
+
+    /// Enqueues `task`; `room_taken` if the caller took its place under `max_pending`
+    /// already.
+    fn enqueue<F, Fut, P, T, E>(
+        &self,
+        task: Task<F, P>,
+        room_taken: bool,
+    ) -> Result<TaskHandle<T, E>, Rejected<F, P>>
+    where
+        F: Fn(TaskContext) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<T, E>> + Send + 'static,
+        P: RetryPredicate<E>,
+        T: Send + 'static,
+        E: fmt::Display + Send + 'static,
+    {
         let shared = &self.shared;
-        let queue = shared
-            .queue(&task.queue)
-            .ok_or_else(|| EnqueueError::UnknownQueue(task.queue.to_string()))?;
+        let Some(queue) = shared.queue(&task.queue) else {
+            let error = EnqueueError::UnknownQueue(task.queue.to_string());
+            return Err(Rejected { error, task });
+        };
+        let give_back = |room_held: bool| {
+            if let (true, Some(room)) = (room_held, queue.room()) {
+                room.add_permits(1);
+            }
+        };
         if task
             .options
             .as_ref()
             .and_then(|o| o.timeout)
             .is_some_and(|t| t.is_zero())
         {
-            return Err(EnqueueError::ZeroTimeout { task: task.name });
+            give_back(room_taken);
+            let error = EnqueueError::ZeroTimeout {
+                task: task.name.clone(),
+            };
+            return Err(Rejected { error, task });
         }
-        shared.ensure_runtime()?;
+        if let Err(error) = shared.ensure_runtime() {
+            give_back(room_taken);
+            return Err(Rejected { error, task });
+        }
+        let flow = task.options.as_ref().and_then(|o| o.flow.as_deref());
+        let delay = flow.and_then(|f| f.delay).filter(|d| !d.is_zero());
+        // A place under max_pending, taken before the task is built so that a refusal can
+        // hand it back whole. A delayed task takes one when its delay ends.
+        let mut room_held = room_taken;
+        if let (false, None, Some(room)) = (room_taken, delay, queue.room()) {
+            match room.try_acquire() {
+                Ok(permit) => {
+                    permit.forget();
+                    room_held = true;
+                }
+                Err(_) => {
+                    let error = EnqueueError::QueueFull {
+                        queue: queue.name().to_owned(),
+                        max_pending: queue.max_pending(),
+                    };
+                    return Err(Rejected { error, task });
+                }
+            }
+        }
         // Counted live before `closed` is read; shutdown sets `closed` before reading `live`,
         // so it either sees this task or this sees it closed.
         shared.live.fetch_add(1, Ordering::SeqCst);
         if shared.closed.load(Ordering::SeqCst) {
             shared.release();
-            return Err(EnqueueError::ShuttingDown);
+            give_back(room_held);
+            let error = EnqueueError::ShuttingDown;
+            return Err(Rejected { error, task });
+        }
+        let id = TaskId::next();
+        if let Some(key) = flow.and_then(|f| f.dedup_key.as_deref()) {
+            let mut live = lock_std(&shared.dedup);
+            if let Some(&existing) = live.get(key) {
+                drop(live);
+                shared.release();
+                give_back(room_held);
+                let error = EnqueueError::Duplicate {
+                    key: key.to_owned(),
+                    existing,
+                };
+                return Err(Rejected { error, task });
+            }
+            live.insert(key.into(), id);
         }
 
         let header = Header::new(
-            TaskId::next(),
+            id,
             task.name,
             task.call_id,
             Arc::clone(queue),
@@ -261,8 +410,20 @@ impl TaskRunner {
             .events
             .emit(&cell.header, || EventKind::Enqueued);
         shared.registry.insert(cell.clone());
-        if let Some(job) = queue.admit(cell.clone(), false) {
-            shared.start(job);
+        match delay {
+            Some(delay) => {
+                if queue.delay(&cell.header) {
+                    queue.hub().events.emit(&cell.header, || EventKind::Delayed {
+                        until: std::time::SystemTime::now() + delay,
+                    });
+                    shared.spawn(worker::delayed(Arc::clone(shared), cell.clone(), delay));
+                }
+            }
+            None => {
+                if let Some(job) = queue.admit(cell.clone(), false) {
+                    shared.start(job);
+                }
+            }
         }
         fence(Ordering::SeqCst);
         if shared.aborting.load(Ordering::SeqCst) {
@@ -274,7 +435,7 @@ impl TaskRunner {
     /// The status of task `id`, or `None` if no such task exists or its record was evicted
     /// (see [`TaskRunnerBuilder::retain_finished`]).
     pub fn get_status(&self, id: TaskId) -> Option<TaskInfo> {
-        self.shared.registry.get(id).map(|job| job.header().info())
+        self.shared.registry.get(id).map(|job| info(&*job))
     }
 
     /// The status of every task the runner knows: all unfinished ones and the most recent
@@ -285,7 +446,7 @@ impl TaskRunner {
             .registry
             .all()
             .iter()
-            .map(|job| job.header().info())
+            .map(|job| info(&**job))
             .collect();
         tasks.sort_unstable_by_key(|info| info.id);
         tasks
@@ -324,6 +485,65 @@ impl TaskRunner {
         Ok(())
     }
 
+    /// Pauses a queue: nothing new starts in it until [`resume_queue`](Self::resume_queue);
+    /// running tasks go on, and tasks can still be enqueued (they wait). Pausing a paused
+    /// queue does nothing. [`QueueStats::paused`] shows it.
+    ///
+    /// ```
+    /// use taskrunner::{Task, TaskContext, TaskRunner, TaskStatus};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let runner = TaskRunner::new();
+    /// runner.pause_queue("main")?;
+    /// let task = runner.enqueue_task(Task::new("t", |_: TaskContext| async { Ok::<_, String>(()) }))?;
+    /// assert_eq!(task.status(), TaskStatus::Pending);
+    /// runner.resume_queue("main")?;
+    /// task.await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::UnknownQueue`] for an undeclared queue.
+    pub fn pause_queue(&self, queue: &str) -> Result<(), ConfigError> {
+        self.shared
+            .queue(queue)
+            .ok_or_else(|| ConfigError::UnknownQueue(queue.to_owned()))?
+            .pause();
+        Ok(())
+    }
+
+    /// Ends a [`pause_queue`](Self::pause_queue): waiting tasks start at once in free slots.
+    /// Does not cut short a [`TaskContext::pause_queue_for`](crate::TaskContext::pause_queue_for).
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::UnknownQueue`] for an undeclared queue.
+    pub fn resume_queue(&self, queue: &str) -> Result<(), ConfigError> {
+        let q = self
+            .shared
+            .queue(queue)
+            .ok_or_else(|| ConfigError::UnknownQueue(queue.to_owned()))?;
+        for job in q.resume() {
+            self.shared.start(job);
+        }
+        Ok(())
+    }
+
+    /// Moves waiting task `id` to `priority`: it takes its place in the start order as if
+    /// enqueued with it (behind the tasks already waiting at that priority). Returns `true`
+    /// if the task was waiting ([`Pending`](TaskStatus::Pending)) and has moved; `false` if
+    /// it is running, retrying, delayed, finished or unknown, or already has that priority.
+    /// O(log n); the old place is left as a tombstone, skipped when reached.
+    pub fn set_priority(&self, id: TaskId, priority: i32) -> bool {
+        match self.shared.registry.get(id) {
+            Some(job) => job.header().queue.set_priority(&job, priority),
+            None => false,
+        }
+    }
+
     /// A snapshot of a queue's load, or `None` for an undeclared queue.
     pub fn queue_stats(&self, queue: &str) -> Option<QueueStats> {
         self.shared.queue(queue).map(|q| q.stats())
@@ -348,6 +568,19 @@ impl TaskRunner {
     pub fn shutdown(&self) -> impl Future<Output = ()> + Send + 'static {
         self.shared.closed.store(true, Ordering::SeqCst);
         self.wait_idle()
+    }
+
+    /// A graceful [`shutdown`](Self::shutdown) for at most `timeout`; at the deadline, what
+    /// is left is stopped as by [`shutdown_now`](Self::shutdown_now). Resolves once every
+    /// task has ended.
+    pub fn shutdown_timeout(&self, timeout: Duration) -> impl Future<Output = ()> + Send + 'static {
+        let graceful = self.shutdown();
+        let runner = self.clone();
+        async move {
+            if tokio::time::timeout(timeout, graceful).await.is_err() {
+                runner.shutdown_now().await;
+            }
+        }
     }
 
     /// Stops taking tasks and cancels every one: pending tasks never run, running tasks' abort
@@ -498,11 +731,7 @@ impl TaskRunnerBuilder {
             if name.is_empty() {
                 return Err(ConfigError::EmptyQueueName);
             }
-            if config.concurrency == 0 {
-                return Err(ConfigError::ZeroConcurrency {
-                    queue: name.clone(),
-                });
-            }
+            config.validate(name)?;
             if queues[..i].iter().any(|(other, _)| other == name) {
                 return Err(ConfigError::DuplicateQueue(name.clone()));
             }
@@ -538,6 +767,16 @@ impl Hasher for NameHasher {
     fn finish(&self) -> u64 {
         self.0
     }
+}
+
+/// A task's status record, with why it waits if it does.
+fn info(job: &dyn Job) -> TaskInfo {
+    let header = job.header();
+    let mut info = header.info();
+    if matches!(info.status, TaskStatus::Pending | TaskStatus::Delayed) {
+        info.waiting_for = header.queue.why_waiting(header);
+    }
+    info
 }
 
 /// Calls the task's `on_complete` or `on_error`, once, containing a panic.
@@ -640,7 +879,7 @@ impl Shared {
     /// Cancels `job` for `cause`; ends it at once unless its worker must (it is running).
     pub(crate) fn cancel(&self, job: &dyn Job, cause: Cause) -> bool {
         match job.header().queue.cancel(job.header(), cause) {
-            CancelFrom::New | CancelFrom::Queued | CancelFrom::Retrying => {
+            CancelFrom::New | CancelFrom::Queued | CancelFrom::Retrying | CancelFrom::Delayed => {
                 self.finish(job, cause.end());
                 true
             }
@@ -654,6 +893,16 @@ impl Shared {
     pub(crate) fn finish(&self, job: &dyn Job, end: End) {
         let header = job.header();
         self.registry.retire(header.id);
+        if let Some(key) = header
+            .options()
+            .and_then(|o| o.flow.as_ref())
+            .and_then(|f| f.dedup_key.as_deref())
+        {
+            let mut live = lock_std(&self.dedup);
+            if live.get(key) == Some(&header.id) {
+                live.remove(key);
+            }
+        }
         header.queue.hub().events.emit(header, || match &end {
             End::Completed => EventKind::Completed,
             End::Failed => EventKind::Failed {
@@ -668,6 +917,15 @@ impl Shared {
         job.publish(end);
         run_callbacks(header);
         self.release();
+    }
+
+    /// A queue's timer fired: starts what its flow control now lets start.
+    pub(crate) fn wake_queue(self: &Arc<Self>, name: &str) {
+        if let Some(queue) = self.queue(name).map(Arc::clone) {
+            for job in queue.wake() {
+                self.start(job);
+            }
+        }
     }
 
     fn release(&self) {

@@ -93,6 +93,8 @@ pub(crate) struct Options {
     pub(crate) notify: Option<Summarizer>,
     pub(crate) on_complete: Option<OnComplete>,
     pub(crate) on_error: Option<OnError>,
+    /// Flow control: start delay, concurrency key, dedup key, 429 handling.
+    pub(crate) flow: Option<Box<crate::queue::TaskFlow>>,
 }
 
 pub(crate) type OnComplete = Box<dyn Fn(&TaskInfo) + Send + Sync>;
@@ -109,6 +111,7 @@ impl fmt::Debug for Options {
             .field("notify", &self.notify.is_some())
             .field("on_complete", &self.on_complete.is_some())
             .field("on_error", &self.on_error.is_some())
+            .field("flow", &self.flow)
             .finish()
     }
 }
@@ -238,6 +241,41 @@ impl<F, P> Task<F, P> {
     pub fn on_error(mut self, callback: impl Fn(&TaskInfo, &str) + Send + Sync + 'static) -> Self {
         self.options.get_or_insert_default().on_error = Some(Box::new(callback));
         self
+    }
+
+    /// Starts the task no earlier than `delay` after it is enqueued. Until then its status is
+    /// [`Delayed`](crate::TaskStatus::Delayed): it holds no slot, is not counted as pending
+    /// (see [`QueueStats::delayed`](crate::QueueStats::delayed)), and can be cancelled.
+    /// [`shutdown`](crate::TaskRunner::shutdown) waits for it; `shutdown_now` cancels it.
+    /// When the delay ends it enters its queue like a newly enqueued task. A zero delay is no
+    /// delay.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use taskrunner::{Task, TaskContext, TaskRunner, TaskStatus};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let runner = TaskRunner::new();
+    /// let later = runner.enqueue_task(
+    ///     Task::new("later", |_: TaskContext| async { Ok::<_, String>(()) })
+    ///         .delay(Duration::from_secs(10)),
+    /// )?;
+    /// assert_eq!(later.status(), TaskStatus::Delayed);
+    /// later.await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn delay(mut self, delay: Duration) -> Self {
+        self.flow_mut().delay = Some(delay);
+        self
+    }
+
+    fn flow_mut(&mut self) -> &mut crate::queue::TaskFlow {
+        self.options
+            .get_or_insert_default()
+            .flow
+            .get_or_insert_default()
     }
 
     /// The task's name.

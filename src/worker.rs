@@ -99,3 +99,18 @@ pub(crate) async fn backoff(shared: Arc<Shared>, job: Arc<dyn Job>, delay: Durat
         shared.start(job);
     }
 }
+
+/// Waits out a task's start delay holding no slot, then puts it in its queue like a new task,
+/// and starts it at once if it may. A cancel ends the wait early (the canceller has already
+/// ended the task).
+pub(crate) async fn delayed(shared: Arc<Shared>, job: Arc<dyn Job>, delay: Duration) {
+    tokio::select! {
+        biased;
+        () = cancelled(job.header()) => return,
+        () = tokio::time::sleep(delay) => {}
+    }
+    let queue = Arc::clone(&job.header().queue);
+    if let Some(job) = queue.admit_delayed(job) {
+        shared.start(job);
+    }
+}

@@ -43,6 +43,20 @@ impl<T: Keyed> Heap<T> {
         self.run.is_empty() && self.heap.is_empty()
     }
 
+    /// The entry with the greatest key, without removing it.
+    pub(super) fn peek(&self) -> Option<&T> {
+        match (self.run.front(), self.heap.first()) {
+            (Some(run), Some(heap)) => Some(if run.key() > heap.key() { run } else { heap }),
+            (Some(only), None) | (None, Some(only)) => Some(only),
+            (None, None) => None,
+        }
+    }
+
+    /// The greatest key.
+    pub(super) fn peek_key(&self) -> Option<u128> {
+        self.peek().map(Keyed::key)
+    }
+
     pub(super) fn shrink_to(&mut self, capacity: usize) {
         self.run.shrink_to(capacity);
         self.heap.shrink_to(capacity);
