@@ -266,11 +266,16 @@ struct Entry {
 
 impl Entry {
     fn new(job: Arc<dyn Job>) -> Entry {
-        let header = job.header();
-        // Priority in the high half (shifted to unsigned so the order holds), then the id
-        // inverted so that a lower id ranks higher.
-        let priority = u128::from((header.priority() as u32) ^ (1 << 31));
-        let key = priority << 64 | u128::from(!header.id.as_u64());
+        let seq = job.header().id.as_u64();
+        Entry::with_seq(job, seq)
+    }
+
+    /// An entry ranked by priority, then by `seq` (an id, or a fresh one for a moved task).
+    fn with_seq(job: Arc<dyn Job>, seq: u64) -> Entry {
+        // Priority in the high half (shifted to unsigned so the order holds), then the
+        // sequence number inverted so that a lower one ranks higher.
+        let priority = u128::from((job.header().priority() as u32) ^ (1 << 31));
+        let key = priority << 64 | u128::from(!seq);
         Entry { key, job }
     }
 }

@@ -150,10 +150,11 @@ impl Flow {
         (paused, why.filter(|_| stuck))
     }
 
-    /// The entry for a task entering the order at `now`.
-    fn entry(&self, job: Arc<dyn Job>, now: Instant) -> Entry {
+    /// The entry for a task entering the order at `now`, ranked among equals by `seq` (its
+    /// id, or a fresh number to go behind every task already waiting).
+    fn entry(&self, job: Arc<dyn Job>, now: Instant, seq: u64) -> Entry {
         let Some(aging) = &self.aging else {
-            return Entry::new(job);
+            return Entry::with_seq(job, seq);
         };
         let header = job.header();
         // priority·interval − entry time, in ms since the queue was made: a task's rank
@@ -162,7 +163,7 @@ impl Flow {
         let score = i128::from(header.priority()) * i128::from(aging.interval_ms) - waited_since;
         // |score| < 2^65: biased to unsigned, then the id (inverted: lower ranks higher).
         let biased = (score + (1 << 66)) as u128;
-        let id = u128::from(!header.id.as_u64()) & ((1 << AGING_ID_BITS) - 1);
+        let id = u128::from(!seq) & ((1 << AGING_ID_BITS) - 1);
         Entry {
             key: biased << AGING_ID_BITS | id,
             job,
@@ -250,7 +251,8 @@ impl Queue {
         if came != Came::New {
             self.take_room(flow);
         }
-        let entry = flow.entry(job, now);
+        let seq = header.id.as_u64();
+        let entry = flow.entry(job, now, seq);
         match (&key, &mut flow.keys) {
             (Some(key), Some(keys)) => keys.push(key, entry, true),
             _ => state.waiting.push(entry),
@@ -437,7 +439,7 @@ impl Queue {
         }
         header.set_priority(priority);
         let flow = Queue::flow_mut(&mut state);
-        let entry = flow.entry(Arc::clone(job), now);
+        let entry = flow.entry(Arc::clone(job), now, TaskId::next().as_u64());
         flow.moved.insert(header.id, entry.key);
         let key = flow.key_of(header);
         match (&key, &mut flow.keys) {
