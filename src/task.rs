@@ -271,6 +271,35 @@ impl<F, P> Task<F, P> {
         self
     }
 
+    /// At most one live task per `key` in the runner: while a task enqueued with this key
+    /// has not finished (it is delayed, pending, running or retrying),
+    /// [`enqueue_task`](crate::TaskRunner::enqueue_task) refuses another with
+    /// [`EnqueueError::Duplicate`](crate::EnqueueError::Duplicate), which names the live
+    /// task. Once it ends (however it ends) the key is free again. What a retried agent turn
+    /// needs so that the same model call is not run twice: use the call id.
+    ///
+    /// ```
+    /// use taskrunner::{EnqueueError, Task, TaskContext, TaskRunner};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let runner = TaskRunner::new();
+    /// let call = || Task::new("search", |_: TaskContext| async { Ok::<_, String>(1) }).dedup_key("call_abc");
+    /// let first = runner.enqueue_task(call())?;
+    /// match runner.enqueue_task(call()) {
+    ///     Err(EnqueueError::Duplicate { existing, .. }) => assert_eq!(existing, first.id()),
+    ///     other => panic!("{other:?}"),
+    /// }
+    /// first.await?;
+    /// runner.enqueue_task(call())?.await?; // free again
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn dedup_key(mut self, key: impl Into<String>) -> Self {
+        self.flow_mut().dedup_key = Some(key.into().into_boxed_str());
+        self
+    }
+
     fn flow_mut(&mut self) -> &mut crate::queue::TaskFlow {
         self.options
             .get_or_insert_default()
