@@ -271,6 +271,34 @@ impl<F, P> Task<F, P> {
         self
     }
 
+    /// Counts the task against `key` under its queue's
+    /// [`key_concurrency`](crate::QueueConfig::key_concurrency): at most that many tasks of
+    /// one key (a tenant, a conversation) run at once, while tasks of other keys, or of no
+    /// key, go on. On a queue without `key_concurrency` the key is ignored.
+    ///
+    /// ```
+    /// use taskrunner::{QueueConfig, Task, TaskContext, TaskRunner};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let runner = TaskRunner::builder()
+    ///     .queue("chat", QueueConfig::new().concurrency(8).key_concurrency(1))
+    ///     .build()?;
+    /// let reply = runner.enqueue_task(
+    ///     Task::new("reply", |_: TaskContext| async { Ok::<_, String>("hi") })
+    ///         .queue("chat")
+    ///         .concurrency_key("conversation-42"),
+    /// )?;
+    /// assert_eq!(reply.await?, "hi");
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn concurrency_key(mut self, key: impl Into<String>) -> Self {
+        let key: String = key.into();
+        self.flow_mut().concurrency_key = Some(key.into());
+        self
+    }
+
     /// At most one live task per `key` in the runner: while a task enqueued with this key
     /// has not finished (it is delayed, pending, running or retrying),
     /// [`enqueue_task`](crate::TaskRunner::enqueue_task) refuses another with
