@@ -41,6 +41,8 @@ pub(crate) enum Attempt {
     Err {
         retry: bool,
         message: String,
+        /// The wait the error asked for (`Task::retry_after`), if any.
+        retry_after: Option<Duration>,
     },
     TimedOut,
     Panicked(String),
@@ -115,6 +117,8 @@ pub(crate) struct Header {
     created_at: Stamp,
     phase: AtomicU8,
     attempts: AtomicU32,
+    /// Retries taken on a `Task::retry_after` wait: not counted against `max_retries`.
+    waited_out: AtomicU32,
     /// The worker or backoff timer waiting on this task, woken by a cancel.
     waker: AtomicWaker,
     token: OnceLock<CancellationToken>,
@@ -204,6 +208,7 @@ impl Header {
             created_at: Stamp::now(),
             phase: AtomicU8::new(Phase::New as u8),
             attempts: AtomicU32::new(0),
+            waited_out: AtomicU32::new(0),
             waker: AtomicWaker::new(),
             token: OnceLock::new(),
             record: Mutex::new(Record {
@@ -367,6 +372,22 @@ impl Header {
             record.started_at = now;
         }
         self.set_phase(record, Phase::Running);
+    }
+
+    /// Attempts that count against `max_retries`: all but those retried on a
+    /// `Task::retry_after` wait.
+    pub(crate) fn counted_attempts(&self, attempt: u32) -> u32 {
+        attempt.saturating_sub(self.waited_out.load(Ordering::Relaxed))
+    }
+
+    /// Takes one of the task's [`RETRY_AFTER_LIMIT`](crate::RETRY_AFTER_LIMIT) retries on a
+    /// wait its error asked for; false once they are used up.
+    pub(crate) fn take_retry_after(&self) -> bool {
+        self.waited_out
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                (n < crate::RETRY_AFTER_LIMIT).then_some(n + 1)
+            })
+            .is_ok()
     }
 
     /// Counts a new attempt and returns its number.
@@ -568,8 +589,18 @@ where
             Err(error) => {
                 let retry = self.retry_if.should_retry(&error);
                 let message = error.to_string();
+                let retry_after = self
+                    .header
+                    .options()
+                    .and_then(|o| o.flow.as_ref())
+                    .and_then(|f| f.retry_after.as_ref())
+                    .and_then(|asks| asks(&error as &dyn Any));
                 lock_std(&self.slot).staged = Some(Err(error));
-                Attempt::Err { retry, message }
+                Attempt::Err {
+                    retry,
+                    message,
+                    retry_after,
+                }
             }
         }
     }

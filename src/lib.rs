@@ -138,7 +138,7 @@ pub use runner::{
 #[cfg_attr(docsrs, doc(cfg(all(feature = "process", unix))))]
 pub use shell::{ShellError, ShellOutput, ShellTask, DEFAULT_OUTPUT_CAP};
 pub use status::TaskStatus;
-pub use task::{RetryAny, RetryPredicate, Task, TaskId};
+pub use task::{RetryAny, RetryPredicate, Task, TaskId, RETRY_AFTER_LIMIT};
 
 /// The README's examples, compiled and run as doc tests so they stay true.
 #[cfg(doctest)]

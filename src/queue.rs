@@ -19,7 +19,7 @@ use crate::ConfigError;
 use flow::{Came, Flow};
 use order::{Order, Prioritized};
 
-pub(crate) use flow::TaskFlow;
+pub(crate) use flow::{RetryAfter, TaskFlow};
 pub use flow::WaitReason;
 pub use rate::{RateLimit, MAX_RATE};
 

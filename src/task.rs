@@ -9,6 +9,11 @@ use std::time::Duration;
 
 use crate::{RetryPolicy, TaskContext, TaskInfo};
 
+/// How many retries on a wait its error asked for ([`Task::retry_after`]) a task may take.
+/// They do not count against [`max_retries`](crate::RetryPolicy::max_retries); this bound
+/// keeps a provider that answers 429 forever from holding a task forever.
+pub const RETRY_AFTER_LIMIT: u32 = 16;
+
 /// A task's identity, unique within the process. Ids grow in enqueue order.
 ///
 /// Displayed as its number (`42`).
@@ -355,6 +360,55 @@ where
         T: fmt::Debug,
     {
         self.notify_with(|value: &T| format!("{value:?}"))
+    }
+
+    /// Reads from an error the wait it asks for (a 429's Retry-After): when `asks` returns
+    /// `Some(wait)`, the task is retried after `wait` instead of its backoff delay, and that
+    /// retry does not count against [`max_retries`](crate::RetryPolicy::max_retries) (a 429
+    /// is not a failure), even without a [`retry`](Self::retry) policy. A task gets at most
+    /// [`RETRY_AFTER_LIMIT`](crate::RETRY_AFTER_LIMIT) such retries; past them its errors are
+    /// handled as if `asks` returned `None` (by its retry policy, if any). Like any retry,
+    /// the wait holds no slot. To hold back the whole queue meanwhile, the handler also calls
+    /// [`TaskContext::pause_queue_for`](crate::TaskContext::pause_queue_for).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use taskrunner::{Task, TaskContext, TaskRunner};
+    ///
+    /// #[derive(Debug)]
+    /// enum ApiError { TooManyRequests { retry_after: Duration }, Other(String) }
+    /// # impl std::fmt::Display for ApiError {
+    /// #     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result { write!(f, "{self:?}") }
+    /// # }
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let runner = TaskRunner::new();
+    /// let call = Task::new("call", |ctx: TaskContext| async move {
+    ///     if ctx.attempt() == 1 {
+    ///         return Err(ApiError::TooManyRequests { retry_after: Duration::from_secs(20) });
+    ///     }
+    ///     Ok(ctx.attempt())
+    /// })
+    /// .retry_after(|e: &ApiError| match e {
+    ///     ApiError::TooManyRequests { retry_after } => Some(*retry_after),
+    ///     ApiError::Other(_) => None,
+    /// });
+    /// assert_eq!(runner.enqueue_task(call)?.await?, 2);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn retry_after(
+        mut self,
+        asks: impl Fn(&E) -> Option<Duration> + Send + Sync + 'static,
+    ) -> Self
+    where
+        E: 'static,
+    {
+        let asks: crate::queue::RetryAfter =
+            Box::new(move |error: &dyn Any| error.downcast_ref::<E>().and_then(&asks));
+        self.flow_mut().retry_after = Some(asks);
+        self
     }
 
     /// Like [`notify`](Self::notify), with the `Ok` value rendered by `summary`.

@@ -26,11 +26,20 @@ pub(crate) async fn work(shared: Arc<Shared>, mut job: Arc<dyn Job>) {
 
         let retry_delay = |retryable: bool| {
             let policy = header.retry().filter(|_| retryable)?;
-            (attempt <= policy.retries()).then(|| policy.delay_for(attempt))
+            // Retries on a wait the error asked for (a 429) do not count.
+            let counted = header.counted_attempts(attempt);
+            (counted <= policy.retries()).then(|| policy.delay_for(counted))
         };
         let (to, error, end, delay) = match outcome {
             Attempt::Ok => (Phase::Completed, None, End::Completed, None),
-            Attempt::Err { retry, message } => match retry_delay(retry) {
+            Attempt::Err {
+                retry,
+                message,
+                retry_after,
+            } => match retry_after
+                .filter(|_| header.take_retry_after())
+                .or_else(|| retry_delay(retry))
+            {
                 Some(delay) => (Phase::Retrying, Some(message), End::Failed, Some(delay)),
                 None => (Phase::Failed, Some(message), End::Failed, None),
             },

@@ -47,6 +47,9 @@ async fn a_paused_queue_starts_nothing_new_and_running_tasks_go_on() {
     let stats = runner.queue_stats("main").unwrap();
     assert!(stats.paused);
     let waiting = runner.enqueue_task(gated("waiting", &gate, ())).unwrap();
+    // A paused queue says so before anything else.
+    let info = runner.get_status(waiting.id()).unwrap();
+    assert_eq!(info.waiting_for, Some(WaitReason::Paused));
     gate.add_permits(1);
     running.await.unwrap();
     settle().await;
@@ -117,6 +120,10 @@ async fn set_priority_moves_a_waiting_task() {
     let a = runner.enqueue_task(probed("a", &probe, &gate)).unwrap();
     let b = runner.enqueue_task(probed("b", &probe, &gate)).unwrap();
     let c = runner.enqueue_task(probed("c", &probe, &gate)).unwrap();
+    let info = runner.get_status(c.id()).unwrap();
+    assert_eq!(info.waiting_for, Some(WaitReason::NoSlot));
+    assert_eq!(runner.queue_stats("main").unwrap().waiting_for, None, "no free slot");
+    assert_eq!(runner.get_status(blocker.id()).unwrap().waiting_for, None);
     assert!(runner.set_priority(c.id(), 5));
     assert_eq!(runner.get_status(c.id()).unwrap().priority, 5);
     assert!(!runner.set_priority(c.id(), 5), "already there");

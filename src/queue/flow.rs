@@ -45,7 +45,11 @@ pub(crate) struct TaskFlow {
     pub(crate) delay: Option<Duration>,
     pub(crate) concurrency_key: Option<Arc<str>>,
     pub(crate) dedup_key: Option<Box<str>>,
+    /// The wait an error asks for, given the error as `&dyn Any` (always the task's `E`).
+    pub(crate) retry_after: Option<RetryAfter>,
 }
+
+pub(crate) type RetryAfter = Box<dyn Fn(&dyn std::any::Any) -> Option<Duration> + Send + Sync>;
 
 impl fmt::Debug for TaskFlow {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -53,6 +57,7 @@ impl fmt::Debug for TaskFlow {
             .field("delay", &self.delay)
             .field("concurrency_key", &self.concurrency_key)
             .field("dedup_key", &self.dedup_key)
+            .field("retry_after", &self.retry_after.is_some())
             .finish()
     }
 }
