@@ -83,7 +83,9 @@ pub enum EnqueueError {
         max_pending: usize,
     },
     /// A task with the same [`dedup_key`](crate::Task::dedup_key) has not finished yet.
-    #[error("a task with dedup key `{key}` is already live (task {existing}); await that one instead")]
+    #[error(
+        "a task with dedup key `{key}` is already live (task {existing}); await that one instead"
+    )]
     Duplicate {
         /// The dedup key.
         key: String,

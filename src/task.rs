@@ -385,10 +385,11 @@ where
     /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
     /// let runner = TaskRunner::new();
     /// let call = Task::new("call", |ctx: TaskContext| async move {
-    ///     if ctx.attempt() == 1 {
-    ///         return Err(ApiError::TooManyRequests { retry_after: Duration::from_secs(20) });
+    ///     match ctx.attempt() {
+    ///         1 => Err(ApiError::TooManyRequests { retry_after: Duration::from_secs(20) }),
+    ///         2 => Ok(2),
+    ///         _ => Err(ApiError::Other("unreachable here".into())),
     ///     }
-    ///     Ok(ctx.attempt())
     /// })
     /// .retry_after(|e: &ApiError| match e {
     ///     ApiError::TooManyRequests { retry_after } => Some(*retry_after),

@@ -38,8 +38,9 @@ fn asks(e: &ApiError) -> Option<Duration> {
 fn scripted(
     script: Vec<ApiError>,
     starts: &Arc<Mutex<Vec<Duration>>>,
-) -> Task<impl Fn(TaskContext) -> futures::future::BoxFuture<'static, Result<u32, ApiError>> + Send + Sync>
-{
+) -> Task<
+    impl Fn(TaskContext) -> futures::future::BoxFuture<'static, Result<u32, ApiError>> + Send + Sync,
+> {
     let (starts, t0) = (Arc::clone(starts), Instant::now());
     Task::new("api", move |ctx: TaskContext| {
         starts.lock().unwrap().push(t0.elapsed());
@@ -47,7 +48,8 @@ fn scripted(
             Some(e) => Err(e.clone()),
             None => Ok(ctx.attempt()),
         };
-        Box::pin(async move { outcome }) as futures::future::BoxFuture<'static, Result<u32, ApiError>>
+        Box::pin(async move { outcome })
+            as futures::future::BoxFuture<'static, Result<u32, ApiError>>
     })
 }
 
@@ -84,14 +86,14 @@ async fn without_retry_after_a_429_is_an_ordinary_failure() {
     let starts = Arc::new(Mutex::new(Vec::new()));
     let handle = runner
         .enqueue_task(
-            scripted(
-                vec![ApiError::TooMany(Duration::from_secs(7)); 3],
-                &starts,
-            )
-            .retry(RetryPolicy::exponential(Duration::from_millis(100)).max_retries(1)),
+            scripted(vec![ApiError::TooMany(Duration::from_secs(7)); 3], &starts)
+                .retry(RetryPolicy::exponential(Duration::from_millis(100)).max_retries(1)),
         )
         .unwrap();
-    assert!(matches!(handle.await, Err(TaskError::Failed(ApiError::TooMany(_)))));
+    assert!(matches!(
+        handle.await,
+        Err(TaskError::Failed(ApiError::TooMany(_)))
+    ));
     assert_eq!(starts.lock().unwrap().len(), 2);
 }
 
@@ -100,13 +102,18 @@ async fn retry_after_works_without_a_retry_policy_and_none_means_fail() {
     let runner = TaskRunner::new();
     let starts = Arc::new(Mutex::new(Vec::new()));
     let ok = runner
-        .enqueue_task(scripted(vec![ApiError::TooMany(Duration::from_secs(1))], &starts).retry_after(asks))
+        .enqueue_task(
+            scripted(vec![ApiError::TooMany(Duration::from_secs(1))], &starts).retry_after(asks),
+        )
         .unwrap();
     assert_eq!(ok.await.unwrap(), 2);
     let failed = runner
         .enqueue_task(scripted(vec![ApiError::Broken], &starts).retry_after(asks))
         .unwrap();
-    assert!(matches!(failed.await, Err(TaskError::Failed(ApiError::Broken))));
+    assert!(matches!(
+        failed.await,
+        Err(TaskError::Failed(ApiError::Broken))
+    ));
 }
 
 #[tokio::test(start_paused = true)]
@@ -121,9 +128,15 @@ async fn a_provider_that_answers_429_forever_is_bounded() {
                 .retry_after(asks),
         )
         .unwrap();
-    assert!(matches!(handle.await, Err(TaskError::Failed(ApiError::TooMany(_)))));
+    assert!(matches!(
+        handle.await,
+        Err(TaskError::Failed(ApiError::TooMany(_)))
+    ));
     // The first attempt, RETRY_AFTER_LIMIT retries on the asked wait, then the policy's 2.
-    assert_eq!(starts.lock().unwrap().len() as u32, 1 + RETRY_AFTER_LIMIT + 2);
+    assert_eq!(
+        starts.lock().unwrap().len() as u32,
+        1 + RETRY_AFTER_LIMIT + 2
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -163,7 +176,11 @@ async fn pause_queue_for_holds_every_start_in_the_queue_until_the_time_passes() 
     settle().await;
     let stats = runner.queue_stats("api").unwrap();
     assert!(stats.paused);
-    assert_eq!((stats.running, stats.pending), (1, 1), "a free slot, but held");
+    assert_eq!(
+        (stats.running, stats.pending),
+        (1, 1),
+        "a free slot, but held"
+    );
     assert_eq!(
         runner.get_status(next.id()).unwrap().waiting_for,
         Some(WaitReason::Paused)
@@ -171,7 +188,9 @@ async fn pause_queue_for_holds_every_start_in_the_queue_until_the_time_passes() 
     assert_eq!(running.status(), TaskStatus::Running, "running tasks go on");
     // Other queues go on.
     runner
-        .enqueue_task(Task::new("elsewhere", |_: TaskContext| async { Ok::<_, String>(()) }))
+        .enqueue_task(Task::new("elsewhere", |_: TaskContext| async {
+            Ok::<_, String>(())
+        }))
         .unwrap()
         .await
         .unwrap();
@@ -194,7 +213,9 @@ async fn a_429_handler_holds_the_queue_and_retries_itself_after_the_wait() {
     let first = runner
         .enqueue_task(
             Task::new("first", move |ctx: TaskContext| {
-                l.lock().unwrap().push(("first", ctx.attempt(), t0.elapsed()));
+                l.lock()
+                    .unwrap()
+                    .push(("first", ctx.attempt(), t0.elapsed()));
                 async move {
                     if ctx.attempt() == 1 {
                         ctx.pause_queue_for(Duration::from_secs(30));
@@ -212,7 +233,9 @@ async fn a_429_handler_holds_the_queue_and_retries_itself_after_the_wait() {
     let second = runner
         .enqueue_task(
             Task::new("second", move |ctx: TaskContext| {
-                l.lock().unwrap().push(("second", ctx.attempt(), t0.elapsed()));
+                l.lock()
+                    .unwrap()
+                    .push(("second", ctx.attempt(), t0.elapsed()));
                 async { Ok::<_, ApiError>(()) }
             })
             .queue("api"),

@@ -14,8 +14,9 @@ fn timed(
     label: &str,
     probe: &Arc<Probe>,
     work: Duration,
-) -> Task<impl Fn(TaskContext) -> futures::future::BoxFuture<'static, Result<(), String>> + Send + Sync>
-{
+) -> Task<
+    impl Fn(TaskContext) -> futures::future::BoxFuture<'static, Result<(), String>> + Send + Sync,
+> {
     let (l, probe) = (label.to_owned(), Arc::clone(probe));
     Task::new(label, move |_: TaskContext| {
         let (l, probe) = (l.clone(), Arc::clone(&probe));

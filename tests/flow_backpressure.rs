@@ -9,8 +9,7 @@ use std::time::Duration;
 
 use common::{gated, settle};
 use taskrunner::{
-    ConfigError, EnqueueError, QueueConfig, RetryPolicy, Task, TaskContext, TaskRunner,
-    TaskStatus,
+    ConfigError, EnqueueError, QueueConfig, RetryPolicy, Task, TaskContext, TaskRunner, TaskStatus,
 };
 use tokio::sync::Semaphore;
 
@@ -33,7 +32,11 @@ async fn a_full_queue_refuses_a_new_task_and_hands_it_back() {
     // Running tasks are not counted: two run, one waits.
     let mut handles = Vec::new();
     for label in ["r1", "r2", "w1"] {
-        handles.push(runner.enqueue_task(gated(label, &gate, label).queue("io")).unwrap());
+        handles.push(
+            runner
+                .enqueue_task(gated(label, &gate, label).queue("io"))
+                .unwrap(),
+        );
     }
     let stats = runner.queue_stats("io").unwrap();
     assert_eq!((stats.running, stats.pending), (2, 1));
@@ -53,7 +56,11 @@ async fn a_full_queue_refuses_a_new_task_and_hands_it_back() {
     // The plain call refuses the same way.
     let plain = runner.enqueue_task(gated("plain", &gate, "plain").queue("io"));
     assert!(matches!(plain, Err(EnqueueError::QueueFull { .. })));
-    assert_eq!(runner.list_tasks().len(), 3, "nothing refused was registered");
+    assert_eq!(
+        runner.list_tasks().len(),
+        3,
+        "nothing refused was registered"
+    );
 
     // Room frees as the waiting task starts; the handed-back task is enqueued and runs.
     gate.add_permits(1);
@@ -70,13 +77,19 @@ async fn a_full_queue_refuses_a_new_task_and_hands_it_back() {
 async fn cancelling_a_waiting_task_makes_room() {
     let runner = bounded(1, 1);
     let gate = Arc::new(Semaphore::new(0));
-    let _running = runner.enqueue_task(gated("r", &gate, ()).queue("io")).unwrap();
-    let waiting = runner.enqueue_task(gated("w", &gate, ()).queue("io")).unwrap();
+    let _running = runner
+        .enqueue_task(gated("r", &gate, ()).queue("io"))
+        .unwrap();
+    let waiting = runner
+        .enqueue_task(gated("w", &gate, ()).queue("io"))
+        .unwrap();
     assert!(runner
         .enqueue_task(gated("x", &gate, ()).queue("io"))
         .is_err());
     assert!(waiting.cancel());
-    let next = runner.enqueue_task(gated("y", &gate, ()).queue("io")).unwrap();
+    let next = runner
+        .enqueue_task(gated("y", &gate, ()).queue("io"))
+        .unwrap();
     assert_eq!(next.status(), TaskStatus::Pending);
     gate.add_permits(2);
     next.await.unwrap();
@@ -86,8 +99,12 @@ async fn cancelling_a_waiting_task_makes_room() {
 async fn waiters_get_room_in_arrival_order() {
     let runner = bounded(1, 1);
     let gate = Arc::new(Semaphore::new(0));
-    let _running = runner.enqueue_task(gated("r", &gate, ()).queue("io")).unwrap();
-    let _waiting = runner.enqueue_task(gated("w", &gate, ()).queue("io")).unwrap();
+    let _running = runner
+        .enqueue_task(gated("r", &gate, ()).queue("io"))
+        .unwrap();
+    let _waiting = runner
+        .enqueue_task(gated("w", &gate, ()).queue("io"))
+        .unwrap();
     let order = Arc::new(Mutex::new(Vec::new()));
     let mut waiters = Vec::new();
     for i in 0..4 {
@@ -120,8 +137,12 @@ async fn waiters_get_room_in_arrival_order() {
 async fn a_dropped_wait_takes_no_room() {
     let runner = bounded(1, 1);
     let gate = Arc::new(Semaphore::new(0));
-    let _running = runner.enqueue_task(gated("r", &gate, ()).queue("io")).unwrap();
-    let _waiting = runner.enqueue_task(gated("w", &gate, ()).queue("io")).unwrap();
+    let _running = runner
+        .enqueue_task(gated("r", &gate, ()).queue("io"))
+        .unwrap();
+    let _waiting = runner
+        .enqueue_task(gated("w", &gate, ()).queue("io"))
+        .unwrap();
     let gave_up = tokio::time::timeout(
         Duration::from_secs(1),
         runner.enqueue_task_wait(gated("impatient", &gate, ()).queue("io")),
@@ -131,7 +152,9 @@ async fn a_dropped_wait_takes_no_room() {
     gate.add_permits(1);
     settle().await;
     // The room that freed is not held by the dropped wait.
-    let next = runner.enqueue_task(gated("next", &gate, ()).queue("io")).unwrap();
+    let next = runner
+        .enqueue_task(gated("next", &gate, ()).queue("io"))
+        .unwrap();
     gate.add_permits(10);
     next.await.unwrap();
     runner.wait_idle().await;
@@ -150,12 +173,16 @@ async fn enqueue_task_wait_on_a_queue_with_room_enqueues_at_once() {
     assert_eq!(handle.await.unwrap(), 7);
     // A queue without max_pending, and an unknown queue.
     let handle = runner
-        .enqueue_task_wait(Task::new("t", |_: TaskContext| async { Ok::<_, String>(8) }))
+        .enqueue_task_wait(Task::new("t", |_: TaskContext| async {
+            Ok::<_, String>(8)
+        }))
         .await
         .unwrap();
     assert_eq!(handle.await.unwrap(), 8);
     let unknown = runner
-        .enqueue_task_wait(Task::new("t", |_: TaskContext| async { Ok::<_, String>(8) }).queue("nope"))
+        .enqueue_task_wait(
+            Task::new("t", |_: TaskContext| async { Ok::<_, String>(8) }).queue("nope"),
+        )
         .await;
     assert!(matches!(unknown, Err(EnqueueError::UnknownQueue(_))));
 }
@@ -179,8 +206,12 @@ async fn a_retry_coming_back_to_a_full_queue_is_not_lost() {
         .unwrap();
     settle().await;
     assert_eq!(flaky.status(), TaskStatus::Retrying);
-    let _r = runner.enqueue_task(gated("r", &gate, ()).queue("io")).unwrap();
-    let _w = runner.enqueue_task(gated("w", &gate, ()).queue("io")).unwrap();
+    let _r = runner
+        .enqueue_task(gated("r", &gate, ()).queue("io"))
+        .unwrap();
+    let _w = runner
+        .enqueue_task(gated("w", &gate, ()).queue("io"))
+        .unwrap();
     tokio::time::sleep(Duration::from_millis(200)).await;
     // Back from its backoff into a full queue: it waits anyway.
     assert_eq!(flaky.status(), TaskStatus::Pending);
@@ -190,9 +221,15 @@ async fn a_retry_coming_back_to_a_full_queue_is_not_lost() {
     runner.wait_idle().await;
     // Counts settle: room for exactly one waiting task again.
     let gate2 = Arc::new(Semaphore::new(0));
-    let _r = runner.enqueue_task(gated("r2", &gate2, ()).queue("io")).unwrap();
-    let _w = runner.enqueue_task(gated("w2", &gate2, ()).queue("io")).unwrap();
-    assert!(runner.enqueue_task(gated("x2", &gate2, ()).queue("io")).is_err());
+    let _r = runner
+        .enqueue_task(gated("r2", &gate2, ()).queue("io"))
+        .unwrap();
+    let _w = runner
+        .enqueue_task(gated("w2", &gate2, ()).queue("io"))
+        .unwrap();
+    assert!(runner
+        .enqueue_task(gated("x2", &gate2, ()).queue("io"))
+        .is_err());
     gate2.add_permits(10);
 }
 

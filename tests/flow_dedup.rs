@@ -21,7 +21,11 @@ async fn a_live_key_refuses_a_duplicate_naming_the_live_task() {
         .unwrap();
     // Whatever the queue: the key is the runner's.
     let refused = runner
-        .try_enqueue_task(gated("second", &gate, 2).dedup_key("call_abc").queue("other"))
+        .try_enqueue_task(
+            gated("second", &gate, 2)
+                .dedup_key("call_abc")
+                .queue("other"),
+        )
         .unwrap_err();
     assert_eq!(
         refused.error,
@@ -56,9 +60,11 @@ async fn the_key_stays_taken_while_retrying_or_delayed_and_frees_on_failure_or_c
     let runner = TaskRunner::new();
     let failing = runner
         .enqueue_task(
-            Task::new("failing", |_: TaskContext| async { Err::<(), _>("no".to_owned()) })
-                .retry(RetryPolicy::exponential(Duration::from_secs(1)).max_retries(1))
-                .dedup_key("k"),
+            Task::new("failing", |_: TaskContext| async {
+                Err::<(), _>("no".to_owned())
+            })
+            .retry(RetryPolicy::exponential(Duration::from_secs(1)).max_retries(1))
+            .dedup_key("k"),
         )
         .unwrap();
     settle().await;
@@ -85,9 +91,13 @@ async fn the_key_stays_taken_while_retrying_or_delayed_and_frees_on_failure_or_c
 async fn a_refused_duplicate_does_not_count_as_live() {
     let runner = TaskRunner::new();
     let gate = Arc::new(Semaphore::new(0));
-    let first = runner.enqueue_task(gated("a", &gate, ()).dedup_key("k")).unwrap();
+    let first = runner
+        .enqueue_task(gated("a", &gate, ()).dedup_key("k"))
+        .unwrap();
     for _ in 0..3 {
-        assert!(runner.enqueue_task(gated("b", &gate, ()).dedup_key("k")).is_err());
+        assert!(runner
+            .enqueue_task(gated("b", &gate, ()).dedup_key("k"))
+            .is_err());
     }
     gate.add_permits(1);
     first.await.unwrap();

@@ -19,8 +19,9 @@ use tokio::time::Instant;
 /// A task that counts its runs and records when it started.
 fn counted(
     runs: &Arc<AtomicUsize>,
-) -> Task<impl Fn(TaskContext) -> futures::future::BoxFuture<'static, Result<Instant, String>> + Send + Sync>
-{
+) -> Task<
+    impl Fn(TaskContext) -> futures::future::BoxFuture<'static, Result<Instant, String>> + Send + Sync,
+> {
     let runs = Arc::clone(runs);
     Task::new("counted", move |_: TaskContext| {
         runs.fetch_add(1, Ordering::SeqCst);
@@ -112,7 +113,11 @@ async fn shutdown_and_wait_idle_wait_for_a_delayed_task() {
         .enqueue_task(counted(&runs).delay(Duration::from_secs(3)))
         .unwrap();
     runner.shutdown().await;
-    assert_eq!(runs.load(Ordering::SeqCst), 2, "shutdown ran it, nothing lost");
+    assert_eq!(
+        runs.load(Ordering::SeqCst),
+        2,
+        "shutdown ran it, nothing lost"
+    );
     assert!(second.await.is_ok());
 }
 
@@ -136,7 +141,9 @@ async fn a_delayed_task_enters_the_order_by_its_priority_and_a_zero_delay_is_non
         .build()
         .unwrap();
     let gate = Arc::new(Semaphore::new(0));
-    let blocker = runner.enqueue_task(gated("blocker", &gate, "blocker")).unwrap();
+    let blocker = runner
+        .enqueue_task(gated("blocker", &gate, "blocker"))
+        .unwrap();
     let low = runner.enqueue_task(gated("low", &gate, "low")).unwrap();
     let urgent = runner
         .enqueue_task(
@@ -154,7 +161,11 @@ async fn a_delayed_task_enters_the_order_by_its_priority_and_a_zero_delay_is_non
     gate.add_permits(1);
     blocker.await.unwrap();
     settle().await;
-    assert_eq!(urgent.status(), TaskStatus::Running, "priority 5 goes first");
+    assert_eq!(
+        urgent.status(),
+        TaskStatus::Running,
+        "priority 5 goes first"
+    );
     gate.add_permits(3);
     for h in [urgent, low, now] {
         h.await.unwrap();

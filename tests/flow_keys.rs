@@ -32,8 +32,9 @@ fn probed(
     key: Option<&str>,
     probe: &Arc<Probe>,
     gate: &Arc<Semaphore>,
-) -> Task<impl Fn(TaskContext) -> futures::future::BoxFuture<'static, Result<(), String>> + Send + Sync>
-{
+) -> Task<
+    impl Fn(TaskContext) -> futures::future::BoxFuture<'static, Result<(), String>> + Send + Sync,
+> {
     let (l, probe, gate) = (label.to_owned(), Arc::clone(probe), Arc::clone(gate));
     let task = Task::new(label, move |_: TaskContext| {
         let (l, probe, gate) = (l.clone(), Arc::clone(&probe), Arc::clone(&gate));
@@ -55,10 +56,18 @@ async fn a_busy_key_never_blocks_another_key_or_a_keyless_task() {
     let (probe, gate) = (Probe::new(), Arc::new(Semaphore::new(0)));
     let mut handles = Vec::new();
     for label in ["a1", "a2", "a3"] {
-        handles.push(runner.enqueue_task(probed(label, Some("a"), &probe, &gate)).unwrap());
+        handles.push(
+            runner
+                .enqueue_task(probed(label, Some("a"), &probe, &gate))
+                .unwrap(),
+        );
     }
-    let b1 = runner.enqueue_task(probed("b1", Some("b"), &probe, &gate)).unwrap();
-    let free = runner.enqueue_task(probed("free", None, &probe, &gate)).unwrap();
+    let b1 = runner
+        .enqueue_task(probed("b1", Some("b"), &probe, &gate))
+        .unwrap();
+    let free = runner
+        .enqueue_task(probed("free", None, &probe, &gate))
+        .unwrap();
     settle().await;
     assert_eq!(probe.entered(), ["a1", "b1", "free"]);
     assert_eq!(b1.status(), TaskStatus::Running);
@@ -83,15 +92,22 @@ async fn a_key_never_runs_more_than_its_limit_and_says_why_its_tasks_wait() {
     let mut handles = Vec::new();
     for i in 0..30 {
         let key = format!("k{}", i % 3);
-        let (per_key, max_per_key, gate) =
-            (Arc::clone(&per_key), Arc::clone(&max_per_key), Arc::clone(&gate));
+        let (per_key, max_per_key, gate) = (
+            Arc::clone(&per_key),
+            Arc::clone(&max_per_key),
+            Arc::clone(&gate),
+        );
         let k = key.clone();
         handles.push(
             runner
                 .enqueue_task(
                     Task::new("t", move |_: TaskContext| {
-                        let (per_key, max_per_key, gate, k) =
-                            (Arc::clone(&per_key), Arc::clone(&max_per_key), Arc::clone(&gate), k.clone());
+                        let (per_key, max_per_key, gate, k) = (
+                            Arc::clone(&per_key),
+                            Arc::clone(&max_per_key),
+                            Arc::clone(&gate),
+                            k.clone(),
+                        );
                         async move {
                             {
                                 let mut now = per_key.lock().unwrap();
@@ -134,7 +150,13 @@ async fn within_a_key_priority_then_fifo() {
     let runner = keyed_runner(4, 1);
     let (probe, gate) = (Probe::new(), Arc::new(Semaphore::new(0)));
     let mut handles = Vec::new();
-    for (label, priority) in [("first", 0), ("low", -1), ("mid1", 1), ("high", 5), ("mid2", 1)] {
+    for (label, priority) in [
+        ("first", 0),
+        ("low", -1),
+        ("mid1", 1),
+        ("high", 5),
+        ("mid2", 1),
+    ] {
         handles.push(
             runner
                 .enqueue_task(probed(label, Some("k"), &probe, &gate).priority(priority))
@@ -166,11 +188,23 @@ async fn keys_of_equal_priority_take_turns() {
         );
     }
     for label in ["b0", "c0"] {
-        handles.push(runner.enqueue_task(probed(label, Some(&label[..1]), &probe, &gate)).unwrap());
+        handles.push(
+            runner
+                .enqueue_task(probed(label, Some(&label[..1]), &probe, &gate))
+                .unwrap(),
+        );
     }
-    handles.push(runner.enqueue_task(probed("x", None, &probe, &gate)).unwrap());
+    handles.push(
+        runner
+            .enqueue_task(probed("x", None, &probe, &gate))
+            .unwrap(),
+    );
     for label in ["b1", "c1"] {
-        handles.push(runner.enqueue_task(probed(label, Some(&label[..1]), &probe, &gate)).unwrap());
+        handles.push(
+            runner
+                .enqueue_task(probed(label, Some(&label[..1]), &probe, &gate))
+                .unwrap(),
+        );
     }
     gate.add_permits(2000);
     for h in handles {
@@ -178,7 +212,10 @@ async fn keys_of_equal_priority_take_turns() {
     }
     let entered = probe.entered();
     // b and c do not wait behind a's thousand: each key gets a turn.
-    assert_eq!(entered[..8], ["a0", "b0", "c0", "x", "a1", "b1", "c1", "a2"]);
+    assert_eq!(
+        entered[..8],
+        ["a0", "b0", "c0", "x", "a1", "b1", "c1", "a2"]
+    );
     assert_eq!(entered.len(), 1005);
 }
 
@@ -186,8 +223,12 @@ async fn keys_of_equal_priority_take_turns() {
 async fn a_higher_priority_key_goes_first_and_a_retry_frees_its_key_slot() {
     let runner = keyed_runner(1, 1);
     let (probe, gate) = (Probe::new(), Arc::new(Semaphore::new(0)));
-    let blocker = runner.enqueue_task(probed("blocker", None, &probe, &gate)).unwrap();
-    let low = runner.enqueue_task(probed("low", Some("a"), &probe, &gate)).unwrap();
+    let blocker = runner
+        .enqueue_task(probed("blocker", None, &probe, &gate))
+        .unwrap();
+    let low = runner
+        .enqueue_task(probed("low", Some("a"), &probe, &gate))
+        .unwrap();
     let high = runner
         .enqueue_task(probed("high", Some("b"), &probe, &gate).priority(3))
         .unwrap();
@@ -216,7 +257,9 @@ async fn a_higher_priority_key_goes_first_and_a_retry_frees_its_key_slot() {
     assert_eq!(flaky.status(), TaskStatus::Retrying);
     let gate = Arc::new(Semaphore::new(0));
     let probe = Probe::new();
-    let other = runner.enqueue_task(probed("other", Some("k"), &probe, &gate)).unwrap();
+    let other = runner
+        .enqueue_task(probed("other", Some("k"), &probe, &gate))
+        .unwrap();
     assert_eq!(other.status(), TaskStatus::Running);
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(flaky.status(), TaskStatus::Pending, "its key is busy now");
@@ -229,12 +272,22 @@ async fn a_higher_priority_key_goes_first_and_a_retry_frees_its_key_slot() {
 async fn cancelling_waiting_keyed_tasks_keeps_counts_and_order() {
     let runner = keyed_runner(1, 1);
     let (probe, gate) = (Probe::new(), Arc::new(Semaphore::new(0)));
-    let first = runner.enqueue_task(probed("first", Some("a"), &probe, &gate)).unwrap();
+    let first = runner
+        .enqueue_task(probed("first", Some("a"), &probe, &gate))
+        .unwrap();
     let cancelled: Vec<_> = (0..200)
-        .map(|i| runner.enqueue_task(probed(&format!("x{i}"), Some("b"), &probe, &gate)).unwrap())
+        .map(|i| {
+            runner
+                .enqueue_task(probed(&format!("x{i}"), Some("b"), &probe, &gate))
+                .unwrap()
+        })
         .collect();
-    let kept = runner.enqueue_task(probed("kept", Some("a"), &probe, &gate)).unwrap();
-    let last = runner.enqueue_task(probed("last", Some("b"), &probe, &gate)).unwrap();
+    let kept = runner
+        .enqueue_task(probed("kept", Some("a"), &probe, &gate))
+        .unwrap();
+    let last = runner
+        .enqueue_task(probed("last", Some("b"), &probe, &gate))
+        .unwrap();
     for h in &cancelled {
         assert!(h.cancel());
     }
@@ -252,7 +305,11 @@ async fn a_key_is_ignored_on_a_queue_without_key_concurrency() {
     let runner = TaskRunner::new();
     let (probe, gate) = (Probe::new(), Arc::new(Semaphore::new(0)));
     let handles: Vec<_> = (0..3)
-        .map(|i| runner.enqueue_task(probed(&i.to_string(), Some("k"), &probe, &gate)).unwrap())
+        .map(|i| {
+            runner
+                .enqueue_task(probed(&i.to_string(), Some("k"), &probe, &gate))
+                .unwrap()
+        })
         .collect();
     settle().await;
     assert_eq!(probe.inside(), 3);

@@ -24,8 +24,9 @@ fn probed(
     label: &str,
     probe: &Arc<Probe>,
     gate: &Arc<Semaphore>,
-) -> Task<impl Fn(TaskContext) -> futures::future::BoxFuture<'static, Result<(), String>> + Send + Sync>
-{
+) -> Task<
+    impl Fn(TaskContext) -> futures::future::BoxFuture<'static, Result<(), String>> + Send + Sync,
+> {
     let (label, probe, gate) = (label.to_owned(), Arc::clone(probe), Arc::clone(gate));
     Task::new(label.clone(), move |_: TaskContext| {
         let (label, probe, gate) = (label.clone(), Arc::clone(&probe), Arc::clone(&gate));
@@ -67,7 +68,11 @@ async fn a_paused_queue_starts_nothing_new_and_running_tasks_go_on() {
     assert_eq!(elsewhere.status(), TaskStatus::Running);
 
     runner.resume_queue("main").unwrap();
-    assert_eq!(waiting.status(), TaskStatus::Running, "starts at once on resume");
+    assert_eq!(
+        waiting.status(),
+        TaskStatus::Running,
+        "starts at once on resume"
+    );
     assert!(!runner.queue_stats("main").unwrap().paused);
     gate.add_permits(2);
     waiting.await.unwrap();
@@ -116,19 +121,28 @@ async fn pausing_an_unknown_queue_is_an_error() {
 async fn set_priority_moves_a_waiting_task() {
     let runner = one_slot();
     let (probe, gate) = (Probe::new(), Arc::new(Semaphore::new(0)));
-    let blocker = runner.enqueue_task(probed("blocker", &probe, &gate)).unwrap();
+    let blocker = runner
+        .enqueue_task(probed("blocker", &probe, &gate))
+        .unwrap();
     let a = runner.enqueue_task(probed("a", &probe, &gate)).unwrap();
     let b = runner.enqueue_task(probed("b", &probe, &gate)).unwrap();
     let c = runner.enqueue_task(probed("c", &probe, &gate)).unwrap();
     let info = runner.get_status(c.id()).unwrap();
     assert_eq!(info.waiting_for, Some(WaitReason::NoSlot));
-    assert_eq!(runner.queue_stats("main").unwrap().waiting_for, None, "no free slot");
+    assert_eq!(
+        runner.queue_stats("main").unwrap().waiting_for,
+        None,
+        "no free slot"
+    );
     assert_eq!(runner.get_status(blocker.id()).unwrap().waiting_for, None);
     assert!(runner.set_priority(c.id(), 5));
     assert_eq!(runner.get_status(c.id()).unwrap().priority, 5);
     assert!(!runner.set_priority(c.id(), 5), "already there");
     assert!(runner.set_priority(a.id(), -1));
-    assert!(runner.set_priority(b.id(), 5), "behind c at the same priority");
+    assert!(
+        runner.set_priority(b.id(), 5),
+        "behind c at the same priority"
+    );
     // Only a waiting task moves.
     assert!(!runner.set_priority(blocker.id(), 9));
     assert_eq!(runner.queue_stats("main").unwrap().pending, 3);
@@ -143,7 +157,9 @@ async fn set_priority_moves_a_waiting_task() {
 async fn set_priority_on_a_finished_or_unknown_task_is_false() {
     let runner = TaskRunner::new();
     let done = runner
-        .enqueue_task(Task::new("done", |_: TaskContext| async { Ok::<_, String>(()) }))
+        .enqueue_task(Task::new("done", |_: TaskContext| async {
+            Ok::<_, String>(())
+        }))
         .unwrap();
     let id = done.id();
     done.await.unwrap();
@@ -151,7 +167,11 @@ async fn set_priority_on_a_finished_or_unknown_task_is_false() {
     let gate = Arc::new(Semaphore::new(0));
     let (probe, _) = (Probe::new(), ());
     let _blockers: Vec<_> = (0..3)
-        .map(|i| runner.enqueue_task(probed(&i.to_string(), &probe, &gate)).unwrap())
+        .map(|i| {
+            runner
+                .enqueue_task(probed(&i.to_string(), &probe, &gate))
+                .unwrap()
+        })
         .collect();
     let waiting = runner.enqueue_task(probed("w", &probe, &gate)).unwrap();
     assert!(waiting.cancel());
@@ -164,7 +184,9 @@ async fn set_priority_on_a_finished_or_unknown_task_is_false() {
 async fn a_moved_then_cancelled_task_never_runs_and_counts_settle() {
     let runner = one_slot();
     let (probe, gate) = (Probe::new(), Arc::new(Semaphore::new(0)));
-    let blocker = runner.enqueue_task(probed("blocker", &probe, &gate)).unwrap();
+    let blocker = runner
+        .enqueue_task(probed("blocker", &probe, &gate))
+        .unwrap();
     let moved = runner.enqueue_task(probed("moved", &probe, &gate)).unwrap();
     let other = runner.enqueue_task(probed("other", &probe, &gate)).unwrap();
     assert!(runner.set_priority(moved.id(), 3));

@@ -21,8 +21,9 @@ fn logged(
     log: &Log,
     t0: Instant,
     work: Duration,
-) -> Task<impl Fn(TaskContext) -> futures::future::BoxFuture<'static, Result<(), String>> + Send + Sync>
-{
+) -> Task<
+    impl Fn(TaskContext) -> futures::future::BoxFuture<'static, Result<(), String>> + Send + Sync,
+> {
     let (label, log) = (label.to_owned(), Arc::clone(log));
     Task::new(label.clone(), move |_: TaskContext| {
         log.lock().unwrap().push((label.clone(), t0.elapsed()));
@@ -50,7 +51,10 @@ fn limited(concurrency: usize, n: u32, per: Duration) -> TaskRunner {
 fn assert_window(starts: &[Duration], n: usize, per: Duration) {
     for (i, &s) in starts.iter().enumerate() {
         let inside = starts[i..].iter().filter(|&&t| t < s + per).count();
-        assert!(inside <= n, "{inside} starts in [{s:?}, +{per:?}): {starts:?}");
+        assert!(
+            inside <= n,
+            "{inside} starts in [{s:?}, +{per:?}): {starts:?}"
+        );
     }
 }
 
@@ -72,7 +76,15 @@ async fn a_burst_of_n_then_each_start_waits_for_the_nth_before_it() {
     let secs = |s: u64| Duration::from_secs(s);
     assert_eq!(
         starts,
-        [secs(0), secs(0), secs(0), secs(1), secs(1), secs(1), secs(2)],
+        [
+            secs(0),
+            secs(0),
+            secs(0),
+            secs(1),
+            secs(1),
+            secs(1),
+            secs(2)
+        ],
         "no needless wait, no start early"
     );
     assert_window(&starts, 3, secs(1));
@@ -85,12 +97,24 @@ async fn the_window_slides_with_spread_out_starts() {
     let mut handles = Vec::new();
     // One at 0 s, one at 4 s, then three at 6 s: the third may start only at 10 s (when the
     // 0 s start leaves), the fourth at 14 s, the fifth at 20 s.
-    handles.push(runner.enqueue_task(logged("a", &log, t0, Duration::ZERO)).unwrap());
+    handles.push(
+        runner
+            .enqueue_task(logged("a", &log, t0, Duration::ZERO))
+            .unwrap(),
+    );
     tokio::time::sleep(Duration::from_secs(4)).await;
-    handles.push(runner.enqueue_task(logged("b", &log, t0, Duration::ZERO)).unwrap());
+    handles.push(
+        runner
+            .enqueue_task(logged("b", &log, t0, Duration::ZERO))
+            .unwrap(),
+    );
     tokio::time::sleep(Duration::from_secs(2)).await;
     for label in ["c", "d", "e"] {
-        handles.push(runner.enqueue_task(logged(label, &log, t0, Duration::ZERO)).unwrap());
+        handles.push(
+            runner
+                .enqueue_task(logged(label, &log, t0, Duration::ZERO))
+                .unwrap(),
+        );
     }
     for h in handles {
         h.await.unwrap();
@@ -118,7 +142,11 @@ async fn retries_count_against_the_limit() {
                 }
             })
             .queue("api")
-            .retry(RetryPolicy::exponential(Duration::from_millis(100)).factor(1.0).max_retries(5)),
+            .retry(
+                RetryPolicy::exponential(Duration::from_millis(100))
+                    .factor(1.0)
+                    .max_retries(5),
+            ),
         )
         .unwrap();
     flaky.await.unwrap();
@@ -148,13 +176,19 @@ async fn rate_limited_tasks_keep_priority_order_and_hold_no_slot() {
     first.await.unwrap();
     settle().await;
     let stats = runner.queue_stats("api").unwrap();
-    assert_eq!((stats.running, stats.pending), (0, 3), "waiting holds no slot");
+    assert_eq!(
+        (stats.running, stats.pending),
+        (0, 3),
+        "waiting holds no slot"
+    );
     assert_eq!(stats.waiting_for, Some(WaitReason::RateLimited));
     let info = runner.get_status(handles[0].id()).unwrap();
     assert_eq!(info.waiting_for, Some(WaitReason::RateLimited));
     // Another queue is not held back.
     runner
-        .enqueue_task(Task::new("free", |_: TaskContext| async { Ok::<_, String>(()) }))
+        .enqueue_task(Task::new("free", |_: TaskContext| async {
+            Ok::<_, String>(())
+        }))
         .unwrap()
         .await
         .unwrap();

@@ -29,7 +29,8 @@ pub(super) struct Keys {
 struct KeyState {
     name: Arc<str>,
     running: usize,
-    /// Live waiting tasks (the order may also hold tombstones).
+    /// Live waiting tasks (the order may also hold tombstones, never at its head while the
+    /// key has a token).
     queued: usize,
     waiting: Option<Order<Entry>>,
     /// The key of this key's valid token, if it has one.
@@ -46,6 +47,9 @@ impl Keyed for Token {
         self.key
     }
 }
+
+/// Whether an entry is live (its task waits, and it is the task's current entry).
+pub(super) type Live<'a> = &'a dyn Fn(&Entry) -> bool;
 
 impl Keys {
     pub(super) fn new(limit: usize, flat: bool) -> Keys {
@@ -73,7 +77,7 @@ impl Keys {
         self.map.get(name).is_none_or(|k| k.running < self.limit)
     }
 
-    /// A task of `name` starts directly (the key was free).
+    /// A task of `name` starts directly (the key was free, and had nothing waiting).
     pub(super) fn acquire(&mut self, name: &Arc<str>) {
         self.state(name).running += 1;
     }
@@ -91,64 +95,113 @@ impl Keys {
     }
 
     /// A task of `name` waits (`new`: a task not counted yet, else a moved task's new entry).
-    pub(super) fn push(&mut self, name: &Arc<str>, entry: Entry, new: bool) {
-        let (limit, flat) = (self.limit, self.flat);
-        let rank = rank(entry.key, flat);
-        let state = self.map.entry(Arc::clone(name)).or_insert_with(|| KeyState {
-            name: Arc::clone(name),
-            running: 0,
-            queued: 0,
-            waiting: None,
-            token: None,
-        });
+    /// Returns how many tombstones were dropped.
+    pub(super) fn push(
+        &mut self,
+        name: &Arc<str>,
+        entry: Entry,
+        new: bool,
+        live: Live<'_>,
+    ) -> usize {
+        let flat = self.flat;
+        let state = self.state(name);
         state.queued += usize::from(new);
         state
             .waiting
             .get_or_insert_with(|| if flat { Order::flat() } else { Order::new() })
             .push(entry);
         self.len += 1;
-        // A better task than the one the token ranks by: re-rank the token.
-        if state.token.is_some_and(|t| rank > self::rank(t, flat)) {
-            state.token = None;
-        }
-        refresh(state, limit, flat, &mut self.tokens);
+        self.refresh(name, live)
     }
 
     /// A running task of `name` gave up its slot. Returns how many tombstones were dropped.
-    pub(super) fn release(&mut self, name: &str) -> usize {
+    pub(super) fn release(&mut self, name: &str, live: Live<'_>) -> usize {
         let Some(state) = self.map.get_mut(name) else {
             return 0;
         };
         state.running -= 1;
-        refresh(state, self.limit, self.flat, &mut self.tokens);
-        self.tidy(name)
+        self.refresh(name, live)
     }
 
     /// A waiting task of `name` was cancelled. Returns how many tombstones were dropped.
-    pub(super) fn cancel_queued(&mut self, name: &str) -> usize {
-        if let Some(state) = self.map.get_mut(name) {
-            state.queued -= 1;
-        }
-        self.tidy(name)
+    pub(super) fn cancel_queued(&mut self, name: &str, live: Live<'_>) -> usize {
+        let Some(state) = self.map.get_mut(name) else {
+            return 0;
+        };
+        state.queued -= 1;
+        self.refresh(name, live)
     }
 
-    /// Drops `name`'s state if it has nothing waiting or running; returns the tombstones
-    /// dropped with it.
-    fn tidy(&mut self, name: &str) -> usize {
-        if !self
-            .map
-            .get(name)
-            .is_some_and(|s| s.running == 0 && s.queued == 0)
-        {
+    /// A waiting task of `name` (popped with `pop_entry`) started. Returns how many
+    /// tombstones were dropped.
+    pub(super) fn started(&mut self, name: &str, live: Live<'_>) -> usize {
+        let Some(state) = self.map.get_mut(name) else {
             return 0;
+        };
+        state.queued -= 1;
+        state.running += 1;
+        self.refresh(name, live)
+    }
+
+    /// A key whose token found no live task: re-arm or drop it.
+    pub(super) fn exhausted(&mut self, name: &str, live: Live<'_>) -> usize {
+        self.refresh(name, live)
+    }
+
+    /// Restores `name`'s invariants after a change: dead entries off the head of its order;
+    /// a token, ranked by its best live task, exactly when it may start one (a token whose
+    /// rank no longer matches is re-issued with a fresh number); its state dropped when it
+    /// has nothing waiting or running. Returns how many tombstones were dropped.
+    fn refresh(&mut self, name: &str, live: Live<'_>) -> usize {
+        let (limit, flat) = (self.limit, self.flat);
+        let Some(state) = self.map.get_mut(name) else {
+            return 0;
+        };
+        let mut dropped = 0;
+        if let Some(waiting) = state.waiting.as_mut() {
+            while waiting.peek().is_some_and(|head| !live(head)) {
+                waiting.pop();
+                dropped += 1;
+            }
         }
-        let dropped = self
-            .map
-            .remove(name)
-            .and_then(|s| s.waiting)
-            .map_or(0, |w| w.len());
+        if state.running == 0 && state.queued == 0 {
+            dropped += state.waiting.as_ref().map_or(0, Order::len);
+            self.map.remove(name);
+            self.len -= dropped;
+            self.shrink();
+            return dropped;
+        }
         self.len -= dropped;
-        // Give back the map's memory after a crowd of keys has gone.
+        let head = match state.waiting.as_ref().and_then(Order::peek_key) {
+            Some(head) if state.running < limit && state.queued > 0 => head,
+            _ => {
+                state.token = None;
+                return dropped;
+            }
+        };
+        if state
+            .token
+            .is_some_and(|t| rank(t, flat) == rank(head, flat))
+        {
+            return dropped;
+        }
+        let key = if flat {
+            head
+        } else {
+            // The head's priority, then a fresh number: behind every key (and task) already
+            // waiting at that priority.
+            (head >> 64) << 64 | u128::from(!TaskId::next().as_u64())
+        };
+        state.token = Some(key);
+        self.tokens.push(Token {
+            key,
+            name: Arc::clone(&state.name),
+        });
+        dropped
+    }
+
+    /// Gives back memory after a crowd of keys has gone.
+    fn shrink(&mut self) {
         if self.map.capacity() > 64 && self.map.len() * 4 < self.map.capacity() {
             self.map.shrink_to(self.map.len() * 2);
         }
@@ -157,20 +210,18 @@ impl Keys {
             self.tokens
                 .retain(|t| map.get(&t.name).is_some_and(|s| s.token == Some(t.key)));
         }
-        dropped
     }
 
     /// The best valid token's key (dropping stale tokens on the way).
     pub(super) fn peek_key(&mut self) -> Option<u128> {
         loop {
             let token = self.tokens.peek()?;
-            if let Some(state) = self.map.get_mut(&token.name) {
-                if state.token == Some(token.key) {
-                    if state.running < self.limit {
-                        return Some(token.key);
-                    }
-                    state.token = None;
-                }
+            if self
+                .map
+                .get(&token.name)
+                .is_some_and(|state| state.token == Some(token.key))
+            {
+                return Some(token.key);
             }
             self.tokens.pop();
         }
@@ -185,28 +236,11 @@ impl Keys {
         Some(token.name)
     }
 
-    /// The best waiting entry of `name`, valid or not.
+    /// The best waiting entry of `name`, live or not.
     pub(super) fn pop_entry(&mut self, name: &str) -> Option<Entry> {
         let entry = self.map.get_mut(name)?.waiting.as_mut()?.pop()?;
         self.len -= 1;
         Some(entry)
-    }
-
-    /// A waiting task of `name` (popped with `pop_entry`) started.
-    pub(super) fn started(&mut self, name: &Arc<str>) {
-        if let Some(state) = self.map.get_mut(name) {
-            state.queued -= 1;
-            state.running += 1;
-            refresh(state, self.limit, self.flat, &mut self.tokens);
-        }
-    }
-
-    /// A key whose token found no live task (all tombstones): re-arm or drop it.
-    pub(super) fn exhausted(&mut self, name: &Arc<str>) -> usize {
-        if let Some(state) = self.map.get_mut(name) {
-            refresh(state, self.limit, self.flat, &mut self.tokens);
-        }
-        self.tidy(name)
     }
 
     /// Keeps the entries for which `keep` is true, in every key's order. O(n).
@@ -228,26 +262,4 @@ fn rank(key: u128, flat: bool) -> u128 {
     } else {
         key >> 64
     }
-}
-
-/// Gives `state` a token if it may start a task and has none.
-fn refresh(state: &mut KeyState, limit: usize, flat: bool, tokens: &mut Heap<Token>) {
-    if state.token.is_some() || state.running >= limit || state.queued == 0 {
-        return;
-    }
-    let Some(head) = state.waiting.as_ref().and_then(Order::peek_key) else {
-        return;
-    };
-    let key = if flat {
-        head
-    } else {
-        // The head's priority, then a fresh number: behind every key already waiting at
-        // that priority.
-        (head >> 64) << 64 | u128::from(!TaskId::next().as_u64())
-    };
-    state.token = Some(key);
-    tokens.push(Token {
-        key,
-        name: Arc::clone(&state.name),
-    });
 }

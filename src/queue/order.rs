@@ -53,7 +53,12 @@ impl<T: Prioritized> Order<T> {
         }
     }
 
-    /// The greatest key, without removing its entry.
+    /// The entry with the greatest key, without removing it.
+    pub(super) fn peek(&self) -> Option<&T> {
+        self.levels.last_key_value()?.1.peek()
+    }
+
+    /// The greatest key.
     pub(super) fn peek_key(&self) -> Option<u128> {
         self.levels.last_key_value()?.1.peek_key()
     }
