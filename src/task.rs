@@ -378,7 +378,12 @@ where
     /// #[derive(Debug)]
     /// enum ApiError { TooManyRequests { retry_after: Duration }, Other(String) }
     /// # impl std::fmt::Display for ApiError {
-    /// #     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result { write!(f, "{self:?}") }
+    /// #     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+    /// #         match self {
+    /// #             ApiError::TooManyRequests { .. } => f.write_str("429"),
+    /// #             ApiError::Other(message) => f.write_str(message),
+    /// #         }
+    /// #     }
     /// # }
     ///
     /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
