@@ -15,6 +15,15 @@
 //!   outcome, `Cancelled` when `cancel` returned true, `Shutdown` for what `shutdown_now`
 //!   caught;
 //! - at the end nothing is pending or running, and every handler and its captures are freed.
+//!
+//! Flow control is in the mix: queue `c` has `key_concurrency(1)` and a rate limit of 3
+//! starts per 100 ms, tasks may carry a concurrency key (ignored on `a` and `b`) and a start
+//! delay, and any queue may be paused and resumed. On top of the above:
+//!
+//! - a key never runs more than one handler at once;
+//! - no window of 100 ms holds more than 3 starts of queue `c` (retries included);
+//! - a paused queue starts nothing; `queue_stats` counts delayed tasks;
+//! - a task cancelled while delayed never starts.
 
 use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Once};
@@ -23,10 +32,15 @@ use std::time::Duration;
 use futures::FutureExt;
 use proptest::prelude::*;
 use taskrunner::{
-    QueueConfig, RetryPolicy, Task, TaskContext, TaskError, TaskHandle, TaskRunner, TaskStatus,
+    QueueConfig, RateLimit, RetryPolicy, Task, TaskContext, TaskError, TaskHandle, TaskRunner,
+    TaskStatus,
 };
 
-const QUEUES: [&str; 2] = ["a", "b"];
+const QUEUES: [&str; 3] = ["a", "b", "c"];
+const KEYS: usize = 3;
+/// Queue `c`'s rate limit: at most this many starts in any window of `RATE_PER`.
+const RATE_N: usize = 3;
+const RATE_PER: Duration = Duration::from_millis(100);
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Step {
@@ -43,6 +57,8 @@ struct Spec {
     script: Vec<Step>,
     retries: Option<u32>,
     timeout: Option<u64>,
+    key: Option<usize>,
+    delay: Option<u64>,
 }
 
 #[derive(Debug, Clone)]
@@ -51,6 +67,8 @@ enum Op {
     Cancel(usize),
     Resize(usize, usize),
     Advance(u64),
+    Pause(usize),
+    Resume(usize),
 }
 
 // Step durations are multiples of 10 ms and timeouts end in 5, so an attempt's end never
@@ -71,14 +89,20 @@ fn spec() -> impl Strategy<Value = Spec> {
         prop::collection::vec(step(), 1..4),
         prop::option::of(0..=3u32),
         prop::option::of((1..=5u64).prop_map(|n| n * 10 + 5)),
+        prop::option::of(0..KEYS),
+        prop::option::weighted(0.2, 1..=50u64),
     )
-        .prop_map(|(queue, priority, script, retries, timeout)| Spec {
-            queue,
-            priority,
-            script,
-            retries,
-            timeout,
-        })
+        .prop_map(
+            |(queue, priority, script, retries, timeout, key, delay)| Spec {
+                queue,
+                priority,
+                script,
+                retries,
+                timeout,
+                key,
+                delay,
+            },
+        )
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -87,6 +111,8 @@ fn op() -> impl Strategy<Value = Op> {
         2 => any::<usize>().prop_map(Op::Cancel),
         1 => (0..QUEUES.len(), 1..=4usize).prop_map(|(q, n)| Op::Resize(q, n)),
         3 => (1..=60u64).prop_map(Op::Advance),
+        1 => (0..QUEUES.len()).prop_map(Op::Pause),
+        1 => (0..QUEUES.len()).prop_map(Op::Resume),
     ]
 }
 
@@ -135,9 +161,16 @@ struct Seen {
     attempts: AtomicU32,
 }
 
-/// Handlers inside, per queue.
+/// Handlers inside, per queue; per key in queue `c` (and the most at once); attempts started
+/// per queue; when queue `c`'s attempts started.
 #[derive(Default)]
-struct Inside([AtomicUsize; 2]);
+struct Inside {
+    queues: [AtomicUsize; 3],
+    keys: [AtomicUsize; KEYS],
+    key_max: AtomicUsize,
+    started: [AtomicUsize; 3],
+    c_starts: std::sync::Mutex<Vec<tokio::time::Instant>>,
+}
 
 struct Guard<'a>(&'a AtomicUsize);
 impl Drop for Guard<'_> {
@@ -167,14 +200,29 @@ fn enqueue(
 ) -> Handle {
     let (script, queue) = (spec.script.clone(), spec.queue);
     let (seen, inside, alive) = (Arc::clone(seen), Arc::clone(inside), Arc::clone(alive));
+    // Queue `c` limits keys; elsewhere a key is ignored.
+    let limited_key = spec.key.filter(|_| queue == 2);
     let mut task = Task::new("scripted", move |ctx: TaskContext| {
         seen.attempts.fetch_add(1, Ordering::SeqCst);
+        inside.started[queue].fetch_add(1, Ordering::SeqCst);
+        if queue == 2 {
+            inside
+                .c_starts
+                .lock()
+                .unwrap()
+                .push(tokio::time::Instant::now());
+        }
         let step = script[(ctx.attempt() as usize - 1).min(script.len() - 1)];
         let (inside, alive) = (Arc::clone(&inside), Arc::clone(&alive));
         async move {
             let _alive = alive;
-            inside.0[queue].fetch_add(1, Ordering::SeqCst);
-            let _guard = Guard(&inside.0[queue]);
+            inside.queues[queue].fetch_add(1, Ordering::SeqCst);
+            let _guard = Guard(&inside.queues[queue]);
+            let _key_guard = limited_key.map(|k| {
+                let now = inside.keys[k].fetch_add(1, Ordering::SeqCst) + 1;
+                inside.key_max.fetch_max(now, Ordering::SeqCst);
+                Guard(&inside.keys[k])
+            });
             match step {
                 Step::Ok(ms) | Step::Fail(ms) | Step::Panic(ms) => {
                     tokio::time::sleep(Duration::from_millis(ms)).await
@@ -196,6 +244,12 @@ fn enqueue(
     if let Some(ms) = spec.timeout {
         task = task.timeout(Duration::from_millis(ms));
     }
+    if let Some(key) = spec.key {
+        task = task.concurrency_key(format!("key{key}"));
+    }
+    if let Some(ms) = spec.delay {
+        task = task.delay(Duration::from_millis(ms));
+    }
     runner.enqueue_task(task).expect("enqueue")
 }
 
@@ -203,8 +257,24 @@ fn check_step(
     runner: &TaskRunner,
     tasks: &[Tracked],
     inside: &Inside,
-    running_before: &mut [usize; 2],
+    running_before: &mut [usize; 3],
+    paused_at: &[Option<usize>; 3],
 ) -> Result<(), TestCaseError> {
+    prop_assert!(
+        inside.key_max.load(Ordering::SeqCst) <= 1,
+        "a key ran twice at once"
+    );
+    for (q, paused) in paused_at.iter().enumerate() {
+        if let Some(started) = paused {
+            prop_assert_eq!(
+                inside.started[q].load(Ordering::SeqCst),
+                *started,
+                "paused queue {} started a task",
+                QUEUES[q]
+            );
+            prop_assert!(runner.queue_stats(QUEUES[q]).unwrap().paused);
+        }
+    }
     for (q, name) in QUEUES.iter().enumerate() {
         let stats = runner.queue_stats(name).unwrap();
         prop_assert!(
@@ -217,7 +287,7 @@ fn check_step(
         running_before[q] = stats.running;
         prop_assert_eq!(
             stats.running,
-            inside.0[q].load(Ordering::SeqCst),
+            inside.queues[q].load(Ordering::SeqCst),
             "every slot is held by a running handler"
         );
         let count = |status: TaskStatus| {
@@ -230,6 +300,7 @@ fn check_step(
         prop_assert_eq!(stats.pending, count(TaskStatus::Pending));
         prop_assert_eq!(stats.running, count(TaskStatus::Running));
         prop_assert_eq!(stats.retrying, count(TaskStatus::Retrying));
+        prop_assert_eq!(stats.delayed, count(TaskStatus::Delayed));
     }
     for task in tasks {
         let max = 1 + task.spec.retries.unwrap_or(0);
@@ -242,12 +313,21 @@ async fn run(ops: Vec<Op>, graceful: bool) -> Result<(), TestCaseError> {
     let runner = TaskRunner::builder()
         .queue("a", QueueConfig::new().concurrency(2))
         .queue("b", QueueConfig::new().concurrency(1))
+        .queue(
+            "c",
+            QueueConfig::new()
+                .concurrency(3)
+                .key_concurrency(1)
+                .rate_limit(RateLimit::new(RATE_N as u32, RATE_PER)),
+        )
         .build()
         .unwrap();
     let inside = Arc::new(Inside::default());
     let alive = Arc::new(());
     let mut tasks: Vec<Tracked> = Vec::new();
-    let mut running_before = [0usize; 2];
+    let mut running_before = [0usize; 3];
+    // Attempts a queue had started when it was paused, while it is.
+    let mut paused_at: [Option<usize>; 3] = [None; 3];
 
     for op in ops {
         match op {
@@ -269,7 +349,8 @@ async fn run(ops: Vec<Op>, graceful: bool) -> Result<(), TestCaseError> {
                 let n = tasks.len();
                 let task = &mut tasks[pick % n];
                 let handle = task.handle.as_ref().unwrap();
-                let was_pending = handle.status() == TaskStatus::Pending;
+                let was_pending =
+                    matches!(handle.status(), TaskStatus::Pending | TaskStatus::Delayed);
                 let attempts = task.seen.attempts.load(Ordering::SeqCst);
                 if handle.cancel() {
                     task.cancelled = true;
@@ -283,11 +364,23 @@ async fn run(ops: Vec<Op>, graceful: bool) -> Result<(), TestCaseError> {
             }
             Op::Resize(q, n) => runner.set_concurrency(QUEUES[q], n).unwrap(),
             Op::Advance(ms) => tokio::time::sleep(Duration::from_millis(ms)).await,
+            Op::Pause(q) => {
+                runner.pause_queue(QUEUES[q]).unwrap();
+                paused_at[q].get_or_insert(inside.started[q].load(Ordering::SeqCst));
+            }
+            Op::Resume(q) => {
+                runner.resume_queue(QUEUES[q]).unwrap();
+                paused_at[q] = None;
+            }
         }
         // Let every ready task run; no timer fires.
         tokio::task::yield_now().await;
         tokio::time::sleep(Duration::from_micros(1)).await;
-        check_step(&runner, &tasks, &inside, &mut running_before)?;
+        check_step(&runner, &tasks, &inside, &mut running_before, &paused_at)?;
+    }
+    // A paused queue would hold a graceful shutdown forever.
+    for name in QUEUES {
+        runner.resume_queue(name).unwrap();
     }
 
     // End: graceful shutdown cancels the tasks that would hang forever first.
@@ -340,7 +433,21 @@ async fn run(ops: Vec<Op>, graceful: bool) -> Result<(), TestCaseError> {
     }
     for name in QUEUES {
         let stats = runner.queue_stats(name).unwrap();
-        prop_assert_eq!((stats.pending, stats.running, stats.retrying), (0, 0, 0));
+        prop_assert_eq!(
+            (stats.pending, stats.running, stats.retrying, stats.delayed),
+            (0, 0, 0, 0)
+        );
+    }
+    // No window of RATE_PER holds more than RATE_N starts of queue `c`.
+    let starts = inside.c_starts.lock().unwrap().clone();
+    for (i, &s) in starts.iter().enumerate() {
+        let inside_window = starts[i..].iter().filter(|&&t| t < s + RATE_PER).count();
+        prop_assert!(
+            inside_window <= RATE_N,
+            "{} starts within {:?}",
+            inside_window,
+            RATE_PER
+        );
     }
     // Every handler, and every future it made, has been dropped.
     prop_assert_eq!(Arc::strong_count(&alive), 1);
@@ -386,6 +493,8 @@ fn the_model_predicts_natural_outcomes() {
         script,
         retries,
         timeout,
+        key: None,
+        delay: None,
     };
     assert_eq!(
         natural(&spec(vec![Step::Ok(10)], None, None)),
