@@ -28,6 +28,9 @@ pub struct Event {
     pub at: SystemTime,
     /// What happened.
     pub kind: EventKind,
+    /// The [schedule](crate::Schedule) behind it: set on the events of a schedule's runs
+    /// and on the schedule's own events (`Schedule*` kinds), `None` otherwise.
+    pub schedule: Option<String>,
 }
 
 /// What happened to a task. Every task gets exactly one terminal event ([`Completed`],
@@ -81,6 +84,29 @@ pub enum EventKind {
     },
     /// The task was cancelled, or stopped by `shutdown_now`.
     Cancelled,
+    /// A [schedule](crate::Schedule) fired and enqueued its run, task `id`.
+    ///
+    /// In the schedule events (`Schedule*`), [`Event::name`] and [`Event::schedule`] are the
+    /// schedule's name, and [`Event::id`] is its run (for `ScheduleFired`, the new one; for
+    /// the others, its latest run, or task id 0 before its first run).
+    ScheduleFired {
+        /// The fire time it was due at by its timetable (before jitter), or the moment it
+        /// was triggered.
+        nominal: SystemTime,
+    },
+    /// A schedule's fire found its previous run unfinished and was skipped (or dropped for
+    /// one already buffered), by its [`Overlap`](crate::Overlap) policy.
+    ScheduleSkipped {
+        /// The fire time it was due at.
+        nominal: SystemTime,
+    },
+    /// A schedule was paused.
+    SchedulePaused,
+    /// A paused schedule was resumed.
+    ScheduleResumed,
+    /// A schedule stopped: by `stop`, by shutdown, after its last run (`max_runs`), or
+    /// past its end time. It fires no more; a run already started goes on.
+    ScheduleStopped,
 }
 
 impl EventKind {
@@ -195,8 +221,34 @@ impl Events {
             queue: header.queue.name().to_owned(),
             at: SystemTime::now(),
             kind,
+            schedule: header
+                .options()
+                .and_then(|options| options.schedule.as_deref())
+                .map(str::to_owned),
         };
         // An error only means every receiver has gone meanwhile.
         let _ = self.sender.send(event);
+    }
+
+    /// Sends a schedule's own event (`Schedule*` kinds), if anyone listens.
+    pub(crate) fn emit_schedule(
+        &self,
+        schedule: &str,
+        task: Option<TaskId>,
+        at: SystemTime,
+        kind: impl FnOnce() -> EventKind,
+    ) {
+        if self.subscribers.load(Ordering::Relaxed) != 0 {
+            let event = Event {
+                id: task.unwrap_or(TaskId::from_u64(0)),
+                call_id: String::new(),
+                name: schedule.to_owned(),
+                queue: String::new(),
+                at,
+                kind: kind(),
+                schedule: Some(schedule.to_owned()),
+            };
+            let _ = self.sender.send(event);
+        }
     }
 }

@@ -483,6 +483,10 @@ impl Header {
             error: record.error.as_deref().map(str::to_owned),
             progress: record.progress.as_ref().map(|state| state.progress.clone()),
             waiting_for: None,
+            schedule: self
+                .options()
+                .and_then(|options| options.schedule.as_deref())
+                .map(str::to_owned),
         }
     }
 }

@@ -32,6 +32,33 @@
 //! - `ShellTask` (feature `process`, on by default, Unix): a shell command whose whole
 //!   process group dies with its task.
 //!
+//! # Recurring work
+//!
+//! [`TaskRunner::schedule`] runs a fresh task each time a [`Schedule`] fires: a fixed
+//! interval ([`Schedule::every`]) or a cron expression ([`Schedule::cron`], in UTC or a
+//! [time zone](Schedule::timezone)), with an [`Overlap`] policy for a fire that finds the
+//! last run unfinished, jitter, `max_runs`, and start and end times. Its
+//! [`ScheduleHandle`] pauses, resumes, stops and triggers it, and reports a
+//! [`ScheduleInfo`]: runs, failures, skipped fires, last and next run. Each run is an ordinary
+//! task tagged with its schedule's name; schedule events go on the same event stream.
+//!
+//! ```
+//! use std::time::Duration;
+//! use taskrunner::{Schedule, Task, TaskContext, TaskRunner};
+//!
+//! # #[tokio::main(flavor = "current_thread", start_paused = true)]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let runner = TaskRunner::new();
+//! let monitor = runner.schedule("monitor", Schedule::every(Duration::from_secs(300)), || {
+//!     Task::new("check", |_: TaskContext| async { Ok::<_, String>("all good") })
+//! })?;
+//! tokio::time::sleep(Duration::from_secs(3610)).await; // fires at 300 s, 600 s, ..., 3600 s
+//! assert_eq!(monitor.info().runs, 12);
+//! runner.shutdown().await; // stops every schedule first
+//! # Ok(())
+//! # }
+//! ```
+//!
 //! # Quick start
 //!
 //! ```
@@ -91,6 +118,7 @@
 //! | handles | each resolves exactly once, after its terminal status is visible; dropping one does not cancel |
 //! | memory | finished records are evicted oldest-first past a cap (default 10,000) |
 //! | shutdown | [`shutdown`](TaskRunner::shutdown) finishes everything; [`shutdown_now`](TaskRunner::shutdown_now) cancels everything |
+//! | schedules | fixed rate without drift; each cron occurrence once, across DST changes; missed fires coalesced; shutdown stops them first |
 //!
 //! The path of one task through the code is in `docs/architecture.md`.
 #![warn(
@@ -113,6 +141,7 @@ mod queue;
 mod registry;
 mod retry;
 mod runner;
+mod schedule;
 #[cfg(all(feature = "process", unix))]
 #[cfg_attr(docsrs, doc(cfg(all(feature = "process", unix))))]
 mod shell;
@@ -133,6 +162,9 @@ pub use retry::RetryPolicy;
 pub use runner::{
     TaskRunner, TaskRunnerBuilder, DEFAULT_EVENT_CAPACITY, DEFAULT_NOTIFICATION_CAPACITY,
     DEFAULT_QUEUE, DEFAULT_RETAIN_FINISHED, DEFAULT_SUMMARY_LEN,
+};
+pub use schedule::{
+    Overlap, Schedule, ScheduleError, ScheduleHandle, ScheduleInfo, ScheduleStatus,
 };
 #[cfg(all(feature = "process", unix))]
 #[cfg_attr(docsrs, doc(cfg(all(feature = "process", unix))))]

@@ -44,6 +44,8 @@ pub struct TaskInfo {
     /// [`Pending`](TaskStatus::Pending): its start time, a paused queue, a rate limit, its
     /// concurrency key, or no free slot. `None` otherwise.
     pub waiting_for: Option<crate::WaitReason>,
+    /// The [schedule](crate::Schedule) whose run this task is, if any.
+    pub schedule: Option<String>,
 }
 
 /// Every live task, plus the most recent finished ones up to `retain`.

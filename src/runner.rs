@@ -150,6 +150,8 @@ pub(crate) struct Shared {
     parked: std::sync::Mutex<Vec<Arc<Parking>>>,
     /// The live task of each dedup key (`Task::dedup_key`).
     dedup: std::sync::Mutex<HashMap<Box<str>, TaskId>>,
+    /// The runner's recurring schedules, by name.
+    pub(crate) schedules: crate::schedule::Schedules,
 }
 
 /// Where a parked worker is handed its next job.
@@ -206,6 +208,7 @@ impl TaskRunner {
             runtime,
             parked: std::sync::Mutex::new(Vec::new()),
             dedup: std::sync::Mutex::new(HashMap::new()),
+            schedules: crate::schedule::Schedules::default(),
         });
         let _ = shared.hub.runner.set(Arc::downgrade(&shared));
         TaskRunner { shared }
@@ -444,18 +447,22 @@ impl TaskRunner {
         async move { shared.wait_idle().await }
     }
 
-    /// Stops taking tasks ([`EnqueueError::ShuttingDown`]) and resolves once every pending,
-    /// running and retrying task has finished.
+    /// Stops every [schedule](Self::schedule), stops taking tasks
+    /// ([`EnqueueError::ShuttingDown`]), and resolves once every pending, running and
+    /// retrying task (schedules' runs already started included) has finished.
     pub fn shutdown(&self) -> impl Future<Output = ()> + Send + 'static {
+        self.shared.schedules.stop_all();
         self.shared.closed.store(true, Ordering::SeqCst);
         self.wait_idle()
     }
 
-    /// Stops taking tasks and cancels every one: pending tasks never run, running tasks' abort
-    /// tokens fire and their futures are dropped, retrying tasks stop. Each handle resolves
+    /// Stops every [schedule](Self::schedule), stops taking tasks and cancels every one:
+    /// pending tasks never run, running tasks' abort tokens fire and their futures are
+    /// dropped, retrying tasks stop. Each handle resolves
     /// [`TaskError::Shutdown`](crate::TaskError::Shutdown). Resolves once all have ended.
     pub fn shutdown_now(&self) -> impl Future<Output = ()> + Send + 'static {
         let shared = Arc::clone(&self.shared);
+        shared.schedules.stop_all();
         shared.closed.store(true, Ordering::SeqCst);
         shared.aborting.store(true, Ordering::SeqCst);
         fence(Ordering::SeqCst);
@@ -815,6 +822,27 @@ impl Shared {
             }
             notified.await;
         }
+    }
+}
+
+// ===== hooks for schedules =====
+
+impl TaskRunner {
+    /// The state every clone shares, for the schedule module.
+    pub(crate) fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+
+    /// A runner handle over `shared`, for the schedule module.
+    pub(crate) fn from_shared(shared: Arc<Shared>) -> TaskRunner {
+        TaskRunner { shared }
+    }
+}
+
+impl Shared {
+    /// Where events and notifications go, for the schedule module.
+    pub(crate) fn hub(&self) -> &Arc<Hub> {
+        &self.hub
     }
 }
 

@@ -100,6 +100,8 @@ pub(crate) struct Options {
     pub(crate) on_error: Option<OnError>,
     /// Flow control: start delay, concurrency key, dedup key, 429 handling.
     pub(crate) flow: Option<Box<crate::queue::TaskFlow>>,
+    /// The schedule that enqueued this task, as one of its runs.
+    pub(crate) schedule: Option<std::sync::Arc<str>>,
 }
 
 pub(crate) type OnComplete = Box<dyn Fn(&TaskInfo) + Send + Sync>;
@@ -117,6 +119,7 @@ impl fmt::Debug for Options {
             .field("on_complete", &self.on_complete.is_some())
             .field("on_error", &self.on_error.is_some())
             .field("flow", &self.flow)
+            .field("schedule", &self.schedule)
             .finish()
     }
 }
