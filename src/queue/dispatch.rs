@@ -222,10 +222,13 @@ impl Queue {
         flow.timer = Some(at);
         if let Some(shared) = self.hub.runner() {
             let name = self.name.clone();
-            let runner = Arc::clone(&shared);
+            // The timer does not keep a dropped runner alive.
+            let runner = Arc::downgrade(&shared);
             shared.spawn(async move {
                 tokio::time::sleep_until(at).await;
-                runner.wake_queue(&name);
+                if let Some(runner) = runner.upgrade() {
+                    runner.wake_queue(&name);
+                }
             });
         }
     }
