@@ -98,6 +98,21 @@ pub enum EnqueueError {
 /// handed back whole with the reason, so that it can be enqueued again (for example with
 /// [`enqueue_task_wait`](crate::TaskRunner::enqueue_task_wait) after
 /// [`EnqueueError::QueueFull`]) instead of being lost.
+///
+/// ```
+/// use taskrunner::{EnqueueError, Task, TaskContext, TaskRunner};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let runner = TaskRunner::new();
+/// let task = Task::new("t", |_: TaskContext| async { Ok::<_, String>(1) }).queue("nope");
+/// let refused = runner.try_enqueue_task(task).unwrap_err();
+/// assert_eq!(refused.error, EnqueueError::UnknownQueue("nope".into()));
+/// // Still ours: fix it and enqueue it again.
+/// let again = runner.enqueue_task(refused.into_task().queue("main")).unwrap();
+/// assert_eq!(again.await.unwrap(), 1);
+/// # }
+/// ```
 pub struct Rejected<F, P = crate::RetryAny> {
     /// Why the task was refused.
     pub error: EnqueueError,

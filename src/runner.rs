@@ -294,6 +294,10 @@ impl TaskRunner {
         // A place under max_pending, taken before the task is built so that a refusal can
         // hand it back whole. A delayed task takes one when its delay ends.
         let mut room_held = room_taken;
+        if room_taken && delay.is_some() {
+            give_back(true);
+            room_held = false;
+        }
         if let (false, None, Some(room)) = (room_taken, delay, queue.room()) {
             match room.try_acquire() {
                 Ok(permit) => {

@@ -301,8 +301,10 @@ impl<F, P> Task<F, P> {
     /// # Ok(())
     /// # }
     /// ```
-    pub fn concurrency_key(mut self, key: impl Into<String>) -> Self {
-        let key: String = key.into();
+    ///
+    /// Takes anything that converts into an `Arc<str>`: pass a clone of an `Arc<str>` you
+    /// keep per tenant to save an allocation per task.
+    pub fn concurrency_key(mut self, key: impl Into<std::sync::Arc<str>>) -> Self {
         self.flow_mut().concurrency_key = Some(key.into());
         self
     }

@@ -324,14 +324,14 @@ impl Queue {
 
     /// A new task that holds a place leaves without waiting (it started, or was cancelled).
     fn give_back_room(&self) {
-        if let Some(room) = &self.room {
+        if let Some(room) = self.room() {
             room.add_permits(1);
         }
     }
 
     /// A task that holds no place starts waiting: it takes one if there is one.
     fn take_room(&self, flow: &mut Flow) {
-        if let Some(room) = &self.room {
+        if let Some(room) = self.room() {
             match room.try_acquire() {
                 Ok(permit) => permit.forget(),
                 Err(_) => flow.overflow += 1,

@@ -20,7 +20,25 @@ use crate::status::Phase;
 use crate::TaskId;
 
 /// Why a waiting task does not start, in [`QueueStats::waiting_for`](crate::QueueStats::waiting_for)
-/// and [`TaskInfo::waiting_for`](crate::TaskInfo::waiting_for).
+/// and [`TaskInfo::waiting_for`](crate::TaskInfo::waiting_for): where to look when a queue
+/// seems stuck.
+///
+/// ```
+/// use taskrunner::{Task, TaskContext, TaskRunner, WaitReason};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let runner = TaskRunner::new();
+/// runner.pause_queue("main")?;
+/// let task = runner.enqueue_task(Task::new("t", |_: TaskContext| async { Ok::<_, String>(()) }))?;
+/// let info = runner.get_status(task.id()).unwrap();
+/// assert_eq!(info.waiting_for, Some(WaitReason::Paused));
+/// assert_eq!(runner.queue_stats("main").unwrap().waiting_for, Some(WaitReason::Paused));
+/// # runner.resume_queue("main")?;
+/// # task.await?;
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum WaitReason {
@@ -169,8 +187,8 @@ impl Flow {
         let header = job.header();
         // priority·interval − entry time, in ms since the queue was made: a task's rank
         // against another's does not change as time passes.
-        let waited_since = now.saturating_duration_since(aging.epoch).as_millis() as i128;
-        let score = i128::from(header.priority()) * i128::from(aging.interval_ms) - waited_since;
+        let entered = now.saturating_duration_since(aging.epoch).as_millis() as i128;
+        let score = i128::from(header.priority()) * i128::from(aging.interval_ms) - entered;
         // |score| < 2^65: biased to unsigned, then the id (inverted: lower ranks higher).
         let biased = (score + (1 << 66)) as u128;
         let id = u128::from(!seq) & ((1 << AGING_ID_BITS) - 1);

@@ -43,7 +43,21 @@ impl QueueConfig {
     }
 
     /// At most `limit.starts()` tasks start (retries included) in any window of length
-    /// `limit.per()`: see [`RateLimit`]. Default: none.
+    /// `limit.per()`: see [`RateLimit`]. Default: none. Zero starts, a zero window or more
+    /// than [`MAX_RATE`](crate::MAX_RATE) starts are a [`ConfigError`].
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use taskrunner::{QueueConfig, RateLimit, TaskRunner};
+    ///
+    /// # fn main() -> Result<(), taskrunner::ConfigError> {
+    /// let runner = TaskRunner::builder()
+    ///     .queue("llm", QueueConfig::new().concurrency(4).rate_limit(RateLimit::new(60, Duration::from_secs(60))))
+    ///     .build()?;
+    /// # drop(runner);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub const fn rate_limit(mut self, limit: RateLimit) -> Self {
         self.rate_limit = Some(limit);
         self
@@ -79,6 +93,20 @@ impl QueueConfig {
     /// pushes and pops stay O(log n). The wait counts from when the task entered the queue
     /// (again after a retry's backoff, or a [`set_priority`](crate::TaskRunner::set_priority)).
     /// Default: none. An interval under 1 ms or over 2³² ms (49 days) is a [`ConfigError`].
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use taskrunner::{QueueConfig, TaskRunner};
+    ///
+    /// # fn main() -> Result<(), taskrunner::ConfigError> {
+    /// // A background task (priority 0) waiting 90 s ranks with a fresh priority-3 task.
+    /// let runner = TaskRunner::builder()
+    ///     .queue("tools", QueueConfig::new().aging(Duration::from_secs(30)))
+    ///     .build()?;
+    /// # drop(runner);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub const fn aging(mut self, interval: Duration) -> Self {
         self.aging = Some(interval);
         self

@@ -126,6 +126,25 @@ impl TaskRunner {
     /// if the task was waiting ([`Pending`](TaskStatus::Pending)) and has moved; `false` if
     /// it is running, retrying, delayed, finished or unknown, or already has that priority.
     /// O(log n); the old place is left as a tombstone, skipped when reached.
+    ///
+    /// ```
+    /// use taskrunner::{QueueConfig, Task, TaskContext, TaskRunner};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let runner = TaskRunner::builder()
+    ///     .queue("main", QueueConfig::new().concurrency(1))
+    ///     .build()?;
+    /// let task = || Task::new("t", |_: TaskContext| async { Ok::<_, String>(()) });
+    /// let first = runner.enqueue_task(task())?; // running
+    /// let later = runner.enqueue_task(task())?; // waiting
+    /// assert!(runner.set_priority(later.id(), 10));
+    /// assert!(!runner.set_priority(first.id(), 10), "not waiting");
+    /// assert_eq!(runner.get_status(later.id()).unwrap().priority, 10);
+    /// # first.await?; later.await?;
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn set_priority(&self, id: TaskId, priority: i32) -> bool {
         match self.shared.registry.get(id) {
             Some(job) => job.header().queue.set_priority(&job, priority),
@@ -136,6 +155,23 @@ impl TaskRunner {
     /// A graceful [`shutdown`](Self::shutdown) for at most `timeout`; at the deadline, what
     /// is left is stopped as by [`shutdown_now`](Self::shutdown_now). Resolves once every
     /// task has ended.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use taskrunner::{Task, TaskContext, TaskError, TaskRunner};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let runner = TaskRunner::new();
+    /// let stuck = runner.enqueue_task(Task::new("stuck", |_: TaskContext| async {
+    ///     std::future::pending::<()>().await;
+    ///     Ok::<_, String>(())
+    /// }))?;
+    /// runner.shutdown_timeout(Duration::from_secs(30)).await;
+    /// assert!(matches!(stuck.await, Err(TaskError::Shutdown)));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn shutdown_timeout(&self, timeout: Duration) -> impl Future<Output = ()> + Send + 'static {
         let graceful = self.shutdown();
         let runner = self.clone();
