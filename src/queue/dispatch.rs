@@ -40,8 +40,8 @@ impl Queue {
         came: Came,
         stamp: Stamp,
     ) -> Option<Arc<dyn Job>> {
-        let now = Instant::now();
         let flow = state.flow.as_deref_mut()?;
+        let now = flow.now();
         let header = job.header();
         let key = flow.key_of(header);
         let block = flow.blocked(now);
@@ -107,7 +107,8 @@ impl Queue {
         if state.running > state.limit {
             return None;
         }
-        self.pop_flow(state, Instant::now(), stamp)
+        let now = flow.now();
+        self.pop_flow(state, now, stamp)
     }
 
     pub(super) fn cancel_queued_flow(&self, state: &mut State, header: &Header) {
@@ -187,7 +188,9 @@ impl Queue {
 
     /// Starts waiting tasks while slots are free and nothing holds them back.
     pub(super) fn fill(&self, state: &mut State, stamp: Stamp) -> Vec<Arc<dyn Job>> {
-        let now = Instant::now();
+        let Some(now) = state.flow.as_deref().map(Flow::now) else {
+            return Vec::new();
+        };
         let mut started = Vec::new();
         while state.running < state.limit {
             match self.pop_flow(state, now, stamp) {
@@ -208,8 +211,13 @@ impl Queue {
         let Some(flow) = state.flow.as_deref_mut() else {
             return Vec::new();
         };
-        if flow.timer.is_some_and(|t| t <= Instant::now()) {
+        let now = Instant::now();
+        if flow.timer.is_some_and(|t| t <= now) {
             flow.timer = None;
+        }
+        // A hold that has run out no longer needs the clock read.
+        if flow.hold_until.is_some_and(|t| t <= now) {
+            flow.hold_until = None;
         }
         self.fill(&mut state, stamp)
     }
@@ -271,7 +279,6 @@ impl Queue {
 
     /// Moves a waiting task to `priority`. False if it is not waiting, or already there.
     pub(crate) fn set_priority(&self, job: &Arc<dyn Job>, priority: i32) -> bool {
-        let now = Instant::now();
         let mut guard = lock(&self.state);
         let state = &mut *guard;
         let header = job.header();
@@ -280,6 +287,7 @@ impl Queue {
         }
         header.set_priority(priority);
         let flow = Queue::flow_mut_of(&mut state.flow);
+        let now = flow.now();
         let entry = flow.entry(Arc::clone(job), now, TaskId::next().as_u64());
         flow.moved.insert(header.id, entry.key);
         let key = flow.key_of(header);

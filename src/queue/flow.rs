@@ -110,11 +110,13 @@ pub(super) struct Flow {
     /// Waiting tasks that hold no place of `max_pending` (back from a backoff or a delay when
     /// the queue was full).
     pub(super) overflow: usize,
+    /// When the queue was made: aging's time origin, and the `now` of a queue that needs no
+    /// clock (see [`Flow::now`]).
+    epoch: Instant,
 }
 
 struct Aging {
     interval_ms: u64,
-    epoch: Instant,
 }
 
 /// Under aging, the low bits of an entry's key that keep its id (the tie-break).
@@ -133,9 +135,9 @@ impl Flow {
                 .map(|n| Keys::new(n, config.aging.is_some())),
             aging: config.aging.map(|interval| Aging {
                 interval_ms: interval.as_millis() as u64,
-                epoch: Instant::now(),
             }),
             overflow: 0,
+            epoch: Instant::now(),
         }
     }
 
@@ -147,6 +149,16 @@ impl Flow {
 
     pub(super) fn keyed_len(&self) -> usize {
         self.keys.as_ref().map_or(0, Keys::len)
+    }
+
+    /// The time, for what needs it (a rate limit, a hold, aging); a queue with none of these
+    /// (keys or `max_pending` only) reads no clock.
+    pub(super) fn now(&self) -> Instant {
+        if self.rate.is_some() || self.aging.is_some() || self.hold_until.is_some() {
+            Instant::now()
+        } else {
+            self.epoch
+        }
     }
 
     /// The task's concurrency key, if the queue limits keys and the task has one.
@@ -187,7 +199,7 @@ impl Flow {
         let header = job.header();
         // priority·interval − entry time, in ms since the queue was made: a task's rank
         // against another's does not change as time passes.
-        let entered = now.saturating_duration_since(aging.epoch).as_millis() as i128;
+        let entered = now.saturating_duration_since(self.epoch).as_millis() as i128;
         let score = i128::from(header.priority()) * i128::from(aging.interval_ms) - entered;
         // |score| < 2^65: biased to unsigned, then the id (inverted: lower ranks higher).
         let biased = (score + (1 << 66)) as u128;

@@ -103,100 +103,74 @@ impl Keys {
         new: bool,
         live: Live<'_>,
     ) -> usize {
-        let flat = self.flat;
-        let state = self.state(name);
+        let (limit, flat) = (self.limit, self.flat);
+        let state = self
+            .map
+            .entry(Arc::clone(name))
+            .or_insert_with(|| KeyState {
+                name: Arc::clone(name),
+                running: 0,
+                queued: 0,
+                waiting: None,
+                token: None,
+            });
         state.queued += usize::from(new);
         state
             .waiting
             .get_or_insert_with(|| if flat { Order::flat() } else { Order::new() })
             .push(entry);
         self.len += 1;
-        self.refresh(name, live)
+        let (dropped, idle) = settle(state, limit, flat, &mut self.tokens, live);
+        self.account(name, dropped, idle)
     }
 
     /// A running task of `name` gave up its slot. Returns how many tombstones were dropped.
     pub(super) fn release(&mut self, name: &str, live: Live<'_>) -> usize {
-        let Some(state) = self.map.get_mut(name) else {
-            return 0;
-        };
-        state.running -= 1;
-        self.refresh(name, live)
+        self.update(name, live, |state| state.running -= 1)
     }
 
     /// A waiting task of `name` was cancelled. Returns how many tombstones were dropped.
     pub(super) fn cancel_queued(&mut self, name: &str, live: Live<'_>) -> usize {
-        let Some(state) = self.map.get_mut(name) else {
-            return 0;
-        };
-        state.queued -= 1;
-        self.refresh(name, live)
+        self.update(name, live, |state| state.queued -= 1)
     }
 
     /// A waiting task of `name` (popped with `pop_entry`) started. Returns how many
     /// tombstones were dropped.
     pub(super) fn started(&mut self, name: &str, live: Live<'_>) -> usize {
-        let Some(state) = self.map.get_mut(name) else {
-            return 0;
-        };
-        state.queued -= 1;
-        state.running += 1;
-        self.refresh(name, live)
+        self.update(name, live, |state| {
+            state.queued -= 1;
+            state.running += 1;
+        })
     }
 
     /// A key whose token found no live task: re-arm or drop it.
     pub(super) fn exhausted(&mut self, name: &str, live: Live<'_>) -> usize {
-        self.refresh(name, live)
+        self.update(name, live, |_| {})
     }
 
-    /// Restores `name`'s invariants after a change: dead entries off the head of its order;
-    /// a token, ranked by its best live task, exactly when it may start one (a token whose
-    /// rank no longer matches is re-issued with a fresh number); its state dropped when it
-    /// has nothing waiting or running. Returns how many tombstones were dropped.
-    fn refresh(&mut self, name: &str, live: Live<'_>) -> usize {
-        let (limit, flat) = (self.limit, self.flat);
+    /// Applies `change` to `name`'s state and restores its invariants (see [`settle`]), with
+    /// one lookup unless the key is dropped. Returns how many tombstones were dropped.
+    fn update(&mut self, name: &str, live: Live<'_>, change: impl FnOnce(&mut KeyState)) -> usize {
         let Some(state) = self.map.get_mut(name) else {
             return 0;
         };
-        let mut dropped = 0;
-        if let Some(waiting) = state.waiting.as_mut() {
-            while waiting.peek().is_some_and(|head| !live(head)) {
-                waiting.pop();
-                dropped += 1;
-            }
-        }
-        if state.running == 0 && state.queued == 0 {
-            dropped += state.waiting.as_ref().map_or(0, Order::len);
-            self.map.remove(name);
-            self.len -= dropped;
+        change(state);
+        let (dropped, idle) = settle(state, self.limit, self.flat, &mut self.tokens, live);
+        self.account(name, dropped, idle)
+    }
+
+    /// Counts `dropped` entries out, and drops an idle key with what its order still holds
+    /// (only tombstones). Returns how many tombstones were dropped in all.
+    fn account(&mut self, name: &str, mut dropped: usize, idle: bool) -> usize {
+        if idle {
+            dropped += self
+                .map
+                .remove(name)
+                .and_then(|state| state.waiting)
+                .map_or(0, |waiting| waiting.len());
             self.shrink();
-            return dropped;
         }
         self.len -= dropped;
-        let head = match state.waiting.as_ref().and_then(Order::peek_key) {
-            Some(head) if state.running < limit && state.queued > 0 => head,
-            _ => {
-                state.token = None;
-                return dropped;
-            }
-        };
-        if state
-            .token
-            .is_some_and(|t| rank(t, flat) == rank(head, flat))
-        {
-            return dropped;
-        }
-        let key = if flat {
-            head
-        } else {
-            // The head's priority, then a fresh number: behind every key (and task) already
-            // waiting at that priority.
-            (head >> 64) << 64 | u128::from(!TaskId::next().as_u64())
-        };
-        state.token = Some(key);
-        self.tokens.push(Token {
-            key,
-            name: Arc::clone(&state.name),
-        });
         dropped
     }
 
@@ -262,4 +236,54 @@ fn rank(key: u128, flat: bool) -> u128 {
     } else {
         key >> 64
     }
+}
+
+/// Restores a key's invariants after a change: dead entries off the head of its order; a
+/// token, ranked by its best live task, exactly when it may start one (a token whose rank no
+/// longer matches is re-issued with a fresh number). Returns the entries it dropped, and
+/// whether the key is idle (nothing waiting or running: its state should go).
+fn settle(
+    state: &mut KeyState,
+    limit: usize,
+    flat: bool,
+    tokens: &mut Heap<Token>,
+    live: Live<'_>,
+) -> (usize, bool) {
+    let mut dropped = 0;
+    if let Some(waiting) = state.waiting.as_mut() {
+        while waiting.peek().is_some_and(|head| !live(head)) {
+            waiting.pop();
+            dropped += 1;
+        }
+    }
+    if state.running == 0 && state.queued == 0 {
+        state.token = None;
+        return (dropped, true);
+    }
+    let head = match state.waiting.as_ref().and_then(Order::peek_key) {
+        Some(head) if state.running < limit && state.queued > 0 => head,
+        _ => {
+            state.token = None;
+            return (dropped, false);
+        }
+    };
+    if state
+        .token
+        .is_some_and(|t| rank(t, flat) == rank(head, flat))
+    {
+        return (dropped, false);
+    }
+    let key = if flat {
+        head
+    } else {
+        // The head's priority, then a fresh number: behind every key (and task) already
+        // waiting at that priority.
+        (head >> 64) << 64 | u128::from(!TaskId::next().as_u64())
+    };
+    state.token = Some(key);
+    tokens.push(Token {
+        key,
+        name: Arc::clone(&state.name),
+    });
+    (dropped, false)
 }
