@@ -34,7 +34,7 @@ impl TaskRunner {
     }
 
     /// Like [`enqueue_task`](Self::enqueue_task), but when the task's queue is full (its
-    /// [`max_pending`](QueueConfig::max_pending)) waits for room instead of failing with
+    /// [`max_pending`](crate::QueueConfig::max_pending)) waits for room instead of failing with
     /// [`EnqueueError::QueueFull`]. Waiters get room in the order they started waiting.
     ///
     /// Cancel-safe: dropping the future before it resolves takes no room and drops the task.
@@ -76,7 +76,7 @@ impl TaskRunner {
 
     /// Pauses a queue: nothing new starts in it until [`resume_queue`](Self::resume_queue);
     /// running tasks go on, and tasks can still be enqueued (they wait). Pausing a paused
-    /// queue does nothing. [`QueueStats::paused`] shows it.
+    /// queue does nothing. [`QueueStats::paused`](crate::QueueStats::paused) shows it.
     ///
     /// ```
     /// use taskrunner::{Task, TaskContext, TaskRunner, TaskStatus};
@@ -123,7 +123,7 @@ impl TaskRunner {
 
     /// Moves waiting task `id` to `priority`: it takes its place in the start order as if
     /// enqueued with it (behind the tasks already waiting at that priority). Returns `true`
-    /// if the task was waiting ([`Pending`](TaskStatus::Pending)) and has moved; `false` if
+    /// if the task was waiting ([`Pending`](crate::TaskStatus::Pending)) and has moved; `false` if
     /// it is running, retrying, delayed, finished or unknown, or already has that priority.
     /// O(log n); the old place is left as a tombstone, skipped when reached.
     ///
