@@ -164,6 +164,15 @@ async fn set_priority_on_a_finished_or_unknown_task_is_false() {
     let id = done.id();
     done.await.unwrap();
     assert!(!runner.set_priority(id, 3));
+    // An id this runner never had (another runner's task).
+    let other = TaskRunner::new();
+    let stranger = other
+        .enqueue_task(Task::new("stranger", |_: TaskContext| async {
+            Ok::<_, String>(())
+        }))
+        .unwrap();
+    assert!(!runner.set_priority(stranger.id(), 3));
+    stranger.await.unwrap();
     let gate = Arc::new(Semaphore::new(0));
     let (probe, _) = (Probe::new(), ());
     let _blockers: Vec<_> = (0..3)

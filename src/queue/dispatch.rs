@@ -116,6 +116,10 @@ impl Queue {
             return;
         };
         self.leave_room(flow);
+        // Its entries are dead now whatever they say: forget where it was moved to.
+        if !flow.moved.is_empty() {
+            flow.moved.remove(&header.id);
+        }
         if let Some(key) = flow.key_of(header) {
             let Flow { moved, keys, .. } = flow;
             if let Some(keys) = keys {

@@ -147,6 +147,15 @@ impl Flow {
         self.keys.as_ref().map_or(0, Keys::active)
     }
 
+    /// (tasks remembered as moved, tokens in the heap): what churn could leave behind.
+    #[cfg(test)]
+    pub(super) fn leftovers(&self) -> (usize, usize) {
+        (
+            self.moved.len(),
+            self.keys.as_ref().map_or(0, Keys::tokens_len),
+        )
+    }
+
     pub(super) fn keyed_len(&self) -> usize {
         self.keys.as_ref().map_or(0, Keys::len)
     }

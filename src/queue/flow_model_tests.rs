@@ -577,3 +577,47 @@ fn a_thousand_keys_leave_nothing_behind() {
     assert_eq!(flow.keyed_len(), 0);
     assert_eq!(state.tombstones, 0);
 }
+
+#[test]
+fn moving_and_cancelling_churn_leaves_nothing_behind() {
+    let config = QueueConfig::new().concurrency(1).key_concurrency(1);
+    let queue = Arc::new(Queue::with_config("q", &config, Default::default()));
+    let blocker: Arc<dyn Job> = TestJob::new(&queue, 0);
+    assert!(queue.admit(Arc::clone(&blocker), false).is_some());
+    // A waiting task per key that stays, so the keys stay too.
+    let stay: Vec<Arc<dyn Job>> = KEYS
+        .iter()
+        .map(|k| TestJob::with_key(&queue, 0, Some(k)) as Arc<dyn Job>)
+        .collect();
+    for job in &stay {
+        assert!(queue.admit(Arc::clone(job), false).is_none());
+    }
+    for i in 0..5_000 {
+        let job: Arc<dyn Job> = TestJob::with_key(&queue, 0, Some(KEYS[i % KEYS.len()]));
+        assert!(queue.admit(Arc::clone(&job), false).is_none());
+        // Each move re-ranks its key's token; each cancel re-ranks it back.
+        assert!(queue.set_priority(&job, 1 + (i % 5) as i32));
+        queue.cancel(job.header(), Cause::User);
+    }
+    {
+        let state = lock(&queue.state);
+        let flow = state.flow.as_ref().unwrap();
+        let (moved, tokens) = flow.leftovers();
+        assert_eq!(moved, 0);
+        assert!(tokens <= 2 * KEYS.len() + 64, "{tokens} tokens for 3 keys");
+        assert!(flow.keyed_len() < 200, "tombstones were compacted");
+    }
+    assert_eq!(queue.stats().pending, KEYS.len());
+    let mut job = blocker;
+    let mut order = Vec::new();
+    while let (_, _, Some(next)) = queue.end_attempt(&*job, Phase::Completed, None, || {}) {
+        order.push(id_of(&next));
+        job = next;
+    }
+    // Each key's token was last re-issued by the cancel of its last mover (keys k2, k0, k1
+    // in that order, for i = 4997, 4998, 4999): that is the order of their turns.
+    let expected: Vec<u64> = [2, 0, 1].iter().map(|&k| id_of(&stay[k])).collect();
+    assert_eq!(order, expected);
+    let state = lock(&queue.state);
+    assert_eq!(state.flow.as_ref().unwrap().active_keys(), 0);
+}

@@ -72,6 +72,12 @@ impl Keys {
         self.map.len()
     }
 
+    /// How many tokens the heap holds, stale ones included.
+    #[cfg(test)]
+    pub(super) fn tokens_len(&self) -> usize {
+        self.tokens.len()
+    }
+
     /// Whether `name` may start a task now.
     pub(super) fn is_free(&self, name: &str) -> bool {
         self.map.get(name).is_none_or(|k| k.running < self.limit)
@@ -169,6 +175,9 @@ impl Keys {
                 .and_then(|state| state.waiting)
                 .map_or(0, |waiting| waiting.len());
             self.shrink();
+        } else if self.tokens.len() > 2 * self.map.len() + 64 {
+            // Re-ranked keys leave stale tokens behind: drop them before they pile up.
+            self.drop_stale_tokens();
         }
         self.len -= dropped;
         dropped
@@ -179,11 +188,16 @@ impl Keys {
         if self.map.capacity() > 64 && self.map.len() * 4 < self.map.capacity() {
             self.map.shrink_to(self.map.len() * 2);
         }
-        if self.tokens.len() > 64 && self.tokens.len() > 4 * self.map.len() {
-            let map = &self.map;
-            self.tokens
-                .retain(|t| map.get(&t.name).is_some_and(|s| s.token == Some(t.key)));
+        if self.tokens.len() > 2 * self.map.len() + 64 {
+            self.drop_stale_tokens();
         }
+    }
+
+    /// Keeps only the tokens that are their key's current one. O(tokens).
+    fn drop_stale_tokens(&mut self) {
+        let map = &self.map;
+        self.tokens
+            .retain(|t| map.get(&t.name).is_some_and(|s| s.token == Some(t.key)));
     }
 
     /// The best valid token's key (dropping stale tokens on the way).
