@@ -452,8 +452,11 @@ impl TaskRunner {
     }
 
     /// Stops every [schedule](Self::schedule), stops taking tasks
-    /// ([`EnqueueError::ShuttingDown`]), and resolves once every pending, running and
-    /// retrying task (schedules' runs already started included) has finished.
+    /// ([`EnqueueError::ShuttingDown`]), and resolves once every delayed, pending, running
+    /// and retrying task (schedules' runs already started included) has finished. Tasks
+    /// waiting in a [paused](Self::pause_queue) queue wait for
+    /// [`resume_queue`](Self::resume_queue): to bound the wait, use
+    /// [`shutdown_timeout`](Self::shutdown_timeout).
     pub fn shutdown(&self) -> impl Future<Output = ()> + Send + 'static {
         self.shared.schedules.stop_all();
         self.shared.closed.store(true, Ordering::SeqCst);

@@ -77,6 +77,8 @@ impl TaskRunner {
     /// Pauses a queue: nothing new starts in it until [`resume_queue`](Self::resume_queue);
     /// running tasks go on, and tasks can still be enqueued (they wait). Pausing a paused
     /// queue does nothing. [`QueueStats::paused`](crate::QueueStats::paused) shows it.
+    /// [`shutdown`](Self::shutdown) waits for the paused queue's tasks too (resume it, or use
+    /// [`shutdown_timeout`](Self::shutdown_timeout)); `shutdown_now` cancels them.
     ///
     /// ```
     /// use taskrunner::{Task, TaskContext, TaskRunner, TaskStatus};
