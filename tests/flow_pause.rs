@@ -244,3 +244,26 @@ async fn shutdown_timeout_is_graceful_until_its_deadline_then_stops_the_rest() {
     assert_eq!(tokio::time::Instant::now() - start, Duration::from_secs(1));
     h.await.unwrap();
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_paused_queue_holds_a_graceful_shutdown_until_its_deadline() {
+    let runner = one_slot();
+    runner.pause_queue("main").unwrap();
+    let gate = Arc::new(Semaphore::new(10));
+    let held = runner.enqueue_task(gated("held", &gate, ())).unwrap();
+    let start = tokio::time::Instant::now();
+    runner.shutdown_timeout(Duration::from_secs(3)).await;
+    assert_eq!(tokio::time::Instant::now() - start, Duration::from_secs(3));
+    assert!(matches!(held.await, Err(TaskError::Shutdown)), "never started");
+
+    // Resumed, the graceful shutdown runs it.
+    let runner = one_slot();
+    runner.pause_queue("main").unwrap();
+    let held = runner.enqueue_task(gated("held", &gate, ())).unwrap();
+    let shutdown = tokio::spawn(runner.shutdown());
+    settle().await;
+    assert!(!shutdown.is_finished());
+    runner.resume_queue("main").unwrap();
+    shutdown.await.unwrap();
+    held.await.unwrap();
+}
