@@ -4,6 +4,9 @@
 //! Everything here is synchronous and short: each operation takes the queue's lock once,
 //! does O(log n) work on the waiting order, and hands back the tasks that should start now. Starting them
 //! (spawning a worker) is the caller's job, outside the lock.
+//!
+//! A queue with flow-control settings (or once paused, held or reprioritised) takes the path
+//! in `dispatch.rs` instead, where a free slot is not enough to start: see `flow.rs`.
 
 use std::sync::Arc;
 use std::time::Duration;
