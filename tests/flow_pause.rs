@@ -254,7 +254,10 @@ async fn a_paused_queue_holds_a_graceful_shutdown_until_its_deadline() {
     let start = tokio::time::Instant::now();
     runner.shutdown_timeout(Duration::from_secs(3)).await;
     assert_eq!(tokio::time::Instant::now() - start, Duration::from_secs(3));
-    assert!(matches!(held.await, Err(TaskError::Shutdown)), "never started");
+    assert!(
+        matches!(held.await, Err(TaskError::Shutdown)),
+        "never started"
+    );
 
     // Resumed, the graceful shutdown runs it.
     let runner = one_slot();
