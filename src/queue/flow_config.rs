@@ -15,6 +15,10 @@ impl QueueConfig {
     /// [`enqueue_task_wait`](crate::TaskRunner::enqueue_task_wait) waits for room, first come
     /// first served.
     ///
+    /// The place is taken before the task is built (so that a refused task is handed back
+    /// whole): while `n` tasks wait, a new task is refused even if it could have started at
+    /// once (a task of an idle concurrency key, say).
+    ///
     /// Only new tasks are refused: a task coming back from a backoff or its
     /// [`delay`](crate::Task::delay) was accepted already, and waits even if that takes the
     /// queue past `n` for a while. Delayed and running tasks are not counted. Default:
