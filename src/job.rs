@@ -32,7 +32,7 @@ use crate::queue::Queue;
 use crate::status::Phase;
 use crate::sync::{fence, lock, lock_std, AtomicU8, Mutex};
 use crate::task::{Options, RetryPredicate};
-use crate::{Progress, RetryPolicy, TaskContext, TaskError, TaskId, TaskInfo};
+use crate::{Progress, RetryPolicy, TaskContext, TaskError, TaskId, TaskInfo, TaskStatus};
 
 /// What one attempt came to.
 #[derive(Debug)]
@@ -466,8 +466,18 @@ impl Header {
         self.set_phase(record, phase);
     }
 
-    /// A consistent snapshot of the task's status.
+    /// A snapshot of the task's status, with why it waits if it does.
     pub(crate) fn info(&self) -> TaskInfo {
+        let mut info = self.snapshot();
+        if matches!(info.status, TaskStatus::Pending | TaskStatus::Delayed) {
+            // Asked once the record lock is released: the queue lock comes first.
+            info.waiting_for = self.queue.why_waiting(self);
+        }
+        info
+    }
+
+    /// A consistent snapshot of the task's status record.
+    fn snapshot(&self) -> TaskInfo {
         let record = lock(&self.record);
         TaskInfo {
             id: self.id,

@@ -20,7 +20,7 @@ use crate::sync::lock_std;
 use crate::task::RetryPredicate;
 use crate::{
     worker, ConfigError, EnqueueError, QueueConfig, QueueStats, Rejected, Task, TaskContext,
-    TaskHandle, TaskId, TaskInfo, TaskStatus,
+    TaskHandle, TaskId, TaskInfo,
 };
 
 /// The queue every runner has unless its builder configures it otherwise.
@@ -382,7 +382,7 @@ impl TaskRunner {
     /// The status of task `id`, or `None` if no such task exists or its record was evicted
     /// (see [`TaskRunnerBuilder::retain_finished`]).
     pub fn get_status(&self, id: TaskId) -> Option<TaskInfo> {
-        self.shared.registry.get(id).map(|job| info(&*job))
+        self.shared.registry.get(id).map(|job| job.header().info())
     }
 
     /// The status of every task the runner knows: all unfinished ones and the most recent
@@ -393,7 +393,7 @@ impl TaskRunner {
             .registry
             .all()
             .iter()
-            .map(|job| info(&**job))
+            .map(|job| job.header().info())
             .collect();
         tasks.sort_unstable_by_key(|info| info.id);
         tasks
@@ -651,16 +651,6 @@ impl Hasher for NameHasher {
     fn finish(&self) -> u64 {
         self.0
     }
-}
-
-/// A task's status record, with why it waits if it does.
-fn info(job: &dyn Job) -> TaskInfo {
-    let header = job.header();
-    let mut info = header.info();
-    if matches!(info.status, TaskStatus::Pending | TaskStatus::Delayed) {
-        info.waiting_for = header.queue.why_waiting(header);
-    }
-    info
 }
 
 /// Calls the task's `on_complete` or `on_error`, once, containing a panic.

@@ -44,6 +44,7 @@ async fn a_delayed_task_waits_its_delay_holding_no_slot_then_runs() {
     assert_eq!(delayed.status(), TaskStatus::Delayed);
     let info = runner.get_status(delayed.id()).unwrap();
     assert_eq!(info.waiting_for, Some(WaitReason::Delayed));
+    assert_eq!(delayed.info().waiting_for, Some(WaitReason::Delayed));
     let stats = runner.queue_stats("main").unwrap();
     assert_eq!((stats.delayed, stats.pending, stats.running), (1, 0, 0));
 
