@@ -606,7 +606,7 @@ where
                 let retry_after = self
                     .header
                     .options()
-                    .and_then(|o| o.flow.as_ref())
+                    .map(|o| &o.flow)
                     .and_then(|f| f.retry_after.as_ref())
                     .and_then(|asks| asks(&error as &dyn Any));
                 lock_std(&self.slot).staged = Some(Err(error));

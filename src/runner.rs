@@ -289,7 +289,7 @@ impl TaskRunner {
             give_back(room_taken);
             return Err(Rejected { error, task });
         }
-        let flow = task.options.as_ref().and_then(|o| o.flow.as_deref());
+        let flow = task.options.as_ref().map(|o| &o.flow);
         let delay = flow.and_then(|f| f.delay).filter(|d| !d.is_zero());
         // A place under max_pending, taken before the task is built so that a refusal can
         // hand it back whole. A delayed task takes one when its delay ends.
@@ -769,7 +769,7 @@ impl Shared {
         self.registry.retire(header.id);
         if let Some(key) = header
             .options()
-            .and_then(|o| o.flow.as_ref())
+            .map(|o| &o.flow)
             .and_then(|f| f.dedup_key.as_deref())
         {
             let mut live = lock_std(&self.dedup);

@@ -98,8 +98,9 @@ pub(crate) struct Options {
     pub(crate) notify: Option<Summarizer>,
     pub(crate) on_complete: Option<OnComplete>,
     pub(crate) on_error: Option<OnError>,
-    /// Flow control: start delay, concurrency key, dedup key, 429 handling.
-    pub(crate) flow: Option<Box<crate::queue::TaskFlow>>,
+    /// Flow control: start delay, concurrency key, dedup key, 429 handling. Inline: the
+    /// options are boxed already, and a task with a key needs no second allocation.
+    pub(crate) flow: crate::queue::TaskFlow,
     /// The schedule that enqueued this task, as one of its runs.
     pub(crate) schedule: Option<std::sync::Arc<str>>,
 }
@@ -339,10 +340,7 @@ impl<F, P> Task<F, P> {
     }
 
     fn flow_mut(&mut self) -> &mut crate::queue::TaskFlow {
-        self.options
-            .get_or_insert_default()
-            .flow
-            .get_or_insert_default()
+        &mut self.options.get_or_insert_default().flow
     }
 
     /// The task's name.

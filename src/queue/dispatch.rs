@@ -65,7 +65,7 @@ impl Queue {
         if start {
             state.running += 1;
             flow.record_start(now);
-            if let (Some(key), Some(keys)) = (&key, &mut flow.keys) {
+            if let (Some(key), Some(keys)) = (key, &mut flow.keys) {
                 keys.acquire(key);
             }
             if came == Came::New {
@@ -77,9 +77,11 @@ impl Queue {
             self.take_room(flow);
         }
         let seq = header.id.as_u64();
-        let entry = flow.entry(job, now, seq);
+        // From a clone of the task's own handle: its key stays borrowed, no shared count is
+        // touched.
+        let entry = flow.entry(Arc::clone(&job), now, seq);
         let Flow { moved, keys, .. } = flow;
-        match (&key, keys) {
+        match (key, keys) {
             (Some(key), Some(keys)) => {
                 state.tombstones -= keys.push(key, entry, true, &|e| is_live(moved, e));
             }
@@ -101,7 +103,7 @@ impl Queue {
         if let Some(key) = flow.key_of(ended) {
             let Flow { moved, keys, .. } = flow;
             if let Some(keys) = keys {
-                state.tombstones -= keys.release(&key, &|e| is_live(moved, e));
+                state.tombstones -= keys.release(key, &|e| is_live(moved, e));
             }
         }
         if state.running > state.limit {
@@ -123,7 +125,7 @@ impl Queue {
         if let Some(key) = flow.key_of(header) {
             let Flow { moved, keys, .. } = flow;
             if let Some(keys) = keys {
-                state.tombstones -= keys.cancel_queued(&key, &|e| is_live(moved, e));
+                state.tombstones -= keys.cancel_queued(key, &|e| is_live(moved, e));
             }
         }
     }
@@ -167,14 +169,14 @@ impl Queue {
                 *tombstones -= 1;
                 continue;
             }
-            let name = flow.keys.as_mut()?.pop_token()?;
+            let slot = flow.keys.as_mut()?.pop_token()?;
             loop {
                 let Flow { moved, keys, .. } = &mut *flow;
                 let keys = keys.as_mut()?;
-                match keys.pop_entry(&name) {
+                match keys.pop_entry(slot) {
                     Some(entry) => {
                         if try_start(moved, &entry, stamp) {
-                            *tombstones -= keys.started(&name, &|e| is_live(moved, e));
+                            *tombstones -= keys.started(slot, &|e| is_live(moved, e));
                             flow.record_start(now);
                             self.leave_room(flow);
                             return Some(entry.job);
@@ -182,7 +184,7 @@ impl Queue {
                         *tombstones -= 1;
                     }
                     None => {
-                        *tombstones -= keys.exhausted(&name, &|e| is_live(moved, e));
+                        *tombstones -= keys.exhausted(slot, &|e| is_live(moved, e));
                         break;
                     }
                 }
@@ -325,7 +327,7 @@ impl Queue {
             None => {}
         }
         if let (Some(key), Some(keys)) = (flow.key_of(header), &flow.keys) {
-            if !keys.is_free(&key) {
+            if !keys.is_free(key) {
                 return Some(WaitReason::KeyBusy);
             }
         }

@@ -171,9 +171,9 @@ impl Flow {
     }
 
     /// The task's concurrency key, if the queue limits keys and the task has one.
-    pub(super) fn key_of(&self, header: &Header) -> Option<Arc<str>> {
+    pub(super) fn key_of<'h>(&self, header: &'h Header) -> Option<&'h Arc<str>> {
         self.keys.as_ref()?;
-        header.options()?.flow.as_ref()?.concurrency_key.clone()
+        header.options()?.flow.concurrency_key.as_ref()
     }
 
     pub(super) fn blocked(&self, now: Instant) -> Option<Block> {

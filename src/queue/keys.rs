@@ -1,12 +1,15 @@
 //! Per-key concurrency: each concurrency key's waiting tasks in their own order, and one
 //! token per key that may start a task, so that a key at its limit never blocks another.
 //!
-//! The queue's start order holds tasks without a key; [`Keys::tokens`] holds, for each key
+//! The queue's start order holds tasks without a key; the token heap holds, for each key
 //! that has a task waiting and a free slot under the key's limit, one token ranked by that
 //! key's best waiting task. A pop takes the better of the two tops. A key's token is pushed
 //! again with a fresh sequence number each time the key starts a task, so keys of equal
 //! priority take turns (round robin) instead of the oldest key draining first. A key's state
 //! is dropped as soon as it has nothing waiting and nothing running.
+//!
+//! Key states live in slots, found by name once per enqueue and per end of an attempt;
+//! tokens point at their slot, so a pop hashes no name.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -18,7 +21,11 @@ use crate::TaskId;
 
 pub(super) struct Keys {
     limit: usize,
-    map: HashMap<Arc<str>, KeyState>,
+    /// Each active key's slot.
+    index: HashMap<Arc<str>, usize>,
+    slots: Vec<Option<KeyState>>,
+    /// Empty slots, reused before the vector grows.
+    free: Vec<usize>,
     tokens: Heap<Token>,
     /// Entries in every key's order, tombstones included.
     len: usize,
@@ -33,13 +40,14 @@ struct KeyState {
     /// key has a token).
     queued: usize,
     waiting: Option<Order<Entry>>,
-    /// The key of this key's valid token, if it has one.
+    /// The key of this key's valid token, if it has one. Token keys are unique, so a stale
+    /// token never matches, even once its slot holds another key.
     token: Option<u128>,
 }
 
 struct Token {
     key: u128,
-    name: Arc<str>,
+    slot: usize,
 }
 
 impl Keyed for Token {
@@ -55,7 +63,9 @@ impl Keys {
     pub(super) fn new(limit: usize, flat: bool) -> Keys {
         Keys {
             limit,
-            map: HashMap::new(),
+            index: HashMap::new(),
+            slots: Vec::new(),
+            free: Vec::new(),
             tokens: Heap::new(),
             len: 0,
             flat,
@@ -69,7 +79,7 @@ impl Keys {
     /// How many keys have something waiting or running.
     #[cfg(test)]
     pub(super) fn active(&self) -> usize {
-        self.map.len()
+        self.index.len()
     }
 
     /// How many tokens the heap holds, stale ones included.
@@ -80,24 +90,46 @@ impl Keys {
 
     /// Whether `name` may start a task now.
     pub(super) fn is_free(&self, name: &str) -> bool {
-        self.map.get(name).is_none_or(|k| k.running < self.limit)
+        match self.index.get(name) {
+            Some(&slot) => self.slots[slot]
+                .as_ref()
+                .is_none_or(|k| k.running < self.limit),
+            None => true,
+        }
+    }
+
+    /// `name`'s slot, made if it has none.
+    fn slot_of(&mut self, name: &Arc<str>) -> usize {
+        if let Some(&slot) = self.index.get(&**name) {
+            return slot;
+        }
+        let state = KeyState {
+            name: Arc::clone(name),
+            running: 0,
+            queued: 0,
+            waiting: None,
+            token: None,
+        };
+        let slot = match self.free.pop() {
+            Some(slot) => {
+                self.slots[slot] = Some(state);
+                slot
+            }
+            None => {
+                self.slots.push(Some(state));
+                self.slots.len() - 1
+            }
+        };
+        self.index.insert(Arc::clone(name), slot);
+        slot
     }
 
     /// A task of `name` starts directly (the key was free, and had nothing waiting).
     pub(super) fn acquire(&mut self, name: &Arc<str>) {
-        self.state(name).running += 1;
-    }
-
-    fn state(&mut self, name: &Arc<str>) -> &mut KeyState {
-        self.map
-            .entry(Arc::clone(name))
-            .or_insert_with(|| KeyState {
-                name: Arc::clone(name),
-                running: 0,
-                queued: 0,
-                waiting: None,
-                token: None,
-            })
+        let slot = self.slot_of(name);
+        if let Some(state) = self.slots[slot].as_mut() {
+            state.running += 1;
+        }
     }
 
     /// A task of `name` waits (`new`: a task not counted yet, else a moved task's new entry).
@@ -109,73 +141,67 @@ impl Keys {
         new: bool,
         live: Live<'_>,
     ) -> usize {
-        let (limit, flat) = (self.limit, self.flat);
-        let state = self
-            .map
-            .entry(Arc::clone(name))
-            .or_insert_with(|| KeyState {
-                name: Arc::clone(name),
-                running: 0,
-                queued: 0,
-                waiting: None,
-                token: None,
-            });
-        state.queued += usize::from(new);
-        state
-            .waiting
-            .get_or_insert_with(|| if flat { Order::flat() } else { Order::new() })
-            .push(entry);
+        let slot = self.slot_of(name);
+        let flat = self.flat;
         self.len += 1;
-        let (dropped, idle) = settle(state, limit, flat, &mut self.tokens, live);
-        self.account(name, dropped, idle)
+        self.update(slot, live, |state| {
+            state.queued += usize::from(new);
+            state
+                .waiting
+                .get_or_insert_with(|| if flat { Order::flat() } else { Order::new() })
+                .push(entry);
+        })
     }
 
     /// A running task of `name` gave up its slot. Returns how many tombstones were dropped.
     pub(super) fn release(&mut self, name: &str, live: Live<'_>) -> usize {
-        self.update(name, live, |state| state.running -= 1)
+        match self.index.get(name) {
+            Some(&slot) => self.update(slot, live, |state| state.running -= 1),
+            None => 0,
+        }
     }
 
     /// A waiting task of `name` was cancelled. Returns how many tombstones were dropped.
     pub(super) fn cancel_queued(&mut self, name: &str, live: Live<'_>) -> usize {
-        self.update(name, live, |state| state.queued -= 1)
+        match self.index.get(name) {
+            Some(&slot) => self.update(slot, live, |state| state.queued -= 1),
+            None => 0,
+        }
     }
 
-    /// A waiting task of `name` (popped with `pop_entry`) started. Returns how many
-    /// tombstones were dropped.
-    pub(super) fn started(&mut self, name: &str, live: Live<'_>) -> usize {
-        self.update(name, live, |state| {
+    /// A waiting task of the key in `slot` (popped with `pop_entry`) started. Returns how
+    /// many tombstones were dropped.
+    pub(super) fn started(&mut self, slot: usize, live: Live<'_>) -> usize {
+        self.update(slot, live, |state| {
             state.queued -= 1;
             state.running += 1;
         })
     }
 
     /// A key whose token found no live task: re-arm or drop it.
-    pub(super) fn exhausted(&mut self, name: &str, live: Live<'_>) -> usize {
-        self.update(name, live, |_| {})
+    pub(super) fn exhausted(&mut self, slot: usize, live: Live<'_>) -> usize {
+        self.update(slot, live, |_| {})
     }
 
-    /// Applies `change` to `name`'s state and restores its invariants (see [`settle`]), with
-    /// one lookup unless the key is dropped. Returns how many tombstones were dropped.
-    fn update(&mut self, name: &str, live: Live<'_>, change: impl FnOnce(&mut KeyState)) -> usize {
-        let Some(state) = self.map.get_mut(name) else {
+    /// Applies `change` to the key in `slot` and restores its invariants (see [`settle`]).
+    /// Returns how many tombstones were dropped.
+    fn update(&mut self, slot: usize, live: Live<'_>, change: impl FnOnce(&mut KeyState)) -> usize {
+        let Some(state) = self.slots.get_mut(slot).and_then(Option::as_mut) else {
             return 0;
         };
         change(state);
-        let (dropped, idle) = settle(state, self.limit, self.flat, &mut self.tokens, live);
-        self.account(name, dropped, idle)
-    }
-
-    /// Counts `dropped` entries out, and drops an idle key with what its order still holds
-    /// (only tombstones). Returns how many tombstones were dropped in all.
-    fn account(&mut self, name: &str, mut dropped: usize, idle: bool) -> usize {
+        let (mut dropped, idle) =
+            settle(state, slot, self.limit, self.flat, &mut self.tokens, live);
         if idle {
-            dropped += self
-                .map
-                .remove(name)
-                .and_then(|state| state.waiting)
-                .map_or(0, |waiting| waiting.len());
+            // Nothing waiting or running: the key's state goes, with what its order still
+            // holds (only tombstones).
+            if let Some(state) = self.slots[slot].take() {
+                dropped += state.waiting.map_or(0, |waiting| waiting.len());
+                self.index.remove(&state.name);
+            }
+            self.free.push(slot);
             self.shrink();
-        } else if self.tokens.len() > 2 * self.map.len() + 64 {
+        } else if self.tokens.len() > 2 * self.index.len() + 64 {
             // Re-ranked keys leave stale tokens behind: drop them before they pile up.
             self.drop_stale_tokens();
         }
@@ -185,48 +211,66 @@ impl Keys {
 
     /// Gives back memory after a crowd of keys has gone.
     fn shrink(&mut self) {
-        if self.map.capacity() > 64 && self.map.len() * 4 < self.map.capacity() {
-            self.map.shrink_to(self.map.len() * 2);
+        if self.index.is_empty() {
+            self.slots.clear();
+            self.free.clear();
+            self.tokens.retain(|_| false);
+            if self.slots.capacity() > 64 {
+                self.slots.shrink_to(64);
+                self.free.shrink_to(64);
+                self.tokens.shrink_to(64);
+            }
         }
-        if self.tokens.len() > 2 * self.map.len() + 64 {
+        if self.index.capacity() > 64 && self.index.len() * 4 < self.index.capacity() {
+            self.index.shrink_to(self.index.len() * 2);
+        }
+        if self.tokens.len() > 2 * self.index.len() + 64 {
             self.drop_stale_tokens();
         }
     }
 
+    fn is_current(&self, token: &Token) -> bool {
+        self.slots
+            .get(token.slot)
+            .and_then(Option::as_ref)
+            .is_some_and(|state| state.token == Some(token.key))
+    }
+
     /// Keeps only the tokens that are their key's current one. O(tokens).
     fn drop_stale_tokens(&mut self) {
-        let map = &self.map;
-        self.tokens
-            .retain(|t| map.get(&t.name).is_some_and(|s| s.token == Some(t.key)));
+        let slots = &self.slots;
+        self.tokens.retain(|t| {
+            slots
+                .get(t.slot)
+                .and_then(Option::as_ref)
+                .is_some_and(|s| s.token == Some(t.key))
+        });
     }
 
     /// The best valid token's key (dropping stale tokens on the way).
     pub(super) fn peek_key(&mut self) -> Option<u128> {
         loop {
             let token = self.tokens.peek()?;
-            if self
-                .map
-                .get(&token.name)
-                .is_some_and(|state| state.token == Some(token.key))
-            {
+            if self.is_current(token) {
                 return Some(token.key);
             }
             self.tokens.pop();
         }
     }
 
-    /// Takes the best token (after [`peek_key`](Self::peek_key) found one): its key's name.
-    pub(super) fn pop_token(&mut self) -> Option<Arc<str>> {
+    /// Takes the best token (after [`peek_key`](Self::peek_key) found one): its key's slot.
+    pub(super) fn pop_token(&mut self) -> Option<usize> {
         let token = self.tokens.pop()?;
-        if let Some(state) = self.map.get_mut(&token.name) {
+        if let Some(state) = self.slots.get_mut(token.slot).and_then(Option::as_mut) {
             state.token = None;
         }
-        Some(token.name)
+        Some(token.slot)
     }
 
-    /// The best waiting entry of `name`, live or not.
-    pub(super) fn pop_entry(&mut self, name: &str) -> Option<Entry> {
-        let entry = self.map.get_mut(name)?.waiting.as_mut()?.pop()?;
+    /// The best waiting entry of the key in `slot`, live or not.
+    pub(super) fn pop_entry(&mut self, slot: usize) -> Option<Entry> {
+        let state = self.slots.get_mut(slot)?.as_mut()?;
+        let entry = state.waiting.as_mut()?.pop()?;
         self.len -= 1;
         Some(entry)
     }
@@ -234,7 +278,7 @@ impl Keys {
     /// Keeps the entries for which `keep` is true, in every key's order. O(n).
     pub(super) fn retain(&mut self, mut keep: impl FnMut(&Entry) -> bool) {
         self.len = 0;
-        for state in self.map.values_mut() {
+        for state in self.slots.iter_mut().flatten() {
             if let Some(waiting) = state.waiting.as_mut() {
                 waiting.retain(&mut keep);
                 self.len += waiting.len();
@@ -258,6 +302,7 @@ fn rank(key: u128, flat: bool) -> u128 {
 /// whether the key is idle (nothing waiting or running: its state should go).
 fn settle(
     state: &mut KeyState,
+    slot: usize,
     limit: usize,
     flat: bool,
     tokens: &mut Heap<Token>,
@@ -295,9 +340,6 @@ fn settle(
         (head >> 64) << 64 | u128::from(!TaskId::next().as_u64())
     };
     state.token = Some(key);
-    tokens.push(Token {
-        key,
-        name: Arc::clone(&state.name),
-    });
+    tokens.push(Token { key, slot });
     (dropped, false)
 }

@@ -23,10 +23,7 @@ impl TestJob {
     pub(super) fn with_key(queue: &Arc<Queue>, priority: i32, key: Option<&str>) -> Arc<TestJob> {
         let options = key.map(|key| {
             let mut options = Box::<crate::task::Options>::default();
-            options.flow = Some(Box::new(crate::queue::TaskFlow {
-                concurrency_key: Some(key.into()),
-                ..Default::default()
-            }));
+            options.flow.concurrency_key = Some(key.into());
             options
         });
         let header = Header::new(
