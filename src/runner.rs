@@ -361,7 +361,12 @@ impl TaskRunner {
                         .hub()
                         .events
                         .emit(&cell.header, || EventKind::Delayed {
-                            until: std::time::SystemTime::now() + delay,
+                            until: std::time::SystemTime::now()
+                                .checked_add(delay)
+                                .unwrap_or_else(|| {
+                                    std::time::SystemTime::now()
+                                        + std::time::Duration::from_secs(100 * 365 * 86_400)
+                                }),
                         });
                     shared.spawn(worker::delayed(Arc::clone(shared), cell.clone(), delay));
                 }

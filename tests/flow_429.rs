@@ -249,3 +249,43 @@ async fn a_429_handler_holds_the_queue_and_retries_itself_after_the_wait() {
     // Both start when the hold ends, the retried one first (it is older).
     assert_eq!(log[1..], [("first", 2, secs(30)), ("second", 1, secs(30))]);
 }
+
+#[tokio::test(start_paused = true)]
+async fn absurd_durations_do_not_panic() {
+    let runner = TaskRunner::new();
+    // A hold for ever: the queue stays held; shutdown_now still ends what waits.
+    runner
+        .enqueue_task(Task::new("hold", |ctx: TaskContext| async move {
+            ctx.pause_queue_for(Duration::MAX);
+            Ok::<_, String>(())
+        }))
+        .unwrap()
+        .await
+        .unwrap();
+    assert!(runner.queue_stats("main").unwrap().paused);
+    let waiting = runner
+        .enqueue_task(Task::new("w", |_: TaskContext| async {
+            Ok::<_, String>(())
+        }))
+        .unwrap();
+    let delayed = runner
+        .enqueue_task(
+            Task::new("d", |_: TaskContext| async { Ok::<_, String>(()) }).delay(Duration::MAX),
+        )
+        .unwrap();
+    assert_eq!(delayed.status(), TaskStatus::Delayed);
+    runner.shutdown_timeout(Duration::from_secs(1)).await;
+    assert!(matches!(waiting.await, Err(TaskError::Shutdown)));
+    assert!(matches!(delayed.await, Err(TaskError::Shutdown)));
+
+    // A window over a year is refused, naming the queue and the setting.
+    let err = TaskRunner::builder()
+        .queue(
+            "api",
+            QueueConfig::new().rate_limit(taskrunner::RateLimit::new(1, Duration::MAX)),
+        )
+        .build()
+        .unwrap_err();
+    assert!(err.to_string().contains("queue `api`"), "{err}");
+    assert!(err.to_string().contains("rate_limit"), "{err}");
+}

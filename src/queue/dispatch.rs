@@ -271,7 +271,10 @@ impl Queue {
     /// No start for `duration` from now (longer holds win).
     pub(crate) fn hold_for(&self, duration: Duration) {
         let now = Instant::now();
-        let until = now + duration;
+        // A hold past what the clock can count is as good as forever: a century.
+        let until = now
+            .checked_add(duration)
+            .unwrap_or_else(|| now + Duration::from_secs(100 * 365 * 86_400));
         let mut state = lock(&self.state);
         let waiting = state.pending() > 0;
         let flow = Queue::flow_mut(&mut state);

@@ -4,6 +4,9 @@
 use std::time::Duration;
 
 use super::rate::{RateLimit, MAX_RATE};
+
+/// The longest window a rate limit may count over.
+const MAX_RATE_WINDOW: Duration = Duration::from_secs(365 * 86_400);
 use super::QueueConfig;
 use crate::ConfigError;
 
@@ -153,6 +156,12 @@ impl QueueConfig {
                 return invalid(
                     "rate_limit",
                     "counts more than 1,000,000 starts a window: use a shorter window",
+                );
+            }
+            if rate.per > MAX_RATE_WINDOW {
+                return invalid(
+                    "rate_limit",
+                    "has a window over a year: use a shorter one (a year at most)",
                 );
             }
             if rate.per.is_zero() {
