@@ -50,8 +50,8 @@ impl QueueConfig {
     }
 
     /// At most `limit.starts()` tasks start (retries included) in any window of length
-    /// `limit.per()`: see [`RateLimit`]. Default: none. Zero starts, a zero window or more
-    /// than [`MAX_RATE`](crate::MAX_RATE) starts are a [`ConfigError`].
+    /// `limit.per()`: see [`RateLimit`]. Default: none. Zero starts, a zero window, a window
+    /// over a year or more than [`MAX_RATE`](crate::MAX_RATE) starts are a [`ConfigError`].
     ///
     /// ```
     /// use std::time::Duration;

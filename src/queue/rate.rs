@@ -41,8 +41,9 @@ pub struct RateLimit {
 pub const MAX_RATE: u32 = 1_000_000;
 
 impl RateLimit {
-    /// At most `n` starts in any window of length `per`. Zero for either, or `n` above
-    /// [`MAX_RATE`], is rejected by [`build`](crate::TaskRunnerBuilder::build).
+    /// At most `n` starts in any window of length `per`. Zero for either, `n` above
+    /// [`MAX_RATE`], or a window over a year, is rejected by
+    /// [`build`](crate::TaskRunnerBuilder::build).
     pub const fn new(n: u32, per: Duration) -> Self {
         RateLimit { n, per }
     }
