@@ -15,7 +15,6 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::heap::{Heap, Keyed};
-use super::order::Order;
 use super::Entry;
 use crate::TaskId;
 
@@ -39,7 +38,9 @@ struct KeyState {
     /// Live waiting tasks (the order may also hold tombstones, never at its head while the
     /// key has a token).
     queued: usize,
-    waiting: Option<Order<Entry>>,
+    /// A plain heap, not priority levels: a key's backlog is small, and one allocation
+    /// per key instead of a tree node and a heap keeps a crowd of keys cache-friendly.
+    waiting: Heap<Entry>,
     /// The key of this key's valid token, if it has one. Token keys are unique, so a stale
     /// token never matches, even once its slot holds another key.
     token: Option<u128>,
@@ -107,7 +108,7 @@ impl Keys {
             name: Arc::clone(name),
             running: 0,
             queued: 0,
-            waiting: None,
+            waiting: Heap::new(),
             token: None,
         };
         let slot = match self.free.pop() {
@@ -142,14 +143,10 @@ impl Keys {
         live: Live<'_>,
     ) -> usize {
         let slot = self.slot_of(name);
-        let flat = self.flat;
         self.len += 1;
         self.update(slot, live, |state| {
             state.queued += usize::from(new);
-            state
-                .waiting
-                .get_or_insert_with(|| if flat { Order::flat() } else { Order::new() })
-                .push(entry);
+            state.waiting.push(entry);
         })
     }
 
@@ -196,7 +193,7 @@ impl Keys {
             // Nothing waiting or running: the key's state goes, with what its order still
             // holds (only tombstones).
             if let Some(state) = self.slots[slot].take() {
-                dropped += state.waiting.map_or(0, |waiting| waiting.len());
+                dropped += state.waiting.len();
                 self.index.remove(&state.name);
             }
             self.free.push(slot);
@@ -270,7 +267,7 @@ impl Keys {
     /// The best waiting entry of the key in `slot`, live or not.
     pub(super) fn pop_entry(&mut self, slot: usize) -> Option<Entry> {
         let state = self.slots.get_mut(slot)?.as_mut()?;
-        let entry = state.waiting.as_mut()?.pop()?;
+        let entry = state.waiting.pop()?;
         self.len -= 1;
         Some(entry)
     }
@@ -279,10 +276,8 @@ impl Keys {
     pub(super) fn retain(&mut self, mut keep: impl FnMut(&Entry) -> bool) {
         self.len = 0;
         for state in self.slots.iter_mut().flatten() {
-            if let Some(waiting) = state.waiting.as_mut() {
-                waiting.retain(&mut keep);
-                self.len += waiting.len();
-            }
+            state.waiting.retain(&mut keep);
+            self.len += state.waiting.len();
         }
     }
 }
@@ -309,17 +304,15 @@ fn settle(
     live: Live<'_>,
 ) -> (usize, bool) {
     let mut dropped = 0;
-    if let Some(waiting) = state.waiting.as_mut() {
-        while waiting.peek().is_some_and(|head| !live(head)) {
-            waiting.pop();
-            dropped += 1;
-        }
+    while state.waiting.peek().is_some_and(|head| !live(head)) {
+        state.waiting.pop();
+        dropped += 1;
     }
     if state.running == 0 && state.queued == 0 {
         state.token = None;
         return (dropped, true);
     }
-    let head = match state.waiting.as_ref().and_then(Order::peek_key) {
+    let head = match state.waiting.peek_key() {
         Some(head) if state.running < limit && state.queued > 0 => head,
         _ => {
             state.token = None;

@@ -53,11 +53,6 @@ impl<T: Prioritized> Order<T> {
         }
     }
 
-    /// The entry with the greatest key, without removing it.
-    pub(super) fn peek(&self) -> Option<&T> {
-        self.levels.last_key_value()?.1.peek()
-    }
-
     /// The greatest key.
     pub(super) fn peek_key(&self) -> Option<u128> {
         self.levels.last_key_value()?.1.peek_key()
