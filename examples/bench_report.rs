@@ -17,6 +17,9 @@
 //! - enqueue-to-start latency percentiles under a burst, against the semaphore loop.
 //! - memory: heap bytes per queued, not-yet-started task, counted exactly by this binary's
 //!   allocator, handle included.
+//! - flow: the burst on one queue with 1,000 concurrency keys (`key_concurrency(1)`), and
+//!   under a rate limit that never binds (the cost of its bookkeeping), against the same
+//!   queue without them.
 
 use std::hint::black_box;
 use std::sync::Arc;
@@ -287,6 +290,29 @@ fn main() {
         Some(one),
         n,
         Box::new(move |rt| common::runner(rt, n, 3, 1_000, true, Work::Noop)),
+    );
+
+    // Flow control, against the plain queue with equal priorities.
+    let plain = add(
+        "flow: plain queue c=3 equal prio",
+        None,
+        n,
+        Box::new(move |rt| common::runner(rt, n, 3, 1, false, Work::Noop)),
+    );
+    add(
+        "flow: 1,000 keys, key_concurrency 1, c=3",
+        Some(plain),
+        n,
+        Box::new(move |rt| common::runner_flow(rt, n, 3, Some(1_000), None)),
+    );
+    add(
+        "flow: rate limit 1M/s (not binding), c=3",
+        Some(plain),
+        n,
+        Box::new(move |rt| {
+            let rate = taskrunner::RateLimit::new(1_000_000, Duration::from_secs(1));
+            common::runner_flow(rt, n, 3, None, Some(rate))
+        }),
     );
 
     let m = scale(100_000);

@@ -100,9 +100,10 @@ impl TaskContext {
         self.job.header().queue.name()
     }
 
-    /// The task's priority.
+    /// The task's priority (as [`TaskRunner::set_priority`](crate::TaskRunner::set_priority)
+    /// last set it, if it did).
     pub fn priority(&self) -> i32 {
-        self.job.header().priority
+        self.job.header().priority()
     }
 
     /// Fires when the task is cancelled or the runner shuts down with
@@ -136,6 +137,31 @@ impl TaskContext {
     /// Ignored once the task has ended.
     pub fn set_progress(&self, percent: f32, message: impl Into<String>) {
         self.job.header().set_progress(percent, message.into());
+    }
+
+    /// Holds every start in this task's queue for `duration` from now: what a handler that
+    /// got a 429 with a Retry-After does, so that the queue's other tasks do not hit the
+    /// provider meanwhile either. Running tasks go on. A longer hold already in place is
+    /// kept; [`QueueStats::paused`](crate::QueueStats::paused) is true while it lasts.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use taskrunner::{Task, TaskContext, TaskRunner};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let runner = TaskRunner::new();
+    /// runner.enqueue_task(Task::new("call", |ctx: TaskContext| async move {
+    ///     // The provider said 429, Retry-After: 20.
+    ///     ctx.pause_queue_for(Duration::from_secs(20));
+    ///     Ok::<_, String>(())
+    /// }))?.await?;
+    /// assert!(runner.queue_stats("main").unwrap().paused);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn pause_queue_for(&self, duration: std::time::Duration) {
+        self.job.header().queue.hold_for(duration);
     }
 
     /// Whether the task's cancel has been requested.

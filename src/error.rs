@@ -53,6 +53,16 @@ pub enum ConfigError {
          loops): build it under #[tokio::main]"
     )]
     StoreNeedsRuntime,
+    /// A queue setting is zero or out of range.
+    #[error("queue `{queue}`: `{setting}` {problem}")]
+    InvalidSetting {
+        /// The queue's name.
+        queue: String,
+        /// The setting at fault, as named on [`QueueConfig`](crate::QueueConfig).
+        setting: &'static str,
+        /// What is wrong with it and what to use instead.
+        problem: &'static str,
+    },
 }
 
 /// A task was not accepted by [`TaskRunner::enqueue_task`](crate::TaskRunner::enqueue_task).
@@ -108,6 +118,90 @@ pub enum EnqueueError {
         /// The task's name.
         task: String,
     },
+    /// The task's queue already has as many waiting tasks as its
+    /// [`max_pending`](crate::QueueConfig::max_pending) allows.
+    /// [`TaskRunner::try_enqueue_task`](crate::TaskRunner::try_enqueue_task) hands the task
+    /// back with this error; [`enqueue_task_wait`](crate::TaskRunner::enqueue_task_wait) waits
+    /// for room instead.
+    #[error(
+        "queue `{queue}` is full: {max_pending} tasks are waiting already (its max_pending); \
+         retry later, or wait for room with enqueue_task_wait"
+    )]
+    QueueFull {
+        /// The queue's name.
+        queue: String,
+        /// Its `max_pending`.
+        max_pending: usize,
+    },
+    /// A task with the same [`dedup_key`](crate::Task::dedup_key) has not finished yet.
+    #[error(
+        "a task with dedup key `{key}` is already live (task {existing}); await that one instead"
+    )]
+    Duplicate {
+        /// The dedup key.
+        key: String,
+        /// The live task that has it.
+        existing: crate::TaskId,
+    },
+}
+
+/// A task refused by [`TaskRunner::try_enqueue_task`](crate::TaskRunner::try_enqueue_task),
+/// handed back whole with the reason, so that it can be enqueued again (for example with
+/// [`enqueue_task_wait`](crate::TaskRunner::enqueue_task_wait) after
+/// [`EnqueueError::QueueFull`]) instead of being lost.
+///
+/// ```
+/// use taskrunner::{EnqueueError, Task, TaskContext, TaskRunner};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let runner = TaskRunner::new();
+/// let task = Task::new("t", |_: TaskContext| async { Ok::<_, String>(1) }).queue("nope");
+/// let refused = runner.try_enqueue_task(task).unwrap_err();
+/// assert_eq!(refused.error, EnqueueError::UnknownQueue("nope".into()));
+/// // Still ours: fix it and enqueue it again.
+/// let again = runner.enqueue_task(refused.into_task().queue("main")).unwrap();
+/// assert_eq!(again.await.unwrap(), 1);
+/// # }
+/// ```
+pub struct Rejected<F, P = crate::RetryAny> {
+    /// Why the task was refused.
+    pub error: EnqueueError,
+    /// The task, as it was given.
+    pub task: crate::Task<F, P>,
+}
+
+impl<F, P> Rejected<F, P> {
+    /// The reason, dropping the task.
+    pub fn into_error(self) -> EnqueueError {
+        self.error
+    }
+
+    /// The task, to enqueue again.
+    pub fn into_task(self) -> crate::Task<F, P> {
+        self.task
+    }
+}
+
+impl<F, P> std::fmt::Debug for Rejected<F, P> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Rejected")
+            .field("error", &self.error)
+            .field("task", &self.task)
+            .finish()
+    }
+}
+
+impl<F, P> std::fmt::Display for Rejected<F, P> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "task `{}` refused: {}", self.task.name(), self.error)
+    }
+}
+
+impl<F, P> std::error::Error for Rejected<F, P> {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.error)
+    }
 }
 
 /// Why a task did not produce a value. The error side of awaiting a

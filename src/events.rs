@@ -68,6 +68,12 @@ pub struct Event {
 pub enum EventKind {
     /// The task entered its queue.
     Enqueued,
+    /// The task was enqueued with a [`delay`](crate::Task::delay): it waits until `until`
+    /// before entering its queue's order.
+    Delayed {
+        /// Its start time.
+        until: SystemTime,
+    },
     /// An attempt started.
     Started {
         /// The attempt's number, from 1.

@@ -14,7 +14,7 @@ use std::fmt::Display;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicU32, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, SystemTime};
@@ -32,7 +32,7 @@ use crate::queue::Queue;
 use crate::status::Phase;
 use crate::sync::{fence, lock, lock_std, AtomicU8, Mutex};
 use crate::task::{Options, RetryPredicate};
-use crate::{Progress, RetryPolicy, TaskContext, TaskError, TaskId, TaskInfo};
+use crate::{Progress, RetryPolicy, TaskContext, TaskError, TaskId, TaskInfo, TaskStatus};
 
 /// What one attempt came to.
 #[derive(Debug)]
@@ -41,6 +41,8 @@ pub(crate) enum Attempt {
     Err {
         retry: bool,
         message: String,
+        /// The wait the error asked for (`Task::retry_after`), if any.
+        retry_after: Option<Duration>,
     },
     TimedOut,
     Panicked(String),
@@ -106,12 +108,17 @@ pub(crate) struct Header {
     pub(crate) name: CompactString,
     call_id: OnceLock<CompactString>,
     pub(crate) queue: Arc<Queue>,
-    pub(crate) priority: i32,
+    /// The priority it was enqueued with, or the one
+    /// [`TaskRunner::set_priority`](crate::TaskRunner::set_priority) moved it to (changed under
+    /// the queue lock). Read with [`Header::priority`].
+    priority: AtomicI32,
     /// Retry and timeout, boxed: most tasks set neither, and then pay 8 bytes, not 64.
     options: Option<Box<Options>>,
     created_at: Stamp,
     phase: AtomicU8,
     attempts: AtomicU32,
+    /// Retries taken on a `Task::retry_after` wait: not counted against `max_retries`.
+    waited_out: AtomicU32,
     /// The worker or backoff timer waiting on this task, woken by a cancel.
     waker: AtomicWaker,
     token: OnceLock<CancellationToken>,
@@ -179,6 +186,8 @@ pub(crate) enum CancelFrom {
     Queued,
     /// In backoff: now `Cancelled`.
     Retrying,
+    /// Waiting out its start delay: now `Cancelled`.
+    Delayed,
     /// Running: now `Cancelling`; the worker ends it.
     Running,
     /// Already being cancelled.
@@ -201,11 +210,12 @@ impl Header {
             name: CompactString::from(name),
             call_id: call_id.map_or_else(OnceLock::new, |c| OnceLock::from(CompactString::from(c))),
             queue,
-            priority,
+            priority: AtomicI32::new(priority),
             options,
             created_at: Stamp::now(),
             phase: AtomicU8::new(Phase::New as u8),
             attempts: AtomicU32::new(0),
+            waited_out: AtomicU32::new(0),
             waker: AtomicWaker::new(),
             token: OnceLock::new(),
             record: Mutex::new(Record {
@@ -227,6 +237,16 @@ impl Header {
 
     pub(crate) fn phase(&self) -> Phase {
         Phase::from_u8(self.phase.load(Ordering::Acquire))
+    }
+
+    /// The task's priority now (see [`Header::set_priority`]).
+    pub(crate) fn priority(&self) -> i32 {
+        self.priority.load(Ordering::Relaxed)
+    }
+
+    /// Records a new priority. Call under the queue lock, which also moves the task's entry.
+    pub(crate) fn set_priority(&self, priority: i32) {
+        self.priority.store(priority, Ordering::Relaxed);
     }
 
     pub(crate) fn attempts(&self) -> u32 {
@@ -343,11 +363,21 @@ impl Header {
         self.options.as_ref()?.timeout
     }
 
-    /// `New` or `Retrying` → `Running` (if `start`, at `now`) or `Queued`. False if it was
-    /// cancelled. Call under the queue lock.
+    /// `New` → `Delayed`. False if it was cancelled. Call under the queue lock.
+    pub(crate) fn delay(&self) -> bool {
+        let mut record = lock(&self.record);
+        if record.phase != Phase::New {
+            return false;
+        }
+        self.set_phase(&mut record, Phase::Delayed);
+        true
+    }
+
+    /// `New`, `Delayed` or `Retrying` → `Running` (if `start`, at `now`) or `Queued`. False
+    /// if it was cancelled. Call under the queue lock.
     pub(crate) fn admit(&self, start: bool, now: Stamp) -> bool {
         let mut record = lock(&self.record);
-        if !matches!(record.phase, Phase::New | Phase::Retrying) {
+        if !matches!(record.phase, Phase::New | Phase::Retrying | Phase::Delayed) {
             return false;
         }
         if start {
@@ -380,6 +410,22 @@ impl Header {
         self.set_phase(record, Phase::Running);
     }
 
+    /// Attempts that count against `max_retries`: all but those retried on a
+    /// `Task::retry_after` wait.
+    pub(crate) fn counted_attempts(&self, attempt: u32) -> u32 {
+        attempt.saturating_sub(self.waited_out.load(Ordering::Relaxed))
+    }
+
+    /// Takes one of the task's [`RETRY_AFTER_LIMIT`](crate::RETRY_AFTER_LIMIT) retries on a
+    /// wait its error asked for; false once they are used up.
+    pub(crate) fn take_retry_after(&self) -> bool {
+        self.waited_out
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                (n < crate::RETRY_AFTER_LIMIT).then_some(n + 1)
+            })
+            .is_ok()
+    }
+
     /// Counts a new attempt and returns its number.
     pub(crate) fn begin_attempt(&self) -> u32 {
         self.attempts.fetch_add(1, Ordering::Relaxed) + 1
@@ -395,6 +441,7 @@ impl Header {
                 Phase::New => CancelFrom::New,
                 Phase::Queued => CancelFrom::Queued,
                 Phase::Retrying => CancelFrom::Retrying,
+                Phase::Delayed => CancelFrom::Delayed,
                 Phase::Running => CancelFrom::Running,
                 Phase::Cancelling => return CancelFrom::Cancelling,
                 Phase::Completed | Phase::Failed | Phase::Cancelled => return CancelFrom::Finished,
@@ -460,15 +507,25 @@ impl Header {
         self.set_phase(record, phase);
     }
 
-    /// A consistent snapshot of the task's status.
+    /// A snapshot of the task's status, with why it waits if it does.
     pub(crate) fn info(&self) -> TaskInfo {
+        let mut info = self.snapshot();
+        if matches!(info.status, TaskStatus::Pending | TaskStatus::Delayed) {
+            // Asked once the record lock is released: the queue lock comes first.
+            info.waiting_for = self.queue.why_waiting(self);
+        }
+        info
+    }
+
+    /// A consistent snapshot of the task's status record.
+    fn snapshot(&self) -> TaskInfo {
         let record = lock(&self.record);
         TaskInfo {
             id: self.id,
             call_id: self.call_id().to_owned(),
             name: self.name.to_string(),
             queue: self.queue.name().to_owned(),
-            priority: self.priority,
+            priority: self.priority(),
             status: record.phase.status(),
             attempts: self.attempts(),
             created_at: self.created_at.get().unwrap_or(SystemTime::UNIX_EPOCH),
@@ -476,6 +533,7 @@ impl Header {
             finished_at: record.finished_at.get(),
             error: record.error.as_deref().map(str::to_owned),
             progress: record.progress.as_ref().map(|state| state.progress.clone()),
+            waiting_for: None,
             schedule: self
                 .options()
                 .and_then(|options| options.schedule.as_deref())
@@ -588,8 +646,18 @@ where
                     .as_ref()
                     .is_some_and(|(_, retry_if)| retry_if.should_retry(&error));
                 let message = error.to_string();
+                let retry_after = self
+                    .header
+                    .options()
+                    .map(|o| &o.flow)
+                    .and_then(|f| f.retry_after.as_ref())
+                    .and_then(|asks| asks(&error as &dyn Any));
                 lock_std(&self.slot).staged = Some(Err(error));
-                Attempt::Err { retry, message }
+                Attempt::Err {
+                    retry,
+                    message,
+                    retry_after,
+                }
             }
         }
     }
@@ -828,11 +896,12 @@ pub(crate) fn contain(what: &str, f: impl FnOnce()) {
     }
 }
 
-/// Waits until the task's cancel is requested (for a task waiting out its backoff).
+/// Waits until the task's cancel is requested (for a task waiting out its backoff or its
+/// start delay).
 pub(crate) async fn cancelled(header: &Header) {
     std::future::poll_fn(|cx| {
         header.waker.register(cx.waker());
-        if header.phase() == Phase::Retrying {
+        if matches!(header.phase(), Phase::Retrying | Phase::Delayed) {
             Poll::Pending
         } else {
             Poll::Ready(())

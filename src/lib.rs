@@ -182,11 +182,11 @@ pub use def::TaskDef;
 pub use durable::{
     DurableSchedule, RunHandle, ScheduleRunError, DEFAULT_LEASE, DEFAULT_POLL_INTERVAL,
 };
-pub use error::{ConfigError, EnqueueError, TaskError};
+pub use error::{ConfigError, EnqueueError, Rejected, TaskError};
 pub use events::{Event, EventKind, EventStream, Lagged};
 pub use handle::TaskHandle;
 pub use notify::Notification;
-pub use queue::{Percentiles, QueueConfig, QueueStats};
+pub use queue::{Percentiles, QueueConfig, QueueStats, RateLimit, WaitReason, MAX_RATE};
 pub use registry::TaskInfo;
 pub use retry::RetryPolicy;
 pub use runner::{
@@ -204,7 +204,10 @@ pub use step::StepError;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 #[cfg_attr(docsrs, doc(cfg(any(feature = "sqlite", feature = "postgres"))))]
 pub use store::{RunFilter, RunId, RunInfo, RunOptions, RunStatus, StoreError};
-pub use task::{BoxHandler, BoxRetryPredicate, BoxTask, RetryAny, RetryPredicate, Task, TaskId};
+pub use task::{
+    BoxHandler, BoxRetryPredicate, BoxTask, RetryAny, RetryPredicate, Task, TaskId,
+    RETRY_AFTER_LIMIT,
+};
 
 /// The README's examples, compiled and run as doc tests so they stay true.
 #[cfg(doctest)]

@@ -4,18 +4,28 @@
 //! Everything here is synchronous and short: each operation takes the queue's lock once,
 //! does O(log n) work on the waiting order, and hands back the tasks that should start now. Starting them
 //! (spawning a worker) is the caller's job, outside the lock.
+//!
+//! A queue with flow-control settings (or once paused, held or reprioritised) takes the path
+//! in `dispatch.rs` instead, where a free slot is not enough to start: see `flow.rs`.
 
 use std::sync::Arc;
 use std::time::Duration;
+
+use tokio::sync::Semaphore;
 
 use crate::job::{CancelFrom, Cause, Header, Job, Stamp};
 use crate::runner::Hub;
 use crate::status::Phase;
 use crate::sync::{lock, Mutex};
 
+use flow::{Came, Flow};
 use order::{Order, Prioritized};
 pub use timing::Percentiles;
 use timing::Timings;
+
+pub use flow::WaitReason;
+pub(crate) use flow::{RetryAfter, TaskFlow};
+pub use rate::{RateLimit, MAX_RATE};
 
 /// The settings of one queue, for [`TaskRunnerBuilder::queue`](crate::TaskRunnerBuilder::queue).
 ///
@@ -40,6 +50,10 @@ pub struct QueueConfig {
     pub(crate) concurrency: usize,
     /// At most this many of the queue's durable runs at once across every process.
     pub(crate) global_concurrency: Option<usize>,
+    pub(crate) max_pending: Option<usize>,
+    pub(crate) rate_limit: Option<RateLimit>,
+    pub(crate) key_concurrency: Option<usize>,
+    pub(crate) aging: Option<Duration>,
 }
 
 impl QueueConfig {
@@ -48,6 +62,10 @@ impl QueueConfig {
         QueueConfig {
             concurrency: 3,
             global_concurrency: None,
+            max_pending: None,
+            rate_limit: None,
+            key_concurrency: None,
+            aging: None,
         }
     }
 
@@ -113,6 +131,15 @@ pub struct QueueStats {
     pub wait_time: Option<Percentiles>,
     /// Recent run times of the last 256 attempts that ended (`None` before the first).
     pub run_time: Option<Percentiles>,
+    /// Tasks waiting for their start time ([`Task::delay`](crate::Task::delay)); they are not
+    /// in `pending` and hold no slot.
+    pub delayed: usize,
+    /// Whether the queue is paused ([`TaskRunner::pause_queue`](crate::TaskRunner::pause_queue),
+    /// or a [`TaskContext::pause_queue_for`](crate::TaskContext::pause_queue_for) that has
+    /// not run out): nothing starts.
+    pub paused: bool,
+    /// Why the queue's waiting tasks do not start although it has a free slot, if they do not.
+    pub waiting_for: Option<crate::WaitReason>,
 }
 
 // ===== Queue =====
@@ -123,18 +150,33 @@ pub(crate) struct Queue {
     hub: Arc<Hub>,
     /// Recent wait and run times, recorded by the tasks' state machine.
     pub(crate) timings: Timings,
+    /// Room for waiting tasks under `max_pending`: a permit per free place, taken by a new
+    /// task before it is built, so that a refused task is handed back whole, and awaited
+    /// (first come, first served) by `enqueue_task_wait`.
+    /// Boxed: a plain queue pays one word for it, and its hot fields stay close together.
+    room: Option<Box<Room>>,
+}
+
+/// `max_pending`'s room: the semaphore and its size.
+struct Room {
+    places: Semaphore,
+    max_pending: usize,
 }
 
 struct State {
-    /// Waiting tasks in start order.
+    /// Waiting tasks in start order (those with a concurrency key wait in `flow`'s keys).
     waiting: Order<Entry>,
     /// Tasks holding a slot. May exceed `limit` for a moment after the limit is lowered; the
     /// excess slots are given up as their tasks finish.
     running: usize,
     retrying: usize,
+    delayed: usize,
     limit: usize,
-    /// Cancelled entries still in `waiting`; skipped when popped.
+    /// Cancelled (or moved) entries still in an order; skipped when popped.
     tombstones: usize,
+    /// Flow control (pause, rate limit, keys, aging, bounded depth, moved priorities): `None`
+    /// until a queue uses any, so that a plain queue pays one branch for all of it.
+    flow: Option<Box<Flow>>,
 }
 
 /// A waiting task: highest priority first, then lowest id (enqueue order).
@@ -145,11 +187,16 @@ struct Entry {
 
 impl Entry {
     fn new(job: Arc<dyn Job>) -> Entry {
-        let header = job.header();
-        // Priority in the high half (shifted to unsigned so the order holds), then the id
-        // inverted so that a lower id ranks higher.
-        let priority = u128::from((header.priority as u32) ^ (1 << 31));
-        let key = priority << 64 | u128::from(!header.id.as_u64());
+        let seq = job.header().id.as_u64();
+        Entry::with_seq(job, seq)
+    }
+
+    /// An entry ranked by priority, then by `seq` (an id, or a fresh one for a moved task).
+    fn with_seq(job: Arc<dyn Job>, seq: u64) -> Entry {
+        // Priority in the high half (shifted to unsigned so the order holds), then the
+        // sequence number inverted so that a lower one ranks higher.
+        let priority = u128::from((job.header().priority() as u32) ^ (1 << 31));
+        let key = priority << 64 | u128::from(!seq);
         Entry { key, job }
     }
 }
@@ -171,17 +218,36 @@ impl Prioritized for Entry {
 const COMPACT_MIN: usize = 64;
 
 impl Queue {
+    #[cfg(test)]
     pub(crate) fn new(name: &str, limit: usize, hub: Arc<Hub>) -> Queue {
+        Queue::with_config(name, &QueueConfig::new().concurrency(limit), hub)
+    }
+
+    pub(crate) fn with_config(name: &str, config: &QueueConfig, hub: Arc<Hub>) -> Queue {
+        let flow = config.uses_flow().then(|| Box::new(Flow::new(config)));
+        let waiting = if config.aging.is_some() {
+            Order::flat()
+        } else {
+            Order::new()
+        };
         Queue {
             name: name.into(),
             hub,
             timings: Timings::default(),
+            room: config.max_pending.map(|n| {
+                Box::new(Room {
+                    places: Semaphore::new(n.min(Semaphore::MAX_PERMITS)),
+                    max_pending: n,
+                })
+            }),
             state: Mutex::new(State {
-                waiting: Order::new(),
+                waiting,
                 running: 0,
                 retrying: 0,
-                limit,
+                delayed: 0,
+                limit: config.concurrency,
                 tombstones: 0,
+                flow,
             }),
         }
     }
@@ -195,23 +261,48 @@ impl Queue {
         &self.hub
     }
 
+    /// The room semaphore of a queue with `max_pending`.
+    pub(crate) fn room(&self) -> Option<&Semaphore> {
+        self.room.as_deref().map(|room| &room.places)
+    }
+
+    pub(crate) fn max_pending(&self) -> usize {
+        self.room
+            .as_deref()
+            .map_or(usize::MAX, |room| room.max_pending)
+    }
+
     /// Admits a new task (`retried` false) or one whose backoff ended (`retried` true): it
     /// takes a free slot at once (returned, for the caller to run) or waits in its queue.
     /// Returns `None` also if the task was cancelled meanwhile.
     pub(crate) fn admit(&self, job: Arc<dyn Job>, retried: bool) -> Option<Arc<dyn Job>> {
+        self.admit_from(job, if retried { Came::Retry } else { Came::New })
+    }
+
+    /// Admits a task whose start delay ended.
+    pub(crate) fn admit_delayed(&self, job: Arc<dyn Job>) -> Option<Arc<dyn Job>> {
+        self.admit_from(job, Came::Delay)
+    }
+
+    fn admit_from(&self, job: Arc<dyn Job>, came: Came) -> Option<Arc<dyn Job>> {
         // A new task that starts at once starts when it was created; read no clock for it.
-        let now = if retried {
-            Stamp::now()
-        } else {
+        let now = if came == Came::New {
             job.header().created_at()
+        } else {
+            Stamp::now()
         };
         let mut state = lock(&self.state);
+        if state.flow.is_some() {
+            return self.admit_flow(&mut state, job, came, now);
+        }
         let start = state.running < state.limit;
         if !job.header().admit(start, now) {
             return None;
         }
-        if retried {
-            state.retrying -= 1;
+        match came {
+            Came::New => {}
+            Came::Retry => state.retrying -= 1,
+            Came::Delay => state.delayed -= 1,
         }
         if start {
             state.running += 1;
@@ -219,6 +310,15 @@ impl Queue {
         }
         state.waiting.push(Entry::new(job));
         None
+    }
+
+    /// Puts a new task aside until its start delay ends (then [`admit_delayed`](Self::admit_delayed)).
+    /// False if it was cancelled meanwhile.
+    pub(crate) fn delay(&self, header: &Header) -> bool {
+        let mut state = lock(&self.state);
+        let delayed = header.delay();
+        state.delayed += usize::from(delayed);
+        delayed
     }
 
     /// Ends the running attempt of `job` (see [`Header::end_attempt`]) and passes its slot on:
@@ -241,7 +341,9 @@ impl Queue {
             state.retrying += 1;
             on_retrying();
         }
-        let next = if state.running > state.limit {
+        let next = if state.flow.is_some() {
+            self.end_attempt_flow(&mut state, job.header(), now)
+        } else if state.running > state.limit {
             None
         } else {
             state.pop_startable(now)
@@ -259,9 +361,13 @@ impl Queue {
         match from {
             CancelFrom::Queued => {
                 state.tombstones += 1;
+                if state.flow.is_some() {
+                    self.cancel_queued_flow(&mut state, header);
+                }
                 state.compact();
             }
             CancelFrom::Retrying => state.retrying -= 1,
+            CancelFrom::Delayed => state.delayed -= 1,
             _ => {}
         }
         from
@@ -272,6 +378,9 @@ impl Queue {
         let now = Stamp::now();
         let mut state = lock(&self.state);
         state.limit = limit;
+        if state.flow.is_some() {
+            return self.fill(&mut state, now);
+        }
         let mut started = Vec::new();
         while state.running < state.limit {
             match state.pop_startable(now) {
@@ -289,11 +398,7 @@ impl Queue {
     #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
     pub(crate) fn counts(&self) -> (usize, usize, usize) {
         let state = lock(&self.state);
-        (
-            state.waiting.len() - state.tombstones,
-            state.running,
-            state.retrying,
-        )
+        (state.pending(), state.running, state.retrying)
     }
 
     pub(crate) fn stats(&self) -> QueueStats {
@@ -308,11 +413,22 @@ impl Queue {
             .filter(|header| header.phase() == Phase::Queued)
             .map(Header::created_at)
             .min();
+        let (paused, waiting_for) = match &state.flow {
+            Some(flow) => {
+                let pending = state.pending() > 0;
+                let free = state.running < state.limit;
+                flow.describe(tokio::time::Instant::now(), pending && free)
+            }
+            None => (false, None),
+        };
         let mut stats = QueueStats {
-            pending: state.waiting.len() - state.tombstones,
+            pending: state.pending(),
             running: state.running,
             retrying: state.retrying,
             limit: state.limit,
+            delayed: state.delayed,
+            paused,
+            waiting_for,
             oldest_pending_age: oldest.map(|created| now.since(created)),
             wait_time: None,
             run_time: None,
@@ -325,6 +441,11 @@ impl Queue {
 }
 
 impl State {
+    fn pending(&self) -> usize {
+        let keyed = self.flow.as_ref().map_or(0, |f| f.keyed_len());
+        self.waiting.len() + keyed - self.tombstones
+    }
+
     /// Pops the best task still waiting and marks it running, skipping tombstones.
     fn pop_startable(&mut self, now: Stamp) -> Option<Arc<dyn Job>> {
         while let Some(entry) = self.waiting.pop() {
@@ -339,16 +460,26 @@ impl State {
     /// Drops tombstones once they are most of the waiting entries, so cancelled tasks cannot pile up.
     /// Amortised O(1) per cancel.
     fn compact(&mut self) {
-        if self.tombstones >= COMPACT_MIN && self.tombstones * 2 > self.waiting.len() {
-            self.waiting
-                .retain(|entry| entry.job.header().phase() == Phase::Queued);
+        let keyed = self.flow.as_ref().map_or(0, |f| f.keyed_len());
+        if self.tombstones >= COMPACT_MIN && self.tombstones * 2 > self.waiting.len() + keyed {
+            match self.flow.as_mut() {
+                Some(flow) => flow.retain_live(&mut self.waiting),
+                None => self
+                    .waiting
+                    .retain(|entry| entry.job.header().phase() == Phase::Queued),
+            }
             self.tombstones = 0;
         }
     }
 }
 
+mod dispatch;
+mod flow;
+mod flow_config;
 mod heap;
+mod keys;
 mod order;
+mod rate;
 mod timing;
 
 #[cfg(test)]
@@ -356,6 +487,9 @@ mod test_job;
 
 #[cfg(all(test, not(taskrunner_loom)))]
 mod model_tests;
+
+#[cfg(all(test, not(taskrunner_loom)))]
+mod flow_model_tests;
 
 #[cfg(all(test, taskrunner_loom))]
 mod loom_tests;

@@ -65,6 +65,10 @@ pub struct TaskInfo {
     pub error: Option<String>,
     /// The last progress its handler reported, if any.
     pub progress: Option<Progress>,
+    /// Why it waits, while it is [`Delayed`](TaskStatus::Delayed) or
+    /// [`Pending`](TaskStatus::Pending): its start time, a paused queue, a rate limit, its
+    /// concurrency key, or no free slot. `None` otherwise.
+    pub waiting_for: Option<crate::WaitReason>,
     /// The [schedule](crate::Schedule) whose run this task is, if any.
     pub schedule: Option<String>,
 }

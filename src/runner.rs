@@ -5,7 +5,7 @@ use std::fmt;
 use std::future::Future;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::atomic::{fence, AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock, Weak};
 use std::task::Poll;
 
 use tokio::sync::Notify;
@@ -20,8 +20,8 @@ use crate::status::Phase;
 use crate::sync::lock_std;
 use crate::task::RetryPredicate;
 use crate::{
-    worker, ConfigError, EnqueueError, QueueConfig, QueueStats, Task, TaskContext, TaskHandle,
-    TaskId, TaskInfo,
+    worker, ConfigError, EnqueueError, QueueConfig, QueueStats, Rejected, Task, TaskContext,
+    TaskHandle, TaskId, TaskInfo,
 };
 
 /// The queue every runner has unless its builder configures it otherwise.
@@ -175,6 +175,9 @@ pub(crate) struct Hub {
     pub(crate) inbox: Inbox,
     /// Every task deposits a notification, not only those asking with `Task::notify`.
     pub(crate) notify_all: bool,
+    /// The runner, for a queue's own timers (a rate limit, a pause that runs out) to start
+    /// tasks. Unset when a queue is driven alone in tests.
+    runner: OnceLock<Weak<Shared>>,
 }
 
 impl Hub {
@@ -183,7 +186,12 @@ impl Hub {
             events: Events::new(settings.event_capacity),
             inbox: Inbox::new(settings.notification_capacity, settings.summary_len),
             notify_all: settings.notify_all,
+            runner: OnceLock::new(),
         }
+    }
+
+    pub(crate) fn runner(&self) -> Option<Arc<Shared>> {
+        self.runner.get()?.upgrade()
     }
 }
 
@@ -215,6 +223,8 @@ pub(crate) struct Shared {
     cancel_grace: std::time::Duration,
     /// Workers waiting a moment for a start, each to be handed a job instead of a spawn.
     parked: std::sync::Mutex<Vec<Arc<Parking>>>,
+    /// The live task of each dedup key (`Task::dedup_key`).
+    dedup: std::sync::Mutex<HashMap<Box<str>, TaskId>>,
     /// The runner's recurring schedules, by name.
     pub(crate) schedules: crate::schedule::Schedules,
     /// The durable side, if the runner was built with a store.
@@ -257,7 +267,7 @@ impl TaskRunner {
         let hub = Arc::new(Hub::new(settings));
         let queue_list: Vec<Arc<Queue>> = queues
             .into_iter()
-            .map(|(name, config)| Arc::new(Queue::new(&name, config.concurrency, Arc::clone(&hub))))
+            .map(|(name, config)| Arc::new(Queue::with_config(&name, &config, Arc::clone(&hub))))
             .collect();
         let queues = queue_list
             .iter()
@@ -276,10 +286,12 @@ impl TaskRunner {
             runtime,
             cancel_grace: settings.cancel_grace,
             parked: std::sync::Mutex::new(Vec::new()),
+            dedup: std::sync::Mutex::new(HashMap::new()),
             schedules: crate::schedule::Schedules::default(),
             #[cfg(any(feature = "sqlite", feature = "postgres"))]
             durable: std::sync::OnceLock::new(),
         });
+        let _ = shared.hub.runner.set(Arc::downgrade(&shared));
         TaskRunner {
             _owner: Some(Arc::new(Owner(Arc::clone(&shared)))),
             shared,
@@ -290,7 +302,8 @@ impl TaskRunner {
     ///
     /// If the queue has a free slot the task takes it before this returns (its status is
     /// already [`Running`](crate::TaskStatus::Running)); otherwise it waits in the queue's
-    /// priority order.
+    /// priority order. A task with a [`delay`](Task::delay) is
+    /// [`Delayed`](crate::TaskStatus::Delayed) until its start time.
     ///
     /// From inside a handler, do not enqueue into the handler's own queue and await the
     /// handle: when that queue is full of handlers waiting like this, none ever frees its slot
@@ -320,6 +333,13 @@ impl TaskRunner {
     ///   outside one too, or the runtime it was built in (or last used from) has shut down.
     /// - [`EnqueueError::TimersDisabled`]: the task has a timeout or a retry policy and the
     ///   runtime was built without `enable_time()`.
+    /// - [`EnqueueError::QueueFull`]: the queue has [`max_pending`](QueueConfig::max_pending)
+    ///   tasks waiting already.
+    /// - [`EnqueueError::Duplicate`]: a task with the same [`dedup_key`](Task::dedup_key) is
+    ///   live.
+    ///
+    /// A refused task is dropped with its handler, never run. To get it back instead (to
+    /// retry later), use [`try_enqueue_task`](Self::try_enqueue_task).
     pub fn enqueue_task<F, Fut, P, T, E>(
         &self,
         task: Task<F, P>,
@@ -331,19 +351,49 @@ impl TaskRunner {
         T: Send + 'static,
         E: fmt::Display + Send + 'static,
     {
+        self.enqueue(task, false).map_err(Rejected::into_error)
+    }
+
+    /// Enqueues `task`; `room_taken` if the caller took its place under `max_pending`
+    /// already.
+    pub(super) fn enqueue<F, Fut, P, T, E>(
+        &self,
+        task: Task<F, P>,
+        room_taken: bool,
+    ) -> Result<TaskHandle<T, E>, Rejected<F, P>>
+    where
+        F: Fn(TaskContext) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<T, E>> + Send + 'static,
+        P: RetryPredicate<E>,
+        T: Send + 'static,
+        E: fmt::Display + Send + 'static,
+    {
         let shared = &self.shared;
-        let queue = shared
-            .queue(&task.queue)
-            .ok_or_else(|| EnqueueError::UnknownQueue(task.queue.to_string()))?;
+        let Some(queue) = shared.queue(&task.queue) else {
+            let error = EnqueueError::UnknownQueue(task.queue.to_string());
+            return Err(Rejected { error, task });
+        };
+        let give_back = |room_held: bool| {
+            if let (true, Some(room)) = (room_held, queue.room()) {
+                room.add_permits(1);
+            }
+        };
         if task
             .options
             .as_ref()
             .and_then(|o| o.timeout)
             .is_some_and(|t| t.is_zero())
         {
-            return Err(EnqueueError::ZeroTimeout { task: task.name });
+            give_back(room_taken);
+            let error = EnqueueError::ZeroTimeout {
+                task: task.name.clone(),
+            };
+            return Err(Rejected { error, task });
         }
-        shared.ensure_runtime()?;
+        if let Err(error) = shared.ensure_runtime() {
+            give_back(room_taken);
+            return Err(Rejected { error, task });
+        }
         let mut task = task;
         if !shared.cancel_grace.is_zero() {
             let options = task.options.get_or_insert_default();
@@ -353,18 +403,63 @@ impl TaskRunner {
             o.timeout.is_some() || o.retry.is_some() || o.cancel_grace.is_some_and(|g| !g.is_zero())
         }) && !timers_enabled(shared.runtime.handle().as_ref())
         {
-            return Err(EnqueueError::TimersDisabled { task: task.name });
+            give_back(room_taken);
+            let error = EnqueueError::TimersDisabled {
+                task: task.name.clone(),
+            };
+            return Err(Rejected { error, task });
+        }
+        let flow = task.options.as_ref().map(|o| &o.flow);
+        let delay = flow.and_then(|f| f.delay).filter(|d| !d.is_zero());
+        // A place under max_pending, taken before the task is built so that a refusal can
+        // hand it back whole. A delayed task takes one when its delay ends.
+        let mut room_held = room_taken;
+        if room_taken && delay.is_some() {
+            give_back(true);
+            room_held = false;
+        }
+        if let (false, None, Some(room)) = (room_taken, delay, queue.room()) {
+            match room.try_acquire() {
+                Ok(permit) => {
+                    permit.forget();
+                    room_held = true;
+                }
+                Err(_) => {
+                    let error = EnqueueError::QueueFull {
+                        queue: queue.name().to_owned(),
+                        max_pending: queue.max_pending(),
+                    };
+                    return Err(Rejected { error, task });
+                }
+            }
         }
         // Counted live before `closed` is read; shutdown sets `closed` before reading `live`,
         // so it either sees this task or this sees it closed.
         shared.live.fetch_add(1, Ordering::SeqCst);
         if shared.closed.load(Ordering::SeqCst) {
             shared.release();
-            return Err(EnqueueError::ShuttingDown);
+            give_back(room_held);
+            let error = EnqueueError::ShuttingDown;
+            return Err(Rejected { error, task });
+        }
+        let id = TaskId::next();
+        if let Some(key) = flow.and_then(|f| f.dedup_key.as_deref()) {
+            let mut live = lock_std(&shared.dedup);
+            if let Some(&existing) = live.get(key) {
+                drop(live);
+                shared.release();
+                give_back(room_held);
+                let error = EnqueueError::Duplicate {
+                    key: key.to_owned(),
+                    existing,
+                };
+                return Err(Rejected { error, task });
+            }
+            live.insert(key.into(), id);
         }
 
         let header = Header::new(
-            TaskId::next(),
+            id,
             task.name,
             task.call_id,
             Arc::clone(queue),
@@ -379,8 +474,28 @@ impl TaskRunner {
             .events
             .emit(&cell.header, || EventKind::Enqueued);
         shared.registry.insert(cell.clone());
-        if let Some(job) = queue.admit(cell.clone(), false) {
-            shared.start(job);
+        match delay {
+            Some(delay) => {
+                if queue.delay(&cell.header) {
+                    queue
+                        .hub()
+                        .events
+                        .emit(&cell.header, || EventKind::Delayed {
+                            until: std::time::SystemTime::now()
+                                .checked_add(delay)
+                                .unwrap_or_else(|| {
+                                    std::time::SystemTime::now()
+                                        + std::time::Duration::from_secs(100 * 365 * 86_400)
+                                }),
+                        });
+                    shared.spawn(worker::delayed(Arc::clone(shared), cell.clone(), delay));
+                }
+            }
+            None => {
+                if let Some(job) = queue.admit(cell.clone(), false) {
+                    shared.start(job);
+                }
+            }
         }
         crate::metrics::enqueued(queue);
         fence(Ordering::SeqCst);
@@ -571,8 +686,11 @@ impl TaskRunner {
     }
 
     /// Stops every [schedule](Self::schedule), stops taking tasks
-    /// ([`EnqueueError::ShuttingDown`]), and resolves once every pending, running and
-    /// retrying task (schedules' runs already started included) has finished.
+    /// ([`EnqueueError::ShuttingDown`]), and resolves once every delayed, pending, running
+    /// and retrying task (schedules' runs already started included) has finished. Tasks
+    /// waiting in a [paused](Self::pause_queue) queue wait for
+    /// [`resume_queue`](Self::resume_queue): to bound the wait, use
+    /// [`shutdown_timeout`](Self::shutdown_timeout).
     ///
     /// ```
     /// use taskrunner::{EnqueueError, Task, TaskRunner};
@@ -854,11 +972,7 @@ impl TaskRunnerBuilder {
             if name.is_empty() {
                 return Err(ConfigError::EmptyQueueName);
             }
-            if config.concurrency == 0 {
-                return Err(ConfigError::ZeroConcurrency {
-                    queue: name.clone(),
-                });
-            }
+            config.validate(name)?;
             if queues[..i].iter().any(|(other, _)| other == name) {
                 return Err(ConfigError::DuplicateQueue(name.clone()));
             }
@@ -879,6 +993,8 @@ impl TaskRunnerBuilder {
         Ok(runner)
     }
 }
+
+mod flow_control;
 
 /// Up to this many queues, a lookup compares names one by one: cheaper than hashing.
 const SCAN_QUEUES: usize = 8;
@@ -962,7 +1078,7 @@ impl Drop for Shared {
 // ===== impl Shared =====
 
 impl Shared {
-    fn queue(&self, name: &str) -> Option<&Arc<Queue>> {
+    pub(super) fn queue(&self, name: &str) -> Option<&Arc<Queue>> {
         if self.queue_list.len() <= SCAN_QUEUES {
             self.queue_list.iter().find(|q| q.name() == name)
         } else {
@@ -1068,7 +1184,7 @@ impl Shared {
     /// Cancels `job` for `cause`; ends it at once unless its worker must (it is running).
     pub(crate) fn cancel(&self, job: &dyn Job, cause: Cause) -> bool {
         match job.header().queue.cancel(job.header(), cause) {
-            CancelFrom::New | CancelFrom::Queued | CancelFrom::Retrying => {
+            CancelFrom::New | CancelFrom::Queued | CancelFrom::Retrying | CancelFrom::Delayed => {
                 self.finish(job, cause.end());
                 true
             }
@@ -1083,6 +1199,16 @@ impl Shared {
     pub(crate) fn finish(&self, job: &dyn Job, end: End) {
         let header = job.header();
         self.registry.retire(header.id);
+        if let Some(key) = header
+            .options()
+            .map(|o| &o.flow)
+            .and_then(|f| f.dedup_key.as_deref())
+        {
+            let mut live = lock_std(&self.dedup);
+            if live.get(key) == Some(&header.id) {
+                live.remove(key);
+            }
+        }
         header.queue.hub().events.emit(header, || match &end {
             End::Completed => EventKind::Completed,
             End::Failed => EventKind::Failed {
@@ -1098,6 +1224,15 @@ impl Shared {
         job.publish(end);
         run_callbacks(header);
         self.release();
+    }
+
+    /// A queue's timer fired: starts what its flow control now lets start.
+    pub(crate) fn wake_queue(self: &Arc<Self>, name: &str) {
+        if let Some(queue) = self.queue(name).map(Arc::clone) {
+            for job in queue.wake() {
+                self.start(job);
+            }
+        }
     }
 
     fn release(&self) {

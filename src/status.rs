@@ -11,6 +11,9 @@
 ///    └──── Retrying ──── cancel ────────┘
 /// ```
 ///
+/// A task enqueued with a [`delay`](crate::Task::delay) starts as `Delayed` and becomes
+/// `Pending` (or `Running`) when its start time comes; a cancel ends it `Cancelled`.
+///
 /// `Completed`, `Failed` and `Cancelled` are terminal: a task that reaches one never leaves it.
 /// A timed-out or panicked task ends `Failed`; [`TaskInfo::error`](crate::TaskInfo::error) says
 /// why.
@@ -18,7 +21,10 @@
 pub enum TaskStatus {
     /// Waiting in its queue for a free slot.
     Pending,
-    /// Its handler is running.
+    /// Waiting for its start time ([`Task::delay`](crate::Task::delay)), not yet in its
+    /// queue's order: it holds no slot and is not counted as pending.
+    Delayed,
+    /// Its handler is running (or, once cancelled, being stopped).
     Running,
     /// An attempt failed; it is waiting out its backoff delay, holding no slot.
     Retrying,
@@ -60,6 +66,8 @@ pub(crate) enum Phase {
     Completed = 5,
     Failed = 6,
     Cancelled = 7,
+    /// Waiting out its [`Task::delay`](crate::Task::delay), not yet admitted to its queue.
+    Delayed = 8,
 }
 
 impl Phase {
@@ -72,6 +80,7 @@ impl Phase {
             4 => Phase::Retrying,
             5 => Phase::Completed,
             6 => Phase::Failed,
+            8 => Phase::Delayed,
             _ => Phase::Cancelled,
         }
     }
@@ -86,6 +95,7 @@ impl Phase {
             Phase::Completed => TaskStatus::Completed,
             Phase::Failed => TaskStatus::Failed,
             Phase::Cancelled => TaskStatus::Cancelled,
+            Phase::Delayed => TaskStatus::Delayed,
         }
     }
 

@@ -11,6 +11,11 @@ use futures::future::BoxFuture;
 
 use crate::{RetryPolicy, TaskContext, TaskInfo};
 
+/// How many retries on a wait its error asked for ([`Task::retry_after`]) a task may take.
+/// They do not count against [`max_retries`](crate::RetryPolicy::max_retries); this bound
+/// keeps a provider that answers 429 forever from holding a task forever.
+pub const RETRY_AFTER_LIMIT: u32 = 16;
+
 /// A task's identity, unique within the process. Ids grow in enqueue order.
 ///
 /// Displayed as its number (`42`).
@@ -110,6 +115,9 @@ pub(crate) struct Options {
     pub(crate) notify: Option<Summarizer>,
     pub(crate) on_complete: Option<OnComplete>,
     pub(crate) on_error: Option<OnError>,
+    /// Flow control: start delay, concurrency key, dedup key, 429 handling. Inline: the
+    /// options are boxed already, and a task with a key needs no second allocation.
+    pub(crate) flow: crate::queue::TaskFlow,
     /// The schedule that enqueued this task, as one of its runs.
     pub(crate) schedule: Option<std::sync::Arc<str>>,
     /// How long a cancelled or timed-out attempt may go on after its token fired.
@@ -133,6 +141,7 @@ impl fmt::Debug for Options {
             .field("notify", &self.notify.is_some())
             .field("on_complete", &self.on_complete.is_some())
             .field("on_error", &self.on_error.is_some())
+            .field("flow", &self.flow)
             .field("schedule", &self.schedule)
             .field("cancel_grace", &self.cancel_grace)
             .finish()
@@ -402,6 +411,97 @@ impl<F, P> Task<F, P> {
         self
     }
 
+    /// Starts the task no earlier than `delay` after it is enqueued. Until then its status is
+    /// [`Delayed`](crate::TaskStatus::Delayed): it holds no slot, is not counted as pending
+    /// (see [`QueueStats::delayed`](crate::QueueStats::delayed)), and can be cancelled.
+    /// [`shutdown`](crate::TaskRunner::shutdown) waits for it; `shutdown_now` cancels it.
+    /// When the delay ends it enters its queue like a newly enqueued task. A zero delay is no
+    /// delay.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use taskrunner::{Task, TaskContext, TaskRunner, TaskStatus};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let runner = TaskRunner::new();
+    /// let later = runner.enqueue_task(
+    ///     Task::new("later", |_: TaskContext| async { Ok::<_, String>(()) })
+    ///         .delay(Duration::from_secs(10)),
+    /// )?;
+    /// assert_eq!(later.status(), TaskStatus::Delayed);
+    /// later.await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn delay(mut self, delay: Duration) -> Self {
+        self.flow_mut().delay = Some(delay);
+        self
+    }
+
+    /// Counts the task against `key` under its queue's
+    /// [`key_concurrency`](crate::QueueConfig::key_concurrency): at most that many tasks of
+    /// one key (a tenant, a conversation) run at once, while tasks of other keys, or of no
+    /// key, go on. On a queue without `key_concurrency` the key is ignored.
+    ///
+    /// ```
+    /// use taskrunner::{QueueConfig, Task, TaskContext, TaskRunner};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let runner = TaskRunner::builder()
+    ///     .queue("chat", QueueConfig::new().concurrency(8).key_concurrency(1))
+    ///     .build()?;
+    /// let reply = runner.enqueue_task(
+    ///     Task::new("reply", |_: TaskContext| async { Ok::<_, String>("hi") })
+    ///         .queue("chat")
+    ///         .concurrency_key("conversation-42"),
+    /// )?;
+    /// assert_eq!(reply.await?, "hi");
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// Takes anything that converts into an `Arc<str>`: pass a clone of an `Arc<str>` you
+    /// keep per tenant to save an allocation per task.
+    pub fn concurrency_key(mut self, key: impl Into<std::sync::Arc<str>>) -> Self {
+        self.flow_mut().concurrency_key = Some(key.into());
+        self
+    }
+
+    /// At most one live task per `key` in the runner: while a task enqueued with this key
+    /// has not finished (it is delayed, pending, running or retrying),
+    /// [`enqueue_task`](crate::TaskRunner::enqueue_task) refuses another with
+    /// [`EnqueueError::Duplicate`](crate::EnqueueError::Duplicate), which names the live
+    /// task. Once it ends (however it ends) the key is free again. What a retried agent turn
+    /// needs so that the same model call is not run twice: use the call id.
+    ///
+    /// ```
+    /// use taskrunner::{EnqueueError, Task, TaskContext, TaskRunner};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let runner = TaskRunner::new();
+    /// let call = || Task::new("search", |_: TaskContext| async { Ok::<_, String>(1) }).dedup_key("call_abc");
+    /// let first = runner.enqueue_task(call())?;
+    /// match runner.enqueue_task(call()) {
+    ///     Err(EnqueueError::Duplicate { existing, .. }) => assert_eq!(existing, first.id()),
+    ///     other => panic!("{other:?}"),
+    /// }
+    /// first.await?;
+    /// runner.enqueue_task(call())?.await?; // free again
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn dedup_key(mut self, key: impl Into<String>) -> Self {
+        self.flow_mut().dedup_key = Some(key.into().into_boxed_str());
+        self
+    }
+
+    fn flow_mut(&mut self) -> &mut crate::queue::TaskFlow {
+        &mut self.options.get_or_insert_default().flow
+    }
+
     /// Names this task `name`, replacing the name it was made with: for one call of a
     /// [`TaskDef`](crate::TaskDef), whose tasks otherwise all carry the definition's name.
     /// The name shows in [`TaskContext::name`](crate::TaskContext::name),
@@ -486,6 +586,61 @@ where
         T: fmt::Debug,
     {
         self.notify_with(|value: &T| format!("{value:?}"))
+    }
+
+    /// Reads from an error the wait it asks for (a 429's Retry-After): when `asks` returns
+    /// `Some(wait)`, the task is retried after `wait` instead of its backoff delay, and that
+    /// retry does not count against [`max_retries`](crate::RetryPolicy::max_retries) (a 429
+    /// is not a failure), even without a [`retry`](Self::retry) policy. A task gets at most
+    /// [`RETRY_AFTER_LIMIT`](crate::RETRY_AFTER_LIMIT) such retries; past them its errors are
+    /// handled as if `asks` returned `None` (by its retry policy, if any). Like any retry,
+    /// the wait holds no slot. To hold back the whole queue meanwhile, the handler also calls
+    /// [`TaskContext::pause_queue_for`](crate::TaskContext::pause_queue_for).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use taskrunner::{Task, TaskContext, TaskRunner};
+    ///
+    /// #[derive(Debug)]
+    /// enum ApiError { TooManyRequests { retry_after: Duration }, Other(String) }
+    /// # impl std::fmt::Display for ApiError {
+    /// #     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+    /// #         match self {
+    /// #             ApiError::TooManyRequests { .. } => f.write_str("429"),
+    /// #             ApiError::Other(message) => f.write_str(message),
+    /// #         }
+    /// #     }
+    /// # }
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let runner = TaskRunner::new();
+    /// let call = Task::new("call", |ctx: TaskContext| async move {
+    ///     match ctx.attempt() {
+    ///         1 => Err(ApiError::TooManyRequests { retry_after: Duration::from_secs(20) }),
+    ///         2 => Ok(2),
+    ///         _ => Err(ApiError::Other("unreachable here".into())),
+    ///     }
+    /// })
+    /// .retry_after(|e: &ApiError| match e {
+    ///     ApiError::TooManyRequests { retry_after } => Some(*retry_after),
+    ///     ApiError::Other(_) => None,
+    /// });
+    /// assert_eq!(runner.enqueue_task(call)?.await?, 2);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn retry_after(
+        mut self,
+        asks: impl Fn(&E) -> Option<Duration> + Send + Sync + 'static,
+    ) -> Self
+    where
+        E: 'static,
+    {
+        let asks: crate::queue::RetryAfter =
+            Box::new(move |error: &dyn Any| error.downcast_ref::<E>().and_then(&asks));
+        self.flow_mut().retry_after = Some(asks);
+        self
     }
 
     /// Like [`notify`](Self::notify), with the `Ok` value rendered by `summary`.

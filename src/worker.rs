@@ -46,11 +46,20 @@ async fn run_jobs(mut held: Held) {
 
         let retry_delay = |retryable: bool| {
             let policy = header.retry().filter(|_| retryable)?;
-            (attempt <= policy.retries()).then(|| policy.delay_for(attempt))
+            // Retries on a wait the error asked for (a 429) do not count.
+            let counted = header.counted_attempts(attempt);
+            (counted <= policy.retries()).then(|| policy.delay_for(counted))
         };
         let (to, error, end, delay) = match outcome {
             Attempt::Ok => (Phase::Completed, None, End::Completed, None),
-            Attempt::Err { retry, message } => match retry_delay(retry) {
+            Attempt::Err {
+                retry,
+                message,
+                retry_after,
+            } => match retry_after
+                .filter(|_| header.take_retry_after())
+                .or_else(|| retry_delay(retry))
+            {
                 Some(delay) => (Phase::Retrying, Some(message), End::Failed, Some(delay)),
                 None => (Phase::Failed, Some(message), End::Failed, None),
             },
@@ -173,5 +182,20 @@ impl Drop for Waiting {
             // False, doing nothing, if a cancel already ended it.
             self.shared.cancel(&*job, Cause::Shutdown);
         }
+    }
+}
+
+/// Waits out a task's start delay holding no slot, then puts it in its queue like a new task,
+/// and starts it at once if it may. A cancel ends the wait early (the canceller has already
+/// ended the task).
+pub(crate) async fn delayed(shared: Arc<Shared>, job: Arc<dyn Job>, delay: Duration) {
+    tokio::select! {
+        biased;
+        () = cancelled(job.header()) => return,
+        () = tokio::time::sleep(delay) => {}
+    }
+    let queue = Arc::clone(&job.header().queue);
+    if let Some(job) = queue.admit_delayed(job) {
+        shared.start(job);
     }
 }

@@ -173,8 +173,8 @@ async fn notifications_survive_a_restart(db: TestDb) {
     assert!(notes[0].truncated);
     assert_eq!(
         notes[0].summary.chars().count(),
-        101,
-        "100 characters and an ellipsis"
+        100,
+        "99 characters and an ellipsis: the summary length bounds the whole summary"
     );
     assert_eq!(
         (notes[1].run_id, notes[1].status),

@@ -111,6 +111,49 @@ pub fn runner(
     })
 }
 
+/// One queue of `concurrency` with flow control: tasks spread round-robin over `keys`
+/// concurrency keys (with `key_concurrency(1)`) if given, under `rate` if given; equal
+/// priorities.
+pub fn runner_flow(
+    rt: &Runtime,
+    n: u64,
+    concurrency: usize,
+    keys: Option<u64>,
+    rate: Option<taskrunner::RateLimit>,
+) -> Duration {
+    rt.block_on(async {
+        let mut config = QueueConfig::new().concurrency(concurrency);
+        if keys.is_some() {
+            config = config.key_concurrency(1);
+        }
+        if let Some(rate) = rate {
+            config = config.rate_limit(rate);
+        }
+        let runner = TaskRunner::builder().queue("q", config).build().unwrap();
+        let names: Vec<Arc<str>> = (0..keys.unwrap_or(0))
+            .map(|k| Arc::from(format!("key{k}")))
+            .collect();
+        let start = Instant::now();
+        let handles: Vec<_> = (0..n)
+            .map(|i| {
+                let task = Task::new("noop", move |_: TaskContext| async move {
+                    Ok::<_, std::convert::Infallible>(black_box(i))
+                })
+                .queue("q");
+                let task = match keys {
+                    Some(k) => task.concurrency_key(Arc::clone(&names[(i % k) as usize])),
+                    None => task,
+                };
+                runner.enqueue_task(task).unwrap()
+            })
+            .collect();
+        for handle in handles {
+            black_box(handle.await.unwrap());
+        }
+        start.elapsed()
+    })
+}
+
 /// `n` round trips with one task in flight: enqueue, run, await.
 pub fn round_trip_runner(rt: &Runtime, n: u64) -> Duration {
     rt.block_on(async {

@@ -43,17 +43,23 @@ impl<T: Keyed> Heap<T> {
         self.run.is_empty() && self.heap.is_empty()
     }
 
-    pub(super) fn shrink_to(&mut self, capacity: usize) {
-        self.run.shrink_to(capacity);
-        self.heap.shrink_to(capacity);
-    }
-
-    /// The entry [`pop`](Self::pop) would return, without taking it.
+    /// The entry with the greatest key, without removing it.
     pub(super) fn peek(&self) -> Option<&T> {
         match (self.run.front(), self.heap.first()) {
             (Some(run), Some(heap)) => Some(if run.key() > heap.key() { run } else { heap }),
-            (run, heap) => run.or(heap),
+            (Some(only), None) | (None, Some(only)) => Some(only),
+            (None, None) => None,
         }
+    }
+
+    /// The greatest key.
+    pub(super) fn peek_key(&self) -> Option<u128> {
+        self.peek().map(Keyed::key)
+    }
+
+    pub(super) fn shrink_to(&mut self, capacity: usize) {
+        self.run.shrink_to(capacity);
+        self.heap.shrink_to(capacity);
     }
 
     pub(super) fn push(&mut self, item: T) {

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use loom::thread;
 
 use super::test_job::{id_of, TestJob};
-use super::Queue;
+use super::{Queue, QueueConfig};
 use crate::job::{CancelFrom, Cause, Job};
 use crate::status::Phase;
 
@@ -216,5 +216,41 @@ fn cancel_races_with_completion() {
         }
         assert_eq!(a.header().phase(), phase);
         assert_eq!(queue.stats().running, 0);
+    });
+}
+
+#[test]
+fn a_key_slot_freed_while_a_cancel_races() {
+    loom::model(|| {
+        let config = QueueConfig::new().concurrency(2).key_concurrency(1);
+        let queue = Arc::new(Queue::with_config("q", &config, Default::default()));
+        let keyed = |queue: &Arc<Queue>| TestJob::with_key(queue, 0, Some("k"));
+        let a = keyed(&queue);
+        assert!(queue.admit(a.clone(), false).is_some());
+        let (b, d) = (keyed(&queue), keyed(&queue));
+        assert!(queue.admit(b.clone(), false).is_none(), "key k is busy");
+        assert!(queue.admit(d.clone(), false).is_none());
+
+        let (q, a2) = (queue.clone(), a.clone());
+        let finisher = thread::spawn(move || {
+            q.end_attempt(&*a2, Phase::Completed, None, || {})
+                .2
+                .map(|j| id_of(&j))
+        });
+        let from = queue.cancel(b.header(), Cause::User);
+        let next = finisher.join().unwrap();
+
+        match from {
+            // b was cancelled while waiting: the freed key slot went to d.
+            CancelFrom::Queued => assert_eq!(next, Some(id(&d))),
+            // b took the key slot first; its cancel stops it running, d still waits.
+            CancelFrom::Running => {
+                assert_eq!(next, Some(id(&b)));
+                assert_eq!(d.header().phase(), Phase::Queued);
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        assert_eq!(queue.stats().running, 1, "one slot for key k, never two");
+        assert_consistent(&queue, &[&a, &b, &d]);
     });
 }

@@ -36,6 +36,14 @@ enum Op {
     SetLimit {
         limit: usize,
     },
+    /// Enqueue with a start delay: `Delayed`, in no order, until `DelayReady`.
+    EnqueueDelayed {
+        priority: i32,
+    },
+    /// The start delay of the `pick`-th delayed task ends.
+    DelayReady {
+        pick: usize,
+    },
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -46,6 +54,8 @@ fn op() -> impl Strategy<Value = Op> {
         2 => any::<usize>().prop_map(|pick| Op::RetryReady { pick }),
         1 => any::<usize>().prop_map(|pick| Op::StaleRetry { pick }),
         1 => (1..=4usize).prop_map(|limit| Op::SetLimit { limit }),
+        1 => (-3..=3i32).prop_map(|priority| Op::EnqueueDelayed { priority }),
+        1 => any::<usize>().prop_map(|pick| Op::DelayReady { pick }),
     ]
 }
 
@@ -58,6 +68,7 @@ struct Model {
     /// (priority, id) of waiting tasks.
     pending: Vec<(i32, u64)>,
     retrying: Vec<u64>,
+    delayed: Vec<u64>,
     phases: HashMap<u64, Phase>,
     priorities: HashMap<u64, i32>,
 }
@@ -97,6 +108,7 @@ fn check(queue: &Queue, model: &Model, jobs: &[Arc<TestJob>]) -> Result<(), Test
     prop_assert_eq!(stats.running, model.running.len());
     prop_assert_eq!(stats.pending, model.pending.len());
     prop_assert_eq!(stats.retrying, model.retrying.len());
+    prop_assert_eq!(stats.delayed, model.delayed.len());
     for job in jobs {
         let id = job.header().id.as_u64();
         prop_assert_eq!(job.header().phase(), model.phases[&id], "task {}", id);
@@ -177,6 +189,11 @@ fn run(initial_limit: usize, ops: Vec<Op>) -> Result<(), TestCaseError> {
                         model.phases.insert(id, Phase::Cancelled);
                         CancelFrom::Retrying
                     }
+                    Phase::Delayed => {
+                        model.delayed.retain(|r| *r != id);
+                        model.phases.insert(id, Phase::Cancelled);
+                        CancelFrom::Delayed
+                    }
                     Phase::Running => {
                         model.phases.insert(id, Phase::Cancelling);
                         CancelFrom::Running
@@ -185,7 +202,10 @@ fn run(initial_limit: usize, ops: Vec<Op>) -> Result<(), TestCaseError> {
                     _ => CancelFrom::Finished,
                 };
                 prop_assert_eq!(from, expected);
-                if matches!(from, CancelFrom::Queued | CancelFrom::Retrying) {
+                if matches!(
+                    from,
+                    CancelFrom::Queued | CancelFrom::Retrying | CancelFrom::Delayed
+                ) {
                     // As `Shared::cancel` does.
                     target.publish(Cause::User.end());
                 }
@@ -209,6 +229,23 @@ fn run(initial_limit: usize, ops: Vec<Op>) -> Result<(), TestCaseError> {
                 }
                 let id = cancelled[pick % cancelled.len()];
                 prop_assert!(queue.admit(job(id, &jobs), true).is_none());
+            }
+            Op::EnqueueDelayed { priority } => {
+                let new = TestJob::new(&queue, priority);
+                let id = new.header().id.as_u64();
+                model.priorities.insert(id, priority);
+                jobs.push(Arc::clone(&new));
+                prop_assert!(queue.delay(new.header()));
+                model.delayed.push(id);
+                model.phases.insert(id, Phase::Delayed);
+            }
+            Op::DelayReady { pick } => {
+                if model.delayed.is_empty() {
+                    continue;
+                }
+                let id = model.delayed.swap_remove(pick % model.delayed.len());
+                let started = queue.admit_delayed(job(id, &jobs)).is_some();
+                prop_assert_eq!(started, model.admit(id));
             }
             Op::SetLimit { limit } => {
                 let started: Vec<u64> = queue.set_limit(limit).iter().map(id_of).collect();

@@ -17,6 +17,9 @@ use super::heap::{Heap, Keyed};
 pub(super) struct Order<T> {
     levels: BTreeMap<i32, Heap<T>>,
     len: usize,
+    /// Every entry in one level (level 0), whatever its priority: for keys that are not
+    /// grouped by priority (a queue with aging).
+    flat: bool,
     /// The storage of the last level that emptied, kept for the next new level, so that a
     /// queue which drains and refills does not allocate each time.
     spare: Option<Heap<T>>,
@@ -35,8 +38,24 @@ impl<T: Prioritized> Order<T> {
         Order {
             levels: BTreeMap::new(),
             len: 0,
+            flat: false,
             spare: None,
         }
+    }
+
+    /// An order of one level, for keys that do not encode a priority level.
+    pub(super) const fn flat() -> Self {
+        Order {
+            levels: BTreeMap::new(),
+            len: 0,
+            flat: true,
+            spare: None,
+        }
+    }
+
+    /// The greatest key.
+    pub(super) fn peek_key(&self) -> Option<u128> {
+        self.levels.last_key_value()?.1.peek_key()
     }
 
     pub(super) fn len(&self) -> usize {
@@ -45,8 +64,9 @@ impl<T: Prioritized> Order<T> {
 
     pub(super) fn push(&mut self, item: T) {
         let spare = &mut self.spare;
+        let level = if self.flat { 0 } else { item.priority() };
         self.levels
-            .entry(item.priority())
+            .entry(level)
             .or_insert_with(|| spare.take().unwrap_or_else(Heap::new))
             .push(item);
         self.len += 1;

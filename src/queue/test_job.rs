@@ -16,13 +16,23 @@ pub(super) struct TestJob {
 
 impl TestJob {
     pub(super) fn new(queue: &Arc<Queue>, priority: i32) -> Arc<TestJob> {
+        TestJob::with_key(queue, priority, None)
+    }
+
+    /// A test task with a concurrency key.
+    pub(super) fn with_key(queue: &Arc<Queue>, priority: i32, key: Option<&str>) -> Arc<TestJob> {
+        let options = key.map(|key| {
+            let mut options = Box::<crate::task::Options>::default();
+            options.flow.concurrency_key = Some(key.into());
+            options
+        });
         let header = Header::new(
             TaskId::next(),
             "test".to_owned(),
             None,
             Arc::clone(queue),
             priority,
-            None,
+            options,
         );
         Arc::new(TestJob {
             header,

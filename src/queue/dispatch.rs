@@ -1,0 +1,367 @@
+//! The flow-control path of a [`Queue`]: admitting, starting and ending tasks when a pause,
+//! a rate limit, concurrency keys or a bounded depth may hold a waiting task back although a
+//! slot is free, and the timer that starts it when that ends.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::flow::{is_live, Block, Came, Flow};
+use super::keys::Keys;
+use super::{Entry, Queue, QueueConfig, State, WaitReason};
+use crate::job::{Header, Job, Stamp};
+use crate::status::Phase;
+use crate::sync::lock;
+use crate::TaskId;
+
+/// Starts `entry`'s task if it is still waiting and this is its live entry.
+fn try_start(moved: &mut HashMap<TaskId, u128>, entry: &Entry, now: Stamp) -> bool {
+    let header = entry.job.header();
+    if !moved.is_empty() {
+        if let Some(&key) = moved.get(&header.id) {
+            if key != entry.key && header.phase() == Phase::Queued {
+                return false;
+            }
+            moved.remove(&header.id);
+        }
+    }
+    header.start_queued(now)
+}
+
+// ===== impl Queue: the flow-control path =====
+
+impl Queue {
+    pub(super) fn admit_flow(
+        &self,
+        state: &mut State,
+        job: Arc<dyn Job>,
+        came: Came,
+        stamp: Stamp,
+    ) -> Option<Arc<dyn Job>> {
+        let flow = state.flow.as_deref_mut()?;
+        let now = flow.now();
+        let header = job.header();
+        let key = flow.key_of(header);
+        let block = flow.blocked(now);
+        let free = state.running < state.limit;
+        let start = free
+            && block.is_none()
+            && key
+                .as_ref()
+                .is_none_or(|k| flow.keys.as_ref().is_some_and(|keys| keys.is_free(k)));
+        if !header.admit(start, stamp) {
+            if came == Came::New {
+                self.give_back_room();
+            }
+            return None;
+        }
+        match came {
+            Came::New => {}
+            Came::Retry => state.retrying -= 1,
+            Came::Delay => state.delayed -= 1,
+        }
+        if start {
+            state.running += 1;
+            flow.record_start(now);
+            if let (Some(key), Some(keys)) = (key, &mut flow.keys) {
+                keys.acquire(key);
+            }
+            if came == Came::New {
+                self.give_back_room();
+            }
+            return Some(job);
+        }
+        if came != Came::New {
+            self.take_room(flow);
+        }
+        let seq = header.id.as_u64();
+        // From a clone of the task's own handle: its key stays borrowed, no shared count is
+        // touched.
+        let entry = flow.entry(Arc::clone(&job), now, seq);
+        let Flow { moved, keys, .. } = flow;
+        match (key, keys) {
+            (Some(key), Some(keys)) => {
+                state.tombstones -= keys.push(key, entry, true, &|e| is_live(moved, e));
+            }
+            _ => state.waiting.push(entry),
+        }
+        if let (Some(Block::Until(at, _)), true) = (block, free) {
+            self.arm(flow, at);
+        }
+        None
+    }
+
+    pub(super) fn end_attempt_flow(
+        &self,
+        state: &mut State,
+        ended: &Header,
+        stamp: Stamp,
+    ) -> Option<Arc<dyn Job>> {
+        let flow = state.flow.as_deref_mut()?;
+        if let Some(key) = flow.key_of(ended) {
+            let Flow { moved, keys, .. } = flow;
+            if let Some(keys) = keys {
+                state.tombstones -= keys.release(key, &|e| is_live(moved, e));
+            }
+        }
+        if state.running > state.limit {
+            return None;
+        }
+        let now = flow.now();
+        self.pop_flow(state, now, stamp)
+    }
+
+    pub(super) fn cancel_queued_flow(&self, state: &mut State, header: &Header) {
+        let Some(flow) = state.flow.as_deref_mut() else {
+            return;
+        };
+        self.leave_room(flow);
+        // Its entries are dead now whatever they say: forget where it was moved to.
+        if !flow.moved.is_empty() {
+            flow.moved.remove(&header.id);
+        }
+        if let Some(key) = flow.key_of(header) {
+            let Flow { moved, keys, .. } = flow;
+            if let Some(keys) = keys {
+                state.tombstones -= keys.cancel_queued(key, &|e| is_live(moved, e));
+            }
+        }
+    }
+
+    /// Pops the best task that may start now and marks it running (the caller counts its
+    /// slot). Sets a timer if a time-bound block holds waiting tasks back.
+    fn pop_flow(&self, state: &mut State, now: Instant, stamp: Stamp) -> Option<Arc<dyn Job>> {
+        let State {
+            waiting,
+            tombstones,
+            flow,
+            ..
+        } = state;
+        let flow = flow.as_deref_mut()?;
+        match flow.blocked(now) {
+            None => {}
+            Some(Block::Paused) => return None,
+            Some(Block::Until(at, _)) => {
+                if waiting.len() + flow.keyed_len() > *tombstones {
+                    self.arm(flow, at);
+                }
+                return None;
+            }
+        }
+        loop {
+            let main = waiting.peek_key();
+            let token = flow.keys.as_mut().and_then(Keys::peek_key);
+            let from_key = match (main, token) {
+                (None, None) => return None,
+                (Some(main), Some(token)) => token > main,
+                (None, Some(_)) => true,
+                (Some(_), None) => false,
+            };
+            if !from_key {
+                let entry = waiting.pop()?;
+                if try_start(&mut flow.moved, &entry, stamp) {
+                    flow.record_start(now);
+                    self.leave_room(flow);
+                    return Some(entry.job);
+                }
+                *tombstones -= 1;
+                continue;
+            }
+            let slot = flow.keys.as_mut()?.pop_token()?;
+            loop {
+                let Flow { moved, keys, .. } = &mut *flow;
+                let keys = keys.as_mut()?;
+                match keys.pop_entry(slot) {
+                    Some(entry) => {
+                        if try_start(moved, &entry, stamp) {
+                            *tombstones -= keys.started(slot, &|e| is_live(moved, e));
+                            flow.record_start(now);
+                            self.leave_room(flow);
+                            return Some(entry.job);
+                        }
+                        *tombstones -= 1;
+                    }
+                    None => {
+                        *tombstones -= keys.exhausted(slot, &|e| is_live(moved, e));
+                        break;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Starts waiting tasks while slots are free and nothing holds them back.
+    pub(super) fn fill(&self, state: &mut State, stamp: Stamp) -> Vec<Arc<dyn Job>> {
+        let Some(now) = state.flow.as_deref().map(Flow::now) else {
+            return Vec::new();
+        };
+        let mut started = Vec::new();
+        while state.running < state.limit {
+            match self.pop_flow(state, now, stamp) {
+                Some(job) => {
+                    state.running += 1;
+                    started.push(job);
+                }
+                None => break,
+            }
+        }
+        started
+    }
+
+    /// The timer fired: starts what may start now (and sets the next timer if needed).
+    pub(crate) fn wake(&self) -> Vec<Arc<dyn Job>> {
+        let stamp = Stamp::now();
+        let mut state = lock(&self.state);
+        let Some(flow) = state.flow.as_deref_mut() else {
+            return Vec::new();
+        };
+        let now = Instant::now();
+        if flow.timer.is_some_and(|t| t <= now) {
+            flow.timer = None;
+        }
+        // A hold that has run out no longer needs the clock read.
+        if flow.hold_until.is_some_and(|t| t <= now) {
+            flow.hold_until = None;
+        }
+        self.fill(&mut state, stamp)
+    }
+
+    /// Sets a timer to [`wake`](Self::wake) the queue at `at`, unless one fires by then.
+    fn arm(&self, flow: &mut Flow, at: Instant) {
+        if flow.timer.is_some_and(|t| t <= at) {
+            return;
+        }
+        flow.timer = Some(at);
+        if let Some(shared) = self.hub.runner() {
+            let name = self.name.clone();
+            // The timer does not keep a dropped runner alive.
+            let runner = Arc::downgrade(&shared);
+            shared.spawn(async move {
+                tokio::time::sleep_until(at).await;
+                if let Some(runner) = runner.upgrade() {
+                    runner.wake_queue(&name);
+                }
+            });
+        }
+    }
+
+    fn flow_mut(state: &mut State) -> &mut Flow {
+        Queue::flow_mut_of(&mut state.flow)
+    }
+
+    fn flow_mut_of(flow: &mut Option<Box<Flow>>) -> &mut Flow {
+        flow.get_or_insert_with(|| Box::new(Flow::new(&QueueConfig::new())))
+    }
+
+    /// Nothing new starts until [`resume`](Self::resume).
+    pub(crate) fn pause(&self) {
+        Queue::flow_mut(&mut lock(&self.state)).paused = true;
+    }
+
+    /// Ends a pause; returns the tasks that may start now.
+    pub(crate) fn resume(&self) -> Vec<Arc<dyn Job>> {
+        let stamp = Stamp::now();
+        let mut state = lock(&self.state);
+        Queue::flow_mut(&mut state).paused = false;
+        self.fill(&mut state, stamp)
+    }
+
+    /// No start for `duration` from now (longer holds win).
+    pub(crate) fn hold_for(&self, duration: Duration) {
+        let now = Instant::now();
+        // A hold past what the clock can count is as good as forever: a century.
+        let until = now
+            .checked_add(duration)
+            .unwrap_or_else(|| now + Duration::from_secs(100 * 365 * 86_400));
+        let mut state = lock(&self.state);
+        let waiting = state.pending() > 0;
+        let flow = Queue::flow_mut(&mut state);
+        if flow.hold_until.is_none_or(|t| t < until) {
+            flow.hold_until = Some(until);
+        }
+        if waiting {
+            self.arm(flow, until);
+        }
+    }
+
+    /// Moves a waiting task to `priority`. False if it is not waiting, or already there.
+    pub(crate) fn set_priority(&self, job: &Arc<dyn Job>, priority: i32) -> bool {
+        let mut guard = lock(&self.state);
+        let state = &mut *guard;
+        let header = job.header();
+        if header.phase() != Phase::Queued || header.priority() == priority {
+            return false;
+        }
+        header.set_priority(priority);
+        let flow = Queue::flow_mut_of(&mut state.flow);
+        let now = flow.now();
+        let entry = flow.entry(Arc::clone(job), now, TaskId::next().as_u64());
+        flow.moved.insert(header.id, entry.key);
+        let key = flow.key_of(header);
+        // The old entry is now a tombstone.
+        state.tombstones += 1;
+        let Flow { moved, keys, .. } = flow;
+        match (&key, keys) {
+            (Some(key), Some(keys)) => {
+                state.tombstones -= keys.push(key, entry, false, &|e| is_live(moved, e));
+            }
+            _ => state.waiting.push(entry),
+        }
+        state.compact();
+        true
+    }
+
+    /// Why `header`'s waiting task does not start, as far as the queue can tell.
+    pub(crate) fn why_waiting(&self, header: &Header) -> Option<WaitReason> {
+        let state = lock(&self.state);
+        match header.phase() {
+            Phase::Delayed => return Some(WaitReason::Delayed),
+            Phase::Queued => {}
+            _ => return None,
+        }
+        let Some(flow) = state.flow.as_deref() else {
+            return Some(WaitReason::NoSlot);
+        };
+        match flow.blocked(Instant::now()) {
+            Some(Block::Paused) => return Some(WaitReason::Paused),
+            Some(Block::Until(_, why)) => return Some(why),
+            None => {}
+        }
+        if let (Some(key), Some(keys)) = (flow.key_of(header), &flow.keys) {
+            if !keys.is_free(key) {
+                return Some(WaitReason::KeyBusy);
+            }
+        }
+        Some(WaitReason::NoSlot)
+    }
+
+    // ----- room under max_pending -----
+
+    /// A new task that holds a place leaves without waiting (it started, or was cancelled).
+    fn give_back_room(&self) {
+        if let Some(room) = self.room() {
+            room.add_permits(1);
+        }
+    }
+
+    /// A task that holds no place starts waiting: it takes one if there is one.
+    fn take_room(&self, flow: &mut Flow) {
+        if let Some(room) = self.room() {
+            match room.try_acquire() {
+                Ok(permit) => permit.forget(),
+                Err(_) => flow.overflow += 1,
+            }
+        }
+    }
+
+    /// A waiting task stops waiting (started or cancelled).
+    fn leave_room(&self, flow: &mut Flow) {
+        if flow.overflow > 0 {
+            flow.overflow -= 1;
+        } else {
+            self.give_back_room();
+        }
+    }
+}
