@@ -138,7 +138,7 @@ where
             }
             .instrument(span)
         })
-        .queue(self.def.queue_name().to_owned())
+        .queue(self.def.queue_name())
         .priority(run.priority)
         .call_id(
             run.call_id
