@@ -115,7 +115,10 @@ async fn main() {
     let mut out = serde_json::json!({
         "anchor": "taskrunner", "variant": variant, "version": "taskrunner 0.1.0 (sqlx 0.9)",
         "workload": workload, "mode": mode, "n": n, "concurrency": conc,
-        "settings": format!("claim_ahead {ahead}; SQLite WAL synchronous=FULL; runs submitted one by one"),
+        "settings": format!(
+            "claim_ahead {ahead}; {}; runs submitted one by one",
+            if target.contains("://") { "PostgreSQL, LISTEN/NOTIFY" } else { "SQLite WAL synchronous=FULL" }
+        ),
     });
     if workload == "W2" {
         let runner = worker(store);
