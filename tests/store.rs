@@ -152,6 +152,77 @@ async fn claims_by_priority_then_submission_order(db: TestDb) {
     worker.shutdown().await;
 }
 
+async fn equal_priorities_are_claimed_by_scheduled_time(db: TestDb) {
+    let order = Arc::new(Mutex::new(Vec::new()));
+    let seen = Arc::clone(&order);
+    let def = TaskDef::new("timed", move |_: TaskContext, label: String| {
+        seen.lock().unwrap().push(label);
+        futures::future::ready(Ok::<_, String>(()))
+    })
+    .queue("one");
+    let submitter = TaskRunner::builder()
+        .store(db.store.clone())
+        .build()
+        .unwrap();
+    // Submitted a, b, c; due c (now), b (+200 ms), a (+300 ms).
+    for (label, delay) in [("a", 300), ("b", 200), ("c", 0)] {
+        let _run = submitter
+            .submit_with(
+                &def,
+                label.to_owned(),
+                RunOptions::new().delay(Duration::from_millis(delay)),
+            )
+            .await
+            .unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(400)).await; // all due before a worker exists
+    let worker = TaskRunner::builder()
+        .queue("one", QueueConfig::new().concurrency(1))
+        .store(db.store.clone())
+        .register(&def)
+        .poll_interval(POLL)
+        .build()
+        .unwrap();
+    eventually(LIMIT, "all three runs", || {
+        let order = Arc::clone(&order);
+        async move { order.lock().unwrap().len() == 3 }
+    })
+    .await;
+    assert_eq!(*order.lock().unwrap(), ["c", "b", "a"]);
+    worker.shutdown().await;
+}
+
+async fn a_panicking_run_fails_and_the_worker_goes_on(db: TestDb) {
+    let def = TaskDef::new("panicky", |_: TaskContext, n: u32| async move {
+        if n == 0 {
+            panic!("bad state");
+        }
+        Ok::<_, String>(n)
+    })
+    .queue("agents")
+    .retry(RetryPolicy::fixed(Duration::from_millis(10)).max_retries(2));
+    let runner = builder(&db).register(&def).build().unwrap();
+    let run = runner.submit(&def, 0).await.unwrap();
+    let id = run.id();
+    match within("the panicking run", run).await {
+        Err(TaskError::Panicked(message)) => assert!(message.contains("bad state"), "{message}"),
+        other => panic!("expected a panic, got {other:?}"),
+    }
+    let info = runner.run_info(id).await.unwrap().unwrap();
+    assert_eq!(
+        (info.status, info.attempts),
+        (RunStatus::Failed, 1),
+        "panics are not retried"
+    );
+    assert_eq!(
+        within("a good run", runner.submit(&def, 5).await.unwrap())
+            .await
+            .unwrap(),
+        5
+    );
+    runner.shutdown().await;
+}
+
 async fn a_delayed_run_waits_its_delay(db: TestDb) {
     let def = research();
     let runner = builder(&db).register(&def).build().unwrap();
@@ -900,6 +971,8 @@ macro_rules! conformance {
 conformance!(
     submit_runs_and_stores_the_output,
     claims_by_priority_then_submission_order,
+    equal_priorities_are_claimed_by_scheduled_time,
+    a_panicking_run_fails_and_the_worker_goes_on,
     a_delayed_run_waits_its_delay,
     a_dedup_key_returns_the_unfinished_run,
     a_failing_run_is_retried_and_its_attempts_counted,

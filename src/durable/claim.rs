@@ -20,13 +20,14 @@ pub(super) async fn claim_loop(weak: Weak<Shared>, durable: Arc<Durable>, index:
         let Some(runner) = upgrade(&weak) else {
             return;
         };
-        // Claim when half the window is free (or nothing is in flight), so that each claim
-        // takes a batch instead of one run per finished one.
+        // Claim when a slot would otherwise idle, or when half the window is free: runs
+        // claimed ahead are topped up in batches, not one per finished run.
         let free = runner.queue_stats(&plan.queue).map_or(0, |s| {
             let window = s.limit + durable.claim_ahead;
             let in_flight = s.running + s.pending;
             let free = window.saturating_sub(in_flight);
-            if in_flight == 0 || free * 2 >= window {
+            let idle_slot = s.running < s.limit && s.pending == 0;
+            if idle_slot || free * 2 >= window {
                 free
             } else {
                 0
