@@ -2,6 +2,7 @@
 //! dir) and PostgreSQL (a fresh database through `TASKRUNNER_PG_URL`; skipped without it).
 #![cfg(all(feature = "sqlite", feature = "postgres"))]
 
+#[macro_use]
 mod store_support;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -945,28 +946,6 @@ async fn the_runner_prunes_on_its_own(db: TestDb) {
 }
 
 // ===== instantiation for both backends =====
-
-macro_rules! conformance {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    super::$name(super::TestDb::sqlite().await).await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    let Some(db) = super::TestDb::pg().await else { return };
-                    super::$name(db).await;
-                }
-            )*
-        }
-    };
-}
 
 conformance!(
     submit_runs_and_stores_the_output,

@@ -3,6 +3,7 @@
 //! `drain_run_notifications` on any process hands each to exactly one drainer. Both backends.
 #![cfg(all(feature = "sqlite", feature = "postgres"))]
 
+#[macro_use]
 mod store_support;
 
 use std::collections::HashSet;
@@ -218,28 +219,6 @@ async fn draining_without_a_store_is_an_error() {
 }
 
 // ===== instantiation for both backends =====
-
-macro_rules! conformance {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    super::$name(super::TestDb::sqlite().await).await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    let Some(db) = super::TestDb::pg().await else { return };
-                    super::$name(db).await;
-                }
-            )*
-        }
-    };
-}
 
 conformance!(
     two_drainers_each_notification_once,

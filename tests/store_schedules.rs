@@ -3,6 +3,7 @@
 //! intervals (100–300 ms), bounded waits.
 #![cfg(all(feature = "sqlite", feature = "postgres"))]
 
+#[macro_use]
 mod store_support;
 
 use std::collections::HashSet;
@@ -343,28 +344,6 @@ async fn a_runner_without_a_store_cannot_schedule_runs() {
 }
 
 // ===== instantiation for both backends =====
-
-macro_rules! conformance {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    super::$name(super::TestDb::sqlite().await).await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    let Some(db) = super::TestDb::pg().await else { return };
-                    super::$name(db).await;
-                }
-            )*
-        }
-    };
-}
 
 conformance!(
     two_runners_fire_each_occurrence_once,

@@ -3,6 +3,7 @@
 //! `TASKRUNNER_PG_URL`; skipped without it).
 #![cfg(all(feature = "sqlite", feature = "postgres"))]
 
+#[macro_use]
 mod store_support;
 
 use std::collections::HashMap;
@@ -342,28 +343,6 @@ async fn outside_a_durable_run_a_step_just_runs() {
 }
 
 // ===== instantiation for both backends =====
-
-macro_rules! conformance {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    super::$name(super::TestDb::sqlite().await).await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    let Some(db) = super::TestDb::pg().await else { return };
-                    super::$name(db).await;
-                }
-            )*
-        }
-    };
-}
 
 conformance!(
     steps_that_succeeded_are_not_run_again_on_retry,

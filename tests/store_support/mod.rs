@@ -178,3 +178,28 @@ where
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// Instantiates each named test `fn(TestDb)` twice: on SQLite in a temp dir and on a fresh
+/// PostgreSQL database (skipped with a message without `TASKRUNNER_PG_URL`).
+#[allow(unused_macros)]
+macro_rules! conformance {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(super::TestDb::sqlite().await).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let Some(db) = super::TestDb::pg().await else { return };
+                    super::$name(db).await;
+                }
+            )*
+        }
+    };
+}
