@@ -1,5 +1,7 @@
 //! The crate's error types: what went wrong, and what to do about it.
 
+use crate::id::TaskId;
+
 /// A runner or queue setting was rejected.
 ///
 /// Returned by [`TaskRunnerBuilder::build`](crate::TaskRunnerBuilder::build) and
@@ -141,67 +143,8 @@ pub enum EnqueueError {
         /// The dedup key.
         key: String,
         /// The live task that has it.
-        existing: crate::TaskId,
+        existing: TaskId,
     },
-}
-
-/// A task refused by [`TaskRunner::try_enqueue_task`](crate::TaskRunner::try_enqueue_task),
-/// handed back whole with the reason, so that it can be enqueued again (for example with
-/// [`enqueue_task_wait`](crate::TaskRunner::enqueue_task_wait) after
-/// [`EnqueueError::QueueFull`]) instead of being lost.
-///
-/// ```
-/// use taskrunner::{EnqueueError, Task, TaskContext, TaskRunner};
-///
-/// # #[tokio::main(flavor = "current_thread")]
-/// # async fn main() {
-/// let runner = TaskRunner::new();
-/// let task = Task::new("t", |_: TaskContext| async { Ok::<_, String>(1) }).queue("nope");
-/// let refused = runner.try_enqueue_task(task).unwrap_err();
-/// assert_eq!(refused.error, EnqueueError::UnknownQueue("nope".into()));
-/// // Still ours: fix it and enqueue it again.
-/// let again = runner.enqueue_task(refused.into_task().queue("main")).unwrap();
-/// assert_eq!(again.await.unwrap(), 1);
-/// # }
-/// ```
-pub struct Rejected<F, P = crate::RetryAny> {
-    /// Why the task was refused.
-    pub error: EnqueueError,
-    /// The task, as it was given.
-    pub task: crate::Task<F, P>,
-}
-
-impl<F, P> Rejected<F, P> {
-    /// The reason, dropping the task.
-    pub fn into_error(self) -> EnqueueError {
-        self.error
-    }
-
-    /// The task, to enqueue again.
-    pub fn into_task(self) -> crate::Task<F, P> {
-        self.task
-    }
-}
-
-impl<F, P> std::fmt::Debug for Rejected<F, P> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Rejected")
-            .field("error", &self.error)
-            .field("task", &self.task)
-            .finish()
-    }
-}
-
-impl<F, P> std::fmt::Display for Rejected<F, P> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "task `{}` refused: {}", self.task.name(), self.error)
-    }
-}
-
-impl<F, P> std::error::Error for Rejected<F, P> {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        Some(&self.error)
-    }
 }
 
 /// Why a task did not produce a value. The error side of awaiting a

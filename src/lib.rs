@@ -147,18 +147,22 @@
 #![doc(test(attr(deny(warnings))))]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
-mod context;
-mod def;
+// The layers, lowest first; each imports only from those above it in this list (checked by
+// `tests/layers.rs`):
+// leaves:   sync, panic, id, status, error, retry, config, runtime
+// observe:  events, the notification inbox, timings, metrics
+// task:     one task: builder, options, context, header, state machine, cell, attempt
+// queue:    one queue: its limit, its start order, flow control
+// runner:   the engine and the public API: registry, workers, handles
+// on top:   schedule, store, durable, step, shell
+mod config;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 mod durable;
 mod error;
-mod events;
-mod handle;
-mod job;
-mod metrics;
-mod notify;
+mod id;
+mod observe;
+mod panic;
 mod queue;
-mod registry;
 mod retry;
 mod runner;
 mod runtime;
@@ -173,39 +177,35 @@ mod step;
 pub mod store;
 mod sync;
 mod task;
-mod worker;
 
-pub use context::{Progress, TaskContext};
-pub use def::TaskDef;
+pub use config::{
+    QueueConfig, RateLimit, DEFAULT_EVENT_CAPACITY, DEFAULT_NOTIFICATION_CAPACITY, DEFAULT_QUEUE,
+    DEFAULT_RETAIN_FINISHED, DEFAULT_SUMMARY_LEN, MAX_RATE,
+};
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 #[cfg_attr(docsrs, doc(cfg(any(feature = "sqlite", feature = "postgres"))))]
 pub use durable::{
     DurableSchedule, RunHandle, ScheduleRunError, DEFAULT_LEASE, DEFAULT_POLL_INTERVAL,
 };
-pub use error::{ConfigError, EnqueueError, Rejected, TaskError};
-pub use events::{Event, EventKind, EventStream, Lagged};
-pub use handle::TaskHandle;
-pub use notify::Notification;
-pub use queue::{Percentiles, QueueConfig, QueueStats, RateLimit, WaitReason, MAX_RATE};
-pub use registry::TaskInfo;
+pub use error::{ConfigError, EnqueueError, TaskError};
+pub use id::TaskId;
+pub use observe::{Event, EventKind, EventStream, Lagged, Notification, Percentiles};
+pub use queue::QueueStats;
 pub use retry::RetryPolicy;
-pub use runner::{
-    TaskRunner, TaskRunnerBuilder, DEFAULT_EVENT_CAPACITY, DEFAULT_NOTIFICATION_CAPACITY,
-    DEFAULT_QUEUE, DEFAULT_RETAIN_FINISHED, DEFAULT_SUMMARY_LEN,
-};
+pub use runner::{Rejected, TaskHandle, TaskRunner, TaskRunnerBuilder};
 pub use schedule::{
     Overlap, Schedule, ScheduleError, ScheduleHandle, ScheduleInfo, ScheduleStatus,
 };
 #[cfg(all(feature = "process", unix))]
 #[cfg_attr(docsrs, doc(cfg(all(feature = "process", unix))))]
 pub use shell::{ShellError, ShellOutput, ShellTask, DEFAULT_OUTPUT_CAP};
-pub use status::TaskStatus;
+pub use status::{Progress, TaskInfo, TaskStatus, WaitReason};
 pub use step::StepError;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 #[cfg_attr(docsrs, doc(cfg(any(feature = "sqlite", feature = "postgres"))))]
 pub use store::{RunFilter, RunId, RunInfo, RunOptions, RunStatus, StoreError};
 pub use task::{
-    BoxHandler, BoxRetryPredicate, BoxTask, RetryAny, RetryPredicate, Task, TaskId,
+    BoxHandler, BoxRetryPredicate, BoxTask, RetryAny, RetryPredicate, Task, TaskContext, TaskDef,
     RETRY_AFTER_LIMIT,
 };
 

@@ -1,4 +1,11 @@
-//! [`TaskStatus`], and the finer internal [`Phase`] a task moves through.
+//! What a task's status looks like from outside: [`TaskStatus`], the [`TaskInfo`] snapshot,
+//! its [`Progress`] and, while it waits, the [`WaitReason`].
+//!
+//! A leaf: it imports nothing of the crate but [`TaskId`].
+
+use std::time::SystemTime;
+
+use crate::id::TaskId;
 
 /// Where a task is in its life.
 ///
@@ -51,55 +58,128 @@ impl TaskStatus {
     }
 }
 
-/// The internal state machine: [`TaskStatus`] plus the distinctions only the runner needs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[repr(u8)]
-pub(crate) enum Phase {
-    /// Enqueued and registered, not yet admitted to its queue.
-    New = 0,
-    /// In its queue's heap.
-    Queued = 1,
-    Running = 2,
-    /// Running, but cancel was asked: the worker will drop the handler and end it `Cancelled`.
-    Cancelling = 3,
-    Retrying = 4,
-    Completed = 5,
-    Failed = 6,
-    Cancelled = 7,
-    /// Waiting out its [`Task::delay`](crate::Task::delay), not yet admitted to its queue.
-    Delayed = 8,
+/// How far a running task has got, as its handler reported with
+/// [`TaskContext::set_progress`].
+///
+/// ```
+/// use taskrunner::{Progress, Task, TaskRunner};
+///
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let runner = TaskRunner::new();
+/// let handle = runner.enqueue_task(Task::new("pages", |ctx| async move {
+///     ctx.set_progress(40.0, "page 4 of 10");
+///     std::future::pending::<Result<(), String>>().await
+/// }))?;
+/// tokio::task::yield_now().await;
+/// assert_eq!(handle.progress(), Some(Progress { percent: 40.0, message: "page 4 of 10".into() }));
+/// handle.cancel();
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Progress {
+    /// From 0 to 100.
+    pub percent: f32,
+    /// What the handler is doing.
+    pub message: String,
 }
 
-impl Phase {
-    pub(crate) const fn from_u8(v: u8) -> Phase {
-        match v {
-            0 => Phase::New,
-            1 => Phase::Queued,
-            2 => Phase::Running,
-            3 => Phase::Cancelling,
-            4 => Phase::Retrying,
-            5 => Phase::Completed,
-            6 => Phase::Failed,
-            8 => Phase::Delayed,
-            _ => Phase::Cancelled,
-        }
-    }
-
-    pub(crate) const fn status(self) -> TaskStatus {
-        match self {
-            Phase::New | Phase::Queued => TaskStatus::Pending,
-            Phase::Running => TaskStatus::Running,
-            // Its cancel was accepted: it ends `Cancelled` whatever its handler does now.
-            Phase::Cancelling => TaskStatus::Cancelled,
-            Phase::Retrying => TaskStatus::Retrying,
-            Phase::Completed => TaskStatus::Completed,
-            Phase::Failed => TaskStatus::Failed,
-            Phase::Cancelled => TaskStatus::Cancelled,
-            Phase::Delayed => TaskStatus::Delayed,
-        }
-    }
-
-    pub(crate) const fn is_terminal(self) -> bool {
-        matches!(self, Phase::Completed | Phase::Failed | Phase::Cancelled)
-    }
+/// A snapshot of one task's status, from [`TaskRunner::get_status`](crate::TaskRunner::get_status),
+/// [`TaskRunner::list_tasks`](crate::TaskRunner::list_tasks) or
+/// [`TaskHandle::info`](crate::TaskHandle::info).
+///
+/// ```
+/// use std::time::Duration;
+/// use taskrunner::{RetryPolicy, Task, TaskRunner, TaskStatus};
+///
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let runner = TaskRunner::new();
+/// let handle = runner.enqueue_task(
+///     Task::new("fetch", |ctx| async move {
+///         if ctx.attempt() == 1 { Err("HTTP 503".to_owned()) } else { Ok(()) }
+///     })
+///     .call_id("call_9")
+///     .retry(RetryPolicy::fixed(Duration::from_millis(100))),
+/// )?;
+/// let id = handle.id();
+/// handle.await?;
+/// let info = runner.get_status(id).unwrap();
+/// assert_eq!((info.name.as_str(), info.call_id.as_str(), info.queue.as_str()), ("fetch", "call_9", "main"));
+/// assert_eq!((info.status, info.attempts), (TaskStatus::Completed, 2));
+/// assert!(info.started_at.unwrap() <= info.finished_at.unwrap());
+/// assert_eq!(info.error, None, "a success clears the last attempt's error");
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct TaskInfo {
+    /// The task's id.
+    pub id: TaskId,
+    /// The model's call id (given or generated).
+    pub call_id: String,
+    /// The task's name.
+    pub name: String,
+    /// The queue it runs in.
+    pub queue: String,
+    /// Its priority.
+    pub priority: i32,
+    /// Where it is in its life.
+    pub status: TaskStatus,
+    /// Attempts started so far.
+    pub attempts: u32,
+    /// When it was enqueued.
+    pub created_at: SystemTime,
+    /// When its first attempt started.
+    pub started_at: Option<SystemTime>,
+    /// When it reached its terminal status.
+    pub finished_at: Option<SystemTime>,
+    /// Why its last attempt failed (kept while it retries), or why it was cancelled.
+    pub error: Option<String>,
+    /// The last progress its handler reported, if any.
+    pub progress: Option<Progress>,
+    /// Why it waits, while it is [`Delayed`](TaskStatus::Delayed) or
+    /// [`Pending`](TaskStatus::Pending): its start time, a paused queue, a rate limit, its
+    /// concurrency key, or no free slot. `None` otherwise.
+    pub waiting_for: Option<WaitReason>,
+    /// The [schedule](crate::Schedule) whose run this task is, if any.
+    pub schedule: Option<String>,
+}
+/// Why a waiting task does not start, in [`QueueStats::waiting_for`](crate::QueueStats::waiting_for)
+/// and [`TaskInfo::waiting_for`](crate::TaskInfo::waiting_for): where to look when a queue
+/// seems stuck.
+///
+/// ```
+/// use taskrunner::{Task, TaskContext, TaskRunner, WaitReason};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let runner = TaskRunner::new();
+/// runner.pause_queue("main")?;
+/// let task = runner.enqueue_task(Task::new("t", |_: TaskContext| async { Ok::<_, String>(()) }))?;
+/// let info = runner.get_status(task.id()).unwrap();
+/// assert_eq!(info.waiting_for, Some(WaitReason::Paused));
+/// assert_eq!(runner.queue_stats("main").unwrap().waiting_for, Some(WaitReason::Paused));
+/// # runner.resume_queue("main")?;
+/// # task.await?;
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum WaitReason {
+    /// Its start time ([`Task::delay`](crate::Task::delay)) has not come.
+    Delayed,
+    /// Its queue is paused ([`TaskRunner::pause_queue`](crate::TaskRunner::pause_queue) or
+    /// [`TaskContext::pause_queue_for`](crate::TaskContext::pause_queue_for)).
+    Paused,
+    /// Its queue's [`RateLimit`](crate::RateLimit) allows no start before a timer fires.
+    RateLimited,
+    /// Its [`concurrency_key`](crate::Task::concurrency_key) runs as many tasks as the
+    /// queue's [`key_concurrency`](crate::QueueConfig::key_concurrency) allows.
+    KeyBusy,
+    /// Every slot of its queue is taken.
+    NoSlot,
 }

@@ -59,7 +59,7 @@ impl TaskRunner {
     /// be written (nothing is taken then).
     pub async fn drain_run_notifications(&self) -> Result<Vec<RunNotification>, StoreError> {
         let durable = self.shared.durable.get().ok_or(StoreError::NoStore)?;
-        let max = self.shared.hub().inbox.summary_len();
+        let max = self.shared.observers().inbox.summary_len();
         let taken = durable.store.take_notifications(DRAIN_BATCH).await?;
         Ok(taken
             .into_iter()
@@ -69,7 +69,7 @@ impl TaskRunner {
                     (RunStatus::Completed, Ok(bare)) => bare,
                     _ => n.text,
                 };
-                let (summary, truncated) = crate::notify::truncate(&text, max);
+                let (summary, truncated) = crate::observe::inbox::truncate(&text, max);
                 RunNotification {
                     run_id: n.run_id,
                     call_id: n.call_id,

@@ -11,9 +11,9 @@ use tokio::time::Instant;
 use super::flow::{is_live, Block, Came, Flow};
 use super::keys::Keys;
 use super::{Entry, Queue, QueueConfig, State, WaitReason};
-use crate::job::{Header, Job, Stamp};
-use crate::status::Phase;
 use crate::sync::lock;
+use crate::task::Phase;
+use crate::task::{Header, Job, Stamp};
 use crate::TaskId;
 
 /// Starts `entry`'s task if it is still waiting and this is its live entry.
@@ -51,7 +51,12 @@ impl Queue {
             && key
                 .as_ref()
                 .is_none_or(|k| flow.keys.as_ref().is_some_and(|keys| keys.is_free(k)));
-        if !header.admit(start, stamp) {
+        let admitted = if start {
+            header.admit_running(stamp)
+        } else {
+            header.admit_queued()
+        };
+        if !admitted {
             if came == Came::New {
                 self.give_back_room();
             }
@@ -234,16 +239,8 @@ impl Queue {
             return;
         }
         flow.timer = Some(at);
-        if let Some(shared) = self.hub.runner() {
-            let name = self.name.clone();
-            // The timer does not keep a dropped runner alive.
-            let runner = Arc::downgrade(&shared);
-            shared.spawn(async move {
-                tokio::time::sleep_until(at).await;
-                if let Some(runner) = runner.upgrade() {
-                    runner.wake_queue(&name);
-                }
-            });
+        if let Some(host) = self.host.get().and_then(std::sync::Weak::upgrade) {
+            host.wake_at(self.tag.index(), at);
         }
     }
 

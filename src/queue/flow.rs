@@ -4,10 +4,10 @@
 //! A queue with none of these settings never reaches this file: its state has no `Flow`,
 //! and each operation pays one branch for all of it.
 
+use crate::status::WaitReason;
+
 use std::collections::HashMap;
-use std::fmt;
 use std::sync::Arc;
-use std::time::Duration;
 
 use tokio::time::Instant;
 
@@ -15,69 +15,9 @@ use super::keys::Keys;
 use super::order::Order;
 use super::rate::Window;
 use super::{Entry, QueueConfig};
-use crate::job::{Header, Job};
-use crate::status::Phase;
+use crate::task::Phase;
+use crate::task::{Header, Job};
 use crate::TaskId;
-
-/// Why a waiting task does not start, in [`QueueStats::waiting_for`](crate::QueueStats::waiting_for)
-/// and [`TaskInfo::waiting_for`](crate::TaskInfo::waiting_for): where to look when a queue
-/// seems stuck.
-///
-/// ```
-/// use taskrunner::{Task, TaskContext, TaskRunner, WaitReason};
-///
-/// # #[tokio::main(flavor = "current_thread")]
-/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-/// let runner = TaskRunner::new();
-/// runner.pause_queue("main")?;
-/// let task = runner.enqueue_task(Task::new("t", |_: TaskContext| async { Ok::<_, String>(()) }))?;
-/// let info = runner.get_status(task.id()).unwrap();
-/// assert_eq!(info.waiting_for, Some(WaitReason::Paused));
-/// assert_eq!(runner.queue_stats("main").unwrap().waiting_for, Some(WaitReason::Paused));
-/// # runner.resume_queue("main")?;
-/// # task.await?;
-/// # Ok(())
-/// # }
-/// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum WaitReason {
-    /// Its start time ([`Task::delay`](crate::Task::delay)) has not come.
-    Delayed,
-    /// Its queue is paused ([`TaskRunner::pause_queue`](crate::TaskRunner::pause_queue) or
-    /// [`TaskContext::pause_queue_for`](crate::TaskContext::pause_queue_for)).
-    Paused,
-    /// Its queue's [`RateLimit`](crate::RateLimit) allows no start before a timer fires.
-    RateLimited,
-    /// Its [`concurrency_key`](crate::Task::concurrency_key) runs as many tasks as the
-    /// queue's [`key_concurrency`](crate::QueueConfig::key_concurrency) allows.
-    KeyBusy,
-    /// Every slot of its queue is taken.
-    NoSlot,
-}
-
-/// A task's flow-control options, boxed inside its options: most tasks set none.
-#[derive(Default)]
-pub(crate) struct TaskFlow {
-    pub(crate) delay: Option<Duration>,
-    pub(crate) concurrency_key: Option<Arc<str>>,
-    pub(crate) dedup_key: Option<Box<str>>,
-    /// The wait an error asks for, given the error as `&dyn Any` (always the task's `E`).
-    pub(crate) retry_after: Option<RetryAfter>,
-}
-
-pub(crate) type RetryAfter = Box<dyn Fn(&dyn std::any::Any) -> Option<Duration> + Send + Sync>;
-
-impl fmt::Debug for TaskFlow {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TaskFlow")
-            .field("delay", &self.delay)
-            .field("concurrency_key", &self.concurrency_key)
-            .field("dedup_key", &self.dedup_key)
-            .field("retry_after", &self.retry_after.is_some())
-            .finish()
-    }
-}
 
 /// How a task came to its queue.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

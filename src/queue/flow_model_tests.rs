@@ -16,11 +16,12 @@ use std::time::Duration;
 
 use proptest::prelude::*;
 
-use super::test_job::{id_of, TestJob};
-use super::{Queue, QueueConfig, RateLimit};
-use crate::job::{Cause, Job};
-use crate::status::Phase;
+use super::test_job::{self, cancel, end, id_of, TestJob};
+use super::{Queue, QueueConfig};
+use crate::config::RateLimit;
 use crate::sync::lock;
+use crate::task::Job;
+use crate::task::Phase;
 
 const KEYS: [&str; 3] = ["k0", "k1", "k2"];
 
@@ -304,7 +305,7 @@ async fn run(config: Config, ops: Vec<Op>) -> Result<(), TestCaseError> {
     if let Some(n) = config.max_pending {
         queue_config = queue_config.max_pending(n);
     }
-    let queue = Arc::new(Queue::with_config("q", &queue_config, Default::default()));
+    let queue = Arc::new(Queue::with_config(test_job::tag("q"), &queue_config));
     let mut m = Model {
         limit: config.limit,
         room: config.max_pending.unwrap_or(0),
@@ -360,7 +361,7 @@ async fn run(config: Config, ops: Vec<Op>) -> Result<(), TestCaseError> {
                     }
                     m.room -= 1;
                 }
-                let started = queue.admit(job, false).is_some();
+                let started = queue.admit_new(job).is_some();
                 prop_assert_eq!(started, m.admit(i, true));
             }
             Op::Finish { pick, retry } => {
@@ -378,7 +379,7 @@ async fn run(config: Config, ops: Vec<Op>) -> Result<(), TestCaseError> {
                     Phase::Completed
                 };
                 let job: Arc<dyn Job> = m.tasks[i].job.clone();
-                let (phase, _, next) = queue.end_attempt(&*job, to, None, || {});
+                let (phase, _, next) = end(&queue, &*job, to);
                 let expected = if m.tasks[i].phase == Phase::Cancelling {
                     Phase::Cancelled
                 } else {
@@ -400,7 +401,7 @@ async fn run(config: Config, ops: Vec<Op>) -> Result<(), TestCaseError> {
                     continue;
                 }
                 let i = pick % m.tasks.len();
-                queue.cancel(m.tasks[i].job.header(), Cause::User);
+                drop(cancel(&queue, m.tasks[i].job.header()));
                 match m.tasks[i].phase {
                     Phase::Queued => {
                         m.tasks[i].phase = Phase::Cancelled;
@@ -428,7 +429,7 @@ async fn run(config: Config, ops: Vec<Op>) -> Result<(), TestCaseError> {
                 let started = if delayed {
                     queue.admit_delayed(job).is_some()
                 } else {
-                    queue.admit(job, true).is_some()
+                    queue.admit_retry(job).is_some()
                 };
                 prop_assert_eq!(started, m.admit(i, false));
             }
@@ -555,19 +556,19 @@ proptest! {
 #[test]
 fn a_thousand_keys_leave_nothing_behind() {
     let config = QueueConfig::new().concurrency(4).key_concurrency(1);
-    let queue = Arc::new(Queue::with_config("q", &config, Default::default()));
+    let queue = Arc::new(Queue::with_config(test_job::tag("q"), &config));
     let mut running: VecDeque<Arc<dyn Job>> = VecDeque::new();
     let names: Vec<String> = (0..1000).map(|i| format!("tenant-{i}")).collect();
     for round in 0..3 {
         for name in &names {
             let job = TestJob::with_key(&queue, round, Some(name));
-            if let Some(job) = queue.admit(job, false) {
+            if let Some(job) = queue.admit_new(job) {
                 running.push_back(job);
             }
         }
     }
     while let Some(job) = running.pop_front() {
-        if let (_, _, Some(next)) = queue.end_attempt(&*job, Phase::Completed, None, || {}) {
+        if let (_, _, Some(next)) = end(&queue, &*job, Phase::Completed) {
             running.push_back(next);
         }
     }
@@ -581,23 +582,23 @@ fn a_thousand_keys_leave_nothing_behind() {
 #[test]
 fn moving_and_cancelling_churn_leaves_nothing_behind() {
     let config = QueueConfig::new().concurrency(1).key_concurrency(1);
-    let queue = Arc::new(Queue::with_config("q", &config, Default::default()));
+    let queue = Arc::new(Queue::with_config(test_job::tag("q"), &config));
     let blocker: Arc<dyn Job> = TestJob::new(&queue, 0);
-    assert!(queue.admit(Arc::clone(&blocker), false).is_some());
+    assert!(queue.admit_new(Arc::clone(&blocker)).is_some());
     // A waiting task per key that stays, so the keys stay too.
     let stay: Vec<Arc<dyn Job>> = KEYS
         .iter()
         .map(|k| TestJob::with_key(&queue, 0, Some(k)) as Arc<dyn Job>)
         .collect();
     for job in &stay {
-        assert!(queue.admit(Arc::clone(job), false).is_none());
+        assert!(queue.admit_new(Arc::clone(job)).is_none());
     }
     for i in 0..5_000 {
         let job: Arc<dyn Job> = TestJob::with_key(&queue, 0, Some(KEYS[i % KEYS.len()]));
-        assert!(queue.admit(Arc::clone(&job), false).is_none());
+        assert!(queue.admit_new(Arc::clone(&job)).is_none());
         // Each move re-ranks its key's token; each cancel re-ranks it back.
         assert!(queue.set_priority(&job, 1 + (i % 5) as i32));
-        queue.cancel(job.header(), Cause::User);
+        drop(cancel(&queue, job.header()));
     }
     {
         let state = lock(&queue.state);
@@ -610,7 +611,7 @@ fn moving_and_cancelling_churn_leaves_nothing_behind() {
     assert_eq!(queue.stats().pending, KEYS.len());
     let mut job = blocker;
     let mut order = Vec::new();
-    while let (_, _, Some(next)) = queue.end_attempt(&*job, Phase::Completed, None, || {}) {
+    while let (_, _, Some(next)) = end(&queue, &*job, Phase::Completed) {
         order.push(id_of(&next));
         job = next;
     }

@@ -8,20 +8,20 @@ use std::sync::Arc;
 
 use loom::thread;
 
-use super::test_job::{id_of, TestJob};
+use super::test_job::{self, cancel, end, id_of, TestJob};
 use super::{Queue, QueueConfig};
-use crate::job::{CancelFrom, Cause, Job};
-use crate::status::Phase;
+use crate::task::Phase;
+use crate::task::{CancelFrom, Job};
 
 fn started(queue: &Arc<Queue>) -> Arc<TestJob> {
     let job = TestJob::new(queue, 0);
-    assert!(queue.admit(job.clone(), false).is_some());
+    assert!(queue.admit_new(job.clone()).is_some());
     job
 }
 
 fn queued(queue: &Arc<Queue>) -> Arc<TestJob> {
     let job = TestJob::new(queue, 0);
-    assert!(queue.admit(job.clone(), false).is_none());
+    assert!(queue.admit_new(job.clone()).is_none());
     job
 }
 
@@ -45,17 +45,13 @@ fn assert_consistent(queue: &Queue, jobs: &[&Arc<TestJob>]) {
 #[test]
 fn a_freed_slot_and_a_new_task_meet_once() {
     loom::model(|| {
-        let queue = Arc::new(Queue::new("q", 1, Default::default()));
+        let queue = test_job::queue("q", 1);
         let a = started(&queue);
         let b = TestJob::new(&queue, 0);
 
         let (q, a2) = (queue.clone(), a.clone());
-        let finisher = thread::spawn(move || {
-            q.end_attempt(&*a2, Phase::Completed, None, || {})
-                .2
-                .map(|j| id_of(&j))
-        });
-        let b_started_by_admit = queue.admit(b.clone(), false).is_some();
+        let finisher = thread::spawn(move || end(&q, &*a2, Phase::Completed).2.map(|j| id_of(&j)));
+        let b_started_by_admit = queue.admit_new(b.clone()).is_some();
         let b_started_by_handoff = finisher.join().unwrap() == Some(id(&b));
 
         assert!(
@@ -70,17 +66,13 @@ fn a_freed_slot_and_a_new_task_meet_once() {
 #[test]
 fn cancel_races_with_start() {
     loom::model(|| {
-        let queue = Arc::new(Queue::new("q", 1, Default::default()));
+        let queue = test_job::queue("q", 1);
         let a = started(&queue);
         let b = queued(&queue);
 
         let (q, a2) = (queue.clone(), a.clone());
-        let finisher = thread::spawn(move || {
-            q.end_attempt(&*a2, Phase::Completed, None, || {})
-                .2
-                .map(|j| id_of(&j))
-        });
-        let from = queue.cancel(b.header(), Cause::User);
+        let finisher = thread::spawn(move || end(&q, &*a2, Phase::Completed).2.map(|j| id_of(&j)));
+        let from = cancel(&queue, b.header()).from;
         let next = finisher.join().unwrap();
 
         match from {
@@ -104,17 +96,13 @@ fn cancel_races_with_start() {
 #[test]
 fn raising_the_limit_races_with_completion() {
     loom::model(|| {
-        let queue = Arc::new(Queue::new("q", 1, Default::default()));
+        let queue = test_job::queue("q", 1);
         let a = started(&queue);
         let b = queued(&queue);
         let c = queued(&queue);
 
         let (q, a2) = (queue.clone(), a.clone());
-        let finisher = thread::spawn(move || {
-            q.end_attempt(&*a2, Phase::Completed, None, || {})
-                .2
-                .map(|j| id_of(&j))
-        });
+        let finisher = thread::spawn(move || end(&q, &*a2, Phase::Completed).2.map(|j| id_of(&j)));
         let mut starts: Vec<u64> = queue.set_limit(2).iter().map(id_of).collect();
         starts.extend(finisher.join().unwrap());
         starts.sort_unstable();
@@ -133,17 +121,13 @@ fn raising_the_limit_races_with_completion() {
 #[test]
 fn lowering_the_limit_races_with_completion() {
     loom::model(|| {
-        let queue = Arc::new(Queue::new("q", 2, Default::default()));
+        let queue = test_job::queue("q", 2);
         let a = started(&queue);
         let b = started(&queue);
         let c = queued(&queue);
 
         let (q, a2) = (queue.clone(), a.clone());
-        let finisher = thread::spawn(move || {
-            q.end_attempt(&*a2, Phase::Completed, None, || {})
-                .2
-                .map(|j| id_of(&j))
-        });
+        let finisher = thread::spawn(move || end(&q, &*a2, Phase::Completed).2.map(|j| id_of(&j)));
         assert!(queue.set_limit(1).is_empty());
         let next = finisher.join().unwrap();
 
@@ -157,7 +141,7 @@ fn lowering_the_limit_races_with_completion() {
 
         // Whatever happened, once b ends the queue is at its new limit, and c has started
         // exactly once: from a's slot, or from b's.
-        let after = queue.end_attempt(&*b, Phase::Completed, None, || {}).2;
+        let after = end(&queue, &*b, Phase::Completed).2;
         let c_starts = [next, after.map(|j| id_of(&j))]
             .iter()
             .filter(|n| **n == Some(id(&c)))
@@ -171,14 +155,14 @@ fn lowering_the_limit_races_with_completion() {
 #[test]
 fn cancel_races_with_the_end_of_a_backoff() {
     loom::model(|| {
-        let queue = Arc::new(Queue::new("q", 1, Default::default()));
+        let queue = test_job::queue("q", 1);
         let a = started(&queue);
-        let (phase, _, _) = queue.end_attempt(&*a, Phase::Retrying, None, || {});
+        let (phase, _, _) = end(&queue, &*a, Phase::Retrying);
         assert_eq!(phase, Phase::Retrying);
 
         let (q, a2) = (queue.clone(), a.clone());
-        let timer = thread::spawn(move || q.admit(a2, true).is_some());
-        let from = queue.cancel(a.header(), Cause::User);
+        let timer = thread::spawn(move || q.admit_retry(a2).is_some());
+        let from = cancel(&queue, a.header()).from;
         let restarted = timer.join().unwrap();
 
         match from {
@@ -200,12 +184,12 @@ fn cancel_races_with_the_end_of_a_backoff() {
 #[test]
 fn cancel_races_with_completion() {
     loom::model(|| {
-        let queue = Arc::new(Queue::new("q", 1, Default::default()));
+        let queue = test_job::queue("q", 1);
         let a = started(&queue);
 
         let (q, a2) = (queue.clone(), a.clone());
-        let finisher = thread::spawn(move || q.end_attempt(&*a2, Phase::Completed, None, || {}).0);
-        let from = queue.cancel(a.header(), Cause::User);
+        let finisher = thread::spawn(move || end(&q, &*a2, Phase::Completed).0);
+        let from = cancel(&queue, a.header()).from;
         let phase = finisher.join().unwrap();
 
         // One terminal phase, agreed by both sides.
@@ -223,21 +207,17 @@ fn cancel_races_with_completion() {
 fn a_key_slot_freed_while_a_cancel_races() {
     loom::model(|| {
         let config = QueueConfig::new().concurrency(2).key_concurrency(1);
-        let queue = Arc::new(Queue::with_config("q", &config, Default::default()));
+        let queue = Arc::new(Queue::with_config(test_job::tag("q"), &config));
         let keyed = |queue: &Arc<Queue>| TestJob::with_key(queue, 0, Some("k"));
         let a = keyed(&queue);
-        assert!(queue.admit(a.clone(), false).is_some());
+        assert!(queue.admit_new(a.clone()).is_some());
         let (b, d) = (keyed(&queue), keyed(&queue));
-        assert!(queue.admit(b.clone(), false).is_none(), "key k is busy");
-        assert!(queue.admit(d.clone(), false).is_none());
+        assert!(queue.admit_new(b.clone()).is_none(), "key k is busy");
+        assert!(queue.admit_new(d.clone()).is_none());
 
         let (q, a2) = (queue.clone(), a.clone());
-        let finisher = thread::spawn(move || {
-            q.end_attempt(&*a2, Phase::Completed, None, || {})
-                .2
-                .map(|j| id_of(&j))
-        });
-        let from = queue.cancel(b.header(), Cause::User);
+        let finisher = thread::spawn(move || end(&q, &*a2, Phase::Completed).2.map(|j| id_of(&j)));
+        let from = cancel(&queue, b.header()).from;
         let next = finisher.join().unwrap();
 
         match from {

@@ -7,10 +7,10 @@ use std::sync::Arc;
 
 use proptest::prelude::*;
 
-use super::test_job::{id_of, TestJob};
+use super::test_job::{self, cancel, end, id_of, TestJob};
 use super::Queue;
-use crate::job::{CancelFrom, Cause, Job};
-use crate::status::Phase;
+use crate::task::Phase;
+use crate::task::{CancelFrom, Job};
 
 #[derive(Debug, Clone)]
 enum Op {
@@ -120,7 +120,7 @@ fn check(queue: &Queue, model: &Model, jobs: &[Arc<TestJob>]) -> Result<(), Test
 }
 
 fn run(initial_limit: usize, ops: Vec<Op>) -> Result<(), TestCaseError> {
-    let queue = Arc::new(Queue::new("q", initial_limit, Default::default()));
+    let queue = test_job::queue("q", initial_limit);
     let mut model = Model {
         limit: initial_limit,
         ..Model::default()
@@ -138,7 +138,7 @@ fn run(initial_limit: usize, ops: Vec<Op>) -> Result<(), TestCaseError> {
                 let id = new.header().id.as_u64();
                 model.priorities.insert(id, priority);
                 jobs.push(Arc::clone(&new));
-                let started = queue.admit(new, false).is_some();
+                let started = queue.admit_new(new).is_some();
                 prop_assert_eq!(started, model.admit(id));
             }
             Op::Finish { pick, retry } => {
@@ -151,7 +151,7 @@ fn run(initial_limit: usize, ops: Vec<Op>) -> Result<(), TestCaseError> {
                 } else {
                     Phase::Completed
                 };
-                let (phase, _, next) = queue.end_attempt(&*job(id, &jobs), to, None, || {});
+                let (phase, _, next) = end(&queue, &*job(id, &jobs), to);
 
                 let expected = match model.phases[&id] {
                     Phase::Cancelling => Phase::Cancelled,
@@ -177,7 +177,8 @@ fn run(initial_limit: usize, ops: Vec<Op>) -> Result<(), TestCaseError> {
                 }
                 let target = Arc::clone(&jobs[pick % jobs.len()]);
                 let id = target.header().id.as_u64();
-                let from = queue.cancel(target.header(), Cause::User);
+                let cancelled = cancel(&queue, target.header());
+                let from = cancelled.from;
                 let expected = match model.phases[&id] {
                     Phase::Queued => {
                         model.pending.retain(|(_, p)| *p != id);
@@ -202,12 +203,16 @@ fn run(initial_limit: usize, ops: Vec<Op>) -> Result<(), TestCaseError> {
                     _ => CancelFrom::Finished,
                 };
                 prop_assert_eq!(from, expected);
-                if matches!(
-                    from,
-                    CancelFrom::Queued | CancelFrom::Retrying | CancelFrom::Delayed
-                ) {
+                prop_assert_eq!(
+                    cancelled.finished.is_some(),
+                    matches!(
+                        from,
+                        CancelFrom::Queued | CancelFrom::Retrying | CancelFrom::Delayed
+                    )
+                );
+                if let Some(finished) = cancelled.finished {
                     // As `Shared::cancel` does.
-                    target.publish(Cause::User.end());
+                    target.publish(finished);
                 }
             }
             Op::RetryReady { pick } => {
@@ -215,7 +220,7 @@ fn run(initial_limit: usize, ops: Vec<Op>) -> Result<(), TestCaseError> {
                     continue;
                 }
                 let id = model.retrying.swap_remove(pick % model.retrying.len());
-                let started = queue.admit(job(id, &jobs), true).is_some();
+                let started = queue.admit_retry(job(id, &jobs)).is_some();
                 prop_assert_eq!(started, model.admit(id));
             }
             Op::StaleRetry { pick } => {
@@ -228,7 +233,7 @@ fn run(initial_limit: usize, ops: Vec<Op>) -> Result<(), TestCaseError> {
                     continue;
                 }
                 let id = cancelled[pick % cancelled.len()];
-                prop_assert!(queue.admit(job(id, &jobs), true).is_none());
+                prop_assert!(queue.admit_retry(job(id, &jobs)).is_none());
             }
             Op::EnqueueDelayed { priority } => {
                 let new = TestJob::new(&queue, priority);
@@ -284,17 +289,15 @@ proptest! {
 
 #[test]
 fn many_cancels_compact_the_heap_and_keep_counts() {
-    let queue = Arc::new(Queue::new("q", 1, Default::default()));
+    let queue = test_job::queue("q", 1);
     let blocker = TestJob::new(&queue, 0);
-    assert!(queue.admit(blocker, false).is_some());
+    assert!(queue.admit_new(blocker).is_some());
     let jobs: Vec<_> = (0..1_000).map(|i| TestJob::new(&queue, i % 5)).collect();
     for job in &jobs {
-        assert!(queue
-            .admit(Arc::clone(job) as Arc<dyn Job>, false)
-            .is_none());
+        assert!(queue.admit_new(Arc::clone(job) as Arc<dyn Job>).is_none());
     }
     for job in jobs.iter().skip(1) {
-        assert_eq!(queue.cancel(job.header(), Cause::User), CancelFrom::Queued);
+        assert_eq!(cancel(&queue, job.header()).from, CancelFrom::Queued);
     }
     assert_eq!(queue.stats().pending, 1);
     // Compaction ran: far fewer than 999 tombstones are left.
@@ -306,15 +309,15 @@ fn many_cancels_compact_the_heap_and_keep_counts() {
 
 #[test]
 fn a_drained_queue_holds_nothing() {
-    let queue = Arc::new(Queue::new("q", 1, Default::default()));
+    let queue = test_job::queue("q", 1);
     let blocker = TestJob::new(&queue, 0);
-    assert!(queue.admit(blocker.clone(), false).is_some());
+    assert!(queue.admit_new(blocker.clone()).is_some());
     for _ in 0..10_000 {
-        assert!(queue.admit(TestJob::new(&queue, 0), false).is_none());
+        assert!(queue.admit_new(TestJob::new(&queue, 0)).is_none());
     }
     assert_eq!(super::lock(&queue.state).waiting.len(), 10_000);
     let mut job: Arc<dyn Job> = blocker;
-    while let (_, _, Some(next)) = queue.end_attempt(&*job, Phase::Completed, None, || {}) {
+    while let (_, _, Some(next)) = end(&queue, &*job, Phase::Completed) {
         job = next;
     }
     assert_eq!(super::lock(&queue.state).waiting.len(), 0);

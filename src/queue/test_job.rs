@@ -5,9 +5,15 @@ use std::sync::Arc;
 
 use futures::future::BoxFuture;
 
+use std::time::Duration;
+
 use super::Queue;
-use crate::job::{Attempt, End, Header, Job};
-use crate::TaskId;
+use crate::id::TaskId;
+use crate::observe::Observers;
+use crate::task::{
+    Attempt, AttemptEnd, Cancel, CancelCause, Ending, Finished, Header, Job, Phase, QueueTag,
+    Transition,
+};
 
 pub(super) struct TestJob {
     header: Header,
@@ -30,7 +36,7 @@ impl TestJob {
             TaskId::next(),
             "test".to_owned(),
             None,
-            Arc::clone(queue),
+            Arc::clone(queue.tag()),
             priority,
             options,
         );
@@ -55,7 +61,7 @@ impl Job for TestJob {
         Box::pin(async { Attempt::Ok })
     }
 
-    fn publish(&self, _end: End) {
+    fn publish(&self, _finished: Finished) {
         self.published.fetch_add(1, Ordering::SeqCst);
     }
 }
@@ -63,4 +69,49 @@ impl Job for TestJob {
 /// The id of a job the queue handed back, to compare with a model's.
 pub(super) fn id_of(job: &Arc<dyn Job>) -> u64 {
     job.header().id.as_u64()
+}
+
+/// A queue of concurrency `limit` alone, for tests.
+pub(super) fn queue(name: &str, limit: usize) -> Arc<Queue> {
+    Arc::new(Queue::new(name, limit, Arc::new(Observers::default())))
+}
+
+/// A tag for a queue made by hand in a test.
+#[allow(dead_code)]
+pub(super) fn tag(name: &str) -> QueueTag {
+    QueueTag::new(0, name, Arc::new(Observers::default()))
+}
+
+/// Ends `job`'s attempt as going `to` `Completed`, `Failed` or `Retrying` (with no delay),
+/// as a worker would: the phase it reached, the proof if it ended, and the next job.
+pub(super) fn end(
+    queue: &Queue,
+    job: &dyn Job,
+    to: Phase,
+) -> (Phase, Option<Finished>, Option<Arc<dyn Job>>) {
+    let transition = match to {
+        Phase::Retrying => Transition::Retry {
+            error: String::new(),
+            delay: Duration::ZERO,
+        },
+        Phase::Completed => Transition::End {
+            ending: Ending::Completed,
+            error: None,
+        },
+        _ => Transition::End {
+            ending: Ending::Failed,
+            error: None,
+        },
+    };
+    let (end, next) = queue.end_attempt(job, transition);
+    let (phase, finished) = match end {
+        AttemptEnd::Retrying(_) => (Phase::Retrying, None),
+        AttemptEnd::Finished(finished) => (job.header().phase(), Some(finished)),
+    };
+    (phase, finished, next)
+}
+
+/// A user's cancel of `header`'s task.
+pub(super) fn cancel(queue: &Queue, header: &Header) -> Cancel {
+    queue.cancel(header, CancelCause::User)
 }

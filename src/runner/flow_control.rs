@@ -30,7 +30,7 @@ impl TaskRunner {
         T: Send + 'static,
         E: fmt::Display + Send + 'static,
     {
-        self.enqueue(task, false)
+        self.enqueue(task)
     }
 
     /// Like [`enqueue_task`](Self::enqueue_task), but when the task's queue is full (its
@@ -56,21 +56,21 @@ impl TaskRunner {
     {
         let runner = self.clone();
         async move {
-            let task = match runner.enqueue(task, false) {
+            let task = match runner.enqueue(task) {
                 Err(Rejected {
                     error: EnqueueError::QueueFull { .. },
                     task,
                 }) => task,
                 done => return done.map_err(Rejected::into_error),
             };
-            let queue = runner.shared.queue(&task.queue).map(Arc::clone);
+            let queue = runner.shared.queue(task.queue_name()).map(Arc::clone);
             if let Some(room) = queue.as_ref().and_then(|q| q.room()) {
                 // Never closed, so this only waits.
                 if let Ok(permit) = room.acquire().await {
                     permit.forget();
                 }
             }
-            runner.enqueue(task, true).map_err(Rejected::into_error)
+            runner.enqueue_in_room(task).map_err(Rejected::into_error)
         }
     }
 
@@ -149,7 +149,10 @@ impl TaskRunner {
     /// ```
     pub fn set_priority(&self, id: TaskId, priority: i32) -> bool {
         match self.shared.registry.get(id) {
-            Some(job) => job.header().queue.set_priority(&job, priority),
+            Some(job) => self
+                .shared
+                .queue_of(job.header())
+                .set_priority(&job, priority),
             None => false,
         }
     }

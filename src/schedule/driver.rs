@@ -105,7 +105,7 @@ impl Entry {
         let task = task.or(state.last_task);
         if let Some(shared) = self.shared.upgrade() {
             shared
-                .hub()
+                .observers()
                 .events
                 .emit_schedule(&self.name, task, self.now(), || kind);
         }

@@ -48,7 +48,7 @@ where
     Box::new(move |tag| {
         let mut task = std::panic::catch_unwind(std::panic::AssertUnwindSafe(&make_task))
             .map_err(|panic| LaunchError::Panicked(panic_message(&*panic)))?;
-        task.options.get_or_insert_default().schedule = Some(Arc::clone(tag));
+        task.options_mut().schedule = Some(Arc::clone(tag));
         let enqueue: Enqueue = Box::new(move |runner| {
             let handle = runner.enqueue_task(task)?;
             let id = handle.id();

@@ -3,75 +3,11 @@
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::SystemTime;
 
 use dashmap::DashMap;
 
-use crate::job::Job;
-use crate::{Progress, TaskId, TaskStatus};
-
-/// A snapshot of one task's status, from [`TaskRunner::get_status`](crate::TaskRunner::get_status),
-/// [`TaskRunner::list_tasks`](crate::TaskRunner::list_tasks) or
-/// [`TaskHandle::info`](crate::TaskHandle::info).
-///
-/// ```
-/// use std::time::Duration;
-/// use taskrunner::{RetryPolicy, Task, TaskRunner, TaskStatus};
-///
-/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
-/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-/// let runner = TaskRunner::new();
-/// let handle = runner.enqueue_task(
-///     Task::new("fetch", |ctx| async move {
-///         if ctx.attempt() == 1 { Err("HTTP 503".to_owned()) } else { Ok(()) }
-///     })
-///     .call_id("call_9")
-///     .retry(RetryPolicy::fixed(Duration::from_millis(100))),
-/// )?;
-/// let id = handle.id();
-/// handle.await?;
-/// let info = runner.get_status(id).unwrap();
-/// assert_eq!((info.name.as_str(), info.call_id.as_str(), info.queue.as_str()), ("fetch", "call_9", "main"));
-/// assert_eq!((info.status, info.attempts), (TaskStatus::Completed, 2));
-/// assert!(info.started_at.unwrap() <= info.finished_at.unwrap());
-/// assert_eq!(info.error, None, "a success clears the last attempt's error");
-/// # Ok(())
-/// # }
-/// ```
-#[derive(Debug, Clone, PartialEq)]
-#[non_exhaustive]
-pub struct TaskInfo {
-    /// The task's id.
-    pub id: TaskId,
-    /// The model's call id (given or generated).
-    pub call_id: String,
-    /// The task's name.
-    pub name: String,
-    /// The queue it runs in.
-    pub queue: String,
-    /// Its priority.
-    pub priority: i32,
-    /// Where it is in its life.
-    pub status: TaskStatus,
-    /// Attempts started so far.
-    pub attempts: u32,
-    /// When it was enqueued.
-    pub created_at: SystemTime,
-    /// When its first attempt started.
-    pub started_at: Option<SystemTime>,
-    /// When it reached its terminal status.
-    pub finished_at: Option<SystemTime>,
-    /// Why its last attempt failed (kept while it retries), or why it was cancelled.
-    pub error: Option<String>,
-    /// The last progress its handler reported, if any.
-    pub progress: Option<Progress>,
-    /// Why it waits, while it is [`Delayed`](TaskStatus::Delayed) or
-    /// [`Pending`](TaskStatus::Pending): its start time, a paused queue, a rate limit, its
-    /// concurrency key, or no free slot. `None` otherwise.
-    pub waiting_for: Option<crate::WaitReason>,
-    /// The [schedule](crate::Schedule) whose run this task is, if any.
-    pub schedule: Option<String>,
-}
+use crate::id::TaskId;
+use crate::task::Job;
 
 /// Every live task, plus the most recent finished ones up to `retain`.
 pub(crate) struct Registry {
@@ -180,5 +116,40 @@ impl Hasher for IdHasher {
 
     fn finish(&self) -> u64 {
         self.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use crate::task::{Task, TaskContext};
+    use crate::TaskRunner;
+
+    #[tokio::test(start_paused = true)]
+    async fn the_registry_gives_back_memory_after_a_burst() {
+        let runner = TaskRunner::builder().retain_finished(100).build().unwrap();
+        let gate = Arc::new(tokio::sync::Semaphore::new(0));
+        for _ in 0..20_000 {
+            let gate = Arc::clone(&gate);
+            let task = Task::new("burst", move |_: TaskContext| {
+                let gate = Arc::clone(&gate);
+                async move {
+                    drop(gate.acquire().await.unwrap());
+                    Ok::<_, String>(())
+                }
+            });
+            drop(runner.enqueue_task(task).unwrap());
+        }
+        let registry = &runner.shared.registry;
+        assert!(registry.tasks.capacity() >= 20_000);
+        gate.add_permits(20_000);
+        runner.wait_idle().await;
+        assert_eq!(registry.len(), 100);
+        assert!(
+            registry.tasks.capacity() < 1_000,
+            "capacity {} after going idle",
+            registry.tasks.capacity()
+        );
     }
 }

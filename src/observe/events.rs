@@ -9,8 +9,8 @@ use std::time::{Duration, SystemTime};
 use futures::Stream;
 use tokio::sync::broadcast;
 
-use crate::job::Header;
-use crate::{Progress, TaskId};
+use crate::id::TaskId;
+use crate::status::Progress;
 
 /// Something that happened to a task, from [`TaskRunner::subscribe`](crate::TaskRunner::subscribe).
 ///
@@ -278,26 +278,23 @@ impl Events {
     /// Sends `kind` for `header`'s task, if anyone listens. Inlined: with no subscriber it
     /// is one load and a branch on the hot path.
     #[inline]
-    pub(crate) fn emit(&self, header: &Header, kind: impl FnOnce() -> EventKind) {
+    pub(crate) fn emit(&self, task: &dyn Subject, kind: impl FnOnce() -> EventKind) {
         if self.subscribers.load(Ordering::Relaxed) != 0 {
-            self.send(header, kind());
+            self.send(task, kind());
         }
     }
 
     #[cold]
     #[inline(never)]
-    fn send(&self, header: &Header, kind: EventKind) {
+    fn send(&self, task: &dyn Subject, kind: EventKind) {
         let event = Event {
-            id: header.id,
-            call_id: header.call_id().to_owned(),
-            name: header.name.to_string(),
-            queue: header.queue.name().to_owned(),
+            id: task.id(),
+            call_id: task.call_id().to_owned(),
+            name: task.name().to_owned(),
+            queue: task.queue().to_owned(),
             at: SystemTime::now(),
             kind,
-            schedule: header
-                .options()
-                .and_then(|options| options.schedule.as_deref())
-                .map(str::to_owned),
+            schedule: task.schedule().map(str::to_owned),
         };
         self.deliver(event);
     }
@@ -345,4 +342,14 @@ impl Events {
             self.deliver(event);
         }
     }
+}
+
+/// A task as the event stream sees it.
+pub(crate) trait Subject {
+    fn id(&self) -> TaskId;
+    fn call_id(&self) -> &str;
+    fn name(&self) -> &str;
+    fn queue(&self) -> &str;
+    /// The schedule whose run the task is, if any.
+    fn schedule(&self) -> Option<&str>;
 }

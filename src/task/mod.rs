@@ -3,60 +3,43 @@
 use std::any::Any;
 use std::fmt;
 use std::future::Future;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use compact_str::CompactString;
-use futures::future::BoxFuture;
 
-use crate::{RetryPolicy, TaskContext, TaskInfo};
+use crate::config::DEFAULT_QUEUE;
+use crate::retry::RetryPolicy;
+use crate::status::TaskInfo;
+
+mod attempt;
+mod boxed;
+mod cell;
+mod context;
+mod def;
+mod flow;
+mod header;
+mod options;
+mod state;
+mod tag;
+
+pub(crate) use attempt::{own_queue, Attempt};
+pub use boxed::{BoxHandler, BoxRetryPredicate, BoxTask};
+pub(crate) use cell::{Job, TaskCell, TypedJob};
+pub use context::TaskContext;
+pub use def::TaskDef;
+pub(crate) use header::Header;
+pub(crate) use options::{Options, RetryAfter, Summarizer, TaskFlow};
+pub use options::{RetryAny, RetryPredicate};
+pub(crate) use state::{
+    cancelled, AttemptEnd, Cancel, CancelCause, CancelFrom, Ending, Finished, Phase, Stamp,
+    Transition,
+};
+pub(crate) use tag::{QueueControl, QueueTag};
 
 /// How many retries on a wait its error asked for ([`Task::retry_after`]) a task may take.
 /// They do not count against [`max_retries`](crate::RetryPolicy::max_retries); this bound
 /// keeps a provider that answers 429 forever from holding a task forever.
 pub const RETRY_AFTER_LIMIT: u32 = 16;
-
-/// A task's identity, unique within the process. Ids grow in enqueue order.
-///
-/// Displayed as its number (`42`).
-///
-/// ```
-/// use taskrunner::{Task, TaskRunner};
-///
-/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
-/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-/// let runner = TaskRunner::new();
-/// let a = runner.enqueue_task(Task::new("a", |_ctx| async { Ok::<_, String>(()) }))?;
-/// let b = runner.enqueue_task(Task::new("b", |_ctx| async { Ok::<_, String>(()) }))?;
-/// assert!(a.id() < b.id(), "ids grow in enqueue order");
-/// assert_eq!(a.id().to_string(), a.id().as_u64().to_string());
-/// # Ok(())
-/// # }
-/// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct TaskId(u64);
-
-impl TaskId {
-    pub(crate) fn next() -> TaskId {
-        static NEXT: AtomicU64 = AtomicU64::new(1);
-        TaskId(NEXT.fetch_add(1, Ordering::Relaxed))
-    }
-
-    /// The id as a number.
-    pub const fn as_u64(self) -> u64 {
-        self.0
-    }
-
-    pub(crate) const fn from_u64(id: u64) -> TaskId {
-        TaskId(id)
-    }
-}
-
-impl fmt::Display for TaskId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Display::fmt(&self.0, f)
-    }
-}
 
 /// A unit of work for a [`TaskRunner`](crate::TaskRunner): a named handler and the options it
 /// runs with.
@@ -94,152 +77,60 @@ impl fmt::Display for TaskId {
 /// ```
 #[must_use = "a task does nothing until it is enqueued"]
 pub struct Task<F, P = RetryAny> {
-    pub(crate) name: String,
+    name: String,
     /// Inline up to 24 bytes: a name from anywhere, and no allocation for a short one.
-    pub(crate) queue: CompactString,
-    pub(crate) priority: i32,
+    queue: CompactString,
+    priority: i32,
     /// Retry and timeout, boxed: most tasks set neither, and the box passes as it is to the
     /// running task.
-    pub(crate) options: Option<Box<Options>>,
-    pub(crate) retry_if: P,
+    options: Option<Box<Options>>,
+    retry_if: P,
+    call_id: Option<String>,
+    handler: F,
+}
+
+/// A task taken apart by the runner that enqueues it ([`Task::into_parts`]).
+pub(crate) struct Parts<F, P> {
+    pub(crate) name: String,
     pub(crate) call_id: Option<String>,
+    pub(crate) priority: i32,
+    pub(crate) options: Option<Box<Options>>,
     pub(crate) handler: F,
+    pub(crate) retry_if: P,
 }
 
-/// The options few tasks set.
-#[derive(Default)]
-pub(crate) struct Options {
-    pub(crate) retry: Option<RetryPolicy>,
-    pub(crate) timeout: Option<Duration>,
-    /// Deposit a notification when the task ends; renders an `Ok` value (a `&T`) as text.
-    pub(crate) notify: Option<Summarizer>,
-    pub(crate) on_complete: Option<OnComplete>,
-    pub(crate) on_error: Option<OnError>,
-    /// Flow control: start delay, concurrency key, dedup key, 429 handling. Inline: the
-    /// options are boxed already, and a task with a key needs no second allocation.
-    pub(crate) flow: crate::queue::TaskFlow,
-    /// The schedule that enqueued this task, as one of its runs.
-    pub(crate) schedule: Option<std::sync::Arc<str>>,
-    /// How long a cancelled or timed-out attempt may go on after its token fired.
-    pub(crate) cancel_grace: Option<Duration>,
-    /// With a cancel grace: the running attempt's number and its abort token, a child of
-    /// the task's, which a timeout fires (a cancel fires the task's, and so this one).
-    pub(crate) attempt_token: std::sync::Mutex<Option<(u32, tokio_util::sync::CancellationToken)>>,
-}
+// ===== what the runner reads of a task =====
 
-pub(crate) type OnComplete = Box<dyn Fn(&TaskInfo) + Send + Sync>;
-pub(crate) type OnError = Box<dyn Fn(&TaskInfo, &str) + Send + Sync>;
-
-/// Renders a task's `Ok` value, passed as `&dyn Any` (it is always the task's own `T`).
-pub(crate) type Summarizer = Box<dyn Fn(&dyn Any) -> String + Send + Sync>;
-
-impl fmt::Debug for Options {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Options")
-            .field("retry", &self.retry)
-            .field("timeout", &self.timeout)
-            .field("notify", &self.notify.is_some())
-            .field("on_complete", &self.on_complete.is_some())
-            .field("on_error", &self.on_error.is_some())
-            .field("flow", &self.flow)
-            .field("schedule", &self.schedule)
-            .field("cancel_grace", &self.cancel_grace)
-            .finish()
+impl<F, P> Task<F, P> {
+    /// The queue the task asks for.
+    pub(crate) fn queue_name(&self) -> &str {
+        &self.queue
     }
-}
 
-/// The default retry predicate: with a [`RetryPolicy`], every error is retried.
-///
-/// Replace it with [`Task::retry_if`].
-///
-/// ```
-/// use taskrunner::{RetryAny, RetryPredicate};
-///
-/// assert!(RetryPredicate::<std::io::Error>::should_retry(&RetryAny, &std::io::Error::other("x")));
-/// ```
-#[derive(Debug, Clone, Copy, Default)]
-pub struct RetryAny;
-
-/// Decides whether a handler's error is worth another attempt. Implemented for
-/// [`RetryAny`] and for every `Fn(&E) -> bool`.
-///
-/// ```
-/// use taskrunner::RetryPredicate;
-///
-/// /// Retries server errors, not client errors.
-/// struct ServerErrors;
-///
-/// impl RetryPredicate<u16> for ServerErrors {
-///     fn should_retry(&self, status: &u16) -> bool {
-///         *status >= 500
-///     }
-/// }
-///
-/// assert!(ServerErrors.should_retry(&503) && !ServerErrors.should_retry(&404));
-/// // A closure is a predicate too: `.retry_if(|status: &u16| *status >= 500)`.
-/// ```
-pub trait RetryPredicate<E>: Send + Sync + 'static {
-    /// `true` to retry (if the policy has retries left), `false` if the error is permanent.
-    fn should_retry(&self, error: &E) -> bool;
-}
-
-impl<E> RetryPredicate<E> for RetryAny {
-    fn should_retry(&self, _: &E) -> bool {
-        true
+    /// The options the task set, if any.
+    pub(crate) fn options(&self) -> Option<&Options> {
+        self.options.as_deref()
     }
-}
 
-impl<E, P> RetryPredicate<E> for P
-where
-    P: Fn(&E) -> bool + Send + Sync + 'static,
-{
-    fn should_retry(&self, error: &E) -> bool {
-        self(error)
+    /// The task's options, made if it set none.
+    pub(crate) fn options_mut(&mut self) -> &mut Options {
+        self.options.get_or_insert_default()
+    }
+
+    /// The task taken apart, for the runner to build its cell from.
+    pub(crate) fn into_parts(self) -> Parts<F, P> {
+        Parts {
+            name: self.name,
+            call_id: self.call_id,
+            priority: self.priority,
+            options: self.options,
+            handler: self.handler,
+            retry_if: self.retry_if,
+        }
     }
 }
 
 // ===== impl Task =====
-
-/// A boxed handler: the handler of a [`BoxTask`].
-pub type BoxHandler<T, E> =
-    Box<dyn Fn(TaskContext) -> BoxFuture<'static, Result<T, E>> + Send + Sync>;
-
-/// A boxed retry predicate: the predicate of a [`BoxTask`].
-pub type BoxRetryPredicate<E> = Box<dyn Fn(&E) -> bool + Send + Sync>;
-
-/// A task with its handler, its future and its retry predicate boxed: a type you can name,
-/// so a helper function can return a task, a struct can store one, and tasks with different
-/// handlers can share a `Vec`. Made by [`Task::boxed`]; enqueued like any task.
-///
-/// Boxing costs an allocation per attempt (the future) and one indirect call; plain
-/// [`Task`]s pay neither.
-///
-/// ```
-/// use taskrunner::{BoxTask, Task, TaskRunner};
-///
-/// fn fetch(url: &str) -> BoxTask<usize, String> {
-///     let url = url.to_owned();
-///     Task::new("fetch", move |ctx| {
-///         let url = url.clone();
-///         async move { Ok::<_, String>(url.len() + ctx.attempt() as usize) }
-///     })
-///     .boxed()
-/// }
-///
-/// # #[tokio::main(flavor = "current_thread")]
-/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-/// let runner = TaskRunner::new();
-/// let tasks: Vec<BoxTask<usize, String>> = vec![fetch("a.io"), fetch("bb.io").priority(5)];
-/// let mut handles = Vec::new();
-/// for task in tasks {
-///     handles.push(runner.enqueue_task(task)?);
-/// }
-/// assert_eq!(handles.pop().unwrap().await?, 6);
-/// assert_eq!(handles.pop().unwrap().await?, 5);
-/// # Ok(())
-/// # }
-/// ```
-pub type BoxTask<T, E> = Task<BoxHandler<T, E>, BoxRetryPredicate<E>>;
 
 impl<F> Task<F> {
     /// A task named `name` (used in status records, events and tracing) that runs `handler`.
@@ -268,7 +159,7 @@ impl<F> Task<F> {
     {
         Task {
             name: name.into(),
-            queue: CompactString::const_new(crate::runner::DEFAULT_QUEUE),
+            queue: CompactString::const_new(DEFAULT_QUEUE),
             priority: 0,
             options: None,
             retry_if: RetryAny,
@@ -411,97 +302,6 @@ impl<F, P> Task<F, P> {
         self
     }
 
-    /// Starts the task no earlier than `delay` after it is enqueued. Until then its status is
-    /// [`Delayed`](crate::TaskStatus::Delayed): it holds no slot, is not counted as pending
-    /// (see [`QueueStats::delayed`](crate::QueueStats::delayed)), and can be cancelled.
-    /// [`shutdown`](crate::TaskRunner::shutdown) waits for it; `shutdown_now` cancels it.
-    /// When the delay ends it enters its queue like a newly enqueued task. A zero delay is no
-    /// delay.
-    ///
-    /// ```
-    /// use std::time::Duration;
-    /// use taskrunner::{Task, TaskContext, TaskRunner, TaskStatus};
-    ///
-    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
-    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    /// let runner = TaskRunner::new();
-    /// let later = runner.enqueue_task(
-    ///     Task::new("later", |_: TaskContext| async { Ok::<_, String>(()) })
-    ///         .delay(Duration::from_secs(10)),
-    /// )?;
-    /// assert_eq!(later.status(), TaskStatus::Delayed);
-    /// later.await?;
-    /// # Ok(())
-    /// # }
-    /// ```
-    pub fn delay(mut self, delay: Duration) -> Self {
-        self.flow_mut().delay = Some(delay);
-        self
-    }
-
-    /// Counts the task against `key` under its queue's
-    /// [`key_concurrency`](crate::QueueConfig::key_concurrency): at most that many tasks of
-    /// one key (a tenant, a conversation) run at once, while tasks of other keys, or of no
-    /// key, go on. On a queue without `key_concurrency` the key is ignored.
-    ///
-    /// ```
-    /// use taskrunner::{QueueConfig, Task, TaskContext, TaskRunner};
-    ///
-    /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    /// let runner = TaskRunner::builder()
-    ///     .queue("chat", QueueConfig::new().concurrency(8).key_concurrency(1))
-    ///     .build()?;
-    /// let reply = runner.enqueue_task(
-    ///     Task::new("reply", |_: TaskContext| async { Ok::<_, String>("hi") })
-    ///         .queue("chat")
-    ///         .concurrency_key("conversation-42"),
-    /// )?;
-    /// assert_eq!(reply.await?, "hi");
-    /// # Ok(())
-    /// # }
-    /// ```
-    ///
-    /// Takes anything that converts into an `Arc<str>`: pass a clone of an `Arc<str>` you
-    /// keep per tenant to save an allocation per task.
-    pub fn concurrency_key(mut self, key: impl Into<std::sync::Arc<str>>) -> Self {
-        self.flow_mut().concurrency_key = Some(key.into());
-        self
-    }
-
-    /// At most one live task per `key` in the runner: while a task enqueued with this key
-    /// has not finished (it is delayed, pending, running or retrying),
-    /// [`enqueue_task`](crate::TaskRunner::enqueue_task) refuses another with
-    /// [`EnqueueError::Duplicate`](crate::EnqueueError::Duplicate), which names the live
-    /// task. Once it ends (however it ends) the key is free again. What a retried agent turn
-    /// needs so that the same model call is not run twice: use the call id.
-    ///
-    /// ```
-    /// use taskrunner::{EnqueueError, Task, TaskContext, TaskRunner};
-    ///
-    /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    /// let runner = TaskRunner::new();
-    /// let call = || Task::new("search", |_: TaskContext| async { Ok::<_, String>(1) }).dedup_key("call_abc");
-    /// let first = runner.enqueue_task(call())?;
-    /// match runner.enqueue_task(call()) {
-    ///     Err(EnqueueError::Duplicate { existing, .. }) => assert_eq!(existing, first.id()),
-    ///     other => panic!("{other:?}"),
-    /// }
-    /// first.await?;
-    /// runner.enqueue_task(call())?.await?; // free again
-    /// # Ok(())
-    /// # }
-    /// ```
-    pub fn dedup_key(mut self, key: impl Into<String>) -> Self {
-        self.flow_mut().dedup_key = Some(key.into().into_boxed_str());
-        self
-    }
-
-    fn flow_mut(&mut self) -> &mut crate::queue::TaskFlow {
-        &mut self.options.get_or_insert_default().flow
-    }
-
     /// Names this task `name`, replacing the name it was made with: for one call of a
     /// [`TaskDef`](crate::TaskDef), whose tasks otherwise all carry the definition's name.
     /// The name shows in [`TaskContext::name`](crate::TaskContext::name),
@@ -535,40 +335,6 @@ impl<F, P> Task<F, P> {
     /// The task's name.
     pub fn name(&self) -> &str {
         &self.name
-    }
-}
-
-impl<F, Fut, P, T, E> Task<F, P>
-where
-    F: Fn(TaskContext) -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = Result<T, E>> + Send + 'static,
-    P: RetryPredicate<E>,
-    T: 'static,
-    E: 'static,
-{
-    /// This task with its handler, future and retry predicate boxed: a [`BoxTask`], whose
-    /// type can be named (see there).
-    pub fn boxed(self) -> BoxTask<T, E> {
-        let Task {
-            name,
-            queue,
-            priority,
-            options,
-            retry_if,
-            call_id,
-            handler,
-        } = self;
-        Task {
-            name,
-            queue,
-            priority,
-            options,
-            retry_if: Box::new(move |error: &E| retry_if.should_retry(error)),
-            call_id,
-            handler: Box::new(move |ctx: TaskContext| {
-                Box::pin(handler(ctx)) as BoxFuture<'static, _>
-            }),
-        }
     }
 }
 
@@ -637,7 +403,7 @@ where
     where
         E: 'static,
     {
-        let asks: crate::queue::RetryAfter =
+        let asks: RetryAfter =
             Box::new(move |error: &dyn Any| error.downcast_ref::<E>().and_then(&asks));
         self.flow_mut().retry_after = Some(asks);
         self

@@ -23,74 +23,85 @@
 
 use std::time::Duration;
 
-use crate::job::End;
-use crate::queue::Queue;
-
-#[cfg(feature = "metrics")]
-fn label(queue: &Queue) -> [(&'static str, String); 1] {
-    [("queue", queue.name().to_owned())]
+/// A queue as its metrics see it: its name (the `queue` label) and its counts for the gauges.
+#[cfg_attr(not(feature = "metrics"), allow(dead_code))]
+pub(crate) trait Gauged {
+    fn name(&self) -> &str;
+    /// Pending, running and retrying tasks.
+    fn counts(&self) -> (usize, usize, usize);
 }
 
-/// A task was accepted into `queue`.
+/// How a task ended, as the counters count it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Ended {
+    Completed,
+    /// Failed, timed out or panicked.
+    Failed,
+    /// Cancelled or stopped by shutdown.
+    Cancelled,
+}
+
+#[cfg(feature = "metrics")]
+fn label(queue: &str) -> [(&'static str, String); 1] {
+    [("queue", queue.to_owned())]
+}
+
 #[inline]
-pub(crate) fn enqueued(queue: &Queue) {
+pub(crate) fn enqueued(queue: &dyn Gauged) {
     #[cfg(feature = "metrics")]
     {
-        metrics::counter!("taskrunner_tasks_enqueued_total", &label(queue)).increment(1);
+        metrics::counter!("taskrunner_tasks_enqueued_total", &label(queue.name())).increment(1);
         gauges(queue);
     }
     #[cfg(not(feature = "metrics"))]
     let _ = queue;
 }
 
-/// An attempt started.
 #[inline]
-pub(crate) fn started(queue: &Queue) {
+pub(crate) fn started(queue: &str) {
     #[cfg(feature = "metrics")]
     metrics::counter!("taskrunner_tasks_started_total", &label(queue)).increment(1);
     #[cfg(not(feature = "metrics"))]
     let _ = queue;
 }
 
-/// An attempt failed and its task waits out a backoff.
 #[inline]
-pub(crate) fn retried(queue: &Queue) {
+pub(crate) fn retried(queue: &dyn Gauged) {
     #[cfg(feature = "metrics")]
     {
-        metrics::counter!("taskrunner_tasks_retried_total", &label(queue)).increment(1);
+        metrics::counter!("taskrunner_tasks_retried_total", &label(queue.name())).increment(1);
         gauges(queue);
     }
     #[cfg(not(feature = "metrics"))]
     let _ = queue;
 }
 
-/// A task ended as `end`.
 #[inline]
-pub(crate) fn ended(queue: &Queue, end: &End) {
+pub(crate) fn ended(queue: &dyn Gauged, ended: Ended) {
     #[cfg(feature = "metrics")]
     {
-        let name = match end {
-            End::Completed => "taskrunner_tasks_completed_total",
-            End::Failed | End::TimedOut | End::Panicked(_) => "taskrunner_tasks_failed_total",
-            End::Cancelled | End::Shutdown => "taskrunner_tasks_cancelled_total",
+        let name = match ended {
+            Ended::Completed => "taskrunner_tasks_completed_total",
+            Ended::Failed => "taskrunner_tasks_failed_total",
+            Ended::Cancelled => "taskrunner_tasks_cancelled_total",
         };
-        metrics::counter!(name, &label(queue)).increment(1);
+        metrics::counter!(name, &label(queue.name())).increment(1);
         gauges(queue);
     }
     #[cfg(not(feature = "metrics"))]
-    let _ = (queue, end);
+    let _ = (queue, ended);
 }
 
-/// The queue's counts changed (a start, or a task left its backoff).
+/// Sets the queue's gauges from its counts.
 #[inline]
-pub(crate) fn gauges(queue: &Queue) {
+pub(crate) fn gauges(queue: &dyn Gauged) {
     #[cfg(feature = "metrics")]
     {
-        let stats = queue.counts();
-        let labels = label(queue);
-        metrics::gauge!("taskrunner_tasks_pending", &labels).set(stats.0 as f64);
-        metrics::gauge!("taskrunner_tasks_running", &labels).set(stats.1 as f64);
-        metrics::gauge!("taskrunner_tasks_retrying", &labels).set(stats.2 as f64);
+        let (pending, running, retrying) = queue.counts();
+        let labels = label(queue.name());
+        metrics::gauge!("taskrunner_tasks_pending", &labels).set(pending as f64);
+        metrics::gauge!("taskrunner_tasks_running", &labels).set(running as f64);
+        metrics::gauge!("taskrunner_tasks_retrying", &labels).set(retrying as f64);
     }
     #[cfg(not(feature = "metrics"))]
     let _ = queue;
@@ -98,7 +109,7 @@ pub(crate) fn gauges(queue: &Queue) {
 
 /// A task waited `wait` from enqueue to its first start.
 #[inline]
-pub(crate) fn waited(queue: &Queue, wait: Duration) {
+pub(crate) fn waited(queue: &str, wait: Duration) {
     #[cfg(feature = "metrics")]
     metrics::histogram!("taskrunner_task_wait_seconds", &label(queue)).record(wait.as_secs_f64());
     #[cfg(not(feature = "metrics"))]
@@ -107,7 +118,7 @@ pub(crate) fn waited(queue: &Queue, wait: Duration) {
 
 /// An attempt ran for `run`.
 #[inline]
-pub(crate) fn ran(queue: &Queue, run: Duration) {
+pub(crate) fn ran(queue: &str, run: Duration) {
     #[cfg(feature = "metrics")]
     metrics::histogram!("taskrunner_task_run_seconds", &label(queue)).record(run.as_secs_f64());
     #[cfg(not(feature = "metrics"))]

@@ -8,99 +8,24 @@
 //! A queue with flow-control settings (or once paused, held or reprioritised) takes the path
 //! in `dispatch.rs` instead, where a free slot is not enough to start: see `flow.rs`.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock, Weak};
 use std::time::Duration;
 
 use tokio::sync::Semaphore;
+use tokio::time::Instant;
 
-use crate::job::{CancelFrom, Cause, Header, Job, Stamp};
-use crate::runner::Hub;
-use crate::status::Phase;
+use crate::config::QueueConfig;
+use crate::observe::metrics::Gauged;
+use crate::observe::{Observers, Percentiles};
+use crate::status::WaitReason;
 use crate::sync::{lock, Mutex};
+use crate::task::{
+    AttemptEnd, Cancel, CancelCause, CancelFrom, Header, Job, Phase, QueueControl, QueueTag, Stamp,
+    Transition,
+};
 
 use flow::{Came, Flow};
 use order::{Order, Prioritized};
-pub use timing::Percentiles;
-use timing::Timings;
-
-pub use flow::WaitReason;
-pub(crate) use flow::{RetryAfter, TaskFlow};
-pub use rate::{RateLimit, MAX_RATE};
-
-/// The settings of one queue, for [`TaskRunnerBuilder::queue`](crate::TaskRunnerBuilder::queue).
-///
-/// # Default
-///
-/// Concurrency 3, the same as the default `main` queue.
-///
-/// ```
-/// use taskrunner::{QueueConfig, TaskRunner};
-///
-/// # fn main() -> Result<(), taskrunner::ConfigError> {
-/// let runner = TaskRunner::builder()
-///     .queue("llm", QueueConfig::new().concurrency(1))
-///     .build()?;
-/// assert_eq!(runner.queue_stats("llm").unwrap().limit, 1);
-/// assert_eq!(runner.queue_stats("main").unwrap().limit, 3);
-/// # Ok(())
-/// # }
-/// ```
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct QueueConfig {
-    pub(crate) concurrency: usize,
-    /// At most this many of the queue's durable runs at once across every process.
-    pub(crate) global_concurrency: Option<usize>,
-    pub(crate) max_pending: Option<usize>,
-    pub(crate) rate_limit: Option<RateLimit>,
-    pub(crate) key_concurrency: Option<usize>,
-    pub(crate) aging: Option<Duration>,
-}
-
-impl QueueConfig {
-    /// A queue with concurrency 3.
-    pub const fn new() -> Self {
-        QueueConfig {
-            concurrency: 3,
-            global_concurrency: None,
-            max_pending: None,
-            rate_limit: None,
-            key_concurrency: None,
-            aging: None,
-        }
-    }
-
-    /// How many of the queue's tasks may run at once. Zero is rejected by
-    /// [`build`](crate::TaskRunnerBuilder::build) with
-    /// [`ConfigError::ZeroConcurrency`](crate::ConfigError::ZeroConcurrency).
-    pub const fn concurrency(mut self, n: usize) -> Self {
-        self.concurrency = n;
-        self
-    }
-
-    /// How many of the queue's durable runs may run at once across every process sharing
-    /// the runner's [store](crate::TaskRunnerBuilder::store), counted inside the claim
-    /// (a run waiting out a retry's backoff counts: its process holds it). Unlimited unless
-    /// set; [`concurrency`](Self::concurrency) still limits each process. Zero is rejected
-    /// by [`build`](crate::TaskRunnerBuilder::build).
-    ///
-    /// ```
-    /// use taskrunner::QueueConfig;
-    ///
-    /// // 4 at once in this process, 8 at once across all of them.
-    /// let agents = QueueConfig::new().concurrency(4).global_concurrency(8);
-    /// # drop(agents);
-    /// ```
-    pub const fn global_concurrency(mut self, n: usize) -> Self {
-        self.global_concurrency = Some(n);
-        self
-    }
-}
-
-impl Default for QueueConfig {
-    fn default() -> Self {
-        QueueConfig::new()
-    }
-}
 
 /// A snapshot of one queue's load, from [`TaskRunner::queue_stats`](crate::TaskRunner::queue_stats).
 ///
@@ -139,22 +64,34 @@ pub struct QueueStats {
     /// not run out): nothing starts.
     pub paused: bool,
     /// Why the queue's waiting tasks do not start although it has a free slot, if they do not.
-    pub waiting_for: Option<crate::WaitReason>,
+    pub waiting_for: Option<WaitReason>,
 }
 
 // ===== Queue =====
 
+/// One queue. Its tasks know it by its [`QueueTag`]; the runner that owns it is its [`Host`].
 pub(crate) struct Queue {
-    name: Box<str>,
+    /// Its identity, shared with its tasks: index, name, observers, timings.
+    tag: Arc<QueueTag>,
+    /// The queue's waiting order and counts. Lock order: this first, then a task's record
+    /// lock (`Header::record`); nothing else is locked under it. Wakers and events are not
+    /// fired under it: operations return what to start or wake, and the caller does it after
+    /// the lock is released.
     state: Mutex<State>,
-    hub: Arc<Hub>,
-    /// Recent wait and run times, recorded by the tasks' state machine.
-    pub(crate) timings: Timings,
+    /// The runner, for the queue's own timers (a rate limit, a pause that runs out). Unset
+    /// when a queue is driven alone in tests.
+    host: OnceLock<Weak<dyn Host>>,
     /// Room for waiting tasks under `max_pending`: a permit per free place, taken by a new
     /// task before it is built, so that a refused task is handed back whole, and awaited
     /// (first come, first served) by `enqueue_task_wait`.
     /// Boxed: a plain queue pays one word for it, and its hot fields stay close together.
     room: Option<Box<Room>>,
+}
+
+/// What a queue needs of the runner that owns it: a timer that wakes the queue at `at` and
+/// starts what it releases then.
+pub(crate) trait Host: Send + Sync {
+    fn wake_at(&self, queue: usize, at: Instant);
 }
 
 /// `max_pending`'s room: the semaphore and its size.
@@ -218,12 +155,15 @@ impl Prioritized for Entry {
 const COMPACT_MIN: usize = 64;
 
 impl Queue {
+    /// A queue of concurrency `limit` alone, for tests.
     #[cfg(test)]
-    pub(crate) fn new(name: &str, limit: usize, hub: Arc<Hub>) -> Queue {
-        Queue::with_config(name, &QueueConfig::new().concurrency(limit), hub)
+    pub(crate) fn new(name: &str, limit: usize, observers: Arc<Observers>) -> Queue {
+        let config = QueueConfig::new().concurrency(limit);
+        Queue::with_config(QueueTag::new(0, name, observers), &config)
     }
 
-    pub(crate) fn with_config(name: &str, config: &QueueConfig, hub: Arc<Hub>) -> Queue {
+    /// A queue set up by `config`, known to its tasks by `tag`.
+    pub(crate) fn with_config(tag: QueueTag, config: &QueueConfig) -> Queue {
         let flow = config.uses_flow().then(|| Box::new(Flow::new(config)));
         let waiting = if config.aging.is_some() {
             Order::flat()
@@ -231,9 +171,8 @@ impl Queue {
             Order::new()
         };
         Queue {
-            name: name.into(),
-            hub,
-            timings: Timings::default(),
+            tag: Arc::new(tag),
+            host: OnceLock::new(),
             room: config.max_pending.map(|n| {
                 Box::new(Room {
                     places: Semaphore::new(n.min(Semaphore::MAX_PERMITS)),
@@ -252,13 +191,26 @@ impl Queue {
         }
     }
 
+    /// Connects the queue to the runner that owns it (for its timers), and its tag to the
+    /// queue (for a handler's `pause_queue_for`).
+    pub(crate) fn connect(self: &Arc<Self>, host: Weak<dyn Host>) {
+        let _ = self.host.set(host);
+        let this: Arc<dyn QueueControl> = Arc::clone(self) as Arc<dyn QueueControl>;
+        self.tag.set_control(Arc::downgrade(&this));
+    }
+
     pub(crate) fn name(&self) -> &str {
-        &self.name
+        self.tag.name()
+    }
+
+    /// The queue's identity as its tasks hold it.
+    pub(crate) fn tag(&self) -> &Arc<QueueTag> {
+        &self.tag
     }
 
     /// Where this queue's tasks report events and notifications.
-    pub(crate) fn hub(&self) -> &Hub {
-        &self.hub
+    pub(crate) fn observers(&self) -> &Observers {
+        self.tag.observers()
     }
 
     /// The room semaphore of a queue with `max_pending`.
@@ -272,14 +224,18 @@ impl Queue {
             .map_or(usize::MAX, |room| room.max_pending)
     }
 
-    /// Admits a new task (`retried` false) or one whose backoff ended (`retried` true): it
-    /// takes a free slot at once (returned, for the caller to run) or waits in its queue.
-    /// Returns `None` also if the task was cancelled meanwhile.
-    pub(crate) fn admit(&self, job: Arc<dyn Job>, retried: bool) -> Option<Arc<dyn Job>> {
-        self.admit_from(job, if retried { Came::Retry } else { Came::New })
+    /// Admits a new task: it takes a free slot at once (returned, for the caller to run) or
+    /// waits in the queue. Returns `None` also if the task was cancelled meanwhile.
+    pub(crate) fn admit_new(&self, job: Arc<dyn Job>) -> Option<Arc<dyn Job>> {
+        self.admit_from(job, Came::New)
     }
 
-    /// Admits a task whose start delay ended.
+    /// Admits a task whose backoff ended, like [`admit_new`](Self::admit_new).
+    pub(crate) fn admit_retry(&self, job: Arc<dyn Job>) -> Option<Arc<dyn Job>> {
+        self.admit_from(job, Came::Retry)
+    }
+
+    /// Admits a task whose start delay ended, like [`admit_new`](Self::admit_new).
     pub(crate) fn admit_delayed(&self, job: Arc<dyn Job>) -> Option<Arc<dyn Job>> {
         self.admit_from(job, Came::Delay)
     }
@@ -296,7 +252,12 @@ impl Queue {
             return self.admit_flow(&mut state, job, came, now);
         }
         let start = state.running < state.limit;
-        if !job.header().admit(start, now) {
+        let admitted = if start {
+            job.header().admit_running(now)
+        } else {
+            job.header().admit_queued()
+        };
+        if !admitted {
             return None;
         }
         match came {
@@ -321,25 +282,20 @@ impl Queue {
         delayed
     }
 
-    /// Ends the running attempt of `job` (see [`Header::end_attempt`]) and passes its slot on:
-    /// returns the next task to run in it, or `None` if the slot was given up.
-    ///
-    /// `on_retrying` runs under the queue lock if the task goes into backoff, so that what it
-    /// reports comes before anything a cancel of the backoff reports (a cancel needs the lock).
+    /// Ends the running attempt of `job` as `transition` says (see [`Header::end_attempt`])
+    /// and passes its slot on: returns what the attempt's end led to, and the next task to
+    /// run in the slot, or `None` if the slot was given up.
     pub(crate) fn end_attempt(
         &self,
         job: &dyn Job,
-        to: Phase,
-        error: Option<String>,
-        on_retrying: impl FnOnce(),
-    ) -> (Phase, Cause, Option<Arc<dyn Job>>) {
+        transition: Transition,
+    ) -> (AttemptEnd, Option<Arc<dyn Job>>) {
         // One clock read, outside the lock: when this task ended and the next one started.
         let now = Stamp::now();
         let mut state = lock(&self.state);
-        let (phase, cause) = job.header().end_attempt(to, error, now);
-        if phase == Phase::Retrying {
+        let end = job.header().end_attempt(transition, now);
+        if matches!(end, AttemptEnd::Retrying(_)) {
             state.retrying += 1;
-            on_retrying();
         }
         let next = if state.flow.is_some() {
             self.end_attempt_flow(&mut state, job.header(), now)
@@ -351,14 +307,15 @@ impl Queue {
         if next.is_none() {
             state.running -= 1;
         }
-        (phase, cause, next)
+        (end, next)
     }
 
-    /// Asks `header`'s task to stop, keeping the counts right.
-    pub(crate) fn cancel(&self, header: &Header, cause: Cause) -> CancelFrom {
+    /// Asks `header`'s task to stop, keeping the counts right; wakes whoever waits on the
+    /// task once the queue lock is released.
+    pub(crate) fn cancel(&self, header: &Header, cause: CancelCause) -> Cancel {
         let mut state = lock(&self.state);
-        let from = header.request_cancel(cause);
-        match from {
+        let cancel = header.request_cancel(cause);
+        match cancel.from {
             CancelFrom::Queued => {
                 state.tombstones += 1;
                 if state.flow.is_some() {
@@ -370,7 +327,11 @@ impl Queue {
             CancelFrom::Delayed => state.delayed -= 1,
             _ => {}
         }
-        from
+        drop(state);
+        if !matches!(cancel.from, CancelFrom::Cancelling | CancelFrom::Finished) {
+            header.wake_cancelled();
+        }
+        cancel
     }
 
     /// Sets the limit; returns the waiting tasks that may start now.
@@ -392,13 +353,6 @@ impl Queue {
             }
         }
         started
-    }
-
-    /// Pending, running and retrying, for the metrics gauges.
-    #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
-    pub(crate) fn counts(&self) -> (usize, usize, usize) {
-        let state = lock(&self.state);
-        (state.pending(), state.running, state.retrying)
     }
 
     pub(crate) fn stats(&self) -> QueueStats {
@@ -434,9 +388,26 @@ impl Queue {
             run_time: None,
         };
         drop(state);
-        stats.wait_time = self.timings.wait.percentiles();
-        stats.run_time = self.timings.run.percentiles();
+        stats.wait_time = self.tag.timings.wait.percentiles();
+        stats.run_time = self.tag.timings.run.percentiles();
         stats
+    }
+}
+
+impl Gauged for Queue {
+    fn name(&self) -> &str {
+        self.tag.name()
+    }
+
+    fn counts(&self) -> (usize, usize, usize) {
+        let state = lock(&self.state);
+        (state.pending(), state.running, state.retrying)
+    }
+}
+
+impl QueueControl for Queue {
+    fn hold_for(&self, duration: Duration) {
+        Queue::hold_for(self, duration);
     }
 }
 
@@ -475,12 +446,10 @@ impl State {
 
 mod dispatch;
 mod flow;
-mod flow_config;
 mod heap;
 mod keys;
 mod order;
 mod rate;
-mod timing;
 
 #[cfg(test)]
 mod test_job;

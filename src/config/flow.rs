@@ -4,11 +4,11 @@
 use std::time::Duration;
 
 use super::rate::{RateLimit, MAX_RATE};
+use super::QueueConfig;
+use crate::error::ConfigError;
 
 /// The longest window a rate limit may count over.
 const MAX_RATE_WINDOW: Duration = Duration::from_secs(365 * 86_400);
-use super::QueueConfig;
-use crate::ConfigError;
 
 impl QueueConfig {
     /// At most `n` tasks may wait (be [`Pending`](crate::TaskStatus::Pending)) in the queue.
@@ -186,7 +186,7 @@ impl QueueConfig {
     }
 
     /// Whether any setting needs the queue's flow-control path.
-    pub(super) const fn uses_flow(&self) -> bool {
+    pub(crate) const fn uses_flow(&self) -> bool {
         self.max_pending.is_some()
             || self.rate_limit.is_some()
             || self.key_concurrency.is_some()

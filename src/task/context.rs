@@ -5,36 +5,8 @@ use std::sync::{Arc, OnceLock};
 
 use tokio_util::sync::CancellationToken;
 
-use crate::job::Job;
+use crate::task::Job;
 use crate::TaskId;
-
-/// How far a running task has got, as its handler reported with
-/// [`TaskContext::set_progress`].
-///
-/// ```
-/// use taskrunner::{Progress, Task, TaskRunner};
-///
-/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
-/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-/// let runner = TaskRunner::new();
-/// let handle = runner.enqueue_task(Task::new("pages", |ctx| async move {
-///     ctx.set_progress(40.0, "page 4 of 10");
-///     std::future::pending::<Result<(), String>>().await
-/// }))?;
-/// tokio::task::yield_now().await;
-/// assert_eq!(handle.progress(), Some(Progress { percent: 40.0, message: "page 4 of 10".into() }));
-/// handle.cancel();
-/// # Ok(())
-/// # }
-/// ```
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Progress {
-    /// From 0 to 100.
-    pub percent: f32,
-    /// What the handler is doing.
-    pub message: String,
-}
-
 /// Handed to a task's handler on every attempt: who the task is, which attempt this is, and
 /// the token that fires when the task is cancelled.
 ///

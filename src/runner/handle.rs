@@ -6,9 +6,11 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use crate::job::{Cause, Outcome};
-use crate::runner::Shared;
-use crate::{TaskError, TaskId, TaskInfo, TaskStatus};
+use super::Shared;
+use crate::error::TaskError;
+use crate::id::TaskId;
+use crate::status::{Progress, TaskInfo, TaskStatus};
+use crate::task::{own_queue, CancelCause, Header, Phase, TypedJob};
 
 /// A future of an enqueued task's result, and a remote control for it.
 ///
@@ -55,7 +57,7 @@ use crate::{TaskError, TaskId, TaskInfo, TaskStatus};
 /// ```
 #[must_use = "a TaskHandle does nothing unless awaited; dropping it does not cancel the task"]
 pub struct TaskHandle<T: 'static, E: 'static> {
-    cell: Arc<dyn Outcome<T, E>>,
+    cell: Arc<dyn TypedJob<T, E>>,
     shared: Arc<Shared>,
     /// The result was taken: dropping the handle has nothing to tell the task.
     resolved: bool,
@@ -64,7 +66,7 @@ pub struct TaskHandle<T: 'static, E: 'static> {
 }
 
 impl<T: 'static, E: 'static> TaskHandle<T, E> {
-    pub(crate) fn new(cell: Arc<dyn Outcome<T, E>>, shared: Arc<Shared>) -> Self {
+    pub(crate) fn new(cell: Arc<dyn TypedJob<T, E>>, shared: Arc<Shared>) -> Self {
         TaskHandle {
             cell,
             shared,
@@ -89,13 +91,13 @@ impl<T: 'static, E: 'static> TaskHandle<T, E> {
     }
 
     /// The latest progress the handler reported, if any.
-    pub fn progress(&self) -> Option<crate::Progress> {
+    pub fn progress(&self) -> Option<Progress> {
         self.cell.header().progress()
     }
 
     /// A full status record, even after the runner has evicted the task's record.
     pub fn info(&self) -> TaskInfo {
-        self.cell.header().info()
+        self.shared.info(&*self.cell)
     }
 
     /// Cancels the task: if waiting, it never runs; if running, its abort token fires and its
@@ -124,7 +126,7 @@ impl<T: 'static, E: 'static> TaskHandle<T, E> {
     /// # }
     /// ```
     pub fn cancel(&self) -> bool {
-        self.shared.cancel(&*self.cell, Cause::User)
+        self.shared.cancel(&*self.cell, CancelCause::User)
     }
 }
 
@@ -135,7 +137,7 @@ impl<T: 'static, E: 'static> Future for TaskHandle<T, E> {
         let result = self.cell.poll_result(cx);
         self.resolved |= result.is_ready();
         if cfg!(debug_assertions) && result.is_pending() && !self.warned {
-            self.warned = own_queue::check(self.cell.header());
+            self.warned = warn_own_queue(&self.shared, self.cell.header());
         }
         result
     }
@@ -160,59 +162,27 @@ impl<T: 'static, E: 'static> fmt::Debug for TaskHandle<T, E> {
     }
 }
 
-/// The debug-build check for the own-queue deadlock (see [`TaskHandle`]): which queue the
-/// handler running on this thread belongs to, set around each poll of an attempt.
-#[cfg_attr(not(debug_assertions), allow(dead_code))]
-pub(crate) mod own_queue {
-    use std::cell::Cell;
-
-    use crate::job::Header;
-    use crate::queue::Queue;
-    use crate::status::Phase;
-
-    thread_local! {
-        /// The address of the queue whose handler is being polled here, or 0.
-        static CURRENT: Cell<usize> = const { Cell::new(0) };
+/// The debug-build check for the own-queue deadlock (see [`TaskHandle`]): whether a handler
+/// polling the handle of `awaited` risks it; logs a warning if so.
+fn warn_own_queue(shared: &Shared, awaited: &Header) -> bool {
+    if !own_queue::is_polling(&awaited.queue) || awaited.phase() != Phase::Queued {
+        return false;
     }
-
-    /// Marks this thread as polling a handler of `queue` until dropped.
-    pub(crate) struct Polling(usize);
-
-    pub(crate) fn enter(queue: &Queue) -> Polling {
-        Polling(CURRENT.replace(std::ptr::from_ref(queue) as usize))
+    let queue = shared.queue_of(awaited);
+    let stats = queue.stats();
+    if stats.running < stats.limit {
+        return false;
     }
-
-    impl Drop for Polling {
-        fn drop(&mut self) {
-            CURRENT.set(self.0);
-        }
-    }
-
-    /// Whether a handler polling the handle of `awaited` risks the own-queue deadlock;
-    /// logs a warning if so.
-    pub(crate) fn check(awaited: &Header) -> bool {
-        let current = CURRENT.get();
-        if current == 0 || current != std::ptr::from_ref(&*awaited.queue) as usize {
-            return false;
-        }
-        if awaited.phase() != Phase::Queued {
-            return false;
-        }
-        let stats = awaited.queue.stats();
-        if stats.running < stats.limit {
-            return false;
-        }
-        tracing::warn!(
-            queue = awaited.queue.name(),
-            task = %awaited.id,
-            "a handler of queue `{}` awaits task {} waiting in the same queue, which is full \
-             ({} of {} slots held): if the running handlers all wait like this, none frees its \
-             slot and they deadlock; enqueue the sub-task into another queue, or do not await it",
-            awaited.queue.name(),
-            awaited.id,
-            stats.running,
-            stats.limit,
-        );
-        true
-    }
+    tracing::warn!(
+        queue = queue.name(),
+        task = %awaited.id,
+        "a handler of queue `{}` awaits task {} waiting in the same queue, which is full \
+         ({} of {} slots held): if the running handlers all wait like this, none frees its \
+         slot and they deadlock; enqueue the sub-task into another queue, or do not await it",
+        queue.name(),
+        awaited.id,
+        stats.running,
+        stats.limit,
+    );
+    true
 }

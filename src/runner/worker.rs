@@ -8,10 +8,12 @@ use std::time::Duration;
 
 use futures::future::BoxFuture;
 
-use crate::events::EventKind;
-use crate::job::{cancelled, contain, Attempt, Cause, End, Job};
-use crate::runner::{Parking, Shared};
-use crate::status::Phase;
+use super::park::Parking;
+use super::Shared;
+use crate::observe::metrics;
+use crate::observe::EventKind;
+use crate::panic::contain;
+use crate::task::{cancelled, Attempt, AttemptEnd, CancelCause, Job};
 
 /// Runs `job`, which already holds a slot of its queue, then whatever the queue hands that
 /// slot next, then whatever a start hands it while parked. One tokio task serves many tasks
@@ -37,69 +39,29 @@ async fn run_jobs(mut held: Held) {
     // The guard owns the task whose slot this worker holds; the loop borrows it.
     while let Some(job) = held.job.as_ref() {
         let header = job.header();
+        let queue = shared.queue_of(header);
         let attempt = header.begin_attempt();
-        let events = &header.queue.hub().events;
-        events.emit(header, || EventKind::Started { attempt });
-        crate::metrics::started(&header.queue);
+        queue
+            .observers()
+            .events
+            .emit(header, || EventKind::Started { attempt });
+        metrics::started(queue.name());
         let outcome = held.attempt.insert(Arc::clone(job).run(attempt)).await;
         held.attempt = None;
 
-        let retry_delay = |retryable: bool| {
-            let policy = header.retry().filter(|_| retryable)?;
-            // Retries on a wait the error asked for (a 429) do not count.
-            let counted = header.counted_attempts(attempt);
-            (counted <= policy.retries()).then(|| policy.delay_for(counted))
-        };
-        let (to, error, end, delay) = match outcome {
-            Attempt::Ok => (Phase::Completed, None, End::Completed, None),
-            Attempt::Err {
-                retry,
-                message,
-                retry_after,
-            } => match retry_after
-                .filter(|_| header.take_retry_after())
-                .or_else(|| retry_delay(retry))
-            {
-                Some(delay) => (Phase::Retrying, Some(message), End::Failed, Some(delay)),
-                None => (Phase::Failed, Some(message), End::Failed, None),
-            },
-            Attempt::TimedOut => {
-                let message = match header.timeout() {
-                    Some(timeout) => format!("timed out after {timeout:?}"),
-                    None => "timed out".to_owned(),
-                };
-                match retry_delay(true) {
-                    Some(delay) => (Phase::Retrying, Some(message), End::TimedOut, Some(delay)),
-                    None => (Phase::Failed, Some(message), End::TimedOut, None),
-                }
-            }
-            Attempt::Panicked(message) => (
-                Phase::Failed,
-                Some(format!("panicked: {message}")),
-                End::Panicked(message),
-                None,
-            ),
-            Attempt::Cancelled => (Phase::Cancelled, None, End::Cancelled, None),
-        };
-
-        let (phase, cause, next) = header.queue.end_attempt(&**job, to, error, || {
-            events.emit(header, || EventKind::Retrying {
-                attempt,
-                delay: delay.unwrap_or_default(),
-                error: header.last_error().unwrap_or_default(),
-            });
-        });
+        let transition = outcome.classify(header, attempt);
+        let (end, next) = queue.end_attempt(&**job, transition);
         // From here the guard holds the next task's slot, if any.
         let Some(job) = std::mem::replace(&mut held.job, next) else {
             unreachable!("the loop runs only while the guard holds a task")
         };
-        match (phase, delay) {
-            (Phase::Retrying, Some(delay)) => {
-                crate::metrics::retried(&job.header().queue);
+        match end {
+            AttemptEnd::Retrying(delay) => {
+                job.header().report_retry(attempt, delay);
+                metrics::retried(&**shared.queue_of(job.header()));
                 shared.spawn(backoff(Arc::clone(&shared), job, delay));
             }
-            (Phase::Cancelled, _) => shared.finish(&*job, cause.end()),
-            _ => shared.finish(&*job, end),
+            AttemptEnd::Finished(finished) => shared.finish(&*job, finished),
         }
         if held.job.is_none() {
             // The queue has nothing for this worker: wait a moment for a start elsewhere
@@ -142,11 +104,11 @@ pub(crate) fn backoff(
         let Some(job) = waiting.job.take() else {
             return;
         };
-        let queue = Arc::clone(&job.header().queue);
-        if let Some(job) = queue.admit(job, true) {
+        let queue = Arc::clone(waiting.shared.queue_of(job.header()));
+        if let Some(job) = queue.admit_retry(job) {
             waiting.shared.start(job);
         }
-        crate::metrics::gauges(&queue);
+        metrics::gauges(&*queue);
     }
 }
 
@@ -180,7 +142,7 @@ impl Drop for Waiting {
     fn drop(&mut self) {
         if let Some(job) = self.job.take() {
             // False, doing nothing, if a cancel already ended it.
-            self.shared.cancel(&*job, Cause::Shutdown);
+            self.shared.cancel(&*job, CancelCause::Shutdown);
         }
     }
 }
@@ -194,7 +156,7 @@ pub(crate) async fn delayed(shared: Arc<Shared>, job: Arc<dyn Job>, delay: Durat
         () = cancelled(job.header()) => return,
         () = tokio::time::sleep(delay) => {}
     }
-    let queue = Arc::clone(&job.header().queue);
+    let queue = Arc::clone(shared.queue_of(job.header()));
     if let Some(job) = queue.admit_delayed(job) {
         shared.start(job);
     }

@@ -1,0 +1,306 @@
+//! [`Shared`]: the engine every clone of a runner, its workers and its handles share.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock, Weak};
+
+use tokio::sync::Notify;
+use tokio::time::Instant;
+
+use super::park::Parking;
+use super::registry::Registry;
+use super::worker;
+use crate::error::EnqueueError;
+use crate::id::TaskId;
+use crate::observe::metrics::{self, Ended};
+use crate::observe::{EventKind, Observers};
+use crate::queue::{Host, Queue};
+use crate::runtime::Fallback;
+use crate::status::{TaskInfo, TaskStatus};
+use crate::sync::lock_std;
+use crate::task::{AttemptEnd, CancelCause, CancelFrom, Ending, Finished, Header, Job, Transition};
+
+/// What every clone of a runner, its workers and its handles share.
+///
+/// Lock order, where two are held at once: `parked`, then a `Parking`'s `job`; a queue's
+/// `state`, then a task's `record`. The registry's shards, `dedup`, and a cell's `handler`
+/// and `slot` locks are taken alone.
+pub(crate) struct Shared {
+    pub(super) queues: HashMap<Box<str>, Arc<Queue>, BuildHasherDefault<NameHasher>>,
+    /// The same queues, in the order of their tags' indexes; scanned instead of hashed when
+    /// there are few.
+    pub(super) queue_list: Vec<Arc<Queue>>,
+    pub(super) registry: Registry,
+    pub(super) observers: Arc<Observers>,
+    /// Tasks enqueued and not yet finished: pending, running or retrying.
+    pub(super) live: AtomicUsize,
+    pub(super) idle: Notify,
+    /// Set by shutdown: no new tasks.
+    pub(super) closed: AtomicBool,
+    /// Set by shutdown_now: a task that slips in anyway is cancelled.
+    pub(super) aborting: AtomicBool,
+    /// The runtime to spawn on when called from outside one, while it lives.
+    pub(super) runtime: Arc<Fallback>,
+    /// The cancel grace of tasks that set none.
+    pub(super) cancel_grace: std::time::Duration,
+    /// Workers waiting a moment for a start, each to be handed a job instead of a spawn.
+    pub(super) parked: std::sync::Mutex<Vec<Arc<Parking>>>,
+    /// The live task of each dedup key (`Task::dedup_key`).
+    pub(super) dedup: std::sync::Mutex<HashMap<Box<str>, TaskId>>,
+    /// This, weakly: for a queue's timer to reach the runner.
+    pub(super) this: OnceLock<Weak<Shared>>,
+    /// The runner's recurring schedules, by name.
+    pub(crate) schedules: crate::schedule::Schedules,
+    /// The durable side, if the runner was built with a store.
+    #[cfg(any(feature = "sqlite", feature = "postgres"))]
+    pub(crate) durable: std::sync::OnceLock<Arc<crate::durable::Durable>>,
+}
+
+/// Up to this many queues, a lookup compares names one by one: cheaper than hashing.
+const SCAN_QUEUES: usize = 8;
+
+/// FNV-1a for queue names: a handful of short strings the runner itself declared, looked
+/// up on every enqueue; SipHash's flood resistance buys nothing here.
+#[derive(Default)]
+pub(super) struct NameHasher(u64);
+
+impl Hasher for NameHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        let mut hash = if self.0 == 0 {
+            0xcbf2_9ce4_8422_2325
+        } else {
+            self.0
+        };
+        for byte in bytes {
+            hash = (hash ^ u64::from(*byte)).wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        self.0 = hash;
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+/// Calls the task's `on_complete` or `on_error`, once, containing a panic.
+fn run_callbacks(shared: &Shared, job: &dyn Job) {
+    let header = job.header();
+    let Some(options) = header.options() else {
+        return;
+    };
+    if options.on_complete.is_none() && options.on_error.is_none() {
+        return;
+    }
+    let info = shared.info(job);
+    let call = || match (&options.on_complete, &options.on_error) {
+        (Some(on_complete), _) if info.status == TaskStatus::Completed => on_complete(&info),
+        (_, Some(on_error)) if info.status != TaskStatus::Completed => {
+            on_error(&info, info.error.as_deref().unwrap_or_default())
+        }
+        _ => {}
+    };
+    if std::panic::catch_unwind(std::panic::AssertUnwindSafe(call)).is_err() {
+        tracing::warn!(task = %header.id, "a task's completion callback panicked");
+    }
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        self.runtime.close();
+    }
+}
+
+// ===== impl Shared =====
+
+impl Shared {
+    pub(crate) fn queue(&self, name: &str) -> Option<&Arc<Queue>> {
+        if self.queue_list.len() <= SCAN_QUEUES {
+            self.queue_list.iter().find(|q| q.name() == name)
+        } else {
+            self.queues.get(name)
+        }
+    }
+
+    /// The queue `header`'s task is in, found by its tag's index.
+    pub(crate) fn queue_of(&self, header: &Header) -> &Arc<Queue> {
+        &self.queue_list[header.queue.index()]
+    }
+
+    /// A snapshot of `job`'s status, with why it waits if it does.
+    pub(crate) fn info(&self, job: &dyn Job) -> TaskInfo {
+        let header = job.header();
+        let mut info = header.snapshot();
+        if matches!(info.status, TaskStatus::Pending | TaskStatus::Delayed) {
+            // Asked once the record lock is released: the queue lock comes first.
+            info.waiting_for = self.queue_of(header).why_waiting(header);
+        }
+        info
+    }
+
+    pub(super) fn ensure_runtime(&self) -> Result<(), EnqueueError> {
+        if self.runtime.ensure() {
+            Ok(())
+        } else {
+            Err(EnqueueError::NoRuntime)
+        }
+    }
+
+    /// Starts `job`, which already holds a slot of its queue: hands it to a parked worker if
+    /// one is waiting, else spawns a worker for it.
+    pub(crate) fn start(self: &Arc<Self>, job: Arc<dyn Job>) {
+        let mut parked = lock_std(&self.parked);
+        match parked.pop() {
+            Some(parking) => {
+                // Handed over under the list's lock: a parked worker being dropped takes the
+                // lock, and then finds either itself on the list or the job in its hand.
+                *lock_std(&parking.job) = Some(job);
+                drop(parked);
+                parking.waker.wake();
+            }
+            None => {
+                drop(parked);
+                self.spawn(worker::work(Arc::clone(self), job));
+            }
+        }
+    }
+
+    /// Ends `job`, whose worker holds its slot but is being dropped (its runtime shut down),
+    /// as [`TaskError::Shutdown`](crate::TaskError::Shutdown), then every task its queue hands
+    /// that slot to next: there is no runtime left here to run them on. A loop, not a spawn
+    /// per task: a spawn on a runtime that has shut down drops its future at once.
+    pub(crate) fn abandon(&self, mut job: Option<Arc<dyn Job>>) {
+        while let Some(current) = job {
+            let header = current.header();
+            let queue = self.queue_of(header);
+            // The task is running: the cancel makes it `Cancelling`, and ending its attempt
+            // ends it `Shutdown` (or `Cancelled`, if a user's cancel came first).
+            let cancel = queue.cancel(header, CancelCause::Shutdown);
+            debug_assert!(cancel.finished.is_none());
+            let transition = Transition::End {
+                ending: Ending::Shutdown,
+                error: None,
+            };
+            let (end, next) = queue.end_attempt(&*current, transition);
+            match end {
+                AttemptEnd::Finished(finished) => self.finish(&*current, finished),
+                AttemptEnd::Retrying(_) => debug_assert!(false, "an abandoned task in backoff"),
+            }
+            job = next;
+        }
+    }
+
+    /// Spawns `future` on the current runtime, or the one the runner remembers. With
+    /// neither, or on a runtime that has shut down, the future is dropped unpolled: the
+    /// runner's futures end their tasks `Shutdown` when dropped.
+    pub(crate) fn spawn(&self, future: impl Future<Output = ()> + Send + 'static) {
+        match self.runtime.handle() {
+            Some(handle) => drop(handle.spawn(future)),
+            None => drop(future),
+        }
+    }
+
+    /// Cancels `job` for `cause`; ends it at once unless its worker must (it is running).
+    pub(crate) fn cancel(&self, job: &dyn Job, cause: CancelCause) -> bool {
+        let cancel = self.queue_of(job.header()).cancel(job.header(), cause);
+        if let Some(finished) = cancel.finished {
+            self.finish(job, finished);
+        }
+        // Already cancelled or finished: its status already says so, nothing more to do.
+        !matches!(cancel.from, CancelFrom::Cancelling | CancelFrom::Finished)
+    }
+
+    /// After `job` reached its terminal phase: records it, resolves its handle, and counts it
+    /// out of `live`.
+    pub(crate) fn finish(&self, job: &dyn Job, finished: Finished) {
+        let header = job.header();
+        self.registry.retire(header.id);
+        if let Some(key) = header
+            .options()
+            .map(|o| &o.flow)
+            .and_then(|f| f.dedup_key.as_deref())
+        {
+            let mut live = lock_std(&self.dedup);
+            if live.get(key) == Some(&header.id) {
+                live.remove(key);
+            }
+        }
+        let queue = self.queue_of(header);
+        queue
+            .observers()
+            .events
+            .emit(header, || match finished.ending() {
+                Ending::Completed => EventKind::Completed,
+                Ending::Failed => EventKind::Failed {
+                    error: header.last_error().unwrap_or_default(),
+                },
+                Ending::TimedOut => EventKind::TimedOut,
+                Ending::Panicked(message) => EventKind::Panicked {
+                    message: message.clone(),
+                },
+                Ending::Cancelled | Ending::Shutdown => EventKind::Cancelled,
+            });
+        let counted = match finished.ending() {
+            Ending::Completed => Ended::Completed,
+            Ending::Cancelled | Ending::Shutdown => Ended::Cancelled,
+            Ending::Failed | Ending::TimedOut | Ending::Panicked(_) => Ended::Failed,
+        };
+        metrics::ended(&**queue, counted);
+        job.publish(finished);
+        run_callbacks(self, job);
+        self.release();
+    }
+
+    /// A queue's timer fired: starts what its flow control now lets start.
+    /// A queue's timer fired: starts what the queue releases now.
+    pub(crate) fn wake_queue(self: &Arc<Self>, queue: usize) {
+        let queue = Arc::clone(&self.queue_list[queue]);
+        for job in queue.wake() {
+            self.start(job);
+        }
+    }
+
+    pub(super) fn release(&self) {
+        if self.live.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.registry.trim();
+            self.idle.notify_waiters();
+        }
+    }
+
+    pub(super) async fn wait_idle(&self) {
+        loop {
+            let notified = self.idle.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.live.load(Ordering::SeqCst) == 0 {
+                return;
+            }
+            notified.await;
+        }
+    }
+}
+
+impl Shared {
+    /// Where the runner's tasks report.
+    pub(crate) fn observers(&self) -> &Arc<Observers> {
+        &self.observers
+    }
+}
+
+/// A queue's timers: a sleep on the runner's runtime that wakes the queue, holding the runner
+/// weakly so that it does not keep a dropped runner alive.
+impl Host for Shared {
+    fn wake_at(&self, queue: usize, at: Instant) {
+        let Some(this) = self.this.get() else {
+            return;
+        };
+        let runner = Weak::clone(this);
+        self.spawn(async move {
+            tokio::time::sleep_until(at).await;
+            if let Some(runner) = runner.upgrade() {
+                runner.wake_queue(queue);
+            }
+        });
+    }
+}

@@ -1,0 +1,244 @@
+//! One attempt: the handler's future raced against its task's cancel and timeout, and what
+//! it came to, classified into the task's next [`Transition`].
+
+use std::cell::Cell;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use tokio::time::Sleep;
+
+use super::cell::Job;
+use super::header::Header;
+use super::state::{Ending, Transition};
+use super::tag::QueueTag;
+use crate::panic::contain;
+
+/// What one attempt came to.
+#[derive(Debug)]
+pub(crate) enum Attempt {
+    Ok,
+    Err {
+        retry: bool,
+        message: String,
+        /// The wait the error asked for (`Task::retry_after`), if any.
+        retry_after: Option<Duration>,
+    },
+    TimedOut,
+    Panicked(String),
+    /// The task's cancel was requested while the attempt ran; its future was dropped.
+    Cancelled,
+}
+
+impl Attempt {
+    /// What the task does next after attempt number `attempt` came to this: the one place an
+    /// attempt's outcome is turned into a retry or an ending.
+    pub(crate) fn classify(self, header: &Header, attempt: u32) -> Transition {
+        let retry_delay = |retryable: bool| {
+            let policy = header.retry().filter(|_| retryable)?;
+            // Retries on a wait the error asked for (a 429) do not count.
+            let counted = header.counted_attempts(attempt);
+            (counted <= policy.retries()).then(|| policy.delay_for(counted))
+        };
+        let failed = |error: String, ending: Ending, delay: Option<Duration>| match delay {
+            Some(delay) => Transition::Retry { error, delay },
+            None => Transition::End {
+                ending,
+                error: Some(error),
+            },
+        };
+        match self {
+            Attempt::Ok => Transition::End {
+                ending: Ending::Completed,
+                error: None,
+            },
+            Attempt::Err {
+                retry,
+                message,
+                retry_after,
+            } => {
+                let delay = retry_after
+                    .filter(|_| header.take_retry_after())
+                    .or_else(|| retry_delay(retry));
+                failed(message, Ending::Failed, delay)
+            }
+            Attempt::TimedOut => {
+                let message = match header.timeout() {
+                    Some(timeout) => format!("timed out after {timeout:?}"),
+                    None => "timed out".to_owned(),
+                };
+                failed(message, Ending::TimedOut, retry_delay(true))
+            }
+            Attempt::Panicked(message) => Transition::End {
+                error: Some(format!("panicked: {message}")),
+                ending: Ending::Panicked(message),
+            },
+            Attempt::Cancelled => Transition::End {
+                ending: Ending::Cancelled,
+                error: None,
+            },
+        }
+    }
+}
+
+/// The tracing span every attempt runs in. Costs one branch when no subscriber listens.
+pub(super) fn attempt_span(header: &Header, attempt: u32) -> tracing::Span {
+    tracing::info_span!(
+        "task",
+        id = header.id.as_u64(),
+        call_id = header.call_id(),
+        name = header.name.as_str(),
+        queue = header.queue.name(),
+        attempt,
+    )
+}
+
+pin_project_lite::pin_project! {
+    /// One attempt's future raced against the task's cancel and its timeout. The attempt's
+    /// future is dropped in place when the race ends, inside the `catch_unwind` that wraps
+    /// the race, so a handler whose future panics as it is dropped cannot take the worker
+    /// down; the timer is made on the first poll, inside it too.
+    pub(super) struct Race<C, J> {
+        #[pin]
+        call: Option<C>,
+        timeout: Option<Duration>,
+        #[pin]
+        deadline: Option<Sleep>,
+        attempt: u32,
+        // The task's cancel grace: how long the attempt may go on once its token fired.
+        grace: Option<Duration>,
+        #[pin]
+        grace_timer: Option<Sleep>,
+        // How the attempt ends, once a cancel or timeout came during a grace.
+        ending: Option<Attempt>,
+        job: Arc<J>,
+    }
+}
+
+impl<C, J: Job> Race<C, J> {
+    /// Races `call`, attempt number `attempt` of `job`, against the task's cancel and timeout.
+    pub(super) fn new(job: Arc<J>, call: C, attempt: u32) -> Self {
+        let header = job.header();
+        Race {
+            call: Some(call),
+            timeout: header.timeout(),
+            deadline: None,
+            attempt,
+            grace: header.cancel_grace(),
+            grace_timer: None,
+            ending: None,
+            job,
+        }
+    }
+}
+
+impl<C, J> Future for Race<C, J>
+where
+    C: Future<Output = Attempt>,
+    J: Job,
+{
+    type Output = Attempt;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Attempt> {
+        let mut this = self.project();
+        let header = this.job.header();
+        #[cfg(debug_assertions)]
+        let _polling = own_queue::enter(&header.queue);
+        header.waker.register(cx.waker());
+        if this.ending.is_none() && header.cancel_requested() {
+            // The cancel fired the task's token already.
+            match *this.grace {
+                None => {
+                    drop_attempt(this.call);
+                    return Poll::Ready(Attempt::Cancelled);
+                }
+                Some(grace) => {
+                    *this.ending = Some(Attempt::Cancelled);
+                    this.grace_timer.set(Some(tokio::time::sleep(grace)));
+                }
+            }
+        }
+        if let Some(timeout) = this.timeout.take() {
+            this.deadline.set(Some(tokio::time::sleep(timeout)));
+        }
+        let Some(call) = this.call.as_mut().as_pin_mut() else {
+            return Poll::Ready(Attempt::Cancelled);
+        };
+        if let Poll::Ready(attempt) = call.poll(cx) {
+            this.call.set(None);
+            // Within a grace, the handler stopped on its own: it ends as it was told to.
+            return Poll::Ready(this.ending.take().unwrap_or(attempt));
+        }
+        if this.ending.is_none() {
+            if let Some(deadline) = this.deadline.as_mut().as_pin_mut() {
+                if deadline.poll(cx).is_ready() {
+                    match *this.grace {
+                        None => {
+                            drop_attempt(this.call);
+                            return Poll::Ready(Attempt::TimedOut);
+                        }
+                        Some(grace) => {
+                            *this.ending = Some(Attempt::TimedOut);
+                            if let Some(token) = header.attempt_token(*this.attempt) {
+                                token.cancel();
+                            }
+                            this.grace_timer.set(Some(tokio::time::sleep(grace)));
+                            // Let the handler see its token before the grace is counted.
+                            cx.waker().wake_by_ref();
+                            return Poll::Pending;
+                        }
+                    }
+                }
+            }
+        }
+        if let Some(timer) = this.grace_timer.as_pin_mut() {
+            if timer.poll(cx).is_ready() {
+                drop_attempt(this.call);
+                return Poll::Ready(this.ending.take().unwrap_or(Attempt::Cancelled));
+            }
+        }
+        Poll::Pending
+    }
+}
+
+/// Drops a cancelled or timed-out attempt's future. A panic in its `Drop` is logged, not
+/// propagated: the attempt ends as cancelled or timed out all the same.
+fn drop_attempt<C>(call: Pin<&mut Option<C>>) {
+    let mut call = call;
+    contain("a task's future panicked as it was dropped", || {
+        call.set(None)
+    });
+}
+
+/// Which queue's handler is being polled on this thread, for the debug-build check for the
+/// own-queue deadlock (see [`TaskHandle`](crate::TaskHandle)).
+#[cfg_attr(not(debug_assertions), allow(dead_code))]
+pub(crate) mod own_queue {
+    use super::{Cell, QueueTag};
+
+    thread_local! {
+        /// The address of the tag of the queue whose handler is being polled here, or 0.
+        static CURRENT: Cell<usize> = const { Cell::new(0) };
+    }
+
+    /// Marks this thread as polling a handler of `queue` until dropped.
+    pub(crate) struct Polling(usize);
+
+    pub(crate) fn enter(queue: &QueueTag) -> Polling {
+        Polling(CURRENT.replace(std::ptr::from_ref(queue) as usize))
+    }
+
+    impl Drop for Polling {
+        fn drop(&mut self) {
+            CURRENT.set(self.0);
+        }
+    }
+
+    /// Whether a handler of `queue` is being polled on this thread.
+    pub(crate) fn is_polling(queue: &QueueTag) -> bool {
+        let current = CURRENT.get();
+        current != 0 && current == std::ptr::from_ref(queue) as usize
+    }
+}

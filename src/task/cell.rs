@@ -1,0 +1,276 @@
+//! [`TaskCell`]: the one allocation behind a task, and the type-erased views of it that
+//! queues, workers, the registry ([`Job`]) and handles ([`TypedJob`]) share.
+//!
+//! A cell holds the non-generic [`Header`] (identity, options, state machine, status
+//! record), the handler, and the slot its typed result waits in for the
+//! [`TaskHandle`](crate::TaskHandle).
+
+use std::any::Any;
+use std::fmt::Display;
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
+
+use futures::future::BoxFuture;
+use futures::FutureExt;
+use tracing::Instrument;
+
+use super::attempt::{attempt_span, Attempt, Race};
+use super::context::TaskContext;
+use super::header::Header;
+use super::options::RetryPredicate;
+use super::state::{Ending, Finished};
+use crate::error::TaskError;
+use crate::panic::{contain, panic_message};
+use crate::sync::lock_std;
+
+/// A task as queues, workers and the registry see it.
+pub(crate) trait Job: Send + Sync + 'static {
+    fn header(&self) -> &Header;
+    /// Runs attempt number `attempt` (1-based) inside its tracing span, raced against the
+    /// task's cancel and timeout, panics caught. Stages the handler's typed result.
+    fn run(self: Arc<Self>, attempt: u32) -> BoxFuture<'static, Attempt>;
+    /// Delivers the final result to the handle, deposits the task's notification and drops
+    /// the handler. Takes the [`Finished`] proof that the task reached its terminal phase,
+    /// which exists once per task.
+    fn publish(&self, finished: Finished);
+}
+
+/// A task as its [`TaskHandle`](crate::TaskHandle) sees it.
+pub(crate) trait TypedJob<T, E>: Job {
+    fn poll_result(&self, cx: &mut Context<'_>) -> Poll<Result<T, TaskError<E>>>;
+    /// The handle is gone: drop the result instead of keeping it.
+    fn detach(&self);
+}
+
+// ===== TaskCell =====
+
+/// The one allocation behind a task.
+pub(crate) struct TaskCell<F, P, T, E> {
+    pub(crate) header: Header,
+    /// The handler and the retry predicate, dropped when the task ends (in `publish`, where
+    /// a panic in their `Drop` is contained), so a finished record holds nothing they
+    /// captured. Together: a predicate is nearly always zero-sized, and then costs nothing.
+    handler: std::sync::Mutex<Option<(F, P)>>,
+    slot: std::sync::Mutex<Slot<T, E>>,
+}
+
+struct Slot<T, E> {
+    /// The last attempt's result, until the task ends.
+    staged: Option<Result<T, E>>,
+    state: SlotState<T, E>,
+}
+
+enum SlotState<T, E> {
+    Waiting(Option<Waker>),
+    Ready(Result<T, TaskError<E>>),
+    Taken,
+    Detached,
+}
+
+impl<F, P, T, E> TaskCell<F, P, T, E> {
+    pub(crate) fn new(header: Header, handler: F, retry_if: P) -> Self {
+        TaskCell {
+            header,
+            handler: std::sync::Mutex::new(Some((handler, retry_if))),
+            slot: std::sync::Mutex::new(Slot {
+                staged: None,
+                state: SlotState::Waiting(None),
+            }),
+        }
+    }
+}
+
+impl<F, Fut, P, T, E> TaskCell<F, P, T, E>
+where
+    F: Fn(TaskContext) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<T, E>> + Send + 'static,
+    P: RetryPredicate<E>,
+    T: Send + 'static,
+    E: Display + Send + 'static,
+{
+    /// Deposits the task's notification, if it asked for one (or the runner asks for all).
+    fn notify(&self, result: &Result<T, TaskError<E>>) {
+        let header = &self.header;
+        let observers = header.queue.observers();
+        let summarizer = header.options().and_then(|o| o.notify.as_ref());
+        if summarizer.is_none() && !observers.notify_all {
+            return;
+        }
+        let text = match result {
+            Ok(value) => match summarizer {
+                Some(summarize) => {
+                    std::panic::catch_unwind(AssertUnwindSafe(|| summarize(value as &dyn Any)))
+                        .unwrap_or_else(|_| "(the task's summary panicked)".to_owned())
+                }
+                None => "completed".to_owned(),
+            },
+            Err(error) => header.last_error().unwrap_or_else(|| error.to_string()),
+        };
+        observers.inbox.deposit(
+            header.id,
+            header.call_id(),
+            &header.name,
+            header.queue.name(),
+            header.phase().status(),
+            text,
+        );
+    }
+
+    /// Calls the handler and awaits it, staging its result.
+    async fn call(self: Arc<Self>, attempt: u32) -> Attempt {
+        let ctx = TaskContext::new(self.clone(), attempt);
+        // The handler is called outside its mutex: taken out, called, put back. Only the
+        // worker running this attempt touches it meanwhile (a task's handler is dropped in
+        // `publish`, after its last attempt ended). If the call panics, the handler goes
+        // with the unwinding, and the task ends `Panicked`, never to run again.
+        let Some(handler) = lock_std(&self.handler).take() else {
+            // Only a finished task has no handler, and a finished task is never run.
+            return Attempt::Cancelled;
+        };
+        let future = (handler.0)(ctx);
+        *lock_std(&self.handler) = Some(handler);
+        match future.await {
+            Ok(value) => {
+                lock_std(&self.slot).staged = Some(Ok(value));
+                Attempt::Ok
+            }
+            Err(error) => {
+                let retry = lock_std(&self.handler)
+                    .as_ref()
+                    .is_some_and(|(_, retry_if)| retry_if.should_retry(&error));
+                let message = error.to_string();
+                let retry_after = self
+                    .header
+                    .options()
+                    .map(|o| &o.flow)
+                    .and_then(|f| f.retry_after.as_ref())
+                    .and_then(|asks| asks(&error as &dyn Any));
+                lock_std(&self.slot).staged = Some(Err(error));
+                Attempt::Err {
+                    retry,
+                    message,
+                    retry_after,
+                }
+            }
+        }
+    }
+}
+
+impl<F, Fut, P, T, E> Job for TaskCell<F, P, T, E>
+where
+    F: Fn(TaskContext) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<T, E>> + Send + 'static,
+    P: RetryPredicate<E>,
+    T: Send + 'static,
+    E: Display + Send + 'static,
+{
+    fn header(&self) -> &Header {
+        &self.header
+    }
+
+    fn run(self: Arc<Self>, attempt: u32) -> BoxFuture<'static, Attempt> {
+        let span = attempt_span(&self.header, attempt);
+        let call = Arc::clone(&self).call(attempt);
+        let race = Race::new(self, call, attempt);
+        Box::pin(
+            AssertUnwindSafe(race)
+                .catch_unwind()
+                .map(|caught| {
+                    caught.unwrap_or_else(|panic| Attempt::Panicked(panic_message(panic)))
+                })
+                .instrument(span),
+        )
+    }
+
+    fn publish(&self, finished: Finished) {
+        // The handler and its captures go now, outside any lock; a panic in their `Drop` is
+        // contained, so that the handle still resolves and the worker goes on.
+        let handler = lock_std(&self.handler).take();
+        contain("the task's handler panicked as it was dropped", || {
+            drop(handler)
+        });
+        let mut staged = lock_std(&self.slot).staged.take();
+        let result = match finished.into_ending() {
+            Ending::Completed | Ending::Failed => match staged.take() {
+                Some(Ok(value)) => Ok(value),
+                Some(Err(error)) => Err(TaskError::Failed(error)),
+                None => {
+                    debug_assert!(false, "a task ended Completed/Failed with nothing staged");
+                    Err(TaskError::Cancelled)
+                }
+            },
+            Ending::TimedOut => Err(TaskError::TimedOut),
+            Ending::Panicked(message) => Err(TaskError::Panicked(message)),
+            Ending::Cancelled => Err(TaskError::Cancelled),
+            Ending::Shutdown => Err(TaskError::Shutdown),
+        };
+        // A value the last attempt returned within a cancel grace, not delivered.
+        contain("the task's result panicked as it was dropped", || {
+            drop(staged)
+        });
+        // User code (a summary) may run here: no lock is held.
+        contain("the task's notification panicked", || self.notify(&result));
+        let mut slot = lock_std(&self.slot);
+        let waker = match &mut slot.state {
+            SlotState::Waiting(waker) => {
+                let waker = waker.take();
+                slot.state = SlotState::Ready(result);
+                waker
+            }
+            // Nobody will read it; drop it (after unlocking).
+            SlotState::Detached => {
+                drop(slot);
+                contain("the task's result panicked as it was dropped", || {
+                    drop(result)
+                });
+                return;
+            }
+            SlotState::Ready(_) | SlotState::Taken => {
+                debug_assert!(false, "a task's result was published twice");
+                None
+            }
+        };
+        drop(slot);
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+    }
+}
+
+impl<F, Fut, P, T, E> TypedJob<T, E> for TaskCell<F, P, T, E>
+where
+    F: Fn(TaskContext) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<T, E>> + Send + 'static,
+    P: RetryPredicate<E>,
+    T: Send + 'static,
+    E: Display + Send + 'static,
+{
+    fn poll_result(&self, cx: &mut Context<'_>) -> Poll<Result<T, TaskError<E>>> {
+        let mut slot = lock_std(&self.slot);
+        match &mut slot.state {
+            SlotState::Waiting(waker) => {
+                match waker {
+                    Some(w) if w.will_wake(cx.waker()) => {}
+                    _ => *waker = Some(cx.waker().clone()),
+                }
+                Poll::Pending
+            }
+            SlotState::Ready(_) => match std::mem::replace(&mut slot.state, SlotState::Taken) {
+                SlotState::Ready(result) => Poll::Ready(result),
+                _ => unreachable!("matched Ready above"),
+            },
+            SlotState::Taken | SlotState::Detached => {
+                panic!("a TaskHandle was polled after it resolved")
+            }
+        }
+    }
+
+    fn detach(&self) {
+        let mut slot = lock_std(&self.slot);
+        let old = std::mem::replace(&mut slot.state, SlotState::Detached);
+        drop(slot);
+        drop(old);
+    }
+}
