@@ -1,8 +1,9 @@
-//! The handle as a future, polled step by step; and no task lost when the runner is dropped.
+//! The handle as a future, polled step by step; dropping a handle or every runner clone loses
+//! no task.
 
 mod common;
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -138,4 +139,26 @@ async fn a_handle_cancelled_before_its_first_poll_resolves_cancelled() {
         assert_ready!(polled.poll()),
         Err(TaskError::Cancelled)
     ));
+}
+
+#[tokio::test(start_paused = true)]
+async fn dropping_a_handle_does_not_cancel_the_task() {
+    let runner = TaskRunner::new();
+    let done = Arc::new(AtomicBool::new(false));
+    let d = Arc::clone(&done);
+    let handle = runner
+        .enqueue_task(Task::new("detached", move |_: TaskContext| {
+            let d = Arc::clone(&d);
+            async move {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                d.store(true, Ordering::SeqCst);
+                Ok::<_, String>(vec![0u8; 1024])
+            }
+        }))
+        .unwrap();
+    let id = handle.id();
+    drop(handle);
+    runner.wait_idle().await;
+    assert!(done.load(Ordering::SeqCst));
+    assert_eq!(runner.get_status(id).unwrap().status, TaskStatus::Completed);
 }
