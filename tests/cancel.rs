@@ -205,28 +205,6 @@ async fn cancel_returns_false_for_finished_and_unknown_tasks() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn dropping_a_handle_does_not_cancel_the_task() {
-    let runner = TaskRunner::new();
-    let done = Arc::new(AtomicBool::new(false));
-    let d = Arc::clone(&done);
-    let handle = runner
-        .enqueue_task(Task::new("detached", move |_: TaskContext| {
-            let d = Arc::clone(&d);
-            async move {
-                tokio::time::sleep(Duration::from_secs(1)).await;
-                d.store(true, Ordering::SeqCst);
-                Ok::<_, String>(vec![0u8; 1024])
-            }
-        }))
-        .unwrap();
-    let id = handle.id();
-    drop(handle);
-    runner.wait_idle().await;
-    assert!(done.load(Ordering::SeqCst));
-    assert_eq!(runner.get_status(id).unwrap().status, TaskStatus::Completed);
-}
-
-#[tokio::test(start_paused = true)]
 async fn cancelling_most_of_a_backlog_keeps_the_rest_in_order() {
     let runner = one_slot();
     let blocker = runner.enqueue_task(forever("blocker")).unwrap();

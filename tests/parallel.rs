@@ -12,7 +12,13 @@ use taskrunner::{QueueConfig, Task, TaskContext, TaskRunner};
 struct Gauge {
     now: AtomicUsize,
     max: AtomicUsize,
+    /// The most at once seen by tasks enqueued after the queue's limit was lowered.
+    max_after_lowering: AtomicUsize,
 }
+
+/// The task after whose enqueue queue `five` is lowered to `LOWERED`.
+const LOWER_AT: usize = 1_500;
+const LOWERED: usize = 3;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_queue_exceeds_its_limit_under_parallel_load() {
@@ -33,6 +39,11 @@ async fn no_queue_exceeds_its_limit_under_parallel_load() {
             async move {
                 let now = gauge.now.fetch_add(1, Ordering::SeqCst) + 1;
                 gauge.max.fetch_max(now, Ordering::SeqCst);
+                if i > LOWER_AT {
+                    // Enqueued after the lowering, so admitted under the new limit: the
+                    // tasks started above it (under the old one) must have drained first.
+                    gauge.max_after_lowering.fetch_max(now, Ordering::SeqCst);
+                }
                 // Real work on the thread, then a yield, so tasks interleave across workers.
                 std::hint::black_box((0..2_000u64).sum::<u64>());
                 tokio::task::yield_now().await;
@@ -43,8 +54,8 @@ async fn no_queue_exceeds_its_limit_under_parallel_load() {
         .queue(limits[q].0)
         .priority((i % 7) as i32);
         handles.push(runner.enqueue_task(task).unwrap());
-        if i == 1_500 {
-            runner.set_concurrency("five", 3).unwrap();
+        if i == LOWER_AT {
+            runner.set_concurrency("five", LOWERED).unwrap();
         }
     }
     for (i, handle) in handles.into_iter().enumerate() {
@@ -59,6 +70,13 @@ async fn no_queue_exceeds_its_limit_under_parallel_load() {
         let stats = runner.queue_stats(name).unwrap();
         assert_eq!((stats.pending, stats.running), (0, 0));
     }
+    let five = &gauges[2];
+    let after = five.max_after_lowering.load(Ordering::SeqCst);
+    assert!(
+        (1..=LOWERED).contains(&after),
+        "queue five ran {after} at once after its limit was lowered to {LOWERED}"
+    );
+    assert_eq!(runner.queue_stats("five").unwrap().limit, LOWERED);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -5,6 +5,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use futures::StreamExt;
+use taskrunner::{Event, EventStream, Lagged};
+use tokio::time::Instant;
+
 /// Counts handlers inside a section, remembering the most at once and the order they entered.
 #[derive(Default)]
 pub struct Probe {
@@ -73,4 +77,34 @@ pub fn gated<T: Clone + Send + Sync + 'static>(
             Ok(value)
         }) as futures::future::BoxFuture<'static, Result<T, String>>
     })
+}
+
+/// Records the clock at the start of every attempt.
+#[derive(Clone, Default)]
+pub struct Starts(Arc<Mutex<Vec<Instant>>>);
+
+impl Starts {
+    pub fn mark(&self) {
+        self.0.lock().unwrap().push(Instant::now());
+    }
+    pub fn count(&self) -> usize {
+        self.0.lock().unwrap().len()
+    }
+    /// The waits between consecutive attempt starts.
+    pub fn gaps(&self) -> Vec<Duration> {
+        let starts = self.0.lock().unwrap();
+        starts.windows(2).map(|w| w[1] - w[0]).collect()
+    }
+}
+
+/// Every event received so far, without waiting.
+pub fn received(events: &mut EventStream) -> Vec<Result<Event, Lagged>> {
+    let mut out = Vec::new();
+    // Unconstrained: past tokio's coop budget, a receive would say "pending" instead.
+    while let Some(Some(event)) =
+        futures::FutureExt::now_or_never(tokio::task::unconstrained(events.next()))
+    {
+        out.push(event);
+    }
+    out
 }
