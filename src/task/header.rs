@@ -9,7 +9,8 @@ use futures::task::AtomicWaker;
 use tokio_util::sync::CancellationToken;
 
 use super::options::Options;
-use super::state::{Phase, ProgressState, Record, Stamp};
+use super::record::{ProgressState, Record, Stamp};
+use super::state::Phase;
 use super::tag::QueueTag;
 use crate::id::TaskId;
 use crate::observe::{EventKind, Subject};
