@@ -6,6 +6,7 @@ use std::sync::{Arc, OnceLock, Weak};
 
 use tokio::sync::Notify;
 
+use super::park::Lot;
 use super::registry::Registry;
 use super::{Owner, Shared, TaskRunner};
 use crate::config::{
@@ -94,7 +95,7 @@ impl TaskRunner {
             aborting: AtomicBool::new(false),
             runtime,
             cancel_grace: settings.cancel_grace,
-            parked: std::sync::Mutex::new(Vec::new()),
+            parked: Lot::default(),
             dedup: std::sync::Mutex::new(HashMap::new()),
             this: OnceLock::new(),
             schedules: crate::schedule::Schedules::default(),

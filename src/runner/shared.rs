@@ -9,7 +9,7 @@ use std::sync::{Arc, OnceLock, Weak};
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
-use super::park::Parking;
+use super::park::Lot;
 use super::registry::Registry;
 use super::worker;
 use crate::error::EnqueueError;
@@ -24,7 +24,8 @@ use crate::task::{AttemptEnd, CancelCause, CancelFrom, Ending, Finished, Header,
 
 /// What every clone of a runner, its workers and its handles share.
 ///
-/// Lock order, where two are held at once: `parked`, then a `Parking`'s `job`; a queue's
+/// Lock order, where two are held at once: `parked`, then a parked worker's spot (see
+/// [`Lot`]); a queue's
 /// `state`, then a task's `record`. The registry's shards, `dedup`, and a cell's `handler`
 /// and `slot` locks are taken alone.
 pub(crate) struct Shared {
@@ -46,7 +47,7 @@ pub(crate) struct Shared {
     /// The cancel grace of tasks that set none.
     pub(super) cancel_grace: std::time::Duration,
     /// Workers waiting a moment for a start, each to be handed a job instead of a spawn.
-    pub(super) parked: std::sync::Mutex<Vec<Arc<Parking>>>,
+    pub(super) parked: Lot<Arc<dyn Job>>,
     /// The live task of each dedup key (`Task::dedup_key`).
     pub(super) dedup: std::sync::Mutex<HashMap<Box<str>, TaskId>>,
     /// This, weakly: for a queue's timer to reach the runner.
@@ -150,19 +151,8 @@ impl Shared {
     /// Starts `job`, which already holds a slot of its queue: hands it to a parked worker if
     /// one is waiting, else spawns a worker for it.
     pub(crate) fn start(self: &Arc<Self>, job: Arc<dyn Job>) {
-        let mut parked = lock_std(&self.parked);
-        match parked.pop() {
-            Some(parking) => {
-                // Handed over under the list's lock: a parked worker being dropped takes the
-                // lock, and then finds either itself on the list or the job in its hand.
-                *lock_std(&parking.job) = Some(job);
-                drop(parked);
-                parking.waker.wake();
-            }
-            None => {
-                drop(parked);
-                self.spawn(worker::work(Arc::clone(self), job));
-            }
+        if let Err(job) = self.parked.hand(job) {
+            self.spawn(worker::work(Arc::clone(self), job));
         }
     }
 
