@@ -138,6 +138,7 @@
 //! | schedules | fixed rate without drift; each cron occurrence once, across DST changes; missed fires coalesced; shutdown stops them first |
 //!
 //! The path of one task through the code is in `docs/architecture.md`.
+#![forbid(unsafe_code)]
 #![warn(
     missing_docs,
     missing_debug_implementations,

@@ -70,9 +70,10 @@ impl Flow {
             rate: config.rate_limit.map(Window::new),
             timer: None,
             moved: HashMap::new(),
-            keys: config
-                .key_concurrency
-                .map(|n| Keys::new(n, config.aging.is_some())),
+            keys: config.key_concurrency.map(|n| match config.aging {
+                Some(_) => Keys::flat(n),
+                None => Keys::ranked(n),
+            }),
             aging: config.aging.map(|interval| Aging {
                 interval_ms: interval.as_millis() as u64,
             }),

@@ -61,7 +61,17 @@ impl Keyed for Token {
 pub(super) type Live<'a> = &'a dyn Fn(&Entry) -> bool;
 
 impl Keys {
-    pub(super) fn new(limit: usize, flat: bool) -> Keys {
+    /// Keys of at most `limit` running tasks each, their tokens ranked by priority.
+    pub(super) fn ranked(limit: usize) -> Keys {
+        Keys::with_rank(limit, false)
+    }
+
+    /// Keys whose tokens are ranked by aging keys (flat, as [`Order::flat`](super::order::Order::flat)).
+    pub(super) fn flat(limit: usize) -> Keys {
+        Keys::with_rank(limit, true)
+    }
+
+    fn with_rank(limit: usize, flat: bool) -> Keys {
         Keys {
             limit,
             index: HashMap::new(),
