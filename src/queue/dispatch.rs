@@ -11,7 +11,6 @@ use tokio::time::Instant;
 use super::flow::{is_live, Block, Came, Flow};
 use super::keys::Keys;
 use super::{Entry, Queue, QueueConfig, State, WaitReason};
-use crate::sync::lock;
 use crate::task::Phase;
 use crate::task::{Header, Job, Stamp};
 use crate::TaskId;
@@ -218,7 +217,7 @@ impl Queue {
     /// The timer fired: starts what may start now (and sets the next timer if needed).
     pub(crate) fn wake(&self) -> Vec<Arc<dyn Job>> {
         let stamp = Stamp::now();
-        let mut state = lock(&self.state);
+        let mut state = self.lock();
         let Some(flow) = state.flow.as_deref_mut() else {
             return Vec::new();
         };
@@ -234,14 +233,14 @@ impl Queue {
     }
 
     /// Sets a timer to [`wake`](Self::wake) the queue at `at`, unless one fires by then.
+    /// The timer is set when the queue lock is released ([`Locked`](super::Locked)): spawning
+    /// it runs other code.
     fn arm(&self, flow: &mut Flow, at: Instant) {
         if flow.timer.is_some_and(|t| t <= at) {
             return;
         }
         flow.timer = Some(at);
-        if let Some(host) = self.host.get().and_then(std::sync::Weak::upgrade) {
-            host.wake_at(self.tag.index(), at);
-        }
+        flow.arm = Some(at);
     }
 
     fn flow_mut(state: &mut State) -> &mut Flow {
@@ -254,13 +253,13 @@ impl Queue {
 
     /// Nothing new starts until [`resume`](Self::resume).
     pub(crate) fn pause(&self) {
-        Queue::flow_mut(&mut lock(&self.state)).paused = true;
+        Queue::flow_mut(&mut self.lock()).paused = true;
     }
 
     /// Ends a pause; returns the tasks that may start now.
     pub(crate) fn resume(&self) -> Vec<Arc<dyn Job>> {
         let stamp = Stamp::now();
-        let mut state = lock(&self.state);
+        let mut state = self.lock();
         Queue::flow_mut(&mut state).paused = false;
         self.fill(&mut state, stamp)
     }
@@ -272,7 +271,7 @@ impl Queue {
         let until = now
             .checked_add(duration)
             .unwrap_or_else(|| now + Duration::from_secs(100 * 365 * 86_400));
-        let mut state = lock(&self.state);
+        let mut state = self.lock();
         let waiting = state.pending() > 0;
         let flow = Queue::flow_mut(&mut state);
         if flow.hold_until.is_none_or(|t| t < until) {
@@ -285,7 +284,7 @@ impl Queue {
 
     /// Moves a waiting task to `priority`. False if it is not waiting, or already there.
     pub(crate) fn set_priority(&self, job: &Arc<dyn Job>, priority: i32) -> bool {
-        let mut guard = lock(&self.state);
+        let mut guard = self.lock();
         let state = &mut *guard;
         let header = job.header();
         if header.phase() != Phase::Queued || header.priority() == priority {
@@ -312,7 +311,7 @@ impl Queue {
 
     /// Why `header`'s waiting task does not start, as far as the queue can tell.
     pub(crate) fn why_waiting(&self, header: &Header) -> Option<WaitReason> {
-        let state = lock(&self.state);
+        let state = self.lock();
         match header.phase() {
             Phase::Delayed => return Some(WaitReason::Delayed),
             Phase::Queued => {}

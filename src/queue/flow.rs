@@ -43,6 +43,9 @@ pub(super) struct Flow {
     pub(super) rate: Option<Window>,
     /// When the wake-up timer that is set will fire, if one is.
     pub(super) timer: Option<Instant>,
+    /// A timer decided under the queue lock, to be set once it is released (see
+    /// [`Locked`](super::Locked)).
+    pub(super) arm: Option<Instant>,
     /// Tasks moved by `set_priority`: the key of their live entry (older ones are tombstones).
     pub(super) moved: HashMap<TaskId, u128>,
     pub(super) keys: Option<Keys>,
@@ -69,6 +72,7 @@ impl Flow {
             hold_until: None,
             rate: config.rate_limit.map(Window::new),
             timer: None,
+            arm: None,
             moved: HashMap::new(),
             keys: config.key_concurrency.map(|n| match config.aging {
                 Some(_) => Keys::flat(n),

@@ -18,7 +18,7 @@ use crate::config::QueueConfig;
 use crate::observe::metrics::Gauged;
 use crate::observe::Observers;
 use crate::status::WaitReason;
-use crate::sync::{lock, Mutex};
+use crate::sync::{lock, Mutex, MutexGuard};
 use crate::task::{
     AttemptEnd, Cancel, CancelCause, CancelFrom, Header, Job, Phase, QueueControl, QueueTag, Stamp,
     Transition,
@@ -207,7 +207,7 @@ impl Queue {
         } else {
             Stamp::now()
         };
-        let mut state = lock(&self.state);
+        let mut state = self.lock();
         if state.flow.is_some() {
             return self.admit_flow(&mut state, job, came, now);
         }
@@ -236,7 +236,7 @@ impl Queue {
     /// Puts a new task aside until its start delay ends (then [`admit_delayed`](Self::admit_delayed)).
     /// False if it was cancelled meanwhile.
     pub(crate) fn delay(&self, header: &Header) -> bool {
-        let mut state = lock(&self.state);
+        let mut state = self.lock();
         let delayed = header.delay();
         state.delayed += usize::from(delayed);
         delayed
@@ -252,7 +252,7 @@ impl Queue {
     ) -> (AttemptEnd, Option<Arc<dyn Job>>) {
         // One clock read, outside the lock: when this task ended and the next one started.
         let now = Stamp::now();
-        let mut state = lock(&self.state);
+        let mut state = self.lock();
         let end = job.header().end_attempt(transition, now);
         if matches!(end, AttemptEnd::Retrying(_)) {
             state.retrying += 1;
@@ -273,7 +273,7 @@ impl Queue {
     /// Asks `header`'s task to stop, keeping the counts right; wakes whoever waits on the
     /// task once the queue lock is released.
     pub(crate) fn cancel(&self, header: &Header, cause: CancelCause) -> Cancel {
-        let mut state = lock(&self.state);
+        let mut state = self.lock();
         let cancel = header.request_cancel(cause);
         match cancel.from {
             CancelFrom::Queued => {
@@ -297,7 +297,7 @@ impl Queue {
     /// Sets the limit; returns the waiting tasks that may start now.
     pub(crate) fn set_limit(&self, limit: usize) -> Vec<Arc<dyn Job>> {
         let now = Stamp::now();
-        let mut state = lock(&self.state);
+        let mut state = self.lock();
         state.limit = limit;
         if state.flow.is_some() {
             return self.fill(&mut state, now);
@@ -316,13 +316,60 @@ impl Queue {
     }
 }
 
+/// The queue's state, locked. Dropping it releases the lock, then sets the timer an
+/// operation decided on under it (a rate limit or a hold that runs out): nothing that runs
+/// other code is done under the queue lock.
+struct Locked<'a> {
+    guard: Option<MutexGuard<'a, State>>,
+    queue: &'a Queue,
+}
+
+impl std::ops::Deref for Locked<'_> {
+    type Target = State;
+
+    fn deref(&self) -> &State {
+        self.guard.as_deref().expect("held until dropped")
+    }
+}
+
+impl std::ops::DerefMut for Locked<'_> {
+    fn deref_mut(&mut self) -> &mut State {
+        self.guard.as_deref_mut().expect("held until dropped")
+    }
+}
+
+impl Drop for Locked<'_> {
+    fn drop(&mut self) {
+        let Some(mut guard) = self.guard.take() else {
+            return;
+        };
+        let arm = guard.flow.as_mut().and_then(|flow| flow.arm.take());
+        drop(guard);
+        if let Some(at) = arm {
+            if let Some(host) = self.queue.host.get().and_then(Weak::upgrade) {
+                host.wake_at(self.queue.tag.index(), at);
+            }
+        }
+    }
+}
+
+impl Queue {
+    /// Locks the queue's state (see [`Locked`]).
+    fn lock(&self) -> Locked<'_> {
+        Locked {
+            guard: Some(lock(&self.state)),
+            queue: self,
+        }
+    }
+}
+
 impl Gauged for Queue {
     fn name(&self) -> &str {
         self.tag.name()
     }
 
     fn counts(&self) -> (usize, usize, usize) {
-        let state = lock(&self.state);
+        let state = self.lock();
         (state.pending(), state.running, state.retrying)
     }
 }

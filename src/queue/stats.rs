@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use super::{lock, Queue};
+use super::Queue;
 use crate::observe::Percentiles;
 use crate::status::WaitReason;
 use crate::task::{Header, Phase, Stamp};
@@ -52,7 +52,7 @@ impl Queue {
     /// times.
     pub(crate) fn stats(&self) -> QueueStats {
         let now = Stamp::now();
-        let state = lock(&self.state);
+        let state = self.lock();
         // Within a level the first out is the first in, so the oldest waiting task is the
         // oldest of the levels' fronts (a cancelled front is skipped: close enough).
         let oldest = state
