@@ -41,7 +41,8 @@ impl RunOptions {
         self
     }
 
-    /// Not claimed before `delay` has passed (status [`RunStatus::Delayed`](super::RunStatus::Delayed) meanwhile).
+    /// Not claimed before `delay` has passed (status
+    /// [`RunStatus::Delayed`](super::RunStatus::Delayed) meanwhile).
     pub fn delay(mut self, delay: Duration) -> Self {
         self.delay = delay;
         self
@@ -54,8 +55,9 @@ impl RunOptions {
         self
     }
 
-    /// When the run ends, deposit a [`RunNotification`](crate::store::RunNotification) in the store,
-    /// for [`TaskRunner::drain_run_notifications`](crate::TaskRunner::drain_run_notifications)
+    /// When the run ends, deposit a [`RunNotification`](crate::store::RunNotification) in the
+    /// store, for
+    /// [`TaskRunner::drain_run_notifications`](crate::TaskRunner::drain_run_notifications)
     /// on any process to hand to exactly one drainer.
     pub fn notify(mut self) -> Self {
         self.notify = true;
