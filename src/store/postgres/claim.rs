@@ -1,0 +1,197 @@
+//! A claimed run's life on PostgreSQL: the claim (`FOR UPDATE SKIP LOCKED`, a global limit
+//! counted under an advisory lock), the lease's heartbeat, attempts, the fenced finish and
+//! the release of runs a stopping process did not start.
+
+use std::collections::HashSet;
+
+use sqlx::postgres::PgRow;
+use sqlx::Row;
+
+use super::{PgStore, LOCK_CLASS, RUNS_CHANNEL};
+use crate::store::types::{Claimed, Finish, Held, RunId};
+use crate::store::StoreError;
+
+impl PgStore {
+    pub(crate) async fn claim(
+        &self,
+        queue: &str,
+        names: &[String],
+        max: usize,
+        owner: &str,
+        lease_ms: i64,
+        global: Option<usize>,
+    ) -> Result<Vec<Claimed>, StoreError> {
+        let db = |e| self.db(e);
+        let claim = sqlx::query(
+            "WITH picked AS ( \
+               SELECT id FROM taskrunner_runs \
+               WHERE status = 'pending' AND queue = $1 AND scheduled_at <= taskrunner_now_ms() \
+                 AND name = ANY($2) \
+               ORDER BY priority DESC, scheduled_at, id \
+               LIMIT $3 FOR UPDATE SKIP LOCKED) \
+             UPDATE taskrunner_runs r SET status = 'running', attempts = r.attempts + 1, \
+               claim_token = r.claim_token + 1, lease_owner = $4, \
+               lease_expires_at = taskrunner_now_ms() + $5, \
+               started_at = coalesce(r.started_at, taskrunner_now_ms()) \
+             FROM picked WHERE r.id = picked.id \
+             RETURNING r.id, r.name, r.priority, r.input, r.attempts, r.max_attempts, \
+               r.claim_token, r.call_id, r.scheduled_at",
+        );
+        let rows = match global {
+            None => claim
+                .bind(queue)
+                .bind(names)
+                .bind(max as i64)
+                .bind(owner)
+                .bind(lease_ms)
+                .fetch_all(&self.inner.pool)
+                .await
+                .map_err(db)?,
+            Some(global) => {
+                let mut tx = self.inner.pool.begin().await.map_err(db)?;
+                sqlx::query("SELECT pg_advisory_xact_lock($1, hashtext($2))")
+                    .bind(LOCK_CLASS)
+                    .bind(queue)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db)?;
+                let running: i64 = sqlx::query_scalar(
+                    "SELECT count(*) FROM taskrunner_runs WHERE status = 'running' \
+                     AND queue = $1 AND lease_expires_at > taskrunner_now_ms()",
+                )
+                .bind(queue)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(db)?;
+                let limit = (max as i64).min(global as i64 - running);
+                if limit <= 0 {
+                    tx.rollback().await.map_err(db)?;
+                    return Ok(Vec::new());
+                }
+                let rows = claim
+                    .bind(queue)
+                    .bind(names)
+                    .bind(limit)
+                    .bind(owner)
+                    .bind(lease_ms)
+                    .fetch_all(&mut *tx)
+                    .await
+                    .map_err(db)?;
+                tx.commit().await.map_err(db)?;
+                rows
+            }
+        };
+        let mut claimed: Vec<Claimed> = rows
+            .iter()
+            .map(claimed)
+            .collect::<Result<_, _>>()
+            .map_err(db)?;
+        claimed.sort_by_key(|c| (std::cmp::Reverse(c.priority), c.scheduled_at, c.id));
+        Ok(claimed)
+    }
+
+    pub(crate) async fn heartbeat(
+        &self,
+        owner: &str,
+        lease_ms: i64,
+    ) -> Result<Vec<Held>, StoreError> {
+        let rows = sqlx::query(
+            "UPDATE taskrunner_runs SET lease_expires_at = taskrunner_now_ms() + $1 \
+             WHERE status = 'running' AND lease_owner = $2 \
+             RETURNING id, claim_token, cancel_requested",
+        )
+        .bind(lease_ms)
+        .bind(owner)
+        .fetch_all(&self.inner.pool)
+        .await
+        .map_err(|e| self.db(e))?;
+        rows.iter()
+            .map(|row| {
+                Ok(Held {
+                    id: RunId::from_i64(row.try_get("id")?),
+                    token: row.try_get("claim_token")?,
+                    cancel_requested: row.try_get("cancel_requested")?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(|e| self.db(e))
+    }
+
+    pub(crate) async fn finish(&self, batch: &[Finish]) -> Result<Vec<bool>, StoreError> {
+        let applied: Vec<i64> = sqlx::query_scalar(
+            "UPDATE taskrunner_runs r SET status = f.status, output = f.output, error = f.error, \
+               error_kind = f.kind, finished_at = taskrunner_now_ms(), lease_owner = NULL, \
+               lease_expires_at = NULL \
+             FROM UNNEST($1::int8[], $2::int8[], $3::text[], $4::text[], $5::text[], $6::text[]) \
+               AS f(id, token, status, output, error, kind) \
+             WHERE r.id = f.id AND r.claim_token = f.token AND r.status = 'running' \
+             RETURNING r.id",
+        )
+        .bind(batch.iter().map(|f| f.id.as_i64()).collect::<Vec<_>>())
+        .bind(batch.iter().map(|f| f.token).collect::<Vec<_>>())
+        .bind(batch.iter().map(|f| f.ending.status()).collect::<Vec<_>>())
+        .bind(batch.iter().map(|f| f.output.clone()).collect::<Vec<_>>())
+        .bind(batch.iter().map(|f| f.error.clone()).collect::<Vec<_>>())
+        .bind(batch.iter().map(|f| f.ending.kind()).collect::<Vec<_>>())
+        .fetch_all(&self.inner.pool)
+        .await
+        .map_err(|e| self.db(e))?;
+        let applied: HashSet<i64> = applied.into_iter().collect();
+        Ok(batch
+            .iter()
+            .map(|f| applied.contains(&f.id.as_i64()))
+            .collect())
+    }
+
+    pub(crate) async fn record_attempt(
+        &self,
+        id: RunId,
+        token: i64,
+        attempts: i32,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE taskrunner_runs SET attempts = $1 \
+             WHERE id = $2 AND claim_token = $3 AND status = 'running'",
+        )
+        .bind(attempts)
+        .bind(id.as_i64())
+        .bind(token)
+        .execute(&self.inner.pool)
+        .await
+        .map_err(|e| self.db(e))?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    pub(crate) async fn release(&self, runs: &[(RunId, i64)]) -> Result<(), StoreError> {
+        sqlx::query(
+            "WITH released AS ( \
+               UPDATE taskrunner_runs r SET status = 'pending', lease_owner = NULL, \
+                 lease_expires_at = NULL, attempts = greatest(r.attempts - 1, 0) \
+               FROM UNNEST($1::int8[], $2::int8[]) AS f(id, token) \
+               WHERE r.id = f.id AND r.claim_token = f.token AND r.status = 'running' \
+               RETURNING r.queue) \
+             SELECT pg_notify($3, q) FROM (SELECT DISTINCT queue AS q FROM released) AS s",
+        )
+        .bind(runs.iter().map(|(id, _)| id.as_i64()).collect::<Vec<_>>())
+        .bind(runs.iter().map(|(_, token)| *token).collect::<Vec<_>>())
+        .bind(RUNS_CHANNEL)
+        .execute(&self.inner.pool)
+        .await
+        .map_err(|e| self.db(e))?;
+        Ok(())
+    }
+}
+
+fn claimed(row: &PgRow) -> Result<Claimed, sqlx::Error> {
+    Ok(Claimed {
+        id: RunId::from_i64(row.try_get("id")?),
+        name: row.try_get("name")?,
+        priority: row.try_get("priority")?,
+        input: row.try_get("input")?,
+        attempts: row.try_get("attempts")?,
+        max_attempts: row.try_get("max_attempts")?,
+        token: row.try_get("claim_token")?,
+        call_id: row.try_get("call_id")?,
+        scheduled_at: row.try_get("scheduled_at")?,
+    })
+}

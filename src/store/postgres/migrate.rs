@@ -1,0 +1,52 @@
+//! The PgStore's schema: the migrations this build ships, applied once under an advisory lock.
+
+use super::{PgStore, LOCK_CLASS};
+use crate::store::StoreError;
+
+/// The schema versions this build ships, oldest first; the version is the position + 1.
+const MIGRATIONS: &[&str] = &[
+    include_str!("../migrations/postgres/0001_runs.sql"),
+    include_str!("../migrations/postgres/0002_steps.sql"),
+    include_str!("../migrations/postgres/0003_notifications.sql"),
+    include_str!("../migrations/postgres/0004_schedules.sql"),
+];
+
+impl PgStore {
+    pub(super) async fn migrate(&self) -> Result<(), StoreError> {
+        let db = |e| self.db(e);
+        let mut tx = self.inner.pool.begin().await.map_err(db)?;
+        sqlx::query("SELECT pg_advisory_xact_lock($1, 0)")
+            .bind(LOCK_CLASS)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        sqlx::raw_sql("CREATE TABLE IF NOT EXISTS taskrunner_schema (version BIGINT NOT NULL)")
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        let found: Option<i64> = sqlx::query_scalar("SELECT max(version) FROM taskrunner_schema")
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(db)?;
+        let found = found.unwrap_or(0);
+        let supported = MIGRATIONS.len() as i64;
+        if found > supported {
+            return Err(StoreError::SchemaTooNew { found, supported });
+        }
+        for sql in &MIGRATIONS[found as usize..] {
+            sqlx::raw_sql(*sql).execute(&mut *tx).await.map_err(db)?;
+        }
+        if found < supported {
+            sqlx::query("DELETE FROM taskrunner_schema")
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?;
+            sqlx::query("INSERT INTO taskrunner_schema (version) VALUES ($1)")
+                .bind(supported)
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?;
+        }
+        tx.commit().await.map_err(db)
+    }
+}

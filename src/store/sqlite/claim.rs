@@ -1,0 +1,173 @@
+//! A claimed run's life on SQLite: the claim (a global limit counted in the same
+//! transaction), the lease's heartbeat, attempts, the fenced finish and the release of runs a
+//! stopping process did not start.
+
+use sqlx::Row;
+
+use super::{db, SqliteStore};
+use crate::store::types::{now_ms, Claimed, Finish, Held, RunId};
+use crate::store::StoreError;
+
+impl SqliteStore {
+    pub(crate) async fn claim(
+        &self,
+        queue: &str,
+        names: &[String],
+        max: usize,
+        owner: &str,
+        lease_ms: i64,
+        global: Option<usize>,
+    ) -> Result<Vec<Claimed>, StoreError> {
+        let names = serde_json::to_string(names).unwrap_or_default();
+        let mut tx = self.write().await?;
+        let now = now_ms();
+        let mut limit = max as i64;
+        if let Some(global) = global {
+            let running: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM taskrunner_runs \
+                 WHERE status = 'running' AND queue = $1 AND lease_expires_at > $2",
+            )
+            .bind(queue)
+            .bind(now)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(db)?;
+            limit = limit.min(global as i64 - running);
+        }
+        if limit <= 0 {
+            tx.rollback().await.map_err(db)?;
+            return Ok(Vec::new());
+        }
+        let rows = sqlx::query(
+            "UPDATE taskrunner_runs SET status = 'running', attempts = attempts + 1, \
+             claim_token = claim_token + 1, lease_owner = $1, lease_expires_at = $2, \
+             started_at = coalesce(started_at, $3) \
+             WHERE id IN (SELECT id FROM taskrunner_runs WHERE status = 'pending' AND queue = $4 \
+               AND scheduled_at <= $3 AND name IN (SELECT value FROM json_each($5)) \
+               ORDER BY priority DESC, scheduled_at, id LIMIT $6) \
+             RETURNING id, name, priority, input, attempts, max_attempts, claim_token, call_id, \
+               scheduled_at",
+        )
+        .bind(owner)
+        .bind(now.saturating_add(lease_ms))
+        .bind(now)
+        .bind(queue)
+        .bind(&names)
+        .bind(limit)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(db)?;
+        tx.commit().await.map_err(db)?;
+        rows.iter()
+            .map(claimed)
+            .collect::<Result<_, _>>()
+            .map_err(db)
+    }
+
+    pub(crate) async fn heartbeat(
+        &self,
+        owner: &str,
+        lease_ms: i64,
+    ) -> Result<Vec<Held>, StoreError> {
+        let mut tx = self.write().await?;
+        let rows = sqlx::query(
+            "UPDATE taskrunner_runs SET lease_expires_at = $1 \
+             WHERE status = 'running' AND lease_owner = $2 \
+             RETURNING id, claim_token, cancel_requested",
+        )
+        .bind(now_ms().saturating_add(lease_ms))
+        .bind(owner)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(db)?;
+        tx.commit().await.map_err(db)?;
+        rows.iter()
+            .map(|row| {
+                Ok(Held {
+                    id: RunId::from_i64(row.try_get("id")?),
+                    token: row.try_get("claim_token")?,
+                    cancel_requested: row.try_get("cancel_requested")?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(db)
+    }
+
+    pub(crate) async fn finish(&self, batch: &[Finish]) -> Result<Vec<bool>, StoreError> {
+        let mut tx = self.write().await?;
+        let now = now_ms();
+        let mut applied = Vec::with_capacity(batch.len());
+        for finish in batch {
+            let done = sqlx::query(
+                "UPDATE taskrunner_runs SET status = $1, output = $2, error = $3, error_kind = $4, \
+                 finished_at = $5, lease_owner = NULL, lease_expires_at = NULL \
+                 WHERE id = $6 AND claim_token = $7 AND status = 'running'",
+            )
+            .bind(finish.ending.status())
+            .bind(&finish.output)
+            .bind(&finish.error)
+            .bind(finish.ending.kind())
+            .bind(now)
+            .bind(finish.id.as_i64())
+            .bind(finish.token)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+            applied.push(done.rows_affected() == 1);
+        }
+        tx.commit().await.map_err(db)?;
+        Ok(applied)
+    }
+
+    pub(crate) async fn record_attempt(
+        &self,
+        id: RunId,
+        token: i64,
+        attempts: i32,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.write().await?;
+        let done = sqlx::query(
+            "UPDATE taskrunner_runs SET attempts = $1 \
+             WHERE id = $2 AND claim_token = $3 AND status = 'running'",
+        )
+        .bind(attempts)
+        .bind(id.as_i64())
+        .bind(token)
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
+        tx.commit().await.map_err(db)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    pub(crate) async fn release(&self, runs: &[(RunId, i64)]) -> Result<(), StoreError> {
+        let mut tx = self.write().await?;
+        for (id, token) in runs {
+            sqlx::query(
+                "UPDATE taskrunner_runs SET status = 'pending', lease_owner = NULL, \
+                 lease_expires_at = NULL, attempts = max(attempts - 1, 0) \
+                 WHERE id = $1 AND claim_token = $2 AND status = 'running'",
+            )
+            .bind(id.as_i64())
+            .bind(token)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        }
+        tx.commit().await.map_err(db)
+    }
+}
+
+fn claimed(row: &sqlx::sqlite::SqliteRow) -> Result<Claimed, sqlx::Error> {
+    Ok(Claimed {
+        id: RunId::from_i64(row.try_get("id")?),
+        name: row.try_get("name")?,
+        priority: row.try_get("priority")?,
+        input: row.try_get("input")?,
+        attempts: row.try_get("attempts")?,
+        max_attempts: row.try_get("max_attempts")?,
+        token: row.try_get("claim_token")?,
+        call_id: row.try_get("call_id")?,
+        scheduled_at: row.try_get("scheduled_at")?,
+    })
+}

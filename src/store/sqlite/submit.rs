@@ -1,0 +1,50 @@
+//! Submitting runs to SQLite: all in one `BEGIN IMMEDIATE` transaction, a held dedup key
+//! resolved to the run holding it.
+
+use super::{db, SqliteStore};
+use crate::store::types::{now_ms, NewRun, RunId};
+use crate::store::StoreError;
+
+impl SqliteStore {
+    pub(crate) async fn submit(&self, runs: &[NewRun]) -> Result<Vec<RunId>, StoreError> {
+        let mut tx = self.write().await?;
+        let now = now_ms();
+        let mut ids = Vec::with_capacity(runs.len());
+        for run in runs {
+            let inserted: Option<i64> = sqlx::query_scalar(
+                "INSERT INTO taskrunner_runs (name, queue, priority, input, max_attempts, call_id, \
+                 dedup_key, notify, scheduled_at, created_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+                 ON CONFLICT (dedup_key) WHERE dedup_key IS NOT NULL \
+                 AND status IN ('pending', 'running') DO NOTHING RETURNING id",
+            )
+            .bind(&run.name)
+            .bind(&run.queue)
+            .bind(run.priority)
+            .bind(&run.input)
+            .bind(run.max_attempts)
+            .bind(&run.call_id)
+            .bind(&run.dedup_key)
+            .bind(run.notify)
+            .bind(now.saturating_add(run.delay_ms))
+            .bind(now)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db)?;
+            let id = match inserted {
+                Some(id) => id,
+                None => sqlx::query_scalar(
+                    "SELECT id FROM taskrunner_runs WHERE dedup_key = $1 \
+                     AND status IN ('pending', 'running')",
+                )
+                .bind(&run.dedup_key)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(db)?,
+            };
+            ids.push(RunId::from_i64(id));
+        }
+        tx.commit().await.map_err(db)?;
+        Ok(ids)
+    }
+}

@@ -1,0 +1,50 @@
+//! [`RunInfo`]: a durable run's record, as the store hands it back.
+
+use std::time::SystemTime;
+
+use super::{RunId, RunStatus};
+
+/// A durable run's record, from [`TaskRunner::run_info`](crate::TaskRunner::run_info) or
+/// [`TaskRunner::list_runs`](crate::TaskRunner::list_runs).
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct RunInfo {
+    /// The run's id.
+    pub id: RunId,
+    /// The [`TaskDef`](crate::TaskDef)'s name.
+    pub name: String,
+    /// The queue it runs in.
+    pub queue: String,
+    /// Higher is claimed first.
+    pub priority: i32,
+    /// Where it is now.
+    pub status: RunStatus,
+    /// Attempts started so far, across every process that claimed it.
+    pub attempts: u32,
+    /// The most attempts it may have (1 + the definition's retries).
+    pub max_attempts: u32,
+    /// The call id it answers.
+    pub call_id: Option<String>,
+    /// Its deduplication key, if submitted with one.
+    pub dedup_key: Option<String>,
+    /// When it was submitted.
+    pub created_at: SystemTime,
+    /// When it may start (later than `created_at` for a delayed run).
+    pub scheduled_at: SystemTime,
+    /// When its first attempt started.
+    pub started_at: Option<SystemTime>,
+    /// When it ended.
+    pub finished_at: Option<SystemTime>,
+    /// Why it failed or was cancelled: the handler's error as its `Display`, or what the
+    /// runner saw (a timeout, a panic, an input that no longer deserializes, a lost worker).
+    pub error: Option<String>,
+    /// The handler's `Ok` value, as JSON.
+    pub output: Option<serde_json::Value>,
+    /// Whether a cancel was asked for while it ran.
+    pub cancel_requested: bool,
+    /// Its durable steps ([`TaskContext::step`](crate::TaskContext::step)) in the order they
+    /// first started: how far the run got. Filled by
+    /// [`run_info`](crate::TaskRunner::run_info); empty in
+    /// [`list_runs`](crate::TaskRunner::list_runs).
+    pub steps: Vec<crate::store::StepInfo>,
+}

@@ -1,0 +1,55 @@
+//! [`RunStatus`]: where a durable run is in its life.
+
+use serde::{Deserialize, Serialize};
+
+/// Where a durable run is in its life, as the store records it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunStatus {
+    /// Waiting to be claimed by a process that registered its name.
+    Pending,
+    /// Waiting for its start time ([`RunOptions::delay`](super::RunOptions::delay)); then
+    /// `Pending`.
+    Delayed,
+    /// Claimed by a process, which runs it (or waits out a retry's backoff).
+    Running,
+    /// The handler returned `Ok`; [`RunInfo::output`](super::RunInfo::output) holds the value.
+    Completed,
+    /// Failed, timed out, panicked, its input no longer deserialized, or its process was
+    /// lost past its retries; [`RunInfo::error`](super::RunInfo::error) says which.
+    Failed,
+    /// Cancelled with [`TaskRunner::cancel_run`](crate::TaskRunner::cancel_run).
+    Cancelled,
+}
+
+impl RunStatus {
+    /// Whether the run has ended (`Completed`, `Failed` or `Cancelled`).
+    pub const fn is_terminal(self) -> bool {
+        matches!(
+            self,
+            RunStatus::Completed | RunStatus::Failed | RunStatus::Cancelled
+        )
+    }
+
+    /// The status as stored (`Delayed` is stored as `pending` with a later start time).
+    pub(crate) const fn as_db(self) -> &'static str {
+        match self {
+            RunStatus::Pending | RunStatus::Delayed => "pending",
+            RunStatus::Running => "running",
+            RunStatus::Completed => "completed",
+            RunStatus::Failed => "failed",
+            RunStatus::Cancelled => "cancelled",
+        }
+    }
+
+    pub(crate) fn from_db(status: &str, scheduled_at: i64, now: i64) -> RunStatus {
+        match status {
+            "pending" if scheduled_at > now => RunStatus::Delayed,
+            "pending" => RunStatus::Pending,
+            "running" => RunStatus::Running,
+            "completed" => RunStatus::Completed,
+            "failed" => RunStatus::Failed,
+            _ => RunStatus::Cancelled,
+        }
+    }
+}
