@@ -59,7 +59,7 @@ impl TaskStatus {
 }
 
 /// How far a running task has got, as its handler reported with
-/// [`TaskContext::set_progress`].
+/// [`TaskContext::set_progress`](crate::TaskContext::set_progress).
 ///
 /// ```
 /// use taskrunner::{Progress, Task, TaskRunner};

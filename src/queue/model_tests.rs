@@ -301,7 +301,7 @@ fn many_cancels_compact_the_heap_and_keep_counts() {
     }
     assert_eq!(queue.stats().pending, 1);
     // Compaction ran: far fewer than 999 tombstones are left.
-    assert!(super::lock(&queue.state).waiting.len() < 100);
+    assert!(crate::sync::lock(&queue.state).waiting.len() < 100);
     let next = queue.set_limit(2);
     assert_eq!(next.len(), 1);
     assert_eq!(id_of(&next[0]), jobs[0].header().id.as_u64());
@@ -315,10 +315,10 @@ fn a_drained_queue_holds_nothing() {
     for _ in 0..10_000 {
         assert!(queue.admit_new(TestJob::new(&queue, 0)).is_none());
     }
-    assert_eq!(super::lock(&queue.state).waiting.len(), 10_000);
+    assert_eq!(crate::sync::lock(&queue.state).waiting.len(), 10_000);
     let mut job: Arc<dyn Job> = blocker;
     while let (_, _, Some(next)) = end(&queue, &*job, Phase::Completed) {
         job = next;
     }
-    assert_eq!(super::lock(&queue.state).waiting.len(), 0);
+    assert_eq!(crate::sync::lock(&queue.state).waiting.len(), 0);
 }

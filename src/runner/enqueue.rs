@@ -51,7 +51,7 @@ impl TaskRunner {
     ///   outside one too, or the runtime it was built in (or last used from) has shut down.
     /// - [`EnqueueError::TimersDisabled`]: the task has a timeout or a retry policy and the
     ///   runtime was built without `enable_time()`.
-    /// - [`EnqueueError::QueueFull`]: the queue has [`max_pending`](QueueConfig::max_pending)
+    /// - [`EnqueueError::QueueFull`]: the queue has [`max_pending`](crate::QueueConfig::max_pending)
     ///   tasks waiting already.
     /// - [`EnqueueError::Duplicate`]: a task with the same [`dedup_key`](Task::dedup_key) is
     ///   live.

@@ -85,7 +85,7 @@ impl TaskRunner {
     }
 
     /// The whole text behind a notification's summary, while the inbox keeps it (the last
-    /// [`notification_capacity`](TaskRunnerBuilder::notification_capacity) notifications).
+    /// [`notification_capacity`](crate::TaskRunnerBuilder::notification_capacity) notifications).
     pub fn full_result(&self, id: TaskId) -> Option<String> {
         self.shared
             .observers

@@ -34,7 +34,7 @@ impl TaskRunner {
     }
 
     /// Stops every [schedule](Self::schedule), stops taking tasks
-    /// ([`EnqueueError::ShuttingDown`]), and resolves once every delayed, pending, running
+    /// ([`EnqueueError::ShuttingDown`](crate::EnqueueError::ShuttingDown)), and resolves once every delayed, pending, running
     /// and retrying task (schedules' runs already started included) has finished. Tasks
     /// waiting in a [paused](Self::pause_queue) queue wait for
     /// [`resume_queue`](Self::resume_queue): to bound the wait, use

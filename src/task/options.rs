@@ -52,7 +52,7 @@ impl fmt::Debug for Options {
 
 /// The default retry predicate: with a [`RetryPolicy`], every error is retried.
 ///
-/// Replace it with [`Task::retry_if`].
+/// Replace it with [`Task::retry_if`](crate::Task::retry_if).
 ///
 /// ```
 /// use taskrunner::{RetryAny, RetryPredicate};
