@@ -148,7 +148,8 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 // The layers, lowest first; each imports only from those above it in this list (checked by
-// `python3 scripts/layers.py`):
+// `python3 scripts/layers.py`; a layer on top reaches the runner's shutdown and builder
+// through `runner/extension.rs`, never the other way):
 // leaves:   sync, panic, id, status, error, retry, config, runtime
 // observe:  events, the notification inbox, timings, metrics
 // task:     one task: builder, options, context, header, state machine, cell, attempt

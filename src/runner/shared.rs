@@ -9,6 +9,7 @@ use std::sync::{Arc, OnceLock, Weak};
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
+use super::extension::Extensions;
 use super::park::Parking;
 use super::registry::Registry;
 use super::worker;
@@ -51,9 +52,11 @@ pub(crate) struct Shared {
     pub(super) dedup: std::sync::Mutex<HashMap<Box<str>, TaskId>>,
     /// This, weakly: for a queue's timer to reach the runner.
     pub(super) this: OnceLock<Weak<Shared>>,
-    /// The runner's recurring schedules, by name.
-    pub(crate) schedules: crate::schedule::Schedules,
-    /// The durable side, if the runner was built with a store.
+    /// The layers built on the runner (schedules, the durable store), each by its type.
+    pub(crate) extensions: Extensions,
+    /// The durable side, if the runner was built with a store. Transitional: the same as
+    /// its extension, kept only for `durable/schedule.rs`, which reads it here; goes when
+    /// that file reads `Durable::of` instead.
     #[cfg(any(feature = "sqlite", feature = "postgres"))]
     pub(crate) durable: std::sync::OnceLock<Arc<crate::durable::Durable>>,
 }
