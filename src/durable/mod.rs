@@ -166,80 +166,73 @@ impl BuildHook for Settings {
         Ok(())
     }
 
-    /// Starts the durable side of a runner just built, if it has a store.
+    /// Starts the durable side of a runner just built, if it has a store: its claim loops,
+    /// writer, heartbeat, schedules' fire loop and pruning; and adds it to the runner's
+    /// extensions.
     fn start(&self, queues: &[(String, QueueConfig)], shared: &Arc<Shared>) {
-        if let Some(durable) = start(self, queues, shared) {
-            let _ = shared.durable.set(durable);
-        }
-    }
-}
-
-/// Starts the durable side of a runner just built, if it has a store, and adds it to the
-/// runner's extensions.
-fn start(
-    settings: &Settings,
-    queues: &[(String, QueueConfig)],
-    shared: &Arc<Shared>,
-) -> Option<Arc<Durable>> {
-    let store = settings.store.clone()?;
-    let mut plans: Vec<Plan> = Vec::new();
-    for def in &settings.defs {
-        let global = queues
-            .iter()
-            .find(|(q, _)| q == def.queue())
-            .and_then(|(_, c)| c.global_concurrency);
-        match plans.iter_mut().find(|p| p.queue == def.queue()) {
-            Some(plan) => plan.names.push(def.name().to_owned()),
-            None => plans.push(Plan {
-                queue: def.queue().to_owned(),
-                names: vec![def.name().to_owned()],
-                global,
-                wake: Notify::new(),
-            }),
-        }
-    }
-    let (done_tx, done_rx) = mpsc::unbounded_channel();
-    let durable = Arc::clone(shared.extensions.get_or_add(|| {
-        Arc::new(Durable {
-            store,
-            runner: Arc::downgrade(shared),
-            owner: format!("{}-{:016x}", std::process::id(), fastrand::u64(..)),
-            lease: settings.lease,
-            poll: settings.poll,
-            retention: settings.retention.clone(),
-            claim_ahead: settings.claim_ahead,
-            defs: settings
-                .defs
+        let Some(store) = self.store.clone() else {
+            return;
+        };
+        let mut plans: Vec<Plan> = Vec::new();
+        for def in &self.defs {
+            let global = queues
                 .iter()
-                .map(|d| (d.name().to_owned(), Arc::clone(d)))
-                .collect(),
-            plans,
-            active: std::sync::Mutex::new(HashMap::new()),
-            waiters: std::sync::Mutex::new(HashMap::new()),
-            done_tx,
-            claiming: CancellationToken::new(),
-            stop: CancellationToken::new(),
-            flushed: Notify::new(),
-            schedules_wake: Notify::new(),
-        })
-    }));
-    let weak = Arc::downgrade(shared);
-    for i in 0..durable.plans.len() {
-        tokio::spawn(claim::claim_loop(weak.clone(), Arc::clone(&durable), i));
-    }
-    tokio::spawn(worker::writer(weak.clone(), Arc::clone(&durable), done_rx));
-    if !durable.plans.is_empty() {
-        tokio::spawn(worker::heartbeat(weak.clone(), Arc::clone(&durable)));
-        #[cfg(feature = "postgres")]
-        if durable.store.as_pg().is_some() {
-            tokio::spawn(worker::listen(weak.clone(), Arc::clone(&durable)));
+                .find(|(q, _)| q == def.queue())
+                .and_then(|(_, c)| c.global_concurrency);
+            match plans.iter_mut().find(|p| p.queue == def.queue()) {
+                Some(plan) => plan.names.push(def.name().to_owned()),
+                None => plans.push(Plan {
+                    queue: def.queue().to_owned(),
+                    names: vec![def.name().to_owned()],
+                    global,
+                    wake: Notify::new(),
+                }),
+            }
         }
+        let (done_tx, done_rx) = mpsc::unbounded_channel();
+        let durable = Arc::clone(shared.extensions.get_or_add(|| {
+            Arc::new(Durable {
+                store,
+                runner: Arc::downgrade(shared),
+                owner: format!("{}-{:016x}", std::process::id(), fastrand::u64(..)),
+                lease: self.lease,
+                poll: self.poll,
+                retention: self.retention.clone(),
+                claim_ahead: self.claim_ahead,
+                defs: self
+                    .defs
+                    .iter()
+                    .map(|d| (d.name().to_owned(), Arc::clone(d)))
+                    .collect(),
+                plans,
+                active: std::sync::Mutex::new(HashMap::new()),
+                waiters: std::sync::Mutex::new(HashMap::new()),
+                done_tx,
+                claiming: CancellationToken::new(),
+                stop: CancellationToken::new(),
+                flushed: Notify::new(),
+                schedules_wake: Notify::new(),
+            })
+        }));
+        let weak = Arc::downgrade(shared);
+        for i in 0..durable.plans.len() {
+            tokio::spawn(claim::claim_loop(weak.clone(), Arc::clone(&durable), i));
+        }
+        tokio::spawn(worker::writer(weak.clone(), Arc::clone(&durable), done_rx));
+        if !durable.plans.is_empty() {
+            tokio::spawn(worker::heartbeat(weak.clone(), Arc::clone(&durable)));
+            #[cfg(feature = "postgres")]
+            if durable.store.as_pg().is_some() {
+                tokio::spawn(worker::listen(weak.clone(), Arc::clone(&durable)));
+            }
+        }
+        if !durable.defs.is_empty() {
+            tokio::spawn(schedule::fire_loop(weak.clone(), Arc::clone(&durable)));
+        }
+        tokio::spawn(worker::prune(weak, Arc::clone(&durable)));
+        // Transitional, until `schedule.rs` reads `Durable::of`.
+        let _ = shared.durable.set(durable);
     }
-    if !durable.defs.is_empty() {
-        tokio::spawn(schedule::fire_loop(weak.clone(), Arc::clone(&durable)));
-    }
-    tokio::spawn(worker::prune(weak, Arc::clone(&durable)));
-    Some(durable)
 }
 
 // ===== impl Durable =====

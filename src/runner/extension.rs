@@ -159,3 +159,56 @@ impl Extensions {
         std::iter::successors(self.head.get(), |link| link.next.get()).map(|link| &**link)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+
+    /// Counts its `before_close` calls.
+    #[derive(Default)]
+    struct Early(AtomicUsize);
+
+    impl Extension for Early {
+        fn before_close(&self) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    /// The same, as another type.
+    #[derive(Default)]
+    struct Late(AtomicUsize);
+
+    impl Extension for Late {
+        fn before_close(&self) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    #[test]
+    fn one_of_each_type_in_the_order_added() {
+        let extensions = Extensions::new();
+        assert!(extensions.get::<Early>().is_none());
+        let late = Arc::clone(extensions.get_or_add(Arc::<Late>::default));
+        let early = Arc::clone(extensions.get_or_add(Arc::<Early>::default));
+        let again = extensions.get_or_add::<Late>(|| panic!("a second Late was made"));
+        assert!(Arc::ptr_eq(&late, again));
+        assert!(Arc::ptr_eq(&early, extensions.get::<Early>().unwrap()));
+        let all = extensions.all();
+        assert_eq!(all.len(), 2);
+        let (first, second): (&dyn Any, &dyn Any) = (&*all[0], &*all[1]);
+        assert!(first.is::<Late>() && second.is::<Early>());
+    }
+
+    #[test]
+    fn one_added_after_a_shutdown_began_is_closed_at_once() {
+        let extensions = Extensions::new();
+        let early = Arc::clone(extensions.get_or_add(Arc::<Early>::default));
+        extensions.before_close();
+        assert_eq!(early.0.load(Ordering::SeqCst), 1);
+        let late = extensions.get_or_add(Arc::<Late>::default);
+        assert_eq!(late.0.load(Ordering::SeqCst), 1, "closed as it was added");
+        assert_eq!(early.0.load(Ordering::SeqCst), 1, "closed once");
+    }
+}

@@ -26,8 +26,8 @@ use crate::task::{AttemptEnd, CancelCause, CancelFrom, Ending, Finished, Header,
 /// What every clone of a runner, its workers and its handles share.
 ///
 /// Lock order, where two are held at once: `parked`, then a `Parking`'s `job`; a queue's
-/// `state`, then a task's `record`. The registry's shards, `dedup`, and a cell's `handler`
-/// and `slot` locks are taken alone.
+/// `state`, then a task's `record`. The registry's shards, `dedup`, the extensions' list,
+/// and a cell's `handler` and `slot` locks are taken alone.
 pub(crate) struct Shared {
     pub(super) queues: HashMap<Box<str>, Arc<Queue>, BuildHasherDefault<NameHasher>>,
     /// The same queues, in the order of their tags' indexes; scanned instead of hashed when
