@@ -207,3 +207,82 @@ impl<E> TaskError<E> {
         matches!(self, TaskError::Cancelled | TaskError::Shutdown)
     }
 }
+
+/// Why a durable [step](crate::TaskContext::step) could not give back its result.
+///
+/// A step's own error is returned as it is; this covers what the store adds. A handler's
+/// error type takes it with `?` when it implements `From<StepError>` (done here for `String`;
+/// `Box<dyn Error>` and `anyhow::Error` take any error already).
+///
+/// ```
+/// use taskrunner::StepError;
+///
+/// let e = StepError::LeaseLost { step: "search".into(), index: 2 };
+/// assert!(e.to_string().starts_with("step `search` #2: this process lost the run"));
+/// let as_string: String = e.into();
+/// assert!(as_string.contains("search"));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum StepError {
+    /// The step succeeded but its output does not serialize to JSON, so it cannot be stored
+    /// (and the run cannot go on without running it again).
+    #[error(
+        "step `{step}` #{index}: its output does not serialize to JSON, so it cannot be \
+         stored: {reason} (return a type that serde can serialize, such as a struct deriving \
+         Serialize with string map keys)"
+    )]
+    Serialize {
+        /// The step's name.
+        step: String,
+        /// Which call of that name in the run, from 0.
+        index: u32,
+        /// What serde said.
+        reason: String,
+    },
+    /// The output stored by an earlier attempt no longer deserializes as the type asked for:
+    /// the step's output type changed while the run was in flight. The step is not run again.
+    #[error(
+        "step `{step}` #{index}: its stored output no longer deserializes as `{type_name}`: \
+         {reason} (the step's output type changed since the run stored it: keep the old \
+         type readable, or give the changed step a new name)"
+    )]
+    Deserialize {
+        /// The step's name.
+        step: String,
+        /// Which call of that name in the run, from 0.
+        index: u32,
+        /// The type asked for.
+        type_name: &'static str,
+        /// What serde said.
+        reason: String,
+    },
+    /// This process no longer holds the run (its lease expired and another claim took it),
+    /// so the step's result was not stored: the run goes on in the process that holds it.
+    #[error(
+        "step `{step}` #{index}: this process lost the run's claim (its lease expired and \
+         another claim holds it), so the step's result was not stored"
+    )]
+    LeaseLost {
+        /// The step's name.
+        step: String,
+        /// Which call of that name in the run, from 0.
+        index: u32,
+    },
+    /// The store could not be read or written.
+    #[error("step `{step}` #{index}: the durable store failed: {reason}")]
+    Store {
+        /// The step's name.
+        step: String,
+        /// Which call of that name in the run, from 0.
+        index: u32,
+        /// The store's error.
+        reason: String,
+    },
+}
+
+impl From<StepError> for String {
+    fn from(error: StepError) -> String {
+        error.to_string()
+    }
+}

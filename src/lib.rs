@@ -149,7 +149,8 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 // The layers, lowest first; each imports only from those above it in this list (checked by
-// `tests/layers.rs`):
+// `tests/layers.rs`; a layer on top reaches the runner's shutdown and builder through
+// `runner/extension.rs`, never the other way):
 // leaves:   sync, panic, id, status, error, retry, config, runtime
 // observe:  events, the notification inbox, timings, metrics
 // task:     one task: builder, options, context, header, state machine, cell, attempt
@@ -188,7 +189,7 @@ pub use config::{
 pub use durable::{
     DurableSchedule, RunHandle, ScheduleRunError, DEFAULT_LEASE, DEFAULT_POLL_INTERVAL,
 };
-pub use error::{ConfigError, EnqueueError, TaskError};
+pub use error::{ConfigError, EnqueueError, StepError, TaskError};
 pub use id::TaskId;
 pub use observe::{Event, EventKind, EventStream, Lagged, Notification, Percentiles};
 pub use queue::QueueStats;
@@ -201,7 +202,6 @@ pub use schedule::{
 #[cfg_attr(docsrs, doc(cfg(all(feature = "process", unix))))]
 pub use shell::{ShellError, ShellOutput, ShellTask, DEFAULT_OUTPUT_CAP};
 pub use status::{Progress, TaskInfo, TaskStatus, WaitReason};
-pub use step::StepError;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 #[cfg_attr(docsrs, doc(cfg(any(feature = "sqlite", feature = "postgres"))))]
 pub use store::{RunFilter, RunId, RunInfo, RunOptions, RunStatus, StoreError};

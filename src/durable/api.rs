@@ -9,8 +9,8 @@ use std::time::Duration;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use super::registered::Def;
-use super::{Durable, RunHandle};
+use super::registered::{Def, Registered};
+use super::{Durable, RunHandle, Settings};
 use crate::store::{
     duration_ms, NewRun, Retention, RunFilter, RunId, RunInfo, RunOptions, Store, StoreError,
 };
@@ -25,9 +25,9 @@ impl TaskRunnerBuilder {
     /// [`PgStore`](crate::store::PgStore).
     ///
     /// A runner with a store must be built inside a tokio runtime (it starts its claim loops).
-    pub fn store(mut self, store: impl Into<Store>) -> Self {
-        self.durable.store = Some(store.into());
-        self
+    pub fn store(self, store: impl Into<Store>) -> Self {
+        let store = store.into();
+        self.with_layer(|durable: &mut Settings| durable.store = Some(store))
     }
 
     /// Makes this process run the durable runs of `def`, in `def`'s queue (which must be
@@ -36,7 +36,7 @@ impl TaskRunnerBuilder {
     /// The input must deserialize from JSON and the output serialize to it (serde); the error
     /// is stored as its `Display`. A run whose stored input no longer deserializes fails with
     /// that message; the worker goes on.
-    pub fn register<H, I, Fut, T, E>(mut self, def: &TaskDef<H>) -> Self
+    pub fn register<H, I, Fut, T, E>(self, def: &TaskDef<H>) -> Self
     where
         H: Fn(TaskContext, I) -> Fut + Send + Sync + 'static,
         I: DeserializeOwned + Send + 'static,
@@ -44,27 +44,25 @@ impl TaskRunnerBuilder {
         T: Serialize + Send + 'static,
         E: fmt::Display + Send + 'static,
     {
-        self.durable
-            .defs
-            .push(Arc::new(Def::<H, I, Fut, T, E>::new(def.clone())));
-        self
+        let def: Arc<dyn Registered> = Arc::new(Def::<H, I, Fut, T, E>::new(def.clone()));
+        self.with_layer(|durable: &mut Settings| durable.defs.push(def))
     }
 
     /// How long a claimed run stays claimed without a heartbeat (default 30 s). Heartbeats
     /// come every third of it; a process that stops sending them (it crashed, or hangs) has
     /// its runs claimed again by others once it passes. Shorter recovers sooner, at the cost
     /// of more writes.
-    pub fn lease(mut self, lease: Duration) -> Self {
-        self.durable.lease = lease.max(Duration::from_millis(60));
-        self
+    pub fn lease(self, lease: Duration) -> Self {
+        self.with_layer(|durable: &mut Settings| {
+            durable.lease = lease.max(Duration::from_millis(60))
+        })
     }
 
     /// How often the runner looks in the store for work it was not told about (default 1 s):
     /// runs submitted by other processes on SQLite, or whose notification was lost on
     /// PostgreSQL. Also the longest a [`RunHandle`] waits between two polls.
-    pub fn poll_interval(mut self, every: Duration) -> Self {
-        self.durable.poll = every.max(Duration::from_millis(1));
-        self
+    pub fn poll_interval(self, every: Duration) -> Self {
+        self.with_layer(|durable: &mut Settings| durable.poll = every.max(Duration::from_millis(1)))
     }
 
     /// How many runs a queue claims beyond its free slots (default 0): they wait in this
@@ -74,15 +72,13 @@ impl TaskRunnerBuilder {
     /// count against the queue's
     /// [`global_concurrency`](crate::QueueConfig::global_concurrency), and are handed back
     /// at shutdown.
-    pub fn claim_ahead(mut self, n: usize) -> Self {
-        self.durable.claim_ahead = n;
-        self
+    pub fn claim_ahead(self, n: usize) -> Self {
+        self.with_layer(|durable: &mut Settings| durable.claim_ahead = n)
     }
 
     /// How long finished runs are kept in the store (default: 7 days and at most 100,000).
-    pub fn retention(mut self, retention: Retention) -> Self {
-        self.durable.retention = retention;
-        self
+    pub fn retention(self, retention: Retention) -> Self {
+        self.with_layer(|durable: &mut Settings| durable.retention = retention)
     }
 }
 
@@ -90,12 +86,12 @@ impl TaskRunnerBuilder {
 
 impl TaskRunner {
     fn durable(&self) -> Result<&Arc<Durable>, StoreError> {
-        self.shared.durable.get().ok_or(StoreError::NoStore)
+        Durable::of(&self.shared).ok_or(StoreError::NoStore)
     }
 
     /// The runner's durable store, if it has one.
     pub fn store(&self) -> Option<&Store> {
-        self.shared.durable.get().map(|d| &d.store)
+        Durable::of(&self.shared).map(|d| &d.store)
     }
 
     /// Submits a durable run of `def` on `input`: when this returns, the run is committed

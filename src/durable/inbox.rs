@@ -1,5 +1,6 @@
 //! The durable notification inbox: [`TaskRunner::drain_run_notifications`].
 
+use super::Durable;
 use crate::store::{RunNotification, RunStatus, StoreError};
 use crate::TaskRunner;
 
@@ -58,7 +59,7 @@ impl TaskRunner {
     /// [`StoreError::NoStore`] without a store, [`StoreError::Database`] if the store cannot
     /// be written (nothing is taken then).
     pub async fn drain_run_notifications(&self) -> Result<Vec<RunNotification>, StoreError> {
-        let durable = self.shared.durable.get().ok_or(StoreError::NoStore)?;
+        let durable = Durable::of(&self.shared).ok_or(StoreError::NoStore)?;
         let max = self.shared.observers().inbox.summary_len();
         let taken = durable.store.take_notifications(DRAIN_BATCH).await?;
         Ok(taken

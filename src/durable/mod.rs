@@ -14,6 +14,7 @@ mod handle;
 mod inbox;
 mod registered;
 mod schedule;
+mod shutdown;
 pub(crate) mod step;
 mod worker;
 
@@ -25,7 +26,8 @@ use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot, Notify};
 use tokio_util::sync::CancellationToken;
 
-use crate::runner::Shared;
+use crate::config::QueueConfig;
+use crate::runner::{BuildHook, Shared};
 use crate::store::{Finish, Outcome, Retention, RunId, Store};
 use crate::sync::lock_std;
 use crate::{ConfigError, TaskId, TaskRunner};
@@ -141,101 +143,104 @@ impl fmt::Debug for Durable {
     }
 }
 
-/// Checks the durable settings against the declared queues.
-pub(crate) fn validate(
-    settings: &Settings,
-    queues: &[(String, crate::QueueConfig)],
-) -> Result<(), ConfigError> {
-    for (name, config) in queues {
-        if config.global_concurrency == Some(0) {
-            return Err(ConfigError::ZeroConcurrency {
-                queue: name.clone(),
-            });
+// ===== impl Settings =====
+
+impl BuildHook for Settings {
+    /// Checks the durable settings against the declared queues (`global_concurrency(0)` is
+    /// rejected by the builder itself, store or not).
+    fn validate(&self, queues: &[(String, QueueConfig)]) -> Result<(), ConfigError> {
+        for (i, def) in self.defs.iter().enumerate() {
+            if self.store.is_none() {
+                return Err(ConfigError::RegisterWithoutStore(def.name().to_owned()));
+            }
+            if !queues.iter().any(|(q, _)| q == def.queue()) {
+                return Err(ConfigError::UnknownQueue(def.queue().to_owned()));
+            }
+            if self.defs[..i].iter().any(|d| d.name() == def.name()) {
+                return Err(ConfigError::DuplicateRegistration(def.name().to_owned()));
+            }
         }
+        if self.store.is_some() && tokio::runtime::Handle::try_current().is_err() {
+            return Err(ConfigError::StoreNeedsRuntime);
+        }
+        Ok(())
     }
-    for (i, def) in settings.defs.iter().enumerate() {
-        if settings.store.is_none() {
-            return Err(ConfigError::RegisterWithoutStore(def.name().to_owned()));
+
+    /// Starts the durable side of a runner just built, if it has a store: its claim loops,
+    /// writer, heartbeat, schedules' fire loop and pruning; and adds it to the runner's
+    /// extensions.
+    fn start(&self, queues: &[(String, QueueConfig)], shared: &Arc<Shared>) {
+        let Some(store) = self.store.clone() else {
+            return;
+        };
+        let mut plans: Vec<Plan> = Vec::new();
+        for def in &self.defs {
+            let global = queues
+                .iter()
+                .find(|(q, _)| q == def.queue())
+                .and_then(|(_, c)| c.global_concurrency);
+            match plans.iter_mut().find(|p| p.queue == def.queue()) {
+                Some(plan) => plan.names.push(def.name().to_owned()),
+                None => plans.push(Plan {
+                    queue: def.queue().to_owned(),
+                    names: vec![def.name().to_owned()],
+                    global,
+                    wake: Notify::new(),
+                }),
+            }
         }
-        if !queues.iter().any(|(q, _)| q == def.queue()) {
-            return Err(ConfigError::UnknownQueue(def.queue().to_owned()));
+        let (done_tx, done_rx) = mpsc::unbounded_channel();
+        let durable = Arc::clone(shared.extensions.get_or_add(|| {
+            Arc::new(Durable {
+                store,
+                runner: Arc::downgrade(shared),
+                owner: format!("{}-{:016x}", std::process::id(), fastrand::u64(..)),
+                lease: self.lease,
+                poll: self.poll,
+                retention: self.retention.clone(),
+                claim_ahead: self.claim_ahead,
+                defs: self
+                    .defs
+                    .iter()
+                    .map(|d| (d.name().to_owned(), Arc::clone(d)))
+                    .collect(),
+                plans,
+                active: std::sync::Mutex::new(HashMap::new()),
+                waiters: std::sync::Mutex::new(HashMap::new()),
+                done_tx,
+                claiming: CancellationToken::new(),
+                stop: CancellationToken::new(),
+                flushed: Notify::new(),
+                schedules_wake: Notify::new(),
+            })
+        }));
+        let weak = Arc::downgrade(shared);
+        for i in 0..durable.plans.len() {
+            tokio::spawn(claim::claim_loop(weak.clone(), Arc::clone(&durable), i));
         }
-        if settings.defs[..i].iter().any(|d| d.name() == def.name()) {
-            return Err(ConfigError::DuplicateRegistration(def.name().to_owned()));
+        tokio::spawn(worker::writer(weak.clone(), Arc::clone(&durable), done_rx));
+        if !durable.plans.is_empty() {
+            tokio::spawn(worker::heartbeat(weak.clone(), Arc::clone(&durable)));
+            #[cfg(feature = "postgres")]
+            if durable.store.as_pg().is_some() {
+                tokio::spawn(worker::listen(weak.clone(), Arc::clone(&durable)));
+            }
         }
+        if !durable.defs.is_empty() {
+            tokio::spawn(schedule::fire_loop(weak.clone(), Arc::clone(&durable)));
+        }
+        tokio::spawn(worker::prune(weak, Arc::clone(&durable)));
     }
-    if settings.store.is_some() && tokio::runtime::Handle::try_current().is_err() {
-        return Err(ConfigError::StoreNeedsRuntime);
-    }
-    Ok(())
 }
 
-/// Starts the durable side of a runner just built, if it has a store.
-pub(crate) fn start(
-    settings: &Settings,
-    queues: &[(String, crate::QueueConfig)],
-    shared: &Arc<Shared>,
-) -> Option<Arc<Durable>> {
-    let store = settings.store.clone()?;
-    let mut plans: Vec<Plan> = Vec::new();
-    for def in &settings.defs {
-        let global = queues
-            .iter()
-            .find(|(q, _)| q == def.queue())
-            .and_then(|(_, c)| c.global_concurrency);
-        match plans.iter_mut().find(|p| p.queue == def.queue()) {
-            Some(plan) => plan.names.push(def.name().to_owned()),
-            None => plans.push(Plan {
-                queue: def.queue().to_owned(),
-                names: vec![def.name().to_owned()],
-                global,
-                wake: Notify::new(),
-            }),
-        }
-    }
-    let (done_tx, done_rx) = mpsc::unbounded_channel();
-    let durable = Arc::new(Durable {
-        store,
-        runner: Arc::downgrade(shared),
-        owner: format!("{}-{:016x}", std::process::id(), fastrand::u64(..)),
-        lease: settings.lease,
-        poll: settings.poll,
-        retention: settings.retention.clone(),
-        claim_ahead: settings.claim_ahead,
-        defs: settings
-            .defs
-            .iter()
-            .map(|d| (d.name().to_owned(), Arc::clone(d)))
-            .collect(),
-        plans,
-        active: std::sync::Mutex::new(HashMap::new()),
-        waiters: std::sync::Mutex::new(HashMap::new()),
-        done_tx,
-        claiming: CancellationToken::new(),
-        stop: CancellationToken::new(),
-        flushed: Notify::new(),
-        schedules_wake: Notify::new(),
-    });
-    let weak = Arc::downgrade(shared);
-    for i in 0..durable.plans.len() {
-        tokio::spawn(claim::claim_loop(weak.clone(), Arc::clone(&durable), i));
-    }
-    tokio::spawn(worker::writer(weak.clone(), Arc::clone(&durable), done_rx));
-    if !durable.plans.is_empty() {
-        tokio::spawn(worker::heartbeat(weak.clone(), Arc::clone(&durable)));
-        #[cfg(feature = "postgres")]
-        if durable.store.as_pg().is_some() {
-            tokio::spawn(worker::listen(weak.clone(), Arc::clone(&durable)));
-        }
-    }
-    if !durable.defs.is_empty() {
-        tokio::spawn(schedule::fire_loop(weak.clone(), Arc::clone(&durable)));
-    }
-    tokio::spawn(worker::prune(weak, Arc::clone(&durable)));
-    Some(durable)
-}
+// ===== impl Durable =====
 
 impl Durable {
+    /// The durable side of the runner behind `shared`, if it was built with a store.
+    pub(crate) fn of(shared: &Shared) -> Option<&Arc<Durable>> {
+        shared.extensions.get()
+    }
+
     fn wake_queue(&self, queue: &str) {
         if let Some(plan) = self.plans.iter().find(|p| p.queue == queue) {
             plan.wake.notify_one();
@@ -317,68 +322,6 @@ impl Durable {
                 Ok(true)
             }
         }
-    }
-
-    /// Begins a shutdown: stops claiming, and hands back to the store the runs claimed here
-    /// that have not started (all of them if `now`), so another process takes them at once.
-    pub(crate) fn shutdown(
-        self: &Arc<Self>,
-        runner: &TaskRunner,
-        now: bool,
-    ) -> impl std::future::Future<Output = ()> + Send + 'static {
-        self.claiming.cancel();
-        let mut released = Vec::new();
-        let mut cancel = Vec::new();
-        {
-            let mut active = lock_std(&self.active);
-            for (id, a) in active.iter_mut() {
-                if a.quiet {
-                    continue;
-                }
-                let unstarted = a.task.is_none_or(|task| {
-                    runner
-                        .get_status(task)
-                        .is_some_and(|info| info.status == crate::TaskStatus::Pending)
-                });
-                if now || unstarted {
-                    a.quiet = true;
-                    released.push((*id, a.token));
-                    cancel.extend(a.task);
-                }
-            }
-        }
-        for task in cancel {
-            runner.cancel(task);
-        }
-        let durable = Arc::clone(self);
-        async move {
-            if let Err(e) = durable.store.release(&released).await {
-                tracing::warn!("could not release runs at shutdown: {e}");
-            }
-            let mut active = lock_std(&durable.active);
-            for (id, _) in &released {
-                active.remove(id);
-            }
-        }
-    }
-
-    /// Ends a shutdown once the runner is idle: waits (at most a few seconds) for the writer
-    /// to store every end, then stops the loops.
-    pub(crate) async fn finish_shutdown(self: Arc<Self>) {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-        loop {
-            let flushed = self.flushed.notified();
-            tokio::pin!(flushed);
-            flushed.as_mut().enable();
-            if lock_std(&self.active).is_empty() {
-                break;
-            }
-            if tokio::time::timeout_at(deadline, flushed).await.is_err() {
-                tracing::warn!("durable runs' ends not all stored at shutdown");
-                break;
-            }
-        }
-        self.stop.cancel();
     }
 }
 

@@ -11,9 +11,9 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use super::registered::RunScope;
+use crate::error::StepError;
 use crate::store::{duration_ms, StepWrite, StoreError};
 use crate::sync::lock_std;
-use crate::StepError;
 
 /// How many steps of each name one attempt of a run has called.
 pub(crate) type StepCounts = Arc<Mutex<HashMap<String, u32>>>;

@@ -39,14 +39,19 @@ impl Queue {
         came: Came,
         stamp: Stamp,
     ) -> Option<Arc<dyn Job>> {
+        // Nothing waits: the task may start at once. Otherwise it joins its order first, and
+        // the best waiting task starts, so that a task arriving just as a rate limit frees a
+        // start neither jumps ahead of older ones nor starts a second task of a busy key.
+        let idle = state.pending() == 0;
         let flow = state.flow.as_deref_mut()?;
         let now = flow.now();
         let header = job.header();
         let key = flow.key_of(header);
         let block = flow.blocked(now);
         let free = state.running < state.limit;
-        let start = free
-            && block.is_none()
+        let could_start = free && block.is_none();
+        let start = could_start
+            && idle
             && key
                 .as_ref()
                 .is_none_or(|k| flow.keys.as_ref().is_some_and(|keys| keys.is_free(k)));
@@ -90,6 +95,11 @@ impl Queue {
                 state.tombstones -= keys.push(key, entry, true, &|e| is_live(moved, e));
             }
             _ => state.waiting.push(entry),
+        }
+        if could_start {
+            let next = self.pop_flow(state, now, stamp);
+            state.running += usize::from(next.is_some());
+            return next;
         }
         if let (Some(Block::Until(at, _)), true) = (block, free) {
             self.arm(flow, at);

@@ -15,6 +15,7 @@
 
 use proptest::prelude::*;
 
+mod keys_and_rate;
 mod leftovers;
 mod model;
 mod ops;

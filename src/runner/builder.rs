@@ -6,6 +6,7 @@ use std::sync::{Arc, OnceLock, Weak};
 
 use tokio::sync::Notify;
 
+use super::extension::{BuildHook, Extensions};
 use super::park::Lot;
 use super::registry::Registry;
 use super::{Owner, Shared, TaskRunner};
@@ -53,9 +54,9 @@ pub struct TaskRunnerBuilder {
     pub(super) notification_capacity: usize,
     pub(super) summary_len: usize,
     pub(super) notify_all: bool,
-    /// The durable store and the definitions this process runs from it.
-    #[cfg(any(feature = "sqlite", feature = "postgres"))]
-    pub(crate) durable: crate::durable::Settings,
+    /// The settings of the layers built on the runner (the durable store and the
+    /// definitions this process runs from it), one of each type.
+    layers: Vec<Arc<dyn BuildHook>>,
     pub(super) cancel_grace: std::time::Duration,
 }
 
@@ -98,9 +99,7 @@ impl TaskRunner {
             parked: Lot::default(),
             dedup: std::sync::Mutex::new(HashMap::new()),
             this: OnceLock::new(),
-            schedules: crate::schedule::Schedules::default(),
-            #[cfg(any(feature = "sqlite", feature = "postgres"))]
-            durable: std::sync::OnceLock::new(),
+            extensions: Extensions::new(),
         });
         let _ = shared.this.set(Arc::downgrade(&shared));
         let host: Weak<dyn Host> = Arc::downgrade(&shared) as Weak<dyn Host>;
@@ -124,8 +123,7 @@ impl TaskRunnerBuilder {
             notification_capacity: DEFAULT_NOTIFICATION_CAPACITY,
             summary_len: DEFAULT_SUMMARY_LEN,
             notify_all: false,
-            #[cfg(any(feature = "sqlite", feature = "postgres"))]
-            durable: Default::default(),
+            layers: Vec::new(),
             cancel_grace: std::time::Duration::ZERO,
         }
     }
@@ -215,16 +213,56 @@ impl TaskRunnerBuilder {
         if !queues.iter().any(|(name, _)| name == DEFAULT_QUEUE) {
             queues.push((DEFAULT_QUEUE.into(), QueueConfig::new()));
         }
+        // A limit the store enforces, checked whether or not this builder has a store.
         #[cfg(any(feature = "sqlite", feature = "postgres"))]
-        crate::durable::validate(&self.durable, &queues)?;
-        #[cfg(any(feature = "sqlite", feature = "postgres"))]
-        let durable_queues = queues.clone();
-        let runner = TaskRunner::assemble(queues, &self);
-        #[cfg(any(feature = "sqlite", feature = "postgres"))]
-        if let Some(durable) = crate::durable::start(&self.durable, &durable_queues, &runner.shared)
+        if let Some((name, _)) = queues
+            .iter()
+            .find(|(_, config)| config.global_concurrency == Some(0))
         {
-            let _ = runner.shared.durable.set(durable);
+            return Err(ConfigError::ZeroConcurrency {
+                queue: name.clone(),
+            });
+        }
+        for layer in &self.layers {
+            layer.validate(&queues)?;
+        }
+        let layer_queues = if self.layers.is_empty() {
+            Vec::new()
+        } else {
+            queues.clone()
+        };
+        let runner = TaskRunner::assemble(queues, &self);
+        for layer in &self.layers {
+            layer.start(&layer_queues, &runner.shared);
         }
         Ok(runner)
+    }
+
+    /// Edits the settings of type `T` that a layer built on the runner keeps on this builder,
+    /// starting from `T::default()` if it has none yet. Copy on write: a clone of this
+    /// builder keeps its own.
+    #[cfg(any(feature = "sqlite", feature = "postgres"))]
+    pub(crate) fn with_layer<T>(mut self, edit: impl FnOnce(&mut T)) -> Self
+    where
+        T: BuildHook + Clone + Default,
+    {
+        let at = self.layers.iter().position(|layer| {
+            let layer: &dyn std::any::Any = &**layer;
+            layer.is::<T>()
+        });
+        let mut settings: Arc<T> = at
+            .map(|i| self.layers.remove(i))
+            .and_then(|layer| {
+                (layer as Arc<dyn std::any::Any + Send + Sync>)
+                    .downcast()
+                    .ok()
+            })
+            .unwrap_or_default();
+        edit(Arc::make_mut(&mut settings));
+        self.layers.insert(
+            at.unwrap_or(self.layers.len()),
+            settings as Arc<dyn BuildHook>,
+        );
+        self
     }
 }

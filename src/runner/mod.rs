@@ -16,6 +16,7 @@ use crate::task::CancelCause;
 
 mod builder;
 mod enqueue;
+mod extension;
 mod flow_control;
 mod handle;
 mod observe;
@@ -27,6 +28,9 @@ mod shutdown;
 mod worker;
 
 pub use builder::TaskRunnerBuilder;
+pub(crate) use extension::Extension;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub(crate) use extension::{BuildHook, Stop};
 pub use handle::TaskHandle;
 pub use rejected::Rejected;
 pub(crate) use shared::Shared;

@@ -9,6 +9,7 @@ use std::sync::{Arc, OnceLock, Weak};
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
+use super::extension::Extensions;
 use super::park::Lot;
 use super::registry::Registry;
 use super::worker;
@@ -25,9 +26,8 @@ use crate::task::{AttemptEnd, CancelCause, CancelFrom, Ending, Finished, Header,
 /// What every clone of a runner, its workers and its handles share.
 ///
 /// Lock order, where two are held at once: `parked`, then a parked worker's spot (see
-/// [`Lot`]); a queue's
-/// `state`, then a task's `record`. The registry's shards, `dedup`, and a cell's `handler`
-/// and `slot` locks are taken alone.
+/// [`Lot`]); a queue's `state`, then a task's `record`. The registry's shards, `dedup`, the
+/// extensions' list, and a cell's `handler` and `slot` locks are taken alone.
 pub(crate) struct Shared {
     pub(super) queues: HashMap<Box<str>, Arc<Queue>, BuildHasherDefault<NameHasher>>,
     /// The same queues, in the order of their tags' indexes; scanned instead of hashed when
@@ -52,11 +52,8 @@ pub(crate) struct Shared {
     pub(super) dedup: std::sync::Mutex<HashMap<Box<str>, TaskId>>,
     /// This, weakly: for a queue's timer to reach the runner.
     pub(super) this: OnceLock<Weak<Shared>>,
-    /// The runner's recurring schedules, by name.
-    pub(crate) schedules: crate::schedule::Schedules,
-    /// The durable side, if the runner was built with a store.
-    #[cfg(any(feature = "sqlite", feature = "postgres"))]
-    pub(crate) durable: std::sync::OnceLock<Arc<crate::durable::Durable>>,
+    /// The layers built on the runner (schedules, the durable store), each by its type.
+    pub(crate) extensions: Extensions,
 }
 
 /// Up to this many queues, a lookup compares names one by one: cheaper than hashing.

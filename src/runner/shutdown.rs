@@ -4,6 +4,7 @@ use std::future::Future;
 use std::sync::atomic::{fence, Ordering};
 use std::sync::Arc;
 
+use super::extension::{Extension, Stop};
 use super::TaskRunner;
 use crate::task::CancelCause;
 
@@ -55,24 +56,17 @@ impl TaskRunner {
     /// # }
     /// ```
     pub fn shutdown(&self) -> impl Future<Output = ()> + Send + 'static {
-        self.shared.schedules.stop_all();
-        self.shared.closed.store(true, Ordering::SeqCst);
-        #[cfg(any(feature = "sqlite", feature = "postgres"))]
-        if let Some(durable) = self.shared.durable.get() {
-            // Claimed runs that have not started go back to the store at once.
-            let release = durable.shutdown(self, false);
-            let idle = self.wait_idle();
-            let durable = Arc::clone(durable);
-            return futures::future::Either::Left(async move {
-                release.await;
-                idle.await;
-                durable.finish_shutdown().await;
-            });
+        let shared = Arc::clone(&self.shared);
+        // Schedules stop firing.
+        shared.extensions.before_close();
+        shared.closed.store(true, Ordering::SeqCst);
+        // Durable runs claimed here that have not started go back to the store at once.
+        let (extensions, released) = self.begin_shutdown(Stop::Drain);
+        async move {
+            released.await;
+            shared.wait_idle().await;
+            end_shutdown(extensions).await;
         }
-        #[cfg(any(feature = "sqlite", feature = "postgres"))]
-        return futures::future::Either::Right(self.wait_idle());
-        #[cfg(not(any(feature = "sqlite", feature = "postgres")))]
-        self.wait_idle()
     }
 
     /// Stops every [schedule](Self::schedule), stops taking tasks and cancels every one:
@@ -96,33 +90,51 @@ impl TaskRunner {
     /// ```
     pub fn shutdown_now(&self) -> impl Future<Output = ()> + Send + 'static {
         let shared = Arc::clone(&self.shared);
-        shared.schedules.stop_all();
+        // Schedules stop firing.
+        shared.extensions.before_close();
         shared.closed.store(true, Ordering::SeqCst);
         shared.aborting.store(true, Ordering::SeqCst);
         fence(Ordering::SeqCst);
         // Durable runs claimed here, running or not, go back to the store at once.
-        #[cfg(any(feature = "sqlite", feature = "postgres"))]
-        let durable = shared
-            .durable
-            .get()
-            .map(|durable| (Arc::clone(durable), durable.shutdown(self, true)));
+        let (extensions, released) = self.begin_shutdown(Stop::Abort);
         for job in shared.registry.all() {
             shared.cancel(&*job, CancelCause::Shutdown);
         }
         async move {
-            #[cfg(any(feature = "sqlite", feature = "postgres"))]
-            let durable = match durable {
-                Some((durable, release)) => {
-                    release.await;
-                    Some(durable)
-                }
-                None => None,
-            };
+            released.await;
             shared.wait_idle().await;
-            #[cfg(any(feature = "sqlite", feature = "postgres"))]
-            if let Some(durable) = durable {
-                durable.finish_shutdown().await;
+            end_shutdown(extensions).await;
+        }
+    }
+
+    /// The second phase of a shutdown, the runner being closed: each extension's
+    /// [`begin_shutdown`](Extension::begin_shutdown), and a future of what they do next.
+    fn begin_shutdown(
+        &self,
+        how: Stop,
+    ) -> (
+        Vec<Arc<dyn Extension>>,
+        impl Future<Output = ()> + Send + 'static,
+    ) {
+        let extensions = self.shared.extensions.all();
+        let begun: Vec<_> = extensions
+            .iter()
+            .filter_map(|extension| Arc::clone(extension).begin_shutdown(self, how))
+            .collect();
+        (extensions, async move {
+            for future in begun {
+                future.await;
             }
+        })
+    }
+}
+
+/// The last phase of a shutdown, the runner being idle: each extension's
+/// [`end_shutdown`](Extension::end_shutdown), one after the other.
+async fn end_shutdown(extensions: Vec<Arc<dyn Extension>>) {
+    for extension in extensions {
+        if let Some(future) = extension.end_shutdown() {
+            future.await;
         }
     }
 }

@@ -44,6 +44,7 @@ pub use spec::{Overlap, Schedule};
 
 use driver::Entry;
 
+use crate::runner::{Extension, Shared};
 use crate::sync::lock_std;
 use crate::task::RetryPredicate;
 use crate::{Task, TaskContext, TaskRunner};
@@ -62,8 +63,13 @@ struct Registry {
 }
 
 impl Schedules {
+    /// The schedules of the runner behind `shared`, added to its extensions by the first.
+    fn of(shared: &Shared) -> &Arc<Schedules> {
+        shared.extensions.get_or_add(Arc::default)
+    }
+
     /// Stops every schedule and takes no new ones: the first step of a shutdown.
-    pub(crate) fn stop_all(&self) {
+    fn stop_all(&self) {
         let entries = {
             let mut registry = lock_std(&self.inner);
             registry.closed = true;
@@ -96,6 +102,13 @@ impl Schedules {
 
     fn all(&self) -> Vec<Arc<Entry>> {
         lock_std(&self.inner).entries.clone()
+    }
+}
+
+/// A shutdown stops every schedule before the runner stops taking tasks.
+impl Extension for Schedules {
+    fn before_close(&self) {
+        self.stop_all();
     }
 }
 
@@ -174,7 +187,7 @@ impl TaskRunner {
         }
         let launch = launch::launcher(make_task);
         let entry = Arc::new(Entry::new(name.into(), schedule, launch, self.shared()));
-        self.shared().schedules.insert(Arc::clone(&entry))?;
+        Schedules::of(self.shared()).insert(Arc::clone(&entry))?;
         drop(runtime.spawn(driver::drive(Arc::clone(&entry))));
         Ok(ScheduleHandle::new(entry))
     }
@@ -183,15 +196,18 @@ impl TaskRunner {
     /// listed until a new schedule takes its name).
     pub fn schedules(&self) -> Vec<ScheduleInfo> {
         self.shared()
-            .schedules
-            .all()
-            .iter()
-            .map(|entry| entry.info())
-            .collect()
+            .extensions
+            .get::<Schedules>()
+            .map(|schedules| schedules.all().iter().map(|entry| entry.info()).collect())
+            .unwrap_or_default()
     }
 
     /// The handle of the schedule named `name`, from anywhere that has the runner.
     pub fn schedule_handle(&self, name: &str) -> Option<ScheduleHandle> {
-        self.shared().schedules.get(name).map(ScheduleHandle::new)
+        self.shared()
+            .extensions
+            .get::<Schedules>()
+            .and_then(|schedules| schedules.get(name))
+            .map(ScheduleHandle::new)
     }
 }

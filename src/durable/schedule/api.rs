@@ -10,6 +10,7 @@ use serde::Serialize;
 
 use super::stored::{fire_times, info, ms};
 use super::{DurableSchedule, ScheduleRunError};
+use crate::durable::Durable;
 use crate::store::{NewSchedule, StoreError};
 use crate::{Schedule, ScheduleError, ScheduleInfo, TaskContext, TaskDef, TaskRunner};
 
@@ -85,7 +86,7 @@ impl TaskRunner {
         I: Serialize,
         Fut: Future<Output = Result<T, E>>,
     {
-        let durable = Arc::clone(self.shared.durable.get().ok_or(StoreError::NoStore)?);
+        let durable = Arc::clone(Durable::of(&self.shared).ok_or(StoreError::NoStore)?);
         if name.is_empty() {
             return Err(ScheduleError::EmptyName.into());
         }
@@ -136,7 +137,7 @@ impl TaskRunner {
     ///
     /// [`StoreError::NoStore`] if the runner has no store.
     pub fn durable_schedule(&self, name: &str) -> Result<DurableSchedule, StoreError> {
-        let durable = self.shared.durable.get().ok_or(StoreError::NoStore)?;
+        let durable = Durable::of(&self.shared).ok_or(StoreError::NoStore)?;
         Ok(DurableSchedule {
             name: name.to_owned(),
             durable: Arc::clone(durable),
@@ -149,7 +150,7 @@ impl TaskRunner {
     ///
     /// [`StoreError::NoStore`] without a store, [`StoreError::Database`] if it cannot be read.
     pub async fn durable_schedules(&self) -> Result<Vec<ScheduleInfo>, StoreError> {
-        let durable = self.shared.durable.get().ok_or(StoreError::NoStore)?;
+        let durable = Durable::of(&self.shared).ok_or(StoreError::NoStore)?;
         Ok(durable
             .store
             .list_schedules()
