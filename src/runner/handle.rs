@@ -10,7 +10,9 @@ use super::Shared;
 use crate::error::TaskError;
 use crate::id::TaskId;
 use crate::status::{Progress, TaskInfo, TaskStatus};
-use crate::task::{own_queue, CancelCause, Header, Phase, TypedJob};
+#[cfg(debug_assertions)]
+use crate::task::{own_queue, Header, Phase};
+use crate::task::{CancelCause, TypedJob};
 
 /// A future of an enqueued task's result, and a remote control for it.
 ///
@@ -58,10 +60,12 @@ use crate::task::{own_queue, CancelCause, Header, Phase, TypedJob};
 #[must_use = "a TaskHandle does nothing unless awaited; dropping it does not cancel the task"]
 pub struct TaskHandle<T: 'static, E: 'static> {
     cell: Arc<dyn TypedJob<T, E>>,
-    shared: Arc<Shared>,
-    /// The result was taken: dropping the handle has nothing to tell the task.
-    resolved: bool,
-    /// The own-queue deadlock warning was logged (debug builds).
+    /// The runner, until the result is taken (`None`): then the task has ended, so a cancel
+    /// has nothing to do and dropping the handle has nothing to tell the task. One word for
+    /// both, so that a release-build handle is 24 bytes.
+    shared: Option<Arc<Shared>>,
+    /// The own-queue deadlock warning was logged (debug builds only).
+    #[cfg(debug_assertions)]
     warned: bool,
 }
 
@@ -69,8 +73,8 @@ impl<T: 'static, E: 'static> TaskHandle<T, E> {
     pub(crate) fn new(cell: Arc<dyn TypedJob<T, E>>, shared: Arc<Shared>) -> Self {
         TaskHandle {
             cell,
-            shared,
-            resolved: false,
+            shared: Some(shared),
+            #[cfg(debug_assertions)]
             warned: false,
         }
     }
@@ -97,7 +101,11 @@ impl<T: 'static, E: 'static> TaskHandle<T, E> {
 
     /// A full status record, even after the runner has evicted the task's record.
     pub fn info(&self) -> TaskInfo {
-        self.shared.info(&*self.cell)
+        match &self.shared {
+            Some(shared) => shared.info(&*self.cell),
+            // The result was taken: the task has ended, and waits for nothing.
+            None => self.cell.header().snapshot(),
+        }
     }
 
     /// Cancels the task: if waiting, it never runs; if running, its abort token fires and its
@@ -126,7 +134,10 @@ impl<T: 'static, E: 'static> TaskHandle<T, E> {
     /// # }
     /// ```
     pub fn cancel(&self) -> bool {
-        self.shared.cancel(&*self.cell, CancelCause::User)
+        // Once the result is taken the task has ended: nothing to cancel.
+        self.shared
+            .as_ref()
+            .is_some_and(|shared| shared.cancel(&*self.cell, CancelCause::User))
     }
 }
 
@@ -135,9 +146,15 @@ impl<T: 'static, E: 'static> Future for TaskHandle<T, E> {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let result = self.cell.poll_result(cx);
-        self.resolved |= result.is_ready();
-        if cfg!(debug_assertions) && result.is_pending() && !self.warned {
-            self.warned = warn_own_queue(&self.shared, self.cell.header());
+        if result.is_ready() {
+            self.shared = None;
+        }
+        #[cfg(debug_assertions)]
+        if result.is_pending() && !self.warned {
+            self.warned = match &self.shared {
+                Some(shared) => warn_own_queue(shared, self.cell.header()),
+                None => false,
+            };
         }
         result
     }
@@ -145,7 +162,7 @@ impl<T: 'static, E: 'static> Future for TaskHandle<T, E> {
 
 impl<T: 'static, E: 'static> Drop for TaskHandle<T, E> {
     fn drop(&mut self) {
-        if !self.resolved {
+        if self.shared.is_some() {
             self.cell.detach();
         }
     }
@@ -164,6 +181,7 @@ impl<T: 'static, E: 'static> fmt::Debug for TaskHandle<T, E> {
 
 /// The debug-build check for the own-queue deadlock (see [`TaskHandle`]): whether a handler
 /// polling the handle of `awaited` risks it; logs a warning if so.
+#[cfg(debug_assertions)]
 fn warn_own_queue(shared: &Shared, awaited: &Header) -> bool {
     if !own_queue::is_polling(&awaited.queue) || awaited.phase() != Phase::Queued {
         return false;

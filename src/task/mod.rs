@@ -22,7 +22,9 @@ mod record;
 mod state;
 mod tag;
 
-pub(crate) use attempt::{own_queue, Attempt};
+pub(crate) use attempt::Attempt;
+#[cfg(debug_assertions)]
+pub(crate) use attempt::own_queue;
 pub use boxed::{BoxHandler, BoxRetryPredicate, BoxTask};
 pub(crate) use cell::{Job, TaskCell, TypedJob};
 pub use context::TaskContext;
