@@ -16,7 +16,7 @@
 //!   is woken (the fair comparison with Node's event loop).
 //! - enqueue-to-start latency percentiles under a burst, against the semaphore loop.
 //! - memory: heap bytes per queued, not-yet-started task, counted exactly by this binary's
-//!   allocator, handle included.
+//!   allocator, handle included, at 100k queued (`MEMORY_TASKS=n` for another backlog).
 //! - flow: the burst on one queue with 1,000 concurrency keys (`key_concurrency(1)`), and
 //!   under a rate limit that never binds (the cost of its bookkeeping), against the same
 //!   queue without them.
@@ -413,8 +413,12 @@ fn main() {
         );
     }
 
-    let (runner_bytes, semaphore_bytes) = memory_per_task(&multi, scale(100_000));
-    println!("\n| memory per queued task (heap + handle) | bytes |");
+    let memory_tasks = std::env::var("MEMORY_TASKS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(scale(100_000));
+    let (runner_bytes, semaphore_bytes) = memory_per_task(&multi, memory_tasks);
+    println!("\n| memory per queued task (heap + handle), {memory_tasks} queued | bytes |");
     println!("|---|---:|");
     println!("| runner | {runner_bytes:.0} |");
     println!("| tokio task parked on a semaphore | {semaphore_bytes:.0} |");
