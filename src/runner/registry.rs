@@ -1,6 +1,7 @@
 //! [`TaskInfo`] records of every task by id, with bounded retention of finished ones.
 
-use std::hash::{BuildHasherDefault, Hasher};
+use std::borrow::Borrow;
+use std::hash::{BuildHasherDefault, Hash, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -11,7 +12,9 @@ use crate::task::Job;
 
 /// Every live task, plus the most recent finished ones up to `retain`.
 pub(crate) struct Registry {
-    pub(crate) tasks: DashMap<TaskId, Arc<dyn Job>, BuildHasherDefault<IdHasher>>,
+    /// The tasks, found by id: each entry is the task alone (16 bytes), its id read from
+    /// its header, not stored beside it (24 bytes; ~17 bytes a task less at 1M tasks).
+    pub(crate) tasks: DashMap<ById, (), BuildHasherDefault<IdHasher>>,
     /// The last `retain` finished ids, as a ring: the n-th task to finish goes in slot
     /// `n % retain`, evicting the id that finished `retain` tasks before it. Lock-free, and
     /// oldest-first by finish order.
@@ -44,18 +47,18 @@ impl Registry {
     }
 
     pub(crate) fn insert(&self, job: Arc<dyn Job>) {
-        self.tasks.insert(job.header().id, job);
+        self.tasks.insert(ById(job), ());
     }
 
     pub(crate) fn get(&self, id: TaskId) -> Option<Arc<dyn Job>> {
-        self.tasks.get(&id).map(|entry| Arc::clone(entry.value()))
+        self.tasks.get(&id).map(|entry| Arc::clone(&entry.key().0))
     }
 
     /// All records, in no particular order. The map is not locked while the caller uses them.
     pub(crate) fn all(&self) -> Vec<Arc<dyn Job>> {
         self.tasks
             .iter()
-            .map(|entry| Arc::clone(entry.value()))
+            .map(|entry| Arc::clone(&entry.key().0))
             .collect()
     }
 
@@ -95,6 +98,37 @@ impl Registry {
 
     pub(crate) fn len(&self) -> usize {
         self.tasks.len()
+    }
+}
+
+/// A task as a key of the registry: hashed and compared by its id, and found by a
+/// [`TaskId`] (`Borrow`), so that the id need not be stored twice.
+pub(crate) struct ById(Arc<dyn Job>);
+
+impl ById {
+    fn id(&self) -> &TaskId {
+        &self.0.header().id
+    }
+}
+
+impl Hash for ById {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        // As `TaskId` hashes, which `Borrow` requires.
+        self.id().hash(state);
+    }
+}
+
+impl PartialEq for ById {
+    fn eq(&self, other: &Self) -> bool {
+        self.id() == other.id()
+    }
+}
+
+impl Eq for ById {}
+
+impl Borrow<TaskId> for ById {
+    fn borrow(&self) -> &TaskId {
+        self.id()
     }
 }
 
