@@ -22,9 +22,9 @@ mod record;
 mod state;
 mod tag;
 
-pub(crate) use attempt::Attempt;
 #[cfg(debug_assertions)]
 pub(crate) use attempt::own_queue;
+pub(crate) use attempt::Attempt;
 pub use boxed::{BoxHandler, BoxRetryPredicate, BoxTask};
 pub(crate) use cell::{Job, TaskCell, TypedJob};
 pub use context::TaskContext;

@@ -10,12 +10,19 @@ pub(super) struct Record {
     pub(super) phase: Phase,
     pub(super) cause: CancelCause,
     pub(super) started_at: Stamp,
-    /// When the running (or last) attempt started, for its run time.
-    pub(super) attempt_started: Stamp,
-    pub(super) finished_at: Stamp,
-    pub(super) error: Option<Box<str>>,
-    /// Boxed: most tasks never report progress.
-    pub(super) progress: Option<Box<ProgressState>>,
+    /// While the task runs, when its attempt started (for its run time); once it has
+    /// ended, when it ended. One field for both: an ended task has no attempt running.
+    pub(super) attempt_or_end: Stamp,
+    /// The error and the progress, boxed together: most tasks have neither, and then pay 8
+    /// bytes, not 24.
+    notes: Option<Box<Notes>>,
+}
+
+/// What few tasks have: an error (a failed or cancelled one), reported progress.
+#[derive(Default)]
+struct Notes {
+    error: Option<Box<str>>,
+    progress: Option<ProgressState>,
 }
 
 impl Record {
@@ -24,11 +31,55 @@ impl Record {
             phase: Phase::New,
             cause: CancelCause::User,
             started_at: Stamp::NONE,
-            attempt_started: Stamp::NONE,
-            finished_at: Stamp::NONE,
-            error: None,
-            progress: None,
+            attempt_or_end: Stamp::NONE,
+            notes: None,
         }
+    }
+
+    /// The last attempt's error, or why the task was cancelled.
+    pub(super) fn error(&self) -> Option<&str> {
+        self.notes.as_ref()?.error.as_deref()
+    }
+
+    #[inline]
+    pub(super) fn set_error(&mut self, error: Option<Box<str>>) {
+        match (&mut self.notes, error) {
+            (Some(notes), error) => {
+                notes.error = error;
+                if notes.error.is_none() && notes.progress.is_none() {
+                    self.notes = None;
+                }
+            }
+            (None, None) => {}
+            (None, Some(error)) => {
+                self.notes = Some(Box::new(Notes {
+                    error: Some(error),
+                    progress: None,
+                }));
+            }
+        }
+    }
+
+    pub(super) fn progress(&self) -> Option<&Progress> {
+        Some(&self.notes.as_ref()?.progress.as_ref()?.progress)
+    }
+
+    /// The progress state, made on the first report.
+    pub(super) fn progress_mut(&mut self) -> &mut ProgressState {
+        let notes = self.notes.get_or_insert_with(Box::default);
+        notes.progress.get_or_insert_with(|| ProgressState {
+            progress: Progress::default(),
+            last_event: None,
+        })
+    }
+
+    /// When the task ended, once it has.
+    pub(super) fn finished_at(&self) -> Option<Stamp> {
+        matches!(
+            self.phase,
+            Phase::Completed | Phase::Failed | Phase::Cancelled
+        )
+        .then_some(self.attempt_or_end)
     }
 }
 

@@ -238,7 +238,7 @@ impl Header {
             self.queue.timings.wait.record(wait);
             crate::observe::metrics::waited(self.queue.name(), wait);
         }
-        record.attempt_started = now;
+        record.attempt_or_end = now;
         self.set_phase(record, Phase::Running);
     }
 
@@ -294,8 +294,8 @@ impl Header {
         // worker's tokio task.
         drop(self.waker.take());
         let mut record = lock(&self.record);
-        if record.attempt_started != Stamp::NONE {
-            let run = now.since(record.attempt_started);
+        if record.attempt_or_end != Stamp::NONE {
+            let run = now.since(record.attempt_or_end);
             self.queue.timings.run.record(run);
             crate::observe::metrics::ran(self.queue.name(), run);
         }
@@ -305,7 +305,7 @@ impl Header {
         }
         match transition {
             Transition::Retry { error, delay } => {
-                record.error = Some(error.into_boxed_str());
+                record.set_error(Some(error.into_boxed_str()));
                 self.set_phase(&mut record, Phase::Retrying);
                 AttemptEnd::Retrying(delay)
             }
@@ -324,8 +324,8 @@ impl Header {
         now: Stamp,
     ) -> Finished {
         let phase = ending.phase();
-        record.finished_at = now;
-        record.error = match phase {
+        record.attempt_or_end = now;
+        let error = match phase {
             Phase::Cancelled => Some(
                 match record.cause {
                     CancelCause::User => "cancelled",
@@ -335,6 +335,7 @@ impl Header {
             ),
             _ => error.map(String::into_boxed_str),
         };
+        record.set_error(error);
         self.set_phase(record, phase);
         Finished { ending }
     }
