@@ -3,6 +3,7 @@
 
 use std::cell::Cell;
 use std::future::Future;
+use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -14,7 +15,7 @@ use super::cell::Job;
 use super::header::Header;
 use super::state::{Ending, Transition};
 use super::tag::QueueTag;
-use crate::panic::contain;
+use crate::panic::{contain, panic_message};
 
 /// What one attempt came to.
 #[derive(Debug)]
@@ -142,7 +143,27 @@ where
 {
     type Output = Attempt;
 
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Attempt> {
+    /// Polls the race with panics caught: a panic of the handler's future ends the attempt
+    /// `Panicked`, and the future is dropped at once (a panic in its `Drop` contained too).
+    /// Caught here rather than by a `catch_unwind().map(..)` adapter, which would move the
+    /// whole attempt's state out when it completes.
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Attempt> {
+        match std::panic::catch_unwind(AssertUnwindSafe(|| self.as_mut().poll_race(cx))) {
+            Ok(poll) => poll,
+            Err(panic) => {
+                drop_attempt(self.project().call);
+                Poll::Ready(Attempt::Panicked(panic_message(panic)))
+            }
+        }
+    }
+}
+
+impl<C, J> Race<C, J>
+where
+    C: Future<Output = Attempt>,
+    J: Job,
+{
+    fn poll_race(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Attempt> {
         let mut this = self.project();
         let header = this.job.header();
         #[cfg(debug_assertions)]

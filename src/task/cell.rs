@@ -13,7 +13,6 @@ use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 
 use futures::future::BoxFuture;
-use futures::FutureExt;
 use tracing::Instrument;
 
 use super::attempt::{attempt_span, Attempt, Race};
@@ -22,7 +21,7 @@ use super::header::Header;
 use super::options::RetryPredicate;
 use super::state::{Ending, Finished};
 use crate::error::TaskError;
-use crate::panic::{contain, panic_message};
+use crate::panic::contain;
 use crate::sync::lock_std;
 
 /// A task as queues, workers and the registry see it.
@@ -174,14 +173,7 @@ where
         let span = attempt_span(&self.header, attempt);
         let call = Arc::clone(&self).call(attempt);
         let race = Race::new(self, call, attempt);
-        Box::pin(
-            AssertUnwindSafe(race)
-                .catch_unwind()
-                .map(|caught| {
-                    caught.unwrap_or_else(|panic| Attempt::Panicked(panic_message(panic)))
-                })
-                .instrument(span),
-        )
+        Box::pin(race.instrument(span))
     }
 
     fn publish(&self, finished: Finished) {
