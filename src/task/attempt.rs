@@ -97,6 +97,12 @@ pub(super) fn attempt_span(header: &Header, attempt: u32) -> tracing::Span {
     )
 }
 
+/// Whether nobody can see `span`: no `tracing` subscriber wants it, and no `log` logger
+/// takes info records (to which `tracing`'s `log` feature forwards spans).
+pub(super) fn unobserved(span: &tracing::Span) -> bool {
+    span.is_disabled() && log::max_level() < log::LevelFilter::Info
+}
+
 pin_project_lite::pin_project! {
     /// One attempt's future raced against the task's cancel and its timeout. The attempt's
     /// future is dropped in place when the race ends, inside the `catch_unwind` that wraps

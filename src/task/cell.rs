@@ -15,7 +15,7 @@ use std::task::{Context, Poll, Waker};
 use futures::future::BoxFuture;
 use tracing::Instrument;
 
-use super::attempt::{attempt_span, Attempt, Race};
+use super::attempt::{attempt_span, unobserved, Attempt, Race};
 use super::context::TaskContext;
 use super::header::Header;
 use super::options::RetryPredicate;
@@ -173,7 +173,13 @@ where
         let span = attempt_span(&self.header, attempt);
         let call = Arc::clone(&self).call(attempt);
         let race = Race::new(self, call, attempt);
-        Box::pin(race.instrument(span))
+        if unobserved(&span) {
+            // Entering and leaving a span nobody sees still costs (`tracing`'s `log`
+            // feature checks for a logger each time): skip it.
+            Box::pin(race)
+        } else {
+            Box::pin(race.instrument(span))
+        }
     }
 
     fn publish(&self, finished: Finished) {
