@@ -520,3 +520,66 @@ async fn a_retry_predicate_that_panics_when_dropped_loses_nothing() {
         .await
         .expect("wait_idle hung");
 }
+
+/// A task waiting out its start delay when its runtime shuts down ends `Shutdown`, as a task
+/// in backoff does: its handle resolves and the runner goes idle (it used to hang, `Delayed`).
+#[test]
+fn a_delayed_task_whose_runtime_goes_away_ends_shutdown() {
+    let current_thread = || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+    };
+    let first = current_thread();
+    let (runner, handle) = first.block_on(async {
+        let runner = TaskRunner::new();
+        let handle = runner
+            .enqueue_task(
+                Task::new("later", |_: TaskContext| async { Ok::<u32, String>(1) })
+                    .delay(Duration::from_secs(3600)),
+            )
+            .unwrap();
+        tokio::task::yield_now().await;
+        assert_eq!(handle.status(), TaskStatus::Delayed);
+        (runner, handle)
+    });
+    drop(first);
+    let second = current_thread();
+    let result =
+        second.block_on(async { tokio::time::timeout(Duration::from_secs(5), handle).await });
+    assert!(matches!(result, Ok(Err(TaskError::Shutdown))), "{result:?}");
+    let idle = second
+        .block_on(async { tokio::time::timeout(Duration::from_secs(5), runner.wait_idle()).await });
+    assert!(idle.is_ok(), "the runner goes idle");
+    assert_eq!(runner.queue_stats("main").unwrap().delayed, 0);
+}
+
+/// A handler whose factory panics, and whose captures panic as they are dropped: the task
+/// ends `Panicked` and the process lives (the captures are dropped where a panic is
+/// contained, not while the factory's panic unwinds, which would abort).
+#[tokio::test]
+async fn a_panicking_handler_factory_whose_captures_panic_on_drop_ends_panicked() {
+    struct Bomb;
+    impl Drop for Bomb {
+        fn drop(&mut self) {
+            panic!("a capture panicked as it was dropped");
+        }
+    }
+    let runner = TaskRunner::new();
+    let bomb = Bomb;
+    let handle = runner
+        .enqueue_task(Task::new("factory", move |_: TaskContext| {
+            let _captured = &bomb;
+            if true {
+                panic!("the factory panicked");
+            }
+            async { Ok::<_, String>(()) }
+        }))
+        .unwrap();
+    assert!(matches!(handle.await, Err(TaskError::Panicked(_))));
+    let next = runner.enqueue_task(Task::new("next", |_: TaskContext| async {
+        Ok::<_, String>(2)
+    }));
+    assert_eq!(next.unwrap().await.unwrap(), 2, "the runner goes on");
+}

@@ -62,7 +62,7 @@ impl Queue {
         };
         if !admitted {
             if came == Came::New {
-                self.give_back_room();
+                self.give_back_room(flow);
             }
             return None;
         }
@@ -78,7 +78,7 @@ impl Queue {
                 keys.acquire(key);
             }
             if came == Came::New {
-                self.give_back_room();
+                self.give_back_room(flow);
             }
             return Some(job);
         }
@@ -346,9 +346,11 @@ impl Queue {
     // ----- room under max_pending -----
 
     /// A new task that holds a place leaves without waiting (it started, or was cancelled).
-    fn give_back_room(&self) {
-        if let Some(room) = self.room() {
-            room.add_permits(1);
+    /// Gives a place under `max_pending` back, once the queue lock is released (it may wake
+    /// an `enqueue_task_wait`; see [`Locked`](super::Locked)).
+    fn give_back_room(&self, flow: &mut Flow) {
+        if self.room().is_some() {
+            flow.room_back += 1;
         }
     }
 
@@ -367,7 +369,7 @@ impl Queue {
         if flow.overflow > 0 {
             flow.overflow -= 1;
         } else {
-            self.give_back_room();
+            self.give_back_room(flow);
         }
     }
 }

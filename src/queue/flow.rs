@@ -46,6 +46,9 @@ pub(super) struct Flow {
     /// A timer decided under the queue lock, to be set once it is released (see
     /// [`Locked`](super::Locked)).
     pub(super) arm: Option<Instant>,
+    /// Places under `max_pending` given back under the queue lock, to be added to the room
+    /// once it is released.
+    pub(super) room_back: usize,
     /// Tasks moved by `set_priority`: the key of their live entry (older ones are tombstones).
     pub(super) moved: HashMap<TaskId, u128>,
     pub(super) keys: Option<Keys>,
@@ -73,6 +76,7 @@ impl Flow {
             rate: config.rate_limit.map(Window::new),
             timer: None,
             arm: None,
+            room_back: 0,
             moved: HashMap::new(),
             keys: config.key_concurrency.map(|n| match config.aging {
                 Some(_) => Keys::flat(n),

@@ -69,13 +69,15 @@ impl TaskRunner {
         T: Send + 'static,
         E: fmt::Display + Send + 'static,
     {
-        self.enqueue(task).map_err(Rejected::into_error)
+        self.enqueue(task, Room::Take).map_err(Rejected::into_error)
     }
 
-    /// Enqueues `task`, taking its place under `max_pending` if the queue has one.
+    /// Enqueues `task`; `room` says whether the caller took its place under `max_pending`
+    /// already.
     pub(super) fn enqueue<F, Fut, P, T, E>(
         &self,
         task: Task<F, P>,
+        room: Room,
     ) -> Result<TaskHandle<T, E>, Rejected<F, P>>
     where
         F: Fn(TaskContext) -> Fut + Send + Sync + 'static,
@@ -84,37 +86,7 @@ impl TaskRunner {
         T: Send + 'static,
         E: fmt::Display + Send + 'static,
     {
-        self.enqueue_as(task, false)
-    }
-
-    /// Enqueues `task` whose place under `max_pending` the caller took already
-    /// ([`enqueue_task_wait`](Self::enqueue_task_wait)).
-    pub(super) fn enqueue_in_room<F, Fut, P, T, E>(
-        &self,
-        task: Task<F, P>,
-    ) -> Result<TaskHandle<T, E>, Rejected<F, P>>
-    where
-        F: Fn(TaskContext) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = Result<T, E>> + Send + 'static,
-        P: RetryPredicate<E>,
-        T: Send + 'static,
-        E: fmt::Display + Send + 'static,
-    {
-        self.enqueue_as(task, true)
-    }
-
-    fn enqueue_as<F, Fut, P, T, E>(
-        &self,
-        task: Task<F, P>,
-        room_taken: bool,
-    ) -> Result<TaskHandle<T, E>, Rejected<F, P>>
-    where
-        F: Fn(TaskContext) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = Result<T, E>> + Send + 'static,
-        P: RetryPredicate<E>,
-        T: Send + 'static,
-        E: fmt::Display + Send + 'static,
-    {
+        let room_taken = room == Room::Held;
         let shared = &self.shared;
         let Some(queue) = shared.queue(task.queue_name()) else {
             let error = EnqueueError::UnknownQueue(task.queue_name().to_owned());
@@ -223,14 +195,7 @@ impl TaskRunner {
         match delay {
             Some(delay) => {
                 if queue.delay(&cell.header) {
-                    events.emit(&cell.header, || EventKind::Delayed {
-                        until: std::time::SystemTime::now()
-                            .checked_add(delay)
-                            .unwrap_or_else(|| {
-                                std::time::SystemTime::now()
-                                    + std::time::Duration::from_secs(100 * 365 * 86_400)
-                            }),
-                    });
+                    cell.header.report_delayed(delay);
                     shared.spawn(worker::delayed(Arc::clone(shared), cell.clone(), delay));
                 }
             }
@@ -247,4 +212,13 @@ impl TaskRunner {
         }
         Ok(TaskHandle::new(cell, Arc::clone(shared)))
     }
+}
+
+/// A new task's place under its queue's `max_pending`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Room {
+    /// Take one (or refuse the task if there is none).
+    Take,
+    /// The caller took it already ([`TaskRunner::enqueue_task_wait`]).
+    Held,
 }

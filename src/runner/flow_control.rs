@@ -6,6 +6,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::enqueue::Room;
 use crate::task::RetryPredicate;
 use crate::{
     ConfigError, EnqueueError, Rejected, Task, TaskContext, TaskHandle, TaskId, TaskRunner,
@@ -30,7 +31,7 @@ impl TaskRunner {
         T: Send + 'static,
         E: fmt::Display + Send + 'static,
     {
-        self.enqueue(task)
+        self.enqueue(task, Room::Take)
     }
 
     /// Like [`enqueue_task`](Self::enqueue_task), but when the task's queue is full (its
@@ -56,7 +57,7 @@ impl TaskRunner {
     {
         let runner = self.clone();
         async move {
-            let task = match runner.enqueue(task) {
+            let task = match runner.enqueue(task, Room::Take) {
                 Err(Rejected {
                     error: EnqueueError::QueueFull { .. },
                     task,
@@ -70,7 +71,9 @@ impl TaskRunner {
                     permit.forget();
                 }
             }
-            runner.enqueue_in_room(task).map_err(Rejected::into_error)
+            runner
+                .enqueue(task, Room::Held)
+                .map_err(Rejected::into_error)
         }
     }
 

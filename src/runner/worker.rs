@@ -132,7 +132,8 @@ impl Drop for Held {
     }
 }
 
-/// A task waiting out its backoff; ended `Shutdown` if the wait is dropped before it is done.
+/// A task waiting out its backoff or its start delay; ended `Shutdown` if the wait is
+/// dropped before it is done.
 struct Waiting {
     shared: Arc<Shared>,
     job: Option<Arc<dyn Job>>,
@@ -149,15 +150,33 @@ impl Drop for Waiting {
 
 /// Waits out a task's start delay holding no slot, then puts it in its queue like a new task,
 /// and starts it at once if it may. A cancel ends the wait early (the canceller has already
-/// ended the task).
-pub(crate) async fn delayed(shared: Arc<Shared>, job: Arc<dyn Job>, delay: Duration) {
-    tokio::select! {
-        biased;
-        () = cancelled(job.header()) => return,
-        () = tokio::time::sleep(delay) => {}
-    }
-    let queue = Arc::clone(shared.queue_of(job.header()));
-    if let Some(job) = queue.admit_delayed(job) {
-        shared.start(job);
+/// ended the task). If the wait is dropped (its runtime shut down), the task ends
+/// [`TaskError::Shutdown`](crate::TaskError::Shutdown), as a backoff's does.
+pub(crate) fn delayed(
+    shared: Arc<Shared>,
+    job: Arc<dyn Job>,
+    delay: Duration,
+) -> impl Future<Output = ()> + Send {
+    let waiting = Waiting {
+        shared,
+        job: Some(job),
+    };
+    async move {
+        let mut waiting = waiting;
+        let header = waiting.job.as_ref().map(|job| job.header());
+        if let Some(header) = header {
+            tokio::select! {
+                biased;
+                () = cancelled(header) => return,
+                () = tokio::time::sleep(delay) => {}
+            }
+        }
+        let Some(job) = waiting.job.take() else {
+            return;
+        };
+        let queue = Arc::clone(waiting.shared.queue_of(job.header()));
+        if let Some(job) = queue.admit_delayed(job) {
+            waiting.shared.start(job);
+        }
     }
 }

@@ -122,14 +122,22 @@ where
         let ctx = TaskContext::new(self.clone(), attempt);
         // The handler is called outside its mutex: taken out, called, put back. Only the
         // worker running this attempt touches it meanwhile (a task's handler is dropped in
-        // `publish`, after its last attempt ended). If the call panics, the handler goes
-        // with the unwinding, and the task ends `Panicked`, never to run again.
+        // `publish`, after its last attempt ended). The guard puts it back even if the call
+        // panics, so that it is dropped in `publish`, where a panic in its `Drop` is
+        // contained, never during the unwinding (a second panic would abort).
         let Some(handler) = lock_std(&self.handler).take() else {
             // Only a finished task has no handler, and a finished task is never run.
             return Attempt::Cancelled;
         };
-        let future = (handler.0)(ctx);
-        *lock_std(&self.handler) = Some(handler);
+        let borrowed = PutBack {
+            slot: &self.handler,
+            handler: Some(handler),
+        };
+        let future = match &borrowed.handler {
+            Some((handler, _)) => handler(ctx),
+            None => unreachable!("the guard holds the handler until it is dropped"),
+        };
+        drop(borrowed);
         match future.await {
             Ok(value) => {
                 lock_std(&self.slot).staged = Some(Ok(value));
@@ -154,6 +162,18 @@ where
                 }
             }
         }
+    }
+}
+
+/// Puts a handler taken out of its mutex back when dropped, unwinding included.
+struct PutBack<'a, H> {
+    slot: &'a std::sync::Mutex<Option<H>>,
+    handler: Option<H>,
+}
+
+impl<H> Drop for PutBack<'_, H> {
+    fn drop(&mut self) {
+        *lock_std(self.slot) = self.handler.take();
     }
 }
 

@@ -210,6 +210,25 @@ impl Header {
         drop(record);
     }
 
+    /// Sends the `Delayed` event of a task that waits out `delay` before its queue sees it,
+    /// if it still does: under the record lock, like [`report_retry`](Self::report_retry),
+    /// so that a cancel's terminal event cannot come before it.
+    pub(crate) fn report_delayed(&self, delay: Duration) {
+        let record = lock(&self.record);
+        if record.phase == Phase::Delayed {
+            self.queue.observers().events.emit(self, || {
+                let now = SystemTime::now();
+                EventKind::Delayed {
+                    // Past the end of time: a century is as good as forever.
+                    until: now
+                        .checked_add(delay)
+                        .unwrap_or_else(|| now + Duration::from_secs(100 * 365 * 86_400)),
+                }
+            });
+        }
+        drop(record);
+    }
+
     pub(crate) fn retry(&self) -> Option<&RetryPolicy> {
         self.options.as_ref()?.retry.as_ref()
     }

@@ -11,6 +11,7 @@ use super::{Task, TaskContext};
 use crate::status::TaskInfo;
 
 impl<F, P> Task<F, P> {
+    /// Calls `callback` with the task's final status record once it completes.
     ///
     /// It runs once, on the runner's worker, right after the handle resolves: keep it short.
     /// A panic in it is caught and ignored.

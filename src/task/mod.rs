@@ -284,7 +284,6 @@ impl<F, P> Task<F, P> {
         self
     }
 
-    /// Calls `callback` with the task's final status record once it completes.
     /// Names this task `name`, replacing the name it was made with: for one call of a
     /// [`TaskDef`](crate::TaskDef), whose tasks otherwise all carry the definition's name.
     /// The name shows in [`TaskContext::name`](crate::TaskContext::name),
