@@ -14,7 +14,7 @@ use crate::task::Job;
 pub(crate) struct Registry {
     /// The tasks, found by id: each entry is the task alone (16 bytes), its id read from
     /// its header, not stored beside it (24 bytes; ~17 bytes a task less at 1M tasks).
-    pub(crate) tasks: DashMap<ById, (), BuildHasherDefault<IdHasher>>,
+    tasks: DashMap<ById, (), BuildHasherDefault<IdHasher>>,
     /// The last `retain` finished ids, as a ring: the n-th task to finish goes in slot
     /// `n % retain`, evicting the id that finished `retain` tasks before it. Lock-free, and
     /// oldest-first by finish order.
@@ -103,7 +103,7 @@ impl Registry {
 
 /// A task as a key of the registry: hashed and compared by its id, and found by a
 /// [`TaskId`] (`Borrow`), so that the id need not be stored twice.
-pub(crate) struct ById(Arc<dyn Job>);
+struct ById(Arc<dyn Job>);
 
 impl ById {
     fn id(&self) -> &TaskId {
