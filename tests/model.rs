@@ -24,27 +24,24 @@
 //! from another thread after the handler returned, and the runtime is dropped and a new one
 //! made mid-stream (every task in flight then ends `Shutdown`).
 
+#[path = "common/model.rs"]
+mod model_harness;
+
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, Once};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::{FutureExt, StreamExt};
-use proptest::prelude::*;
-use taskrunner::{
-    QueueConfig, RetryPolicy, Task, TaskContext, TaskError, TaskHandle, TaskId, TaskRunner,
-    TaskStatus,
+use model_harness::{
+    cancel_hanging, check_attempts, check_outcome, check_queue, count, limits, natural,
+    new_runtime, quiet_scripted_panics, settle, step, step_of, Guard, Natural, Scripted, Seen,
+    Step,
 };
+use proptest::prelude::*;
+use taskrunner::{QueueConfig, Task, TaskContext, TaskId, TaskRunner, TaskStatus};
 
 const QUEUES: [&str; 2] = ["a", "b"];
-
-#[derive(Debug, Clone, Copy, PartialEq)]
-enum Step {
-    Ok(u64),
-    Fail(u64),
-    Panic(u64),
-    Hang,
-}
 
 #[derive(Debug, Clone)]
 struct Spec {
@@ -72,17 +69,6 @@ enum Op {
     LateProgress,
     /// The runtime is dropped and a new one made.
     NewRuntime,
-}
-
-// Step durations are multiples of 10 ms and timeouts end in 5, so an attempt's end never
-// ties with its timeout.
-fn step() -> impl Strategy<Value = Step> {
-    prop_oneof![
-        4 => (1..=5u64).prop_map(|n| Step::Ok(n * 10)),
-        3 => (1..=5u64).prop_map(|n| Step::Fail(n * 10)),
-        1 => (1..=5u64).prop_map(|n| Step::Panic(n * 10)),
-        1 => Just(Step::Hang),
-    ]
 }
 
 fn spec() -> impl Strategy<Value = Spec> {
@@ -121,59 +107,16 @@ fn op() -> impl Strategy<Value = Op> {
     ]
 }
 
-/// What a task comes to if nothing stops it: the outcome and how many attempts it takes.
-#[derive(Debug, Clone, PartialEq)]
-enum Natural {
-    Ok(u32),
-    Failed(String),
-    Panicked,
-    TimedOut,
-    /// Hangs with no timeout: only a cancel or shutdown_now ends it.
-    Hangs,
-}
-
-fn natural(spec: &Spec) -> (Natural, u32) {
-    let retries = spec.retries.unwrap_or(0);
-    let mut attempt = 1;
-    loop {
-        let step = spec.script[(attempt as usize - 1).min(spec.script.len() - 1)];
-        let timed_out = match (step, spec.timeout) {
-            (Step::Hang, Some(_)) => true,
-            (Step::Hang, None) => return (Natural::Hangs, attempt),
-            (Step::Ok(ms) | Step::Fail(ms) | Step::Panic(ms), Some(t)) => ms > t,
-            _ => false,
-        };
-        // A timed-out attempt that panics within its grace panics: a bug, not retried.
-        let panics_in_grace = match (step, spec.timeout, spec.grace) {
-            (Step::Panic(ms), Some(t), Some(g)) => timed_out && ms < t + g,
-            _ => false,
-        };
-        if panics_in_grace {
-            return (Natural::Panicked, attempt);
-        }
-        let retryable = if timed_out {
-            Natural::TimedOut
-        } else {
-            match step {
-                Step::Ok(_) => return (Natural::Ok(attempt), attempt),
-                Step::Panic(_) => return (Natural::Panicked, attempt),
-                Step::Fail(_) => Natural::Failed(format!("fail {attempt}")),
-                Step::Hang => unreachable!("handled above"),
-            }
-        };
-        if attempt > retries {
-            return (retryable, attempt);
-        }
-        attempt += 1;
+impl Scripted for Spec {
+    fn queue(&self) -> usize {
+        self.queue
     }
-}
-
-/// Per-task observations made by its handler and its callbacks.
-#[derive(Default)]
-struct Seen {
-    attempts: AtomicU32,
-    /// Calls of its completion callbacks.
-    finished: AtomicU32,
+    fn retries(&self) -> Option<u32> {
+        self.retries
+    }
+    fn natural(&self) -> (Natural, u32) {
+        natural(&self.script, self.retries, self.timeout, self.grace)
+    }
 }
 
 /// Panics when dropped while armed.
@@ -191,26 +134,16 @@ impl Drop for Bomb {
 #[derive(Default)]
 struct Inside([AtomicUsize; 2]);
 
-struct Guard<'a>(&'a AtomicUsize);
-impl Drop for Guard<'_> {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::SeqCst);
-    }
-}
-
-type Handle = TaskHandle<u32, String>;
-
-struct Tracked {
-    spec: Spec,
-    handle: Option<Handle>,
-    seen: Arc<Seen>,
-    /// `cancel()` returned true.
-    cancelled: bool,
-    /// Attempts started when it was cancelled while pending.
-    cancelled_pending_at: Option<u32>,
+/// What only this model tracks of a task.
+#[derive(Default)]
+struct More {
+    /// Calls of its completion callbacks.
+    finished: Arc<AtomicU32>,
     /// In flight when its runtime was dropped.
     runtime_dropped: bool,
 }
+
+type Tracked = model_harness::Tracked<Spec, More>;
 
 /// What every task's handler shares with the test.
 struct Shared {
@@ -220,61 +153,49 @@ struct Shared {
     contexts: Arc<Mutex<Vec<TaskContext>>>,
 }
 
-fn enqueue(runner: &TaskRunner, spec: &Spec, seen: &Arc<Seen>, shared: &Shared) -> Handle {
+fn enqueue(runner: &TaskRunner, spec: Spec, shared: &Shared) -> Tracked {
     let (script, queue, bomb) = (spec.script.clone(), spec.queue, spec.bomb);
     let (inside, alive) = (Arc::clone(&shared.inside), Arc::clone(&shared.alive));
     let contexts = Arc::clone(&shared.contexts);
     let capture_bomb = Arc::new(Bomb(spec.capture_bomb));
-    let seen_by_handler = Arc::clone(seen);
+    let (seen, more) = (Arc::new(Seen::default()), More::default());
+    let seen_by_handler = Arc::clone(&seen);
     let mut task = Task::new("scripted", move |ctx: TaskContext| {
         let _keep = &capture_bomb;
         seen_by_handler.attempts.fetch_add(1, Ordering::SeqCst);
         contexts.lock().unwrap().push(ctx.clone());
-        let step = script[(ctx.attempt() as usize - 1).min(script.len() - 1)];
+        let step = step_of(&script, ctx.attempt());
         let (inside, alive) = (Arc::clone(&inside), Arc::clone(&alive));
         async move {
             let _alive = alive;
             inside.0[queue].fetch_add(1, Ordering::SeqCst);
             let _guard = Guard(&inside.0[queue]);
             let mut bomb = Bomb(bomb);
-            match step {
-                Step::Ok(ms) | Step::Fail(ms) | Step::Panic(ms) => {
-                    tokio::time::sleep(Duration::from_millis(ms)).await
-                }
-                Step::Hang => std::future::pending().await,
-            }
+            step.wait().await;
             bomb.0 = false;
-            match step {
-                Step::Ok(_) => Ok(ctx.attempt()),
-                Step::Panic(_) => panic!("scripted panic"),
-                _ => Err(format!("fail {}", ctx.attempt())),
-            }
+            step.end(ctx.attempt())
         }
     })
     .queue(QUEUES[spec.queue])
     .priority(spec.priority)
     .on_complete({
-        let seen = Arc::clone(seen);
+        let finished = Arc::clone(&more.finished);
         move |_| {
-            seen.finished.fetch_add(1, Ordering::SeqCst);
+            finished.fetch_add(1, Ordering::SeqCst);
         }
     })
     .on_error({
-        let seen = Arc::clone(seen);
+        let finished = Arc::clone(&more.finished);
         move |_, _| {
-            seen.finished.fetch_add(1, Ordering::SeqCst);
+            finished.fetch_add(1, Ordering::SeqCst);
         }
     });
-    if let Some(retries) = spec.retries {
-        task = task.retry(RetryPolicy::fixed(Duration::from_millis(25)).max_retries(retries));
-    }
-    if let Some(ms) = spec.timeout {
-        task = task.timeout(Duration::from_millis(ms));
-    }
+    task = limits(task, spec.retries, spec.timeout);
     if let Some(ms) = spec.grace {
         task = task.cancel_grace(Duration::from_millis(ms));
     }
-    runner.enqueue_task(task).expect("enqueue")
+    let handle = runner.enqueue_task(task).expect("enqueue");
+    Tracked::new(spec, handle, seen, more)
 }
 
 fn check_step(
@@ -284,27 +205,7 @@ fn check_step(
     running_before: &mut [usize; 2],
 ) -> Result<(), TestCaseError> {
     for (q, name) in QUEUES.iter().enumerate() {
-        let stats = runner.queue_stats(name).unwrap();
-        prop_assert!(
-            stats.running <= stats.limit || stats.running <= running_before[q],
-            "queue {} grew to {} over its limit {}",
-            name,
-            stats.running,
-            stats.limit
-        );
-        running_before[q] = stats.running;
-        prop_assert_eq!(
-            stats.running,
-            inside.0[q].load(Ordering::SeqCst),
-            "every slot is held by a running handler"
-        );
-        let count = |status: TaskStatus| {
-            tasks
-                .iter()
-                .filter(|t| t.spec.queue == q)
-                .filter(|t| t.handle.as_ref().is_some_and(|h| h.status() == status))
-                .count()
-        };
+        let stats = check_queue(runner, tasks, q, name, &inside.0[q], &mut running_before[q])?;
         // A cancelled task still in its grace holds its slot, though its status says so.
         let in_grace = tasks
             .iter()
@@ -312,23 +213,12 @@ fn check_step(
             .filter_map(|t| t.handle.as_ref())
             .filter(|h| h.status() == TaskStatus::Cancelled && h.info().finished_at.is_none())
             .count();
-        prop_assert_eq!(stats.pending, count(TaskStatus::Pending));
-        prop_assert_eq!(stats.running, count(TaskStatus::Running) + in_grace);
-        prop_assert_eq!(stats.retrying, count(TaskStatus::Retrying));
+        prop_assert_eq!(
+            stats.running,
+            count(tasks, q, TaskStatus::Running) + in_grace
+        );
     }
-    for task in tasks {
-        let max = 1 + task.spec.retries.unwrap_or(0);
-        prop_assert!(task.seen.attempts.load(Ordering::SeqCst) <= max);
-    }
-    Ok(())
-}
-
-fn new_runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_time()
-        .start_paused(true)
-        .build()
-        .unwrap()
+    check_attempts(tasks)
 }
 
 fn run(ops: Vec<Op>, graceful: bool) -> Result<(), TestCaseError> {
@@ -359,39 +249,15 @@ fn run(ops: Vec<Op>, graceful: bool) -> Result<(), TestCaseError> {
         }
         match op {
             Op::Enqueue(spec) => {
-                let seen = Arc::new(Seen::default());
-                let handle = {
-                    let _entered = rt.enter();
-                    enqueue(&runner, &spec, &seen, &shared)
-                };
-                tasks.push(Tracked {
-                    spec,
-                    handle: Some(handle),
-                    seen,
-                    cancelled: false,
-                    cancelled_pending_at: None,
-                    runtime_dropped: false,
-                });
+                let _entered = rt.enter();
+                tasks.push(enqueue(&runner, spec, &shared));
             }
             Op::Cancel(pick) => {
                 if tasks.is_empty() {
                     continue;
                 }
-                let n = tasks.len();
-                let task = &mut tasks[pick % n];
-                let handle = task.handle.as_ref().unwrap();
-                let was_pending = handle.status() == TaskStatus::Pending;
-                let attempts = task.seen.attempts.load(Ordering::SeqCst);
                 let _entered = rt.enter();
-                if handle.cancel() {
-                    task.cancelled = true;
-                    if was_pending {
-                        task.cancelled_pending_at = Some(attempts);
-                    }
-                    prop_assert!(
-                        !handle.status().is_terminal() || handle.status() == TaskStatus::Cancelled
-                    );
-                }
+                model_harness::cancel(&mut tasks, pick, |s| s == TaskStatus::Pending)?;
             }
             Op::Resize(q, n) => {
                 let _entered = rt.enter();
@@ -410,20 +276,16 @@ fn run(ops: Vec<Op>, graceful: bool) -> Result<(), TestCaseError> {
             }
             Op::NewRuntime => {
                 for task in &mut tasks {
-                    task.runtime_dropped |= !task.handle.as_ref().unwrap().status().is_terminal();
+                    task.more.runtime_dropped |= !task.handle().status().is_terminal();
                 }
                 drop(std::mem::replace(&mut rt, new_runtime()));
                 for task in &tasks {
-                    let status = task.handle.as_ref().unwrap().status();
+                    let status = task.handle().status();
                     prop_assert!(status.is_terminal(), "{:?} after its runtime went", status);
                 }
             }
         }
-        // Let every ready task run; no timer fires.
-        rt.block_on(async {
-            tokio::task::yield_now().await;
-            tokio::time::sleep(Duration::from_micros(1)).await;
-        });
+        rt.block_on(settle());
         check_step(&runner, &tasks, &shared.inside, &mut running_before)?;
     }
     if let Some(thread) = late_progress.take() {
@@ -434,12 +296,7 @@ fn run(ops: Vec<Op>, graceful: bool) -> Result<(), TestCaseError> {
     let shut_now = !graceful;
     let ended = rt.block_on(async {
         let end = if graceful {
-            for task in &mut tasks {
-                if natural(&task.spec).0 == Natural::Hangs && task.handle.as_ref().unwrap().cancel()
-                {
-                    task.cancelled = true;
-                }
-            }
+            cancel_hanging(&mut tasks);
             runner.shutdown().boxed()
         } else {
             runner.shutdown_now().boxed()
@@ -451,50 +308,13 @@ fn run(ops: Vec<Op>, graceful: bool) -> Result<(), TestCaseError> {
 
     let mut ids = Vec::new();
     for task in &mut tasks {
-        let handle = task.handle.take().unwrap();
-        let id = handle.id();
-        ids.push(id);
-        let result = handle
-            .now_or_never()
-            .expect("every handle has resolved once the runner is shut down");
-        let (natural, attempts) = natural(&task.spec);
-        let info = runner.get_status(id).unwrap();
-        let seen = task.seen.attempts.load(Ordering::SeqCst);
-        prop_assert!(info.status.is_terminal());
         prop_assert_eq!(
-            task.seen.finished.load(Ordering::SeqCst),
+            task.more.finished.load(Ordering::SeqCst),
             1,
             "callbacks ran once"
         );
-        if let Some(at_cancel) = task.cancelled_pending_at {
-            prop_assert_eq!(
-                seen,
-                at_cancel,
-                "a task cancelled while pending never starts again"
-            );
-        }
-        match result {
-            Err(TaskError::Cancelled) => prop_assert!(task.cancelled, "{:?}", task.spec),
-            Err(TaskError::Shutdown) => prop_assert!(shut_now || task.runtime_dropped),
-            other => {
-                prop_assert!(!task.cancelled, "cancel() returned true, yet {:?}", other);
-                prop_assert!(
-                    !task.runtime_dropped,
-                    "in flight as its runtime went, yet {:?}",
-                    other
-                );
-                let got = match other {
-                    Ok(attempt) => Natural::Ok(attempt),
-                    Err(TaskError::Failed(e)) => Natural::Failed(e),
-                    Err(TaskError::Panicked(_)) => Natural::Panicked,
-                    Err(TaskError::TimedOut) => Natural::TimedOut,
-                    _ => unreachable!(),
-                };
-                prop_assert_eq!(&got, &natural, "{:?}", task.spec);
-                prop_assert_eq!(seen, attempts, "attempts for {:?}", task.spec);
-                prop_assert_eq!(info.attempts, attempts);
-            }
-        }
+        let runtime_dropped = task.more.runtime_dropped;
+        ids.push(check_outcome(&runner, task, shut_now, runtime_dropped)?);
     }
     for name in QUEUES {
         let stats = runner.queue_stats(name).unwrap();
@@ -535,81 +355,12 @@ fn run(ops: Vec<Op>, graceful: bool) -> Result<(), TestCaseError> {
     Ok(())
 }
 
-fn quiet_scripted_panics() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        let default = std::panic::take_hook();
-        std::panic::set_hook(Box::new(move |info| {
-            let payload = info.payload().downcast_ref::<&str>();
-            if payload != Some(&"scripted panic") && payload != Some(&"bomb") {
-                default(info);
-            }
-        }));
-    });
-}
-
 proptest! {
-    // A fixed count keeps CI fast; set PROPTEST_CASES for a longer hunt.
-    #![proptest_config(ProptestConfig {
-        cases: std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(256),
-        ..ProptestConfig::default()
-    })]
+    #![proptest_config(model_harness::config())]
 
     #[test]
     fn the_runner_matches_its_model(ops in prop::collection::vec(op(), 1..40), graceful in any::<bool>()) {
         quiet_scripted_panics();
         run(ops, graceful)?;
     }
-}
-
-#[test]
-fn the_model_predicts_natural_outcomes() {
-    let spec = |script: Vec<Step>, retries, timeout| Spec {
-        queue: 0,
-        priority: 0,
-        script,
-        retries,
-        timeout,
-        bomb: false,
-        capture_bomb: false,
-        grace: None,
-    };
-    assert_eq!(
-        natural(&spec(vec![Step::Ok(10)], None, None)),
-        (Natural::Ok(1), 1)
-    );
-    assert_eq!(
-        natural(&spec(vec![Step::Fail(10), Step::Ok(10)], Some(1), None)),
-        (Natural::Ok(2), 2)
-    );
-    assert_eq!(
-        natural(&spec(vec![Step::Fail(10)], Some(2), None)),
-        (Natural::Failed("fail 3".into()), 3)
-    );
-    assert_eq!(
-        natural(&spec(vec![Step::Ok(50)], Some(1), Some(15))),
-        (Natural::TimedOut, 2)
-    );
-    assert_eq!(
-        natural(&spec(vec![Step::Panic(10)], Some(3), None)),
-        (Natural::Panicked, 1)
-    );
-    assert_eq!(
-        natural(&spec(vec![Step::Hang], Some(3), None)),
-        (Natural::Hangs, 1)
-    );
-    let graced = |script, grace| Spec {
-        grace: Some(grace),
-        ..spec(script, Some(1), Some(15))
-    };
-    assert_eq!(
-        natural(&graced(vec![Step::Panic(20)], 10)),
-        (Natural::Panicked, 1),
-        "panics within the grace of its timeout"
-    );
-    assert_eq!(
-        natural(&graced(vec![Step::Panic(30)], 10)),
-        (Natural::TimedOut, 2),
-        "dropped at the grace's end before it panics"
-    );
 }
