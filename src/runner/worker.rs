@@ -87,6 +87,33 @@ pub(crate) fn backoff(
     job: Arc<dyn Job>,
     delay: Duration,
 ) -> impl Future<Output = ()> + Send {
+    wait_out(shared, job, delay, Back::Retry)
+}
+
+/// Waits out a task's start delay holding no slot, then puts it in its queue like a new task,
+/// and starts it at once if it may; otherwise as [`backoff`].
+pub(crate) fn delayed(
+    shared: Arc<Shared>,
+    job: Arc<dyn Job>,
+    delay: Duration,
+) -> impl Future<Output = ()> + Send {
+    wait_out(shared, job, delay, Back::Delay)
+}
+
+/// What a task waited out, and so how its queue takes it back.
+#[derive(Clone, Copy)]
+enum Back {
+    Retry,
+    Delay,
+}
+
+/// A wait holding no slot, guarded (see [`Waiting`]) from before it is spawned.
+fn wait_out(
+    shared: Arc<Shared>,
+    job: Arc<dyn Job>,
+    delay: Duration,
+    back: Back,
+) -> impl Future<Output = ()> + Send {
     let waiting = Waiting {
         shared,
         job: Some(job),
@@ -105,10 +132,16 @@ pub(crate) fn backoff(
             return;
         };
         let queue = Arc::clone(waiting.shared.queue_of(job.header()));
-        if let Some(job) = queue.admit_retry(job) {
+        let start = match back {
+            Back::Retry => queue.admit_retry(job),
+            Back::Delay => queue.admit_delayed(job),
+        };
+        if let Some(job) = start {
             waiting.shared.start(job);
         }
-        metrics::gauges(&*queue);
+        if let Back::Retry = back {
+            metrics::gauges(&*queue);
+        }
     }
 }
 
@@ -144,39 +177,6 @@ impl Drop for Waiting {
         if let Some(job) = self.job.take() {
             // False, doing nothing, if a cancel already ended it.
             self.shared.cancel(&*job, CancelCause::Shutdown);
-        }
-    }
-}
-
-/// Waits out a task's start delay holding no slot, then puts it in its queue like a new task,
-/// and starts it at once if it may. A cancel ends the wait early (the canceller has already
-/// ended the task). If the wait is dropped (its runtime shut down), the task ends
-/// [`TaskError::Shutdown`](crate::TaskError::Shutdown), as a backoff's does.
-pub(crate) fn delayed(
-    shared: Arc<Shared>,
-    job: Arc<dyn Job>,
-    delay: Duration,
-) -> impl Future<Output = ()> + Send {
-    let waiting = Waiting {
-        shared,
-        job: Some(job),
-    };
-    async move {
-        let mut waiting = waiting;
-        let header = waiting.job.as_ref().map(|job| job.header());
-        if let Some(header) = header {
-            tokio::select! {
-                biased;
-                () = cancelled(header) => return,
-                () = tokio::time::sleep(delay) => {}
-            }
-        }
-        let Some(job) = waiting.job.take() else {
-            return;
-        };
-        let queue = Arc::clone(waiting.shared.queue_of(job.header()));
-        if let Some(job) = queue.admit_delayed(job) {
-            waiting.shared.start(job);
         }
     }
 }
