@@ -22,6 +22,8 @@ pub(crate) struct RunScope {
     pub(crate) store: Store,
     /// How many steps of each name this attempt has called (fresh every attempt).
     pub(crate) steps: super::step::StepCounts,
+    /// This attempt's emits (fresh every attempt, counted like steps).
+    pub(crate) emits: super::emit::Emitter,
 }
 
 tokio::task_local! {
@@ -104,6 +106,7 @@ where
             token: run.token,
             store: store.clone(),
             steps: Default::default(),
+            emits: super::emit::Emitter::new(run.id, run.token, store.clone()),
         };
         // Attempts already used by earlier claims (this claim's first attempt included).
         let base = run.attempts;
@@ -113,6 +116,7 @@ where
             let input = Arc::clone(&input);
             let scope = RunScope {
                 steps: Default::default(),
+                emits: super::emit::Emitter::new(scope.id, scope.token, scope.store.clone()),
                 ..scope.clone()
             };
             let attempt = base - 1 + ctx.attempt() as i32;
@@ -129,7 +133,10 @@ where
                     }
                 }
                 let input: I = serde_json::from_str(&input).map_err(|e| e.to_string())?;
+                let emits = scope.emits.clone();
                 let output = RUN.scope(scope, handler(ctx, input)).await;
+                // The attempt's emits are committed before its end is stored.
+                emits.flush().await.map_err(|e| e.to_string())?;
                 match output {
                     Ok(value) => serde_json::to_string(&value)
                         .map_err(|e| format!("the run's output does not serialize to JSON: {e}")),

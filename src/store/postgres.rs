@@ -16,6 +16,7 @@ use super::StoreError;
 
 mod batch;
 mod claim;
+mod events;
 mod manage;
 mod migrate;
 mod notifications;
@@ -65,6 +66,8 @@ struct Inner {
     shown: String,
     /// The password, to scrub from error messages.
     secret: Option<String>,
+    /// This process's readers of run streams.
+    hub: Arc<super::events::Hub>,
 }
 
 impl fmt::Debug for PgStore {
@@ -133,6 +136,7 @@ impl PgStore {
                 pool,
                 shown,
                 secret,
+                hub: super::events::Hub::new(),
             }),
         };
         store.migrate().await?;

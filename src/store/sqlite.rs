@@ -16,6 +16,7 @@ use super::types::{now_ms, CancelFound, Outcome, RunFilter, RunId, RunInfo, RunS
 use super::StoreError;
 
 mod claim;
+mod events;
 mod manage;
 mod migrate;
 mod notifications;
@@ -63,6 +64,8 @@ struct Inner {
     /// than on the file lock.
     writer: SqlitePool,
     readers: SqlitePool,
+    /// This process's readers of run streams.
+    hub: Arc<super::events::Hub>,
 }
 
 impl fmt::Debug for SqliteStore {
@@ -131,6 +134,7 @@ impl SqliteStore {
                 path,
                 writer,
                 readers,
+                hub: super::events::Hub::new(),
             }),
         })
     }

@@ -1,0 +1,220 @@
+//! Run streams on PostgreSQL: appends that hold the run's row (`FOR NO KEY UPDATE`, fenced by
+//! the claim) while they take offsets, paged reads, live events through `NOTIFY`, and the
+//! `LISTEN` loop that wakes this process's readers.
+
+use std::sync::Arc;
+
+use sqlx::Row;
+
+use super::PgStore;
+use crate::store::events::{
+    Appended, EmitRow, EventRow, Hub, LiveRow, Subscription, EVENTS_CHANNEL, WATCH_IDLE,
+};
+use crate::store::types::RunId;
+use crate::store::StoreError;
+
+/// `NOTIFY` payloads must stay under 8,000 bytes: a bigger live event stays in its process.
+const MAX_NOTIFY: usize = 7900;
+
+impl PgStore {
+    pub(crate) fn hub(&self) -> &Arc<Hub> {
+        &self.inner.hub
+    }
+
+    pub(crate) async fn append_emits(
+        &self,
+        run: RunId,
+        token: i64,
+        emits: &[EmitRow],
+    ) -> Result<Appended, StoreError> {
+        let db = |e| self.db(e);
+        let mut tx = self.inner.pool.begin().await.map_err(db)?;
+        // The row lock orders this append with every other writer of the run's log (a status
+        // change's trigger runs under the update's lock), and a new statement's snapshot
+        // then sees all they committed.
+        let held: Option<i32> = sqlx::query_scalar(
+            "SELECT 1 FROM taskrunner_runs WHERE id = $1 AND claim_token = $2 \
+             AND status = 'running' FOR NO KEY UPDATE",
+        )
+        .bind(run.as_i64())
+        .bind(token)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db)?;
+        if held.is_none() {
+            tx.rollback().await.map_err(db)?;
+            return Ok(Appended::LeaseLost);
+        }
+        let row = sqlx::query(
+            "SELECT (SELECT coalesce(max(seq) + 1, 0) FROM taskrunner_run_events \
+               WHERE run_id = $1) AS next_seq, \
+             (SELECT coalesce(max(emit_index) + 1, 0) FROM taskrunner_run_events \
+               WHERE run_id = $1 AND emit_index IS NOT NULL) AS stored",
+        )
+        .bind(run.as_i64())
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(db)?;
+        let next_seq: i64 = row.try_get("next_seq").map_err(db)?;
+        let stored: i64 = row.try_get("stored").map_err(db)?;
+        let fresh: Vec<&EmitRow> = emits.iter().filter(|e| e.index >= stored).collect();
+        if fresh.is_empty() {
+            tx.rollback().await.map_err(db)?;
+            return Ok(Appended::Done { next_seq });
+        }
+        sqlx::query(
+            "INSERT INTO taskrunner_run_events (run_id, seq, at, kind, topic, value, emit_index) \
+             SELECT $1, $2 + o - 1, at, 'emit', topic, value, idx \
+             FROM UNNEST($3::int8[], $4::text[], $5::text[], $6::int8[]) \
+               WITH ORDINALITY AS e(at, topic, value, idx, o)",
+        )
+        .bind(run.as_i64())
+        .bind(next_seq)
+        .bind(fresh.iter().map(|e| e.at).collect::<Vec<_>>())
+        .bind(fresh.iter().map(|e| e.topic.as_str()).collect::<Vec<_>>())
+        .bind(fresh.iter().map(|e| e.value.as_str()).collect::<Vec<_>>())
+        .bind(fresh.iter().map(|e| e.index).collect::<Vec<_>>())
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
+        sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(EVENTS_CHANNEL)
+            .bind(run.to_string())
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        tx.commit().await.map_err(db)?;
+        self.inner.hub.wake(run);
+        Ok(Appended::Done {
+            next_seq: next_seq + fresh.len() as i64,
+        })
+    }
+
+    /// This process's readers at once; other processes' through `NOTIFY` (a payload over
+    /// 7,900 bytes stays in this process).
+    pub(crate) async fn publish_live(&self, rows: Vec<LiveRow>) -> Result<(), StoreError> {
+        let mut payloads = Vec::with_capacity(rows.len());
+        for row in rows {
+            match serde_json::to_string(&row) {
+                Ok(text) if text.len() <= MAX_NOTIFY => payloads.push(text),
+                _ => tracing::debug!(
+                    run = row.run,
+                    topic = %row.topic,
+                    "a live event over 7,900 bytes reaches only this process's readers"
+                ),
+            }
+            self.inner.hub.live(Arc::new(row));
+        }
+        if payloads.is_empty() {
+            return Ok(());
+        }
+        sqlx::query(
+            "SELECT pg_notify($1, p) FROM UNNEST($2::text[]) WITH ORDINALITY AS t(p, o) ORDER BY o",
+        )
+        .bind(EVENTS_CHANNEL)
+        .bind(payloads)
+        .execute(&self.inner.pool)
+        .await
+        .map_err(|e| self.db(e))?;
+        Ok(())
+    }
+
+    pub(crate) async fn read_events(
+        &self,
+        run: RunId,
+        from: i64,
+        limit: i64,
+    ) -> Result<Vec<EventRow>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT seq, at, kind, topic, value FROM taskrunner_run_events \
+             WHERE run_id = $1 AND seq >= $2 ORDER BY seq LIMIT $3",
+        )
+        .bind(run.as_i64())
+        .bind(from)
+        .bind(limit)
+        .fetch_all(&self.inner.pool)
+        .await
+        .map_err(|e| self.db(e))?;
+        rows.iter()
+            .map(|row| {
+                Ok(EventRow {
+                    seq: row.try_get("seq")?,
+                    at: row.try_get("at")?,
+                    kind: row.try_get("kind")?,
+                    topic: row.try_get("topic")?,
+                    value: row.try_get("value")?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(|e| self.db(e))
+    }
+
+    pub(crate) async fn run_status(&self, run: RunId) -> Result<Option<String>, StoreError> {
+        sqlx::query_scalar("SELECT status FROM taskrunner_runs WHERE id = $1")
+            .bind(run.as_i64())
+            .fetch_optional(&self.inner.pool)
+            .await
+            .map_err(|e| self.db(e))
+    }
+
+    pub(crate) fn subscribe_events(&self, run: RunId) -> Subscription {
+        let (sub, start) = self.inner.hub.subscribe(run);
+        if start {
+            tokio::spawn(listen(self.clone()));
+        }
+        sub
+    }
+}
+
+/// Hands `taskrunner_events` notifications to this process's readers until nobody has read
+/// for [`WATCH_IDLE`]. Every (re)connect wakes every reader: a notification may have been
+/// lost meanwhile.
+async fn listen(store: PgStore) {
+    let hub = Arc::clone(&store.inner.hub);
+    let mut listener = match sqlx::postgres::PgListener::connect_with(&store.inner.pool).await {
+        Ok(listener) => listener,
+        Err(e) => {
+            tracing::warn!("LISTEN for run streams failed, readers poll meanwhile: {e}");
+            hub.watcher_gone();
+            return;
+        }
+    };
+    if let Err(e) = listener.listen(EVENTS_CHANNEL).await {
+        tracing::warn!("LISTEN for run streams failed, readers poll meanwhile: {e}");
+        hub.watcher_gone();
+        return;
+    }
+    hub.wake_all();
+    loop {
+        let message = tokio::select! {
+            m = listener.try_recv() => m,
+            _ = tokio::time::sleep(WATCH_IDLE) => {
+                if hub.idle(true) {
+                    return;
+                }
+                continue;
+            }
+        };
+        match message {
+            Ok(Some(n)) => {
+                let payload = n.payload();
+                if payload.starts_with('{') {
+                    match serde_json::from_str::<LiveRow>(payload) {
+                        Ok(row) if row.origin != hub.origin => hub.live(Arc::new(row)),
+                        Ok(_) => {}
+                        Err(e) => tracing::debug!("a live event that does not parse: {e}"),
+                    }
+                } else if let Ok(run) = payload.parse::<RunId>() {
+                    hub.wake(run);
+                }
+            }
+            // The connection was lost and is back: anything may have been missed.
+            Ok(None) => hub.wake_all(),
+            Err(e) => {
+                tracing::warn!("LISTEN for run streams failed, readers poll meanwhile: {e}");
+                hub.watcher_gone();
+                return;
+            }
+        }
+    }
+}
