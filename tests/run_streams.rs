@@ -7,6 +7,8 @@
 #[macro_use]
 mod store_support;
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt as _;
@@ -63,16 +65,23 @@ fn check_log(events: &[RunEvent], from: u64) {
     );
 }
 
+/// Emits 0..n, a live token every 100 (the first once `gate` is open) and a pause.
 fn counter_def(
     n: u64,
+    gate: Arc<AtomicBool>,
 ) -> TaskDef<
     impl Fn(TaskContext, u64) -> futures::future::BoxFuture<'static, Result<u64, String>> + Clone,
 > {
     TaskDef::new("counter", move |ctx: TaskContext, pause_ms: u64| {
+        let gate = Arc::clone(&gate);
         Box::pin(async move {
             for i in 0..n {
                 ctx.emit("n", &i).await?;
                 if i % 100 == 99 {
+                    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+                    while !gate.load(Ordering::SeqCst) && tokio::time::Instant::now() < deadline {
+                        tokio::time::sleep(Duration::from_millis(5)).await;
+                    }
                     ctx.emit_live("token", &format!("t{i}"));
                     tokio::time::sleep(Duration::from_millis(pause_ms)).await;
                 }
@@ -85,11 +94,23 @@ fn counter_def(
 /// 1,000 emits, read by a reader from 0 started before the run, one from 250 that is dropped
 /// at 600 and resumed, and one from 900 after the end: each sees every event once, in order.
 async fn a_thousand_events_read_from_several_offsets(db: TestDb) {
-    let def = counter_def(1000);
+    let gate = Arc::new(AtomicBool::new(false));
+    let def = counter_def(1000, Arc::clone(&gate));
     let runner = builder(&db).register(&def).build().unwrap();
     let run = runner.submit(&def, 20).await.unwrap();
     let id = run.id();
-    let from_zero = tokio::spawn(all(runner.run_events(id)));
+    // A reader from 0, subscribed (it has its first event) before the first live token.
+    let mut events = runner.run_events(id);
+    let first = within("the first event", events.next())
+        .await
+        .unwrap()
+        .unwrap();
+    gate.store(true, Ordering::SeqCst);
+    let from_zero = tokio::spawn(async move {
+        let mut rest = all(events).await;
+        rest.insert(0, first);
+        rest
+    });
 
     // A reader from 250, dropped once it has seen offset 600, resumed from there.
     let mut first = Vec::new();
@@ -215,7 +236,7 @@ async fn an_oversized_value_is_refused(db: TestDb) {
 
 /// A run that is not in the store, or was pruned with its events, is an error, then the end.
 async fn an_unknown_or_pruned_run_is_an_error(db: TestDb) {
-    let def = counter_def(3);
+    let def = counter_def(3, Arc::new(AtomicBool::new(true)));
     let runner = builder(&db).register(&def).build().unwrap();
     let run = runner.submit(&def, 0).await.unwrap();
     let id = run.id();

@@ -1,6 +1,6 @@
-//! Run streams on PostgreSQL: appends that hold the run's row (`FOR NO KEY UPDATE`, fenced by
-//! the claim) while they take offsets, paged reads, live events through `NOTIFY`, and the
-//! `LISTEN` loop that wakes this process's readers.
+//! Run streams on PostgreSQL: appends in one call of `taskrunner_append_emits` (migration
+//! 0008), which holds the run's row while it takes offsets; paged reads; live events through
+//! `NOTIFY`; and the `LISTEN` loop that wakes this process's readers.
 
 use std::sync::Arc;
 
@@ -27,67 +27,26 @@ impl PgStore {
         token: i64,
         emits: &[EmitRow],
     ) -> Result<Appended, StoreError> {
-        let db = |e| self.db(e);
-        let mut tx = self.inner.pool.begin().await.map_err(db)?;
-        // The row lock orders this append with every other writer of the run's log (a status
-        // change's trigger runs under the update's lock), and a new statement's snapshot
-        // then sees all they committed.
-        let held: Option<i32> = sqlx::query_scalar(
-            "SELECT 1 FROM taskrunner_runs WHERE id = $1 AND claim_token = $2 \
-             AND status = 'running' FOR NO KEY UPDATE",
+        // One round trip: the function holds the run's row (`FOR NO KEY UPDATE`, fenced by
+        // the claim), which orders this append with every other writer of the run's log (a
+        // status change's trigger runs under its update's lock), then takes the offsets.
+        let next_seq: i64 = sqlx::query_scalar(
+            "SELECT taskrunner_append_emits($1, $2, $3::int8[], $4::text[], $5::text[], $6::int8[])",
         )
         .bind(run.as_i64())
         .bind(token)
-        .fetch_optional(&mut *tx)
+        .bind(emits.iter().map(|e| e.at).collect::<Vec<_>>())
+        .bind(emits.iter().map(|e| e.topic.as_str()).collect::<Vec<_>>())
+        .bind(emits.iter().map(|e| e.value.as_str()).collect::<Vec<_>>())
+        .bind(emits.iter().map(|e| e.index).collect::<Vec<_>>())
+        .fetch_one(&self.inner.pool)
         .await
-        .map_err(db)?;
-        if held.is_none() {
-            tx.rollback().await.map_err(db)?;
+        .map_err(|e| self.db(e))?;
+        if next_seq < 0 {
             return Ok(Appended::LeaseLost);
         }
-        let row = sqlx::query(
-            "SELECT (SELECT coalesce(max(seq) + 1, 0) FROM taskrunner_run_events \
-               WHERE run_id = $1) AS next_seq, \
-             (SELECT coalesce(max(emit_index) + 1, 0) FROM taskrunner_run_events \
-               WHERE run_id = $1 AND emit_index IS NOT NULL) AS stored",
-        )
-        .bind(run.as_i64())
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(db)?;
-        let next_seq: i64 = row.try_get("next_seq").map_err(db)?;
-        let stored: i64 = row.try_get("stored").map_err(db)?;
-        let fresh: Vec<&EmitRow> = emits.iter().filter(|e| e.index >= stored).collect();
-        if fresh.is_empty() {
-            tx.rollback().await.map_err(db)?;
-            return Ok(Appended::Done { next_seq });
-        }
-        sqlx::query(
-            "INSERT INTO taskrunner_run_events (run_id, seq, at, kind, topic, value, emit_index) \
-             SELECT $1, $2 + o - 1, at, 'emit', topic, value, idx \
-             FROM UNNEST($3::int8[], $4::text[], $5::text[], $6::int8[]) \
-               WITH ORDINALITY AS e(at, topic, value, idx, o)",
-        )
-        .bind(run.as_i64())
-        .bind(next_seq)
-        .bind(fresh.iter().map(|e| e.at).collect::<Vec<_>>())
-        .bind(fresh.iter().map(|e| e.topic.as_str()).collect::<Vec<_>>())
-        .bind(fresh.iter().map(|e| e.value.as_str()).collect::<Vec<_>>())
-        .bind(fresh.iter().map(|e| e.index).collect::<Vec<_>>())
-        .execute(&mut *tx)
-        .await
-        .map_err(db)?;
-        sqlx::query("SELECT pg_notify($1, $2)")
-            .bind(EVENTS_CHANNEL)
-            .bind(run.to_string())
-            .execute(&mut *tx)
-            .await
-            .map_err(db)?;
-        tx.commit().await.map_err(db)?;
         self.inner.hub.wake(run);
-        Ok(Appended::Done {
-            next_seq: next_seq + fresh.len() as i64,
-        })
+        Ok(Appended::Done { next_seq })
     }
 
     /// This process's readers at once; other processes' through `NOTIFY` (a payload over

@@ -43,3 +43,34 @@ END
 $$;
 CREATE TRIGGER taskrunner_runs_event AFTER UPDATE OF status, attempts ON taskrunner_runs
 FOR EACH ROW EXECUTE FUNCTION taskrunner_runs_event();
+-- Appends a claimed run's emits in one round trip: holds the run's row (fenced by the claim
+-- token; -1 if it does not hold), skips the emits an earlier attempt stored, takes the next
+-- offsets, notifies; returns the log's next offset. Each statement takes a fresh snapshot,
+-- so the offsets read after the lock include everything committed before it.
+CREATE FUNCTION taskrunner_append_emits(p_run BIGINT, p_token BIGINT, p_at BIGINT[],
+    p_topic TEXT[], p_value TEXT[], p_idx BIGINT[]) RETURNS BIGINT LANGUAGE plpgsql AS $$
+DECLARE
+    next_seq BIGINT;
+    stored   BIGINT;
+    added    BIGINT;
+BEGIN
+    PERFORM 1 FROM taskrunner_runs
+    WHERE id = p_run AND claim_token = p_token AND status = 'running' FOR NO KEY UPDATE;
+    IF NOT FOUND THEN
+        RETURN -1;
+    END IF;
+    SELECT coalesce(max(seq) + 1, 0) INTO next_seq
+    FROM taskrunner_run_events WHERE run_id = p_run;
+    SELECT coalesce(max(emit_index) + 1, 0) INTO stored
+    FROM taskrunner_run_events WHERE run_id = p_run AND emit_index IS NOT NULL;
+    INSERT INTO taskrunner_run_events (run_id, seq, at, kind, topic, value, emit_index)
+    SELECT p_run, next_seq + row_number() OVER (ORDER BY o) - 1, at, 'emit', topic, value, idx
+    FROM UNNEST(p_at, p_topic, p_value, p_idx) WITH ORDINALITY AS e(at, topic, value, idx, o)
+    WHERE idx >= stored;
+    GET DIAGNOSTICS added = ROW_COUNT;
+    IF added > 0 THEN
+        PERFORM pg_notify('taskrunner_events', p_run::text);
+    END IF;
+    RETURN next_seq + added;
+END
+$$;
