@@ -39,7 +39,7 @@ const PAGE: i64 = 512;
 /// ```
 /// use futures::StreamExt as _;
 /// use taskrunner::store::SqliteStore;
-/// use taskrunner::{RunEventKind, RunStatus, TaskContext, TaskDef, TaskRunner};
+/// use taskrunner::{RunEventKind, TaskContext, TaskDef, TaskRunner};
 ///
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
