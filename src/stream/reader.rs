@@ -136,6 +136,7 @@ impl Stream for RunEvents {
                 failed: false,
                 check: true,
                 gone: None,
+                dirty: true,
             };
             Box::pin(futures::stream::unfold(reader, |mut reader| async move {
                 reader.next().await.map(|item| (item, reader))
@@ -192,6 +193,15 @@ struct Reader {
     check: bool,
     /// The run is not in the store: said once, at the end.
     gone: Option<StoreError>,
+    /// The log may hold events not read yet.
+    dirty: bool,
+}
+
+/// What ended a wait.
+enum Woke {
+    Poll,
+    Stored,
+    Live,
 }
 
 impl Reader {
@@ -206,18 +216,23 @@ impl Reader {
             }
             if std::mem::take(&mut self.failed) {
                 self.wait().await;
+                self.dirty = true;
             }
-            let read = match self.read().await {
-                Ok(read) => read,
-                Err(e) => {
-                    self.failed = true;
-                    return Some(Err(e));
+            if std::mem::take(&mut self.dirty) {
+                let read = match self.read().await {
+                    Ok(read) => read,
+                    Err(e) => {
+                        self.failed = true;
+                        return Some(Err(e));
+                    }
+                };
+                // A full page: there may be more. Otherwise caught up, and a held live
+                // event waits for nothing more.
+                self.dirty = read as i64 == PAGE;
+                self.release_held(read == 0);
+                if !self.buf.is_empty() || self.dirty {
+                    continue;
                 }
-            };
-            // Caught up, live events wait for nothing more.
-            self.release_held(read == 0);
-            if read > 0 || !self.buf.is_empty() {
-                continue;
             }
             if self.last_terminal {
                 self.ended = true;
@@ -234,8 +249,14 @@ impl Reader {
                     continue;
                 }
             }
-            if !self.wait().await {
-                self.check = true;
+            match self.wait().await {
+                Woke::Poll => {
+                    self.check = true;
+                    self.dirty = true;
+                }
+                Woke::Stored => self.dirty = true,
+                // Delivered at once if every stored event before it was; else read first.
+                Woke::Live => self.dirty = !self.held.is_empty(),
             }
         }
     }
@@ -272,23 +293,23 @@ impl Reader {
         Ok(read)
     }
 
-    /// Waits for a signal or the poll interval; `false` on the poll. A live event is
-    /// delivered at once if every stored event before it was, else held until they are.
-    async fn wait(&mut self) -> bool {
+    /// Waits for a signal or the poll interval. A live event is delivered at once if every
+    /// stored event before it was, else held until they are.
+    async fn wait(&mut self) -> Woke {
         let signal = tokio::select! {
             signal = self.sub.recv() => signal,
-            _ = tokio::time::sleep(self.poll) => return false,
+            _ = tokio::time::sleep(self.poll) => return Woke::Poll,
         };
         match signal {
             Some(Signal::Live(row)) => {
                 self.held.push_back(row);
                 self.release_held(false);
-                true
+                Woke::Live
             }
-            Some(Signal::Stored) => true,
+            Some(Signal::Stored) => Woke::Stored,
             None => {
                 tokio::time::sleep(self.poll).await;
-                false
+                Woke::Poll
             }
         }
     }

@@ -3,6 +3,7 @@
 //! `NOTIFY`; and the `LISTEN` loop that wakes this process's readers.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use sqlx::Row;
 
@@ -127,53 +128,75 @@ impl PgStore {
 
 /// Hands `taskrunner_events` notifications to this process's readers until nobody has read
 /// for [`WATCH_IDLE`]. Every (re)connect wakes every reader: a notification may have been
-/// lost meanwhile.
+/// lost meanwhile. A failed connection is retried every second while anyone reads.
 async fn listen(store: PgStore) {
     let hub = Arc::clone(&store.inner.hub);
-    let mut listener = match sqlx::postgres::PgListener::connect_with(&store.inner.pool).await {
-        Ok(listener) => listener,
-        Err(e) => {
-            tracing::warn!("LISTEN for run streams failed, readers poll meanwhile: {e}");
+    let mut idle_since: Option<tokio::time::Instant> = None;
+    // Whether nobody has read for WATCH_IDLE (the watcher then stops, under the hub's lock).
+    let mut done = |hub: &Hub| {
+        if !hub.idle(false) {
+            idle_since = None;
+            return false;
+        }
+        let since = *idle_since.get_or_insert_with(tokio::time::Instant::now);
+        since.elapsed() >= WATCH_IDLE && hub.idle(true)
+    };
+    loop {
+        if store.inner.pool.is_closed() {
             hub.watcher_gone();
             return;
         }
-    };
-    if let Err(e) = listener.listen(EVENTS_CHANNEL).await {
-        tracing::warn!("LISTEN for run streams failed, readers poll meanwhile: {e}");
-        hub.watcher_gone();
-        return;
-    }
-    hub.wake_all();
-    loop {
-        let message = tokio::select! {
-            m = listener.try_recv() => m,
-            _ = tokio::time::sleep(WATCH_IDLE) => {
-                if hub.idle(true) {
+        let mut listener = match connect(&store).await {
+            Ok(listener) => listener,
+            Err(e) => {
+                tracing::warn!("LISTEN for run streams failed, readers poll meanwhile: {e}");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                if done(&hub) {
                     return;
                 }
                 continue;
             }
         };
-        match message {
-            Ok(Some(n)) => {
-                let payload = n.payload();
-                if payload.starts_with('{') {
-                    match serde_json::from_str::<LiveRow>(payload) {
-                        Ok(row) if row.origin != hub.origin => hub.live(Arc::new(row)),
-                        Ok(_) => {}
-                        Err(e) => tracing::debug!("a live event that does not parse: {e}"),
-                    }
-                } else if let Ok(run) = payload.parse::<RunId>() {
-                    hub.wake(run);
-                }
-            }
-            // The connection was lost and is back: anything may have been missed.
-            Ok(None) => hub.wake_all(),
-            Err(e) => {
-                tracing::warn!("LISTEN for run streams failed, readers poll meanwhile: {e}");
-                hub.watcher_gone();
+        hub.wake_all();
+        loop {
+            let message = tokio::select! {
+                m = listener.try_recv() => Some(m),
+                _ = tokio::time::sleep(WATCH_IDLE) => None,
+            };
+            if done(&hub) {
                 return;
             }
+            match message {
+                // Nothing for a while: only the idle check.
+                None => {}
+                Some(Ok(Some(n))) => deliver(&hub, n.payload()),
+                // The connection was lost and is back: anything may have been missed.
+                Some(Ok(None)) => hub.wake_all(),
+                Some(Err(e)) => {
+                    tracing::warn!("LISTEN for run streams failed, reconnecting: {e}");
+                    break;
+                }
+            }
         }
+    }
+}
+
+async fn connect(store: &PgStore) -> Result<sqlx::postgres::PgListener, sqlx::Error> {
+    let mut listener = sqlx::postgres::PgListener::connect_with(&store.inner.pool).await?;
+    listener.listen(EVENTS_CHANNEL).await?;
+    Ok(listener)
+}
+
+/// A notification's payload: a run's id (its log grew) or a live event (JSON).
+fn deliver(hub: &Hub, payload: &str) {
+    if payload.starts_with('{') {
+        match serde_json::from_str::<LiveRow>(payload) {
+            // This process's own live events were handed over directly.
+            Ok(row) if row.origin != hub.origin => hub.live(Arc::new(row)),
+            Ok(_) => {}
+            Err(e) => tracing::debug!("a live event that does not parse: {e}"),
+        }
+    } else if let Ok(run) = payload.parse::<RunId>() {
+        hub.wake(run);
     }
 }
