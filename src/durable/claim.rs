@@ -111,11 +111,20 @@ impl Durable {
             );
             return;
         }
-        match def.enqueue(runner, &run, &self.store) {
+        let lease = super::LeaseWatch::new(self, run.id, run.token);
+        match def.enqueue(runner, &run, &self.store, lease) {
             Ok(handle) => {
                 let task = handle.id();
-                if let Some(a) = lock_std(&self.active).get_mut(&run.id) {
-                    a.task = Some(task);
+                let lost = match lock_std(&self.active).get_mut(&run.id) {
+                    Some(a) => {
+                        a.task = Some(task);
+                        a.quiet
+                    }
+                    None => false,
+                };
+                if lost {
+                    // Its lease was found lost before its task was known here.
+                    runner.cancel(task);
                 }
                 let durable = Arc::clone(self);
                 tokio::spawn(async move {

@@ -12,6 +12,7 @@ mod api;
 mod claim;
 mod handle;
 mod inbox;
+mod lease;
 mod registered;
 mod schedule;
 mod shutdown;
@@ -33,6 +34,7 @@ use crate::sync::lock_std;
 use crate::{ConfigError, TaskId, TaskRunner};
 
 pub use handle::RunHandle;
+pub(crate) use lease::LeaseWatch;
 pub(crate) use registered::{current_run, Registered};
 pub use schedule::{DurableSchedule, ScheduleRunError};
 

@@ -10,7 +10,7 @@ use tokio::sync::mpsc;
 
 use super::{upgrade, Done, Durable};
 use crate::runner::Shared;
-use crate::store::Outcome;
+use crate::store::{Ending, Finish, Outcome};
 use crate::sync::lock_std;
 
 /// The most ends one write stores.
@@ -44,28 +44,10 @@ pub(super) async fn writer(
             }
         }
         let finishes: Vec<_> = batch.iter().map(|d| d.finish.clone()).collect();
-        let mut tries = 0u32;
-        let applied = loop {
-            match durable.store.finish(&finishes).await {
-                Ok(applied) => break applied,
-                Err(e) => {
-                    tries += 1;
-                    tracing::warn!(
-                        "storing {} runs' ends failed (try {tries}): {e}",
-                        finishes.len()
-                    );
-                    if tries >= 30 || durable.stop.is_cancelled() {
-                        // The leases expire and the runs are claimed again: at least once.
-                        break vec![false; finishes.len()];
-                    }
-                    tokio::time::sleep(Duration::from_millis(100) * tries.min(20)).await;
-                }
-            }
-        };
-        for (done, applied) in batch.drain(..).zip(applied) {
-            let finish = &done.finish;
-            if applied {
-                durable.deliver(
+        let stored = store_ends(&durable, finishes).await;
+        for (done, (finish, stored)) in batch.drain(..).zip(stored) {
+            match stored {
+                Some(true) => durable.deliver(
                     finish.id,
                     &Outcome {
                         status: finish.ending.status().to_owned(),
@@ -73,12 +55,16 @@ pub(super) async fn writer(
                         error: finish.error.clone(),
                         error_kind: finish.ending.kind().map(str::to_owned),
                     },
-                );
-            } else {
-                tracing::warn!(
+                ),
+                Some(false) => tracing::warn!(
                     run = %finish.id,
                     "the run's end was not stored: its lease was lost and another claim holds it"
-                );
+                ),
+                None => tracing::warn!(
+                    run = %finish.id,
+                    "the run's end could not be stored (the store kept failing): it is handed \
+                     back at the next heartbeat, or claimed again once its lease expires"
+                ),
             }
             let mut active = lock_std(&durable.active);
             if active
@@ -94,6 +80,90 @@ pub(super) async fn writer(
             durable.flushed.notify_waiters();
         }
     }
+}
+
+/// Stores `finishes` (each `Some(applied)`, or `None` if the store kept failing). A batch
+/// that fails is stored one end at a time, so that one bad row never holds back the others;
+/// an end that fails on its own twice while the store answers is replaced by a plain
+/// failure saying why, so the run still ends. A store that is down is retried with a backoff (about
+/// 40 s in all).
+async fn store_ends(durable: &Durable, finishes: Vec<Finish>) -> Vec<(Finish, Option<bool>)> {
+    let mut finishes: Vec<Finish> = finishes.iter().map(Finish::cleaned).collect();
+    let mut stored: Vec<Option<bool>> = vec![None; finishes.len()];
+    // Rounds in which an end failed while the store answered; at two it is the row's fault.
+    let mut refused = vec![0u8; finishes.len()];
+    let mut replaced = vec![false; finishes.len()];
+    let mut gave_up = vec![false; finishes.len()];
+    let mut tries = 0u32;
+    loop {
+        let left: Vec<usize> = (0..finishes.len())
+            .filter(|&i| stored[i].is_none() && !gave_up[i])
+            .collect();
+        if left.is_empty() {
+            break;
+        }
+        let batch: Vec<Finish> = left.iter().map(|&i| finishes[i].clone()).collect();
+        let error = match durable.store.finish(&batch).await {
+            Ok(applied) => {
+                for (&i, applied) in left.iter().zip(applied) {
+                    stored[i] = Some(applied);
+                }
+                break;
+            }
+            Err(e) => e,
+        };
+        tries += 1;
+        tracing::warn!(
+            "storing {} runs' ends failed (try {tries}): {error}",
+            left.len()
+        );
+        let mut failed = Vec::new();
+        if left.len() > 1 {
+            for &i in &left {
+                match durable
+                    .store
+                    .finish(std::slice::from_ref(&finishes[i]))
+                    .await
+                {
+                    Ok(applied) => stored[i] = applied.first().copied(),
+                    Err(e) => failed.push((i, e)),
+                }
+            }
+        }
+        let store_answers = failed.len() < left.len() || durable.store.ping().await.is_ok();
+        if left.len() == 1 {
+            failed.push((left[0], error));
+        }
+        if store_answers {
+            // The store is up: these rows fail on their own. End each as a plain failure.
+            for (i, e) in failed {
+                refused[i] += 1;
+                if refused[i] < 2 {
+                    continue;
+                }
+                if !replaced[i] {
+                    refused[i] = 0;
+                    replaced[i] = true;
+                    let f = &mut finishes[i];
+                    tracing::warn!(run = %f.id, "the run's end was refused by the store, storing a failure instead: {e}");
+                    f.error = Some(format!(
+                        "the run ended `{}` but the store refused that end: {e}",
+                        f.ending.status()
+                    ));
+                    f.ending = Ending::Failed;
+                    f.output = None;
+                } else {
+                    gave_up[i] = true; // refused even as a plain failure
+                }
+            }
+        }
+        if tries >= 30 || durable.stop.is_cancelled() {
+            break;
+        }
+        let backoff = if store_answers { 1 } else { tries.min(20) };
+        tokio::time::sleep(Duration::from_millis(100) * backoff).await;
+    }
+    finishes.into_iter().zip(stored).collect()
 }
 
 /// Renews this process's leases every third of a lease; cancels here the runs whose cancel

@@ -218,7 +218,14 @@ impl Store {
         if batch.is_empty() {
             return Ok(Vec::new());
         }
-        dispatch!(self, s => s.finish(batch).await)
+        let batch: Vec<Finish> = batch.iter().map(Finish::cleaned).collect();
+        dispatch!(self, s => s.finish(&batch).await)
+    }
+
+    /// Whether the store answers at all (a trivial read): tells a store that is down from
+    /// a write that fails on its own.
+    pub(crate) async fn ping(&self) -> Result<(), StoreError> {
+        dispatch!(self, s => s.ping().await)
     }
 
     /// Puts runs whose lease expired back to pending (or fails them past their retries).

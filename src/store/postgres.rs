@@ -143,6 +143,14 @@ impl PgStore {
         StoreError::db(error, self.inner.secret.as_deref())
     }
 
+    pub(crate) async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1")
+            .execute(&self.inner.pool)
+            .await
+            .map(drop)
+            .map_err(|e| self.db(e))
+    }
+
     pub(crate) async fn close(&self) {
         self.inner.pool.close().await;
     }

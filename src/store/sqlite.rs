@@ -148,6 +148,14 @@ impl SqliteStore {
             .map_err(db)
     }
 
+    pub(crate) async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1")
+            .execute(&self.inner.readers)
+            .await
+            .map(drop)
+            .map_err(db)
+    }
+
     pub(crate) async fn close(&self) {
         self.inner.readers.close().await;
         self.inner.writer.close().await;

@@ -118,14 +118,20 @@ impl PgStore {
     }
 
     pub(crate) async fn finish(&self, batch: &[Finish]) -> Result<Vec<bool>, StoreError> {
+        // A retry that finds the run already ended exactly as it would end it (same token,
+        // status, error) finds its own write, committed before its answer was lost.
         let applied: Vec<i64> = sqlx::query_scalar(
-            "UPDATE taskrunner_runs r SET status = f.status, output = f.output, error = f.error, \
-               error_kind = f.kind, finished_at = taskrunner_now_ms(), lease_owner = NULL, \
-               lease_expires_at = NULL \
-             FROM UNNEST($1::int8[], $2::int8[], $3::text[], $4::text[], $5::text[], $6::text[]) \
-               AS f(id, token, status, output, error, kind) \
-             WHERE r.id = f.id AND r.claim_token = f.token AND r.status = 'running' \
-             RETURNING r.id",
+            "WITH f AS (SELECT * FROM UNNEST($1::int8[], $2::int8[], $3::text[], $4::text[], \
+               $5::text[], $6::text[]) AS f(id, token, status, output, error, kind)), \
+             done AS (UPDATE taskrunner_runs r SET status = f.status, output = f.output, \
+               error = f.error, error_kind = f.kind, finished_at = taskrunner_now_ms(), \
+               lease_owner = NULL, lease_expires_at = NULL \
+             FROM f WHERE r.id = f.id AND r.claim_token = f.token AND r.status = 'running' \
+             RETURNING r.id) \
+             SELECT id FROM done UNION ALL \
+             SELECT r.id FROM taskrunner_runs r JOIN f ON r.id = f.id AND r.claim_token = f.token \
+             WHERE r.status = f.status AND r.error IS NOT DISTINCT FROM f.error \
+               AND r.error_kind IS NOT DISTINCT FROM f.kind",
         )
         .bind(batch.iter().map(|f| f.id.as_i64()).collect::<Vec<_>>())
         .bind(batch.iter().map(|f| f.token).collect::<Vec<_>>())

@@ -113,7 +113,22 @@ impl SqliteStore {
             .execute(&mut *tx)
             .await
             .map_err(db)?;
-            applied.push(done.rows_affected() == 1);
+            let applied_now = done.rows_affected() == 1
+                || sqlx::query_scalar::<_, i64>(
+                    // A retry that finds its own write: ended as it would end it.
+                    "SELECT count(*) FROM taskrunner_runs WHERE id = $1 AND claim_token = $2 \
+                     AND status = $3 AND error IS $4 AND error_kind IS $5",
+                )
+                .bind(finish.id.as_i64())
+                .bind(finish.token)
+                .bind(finish.ending.status())
+                .bind(&finish.error)
+                .bind(finish.ending.kind())
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(db)?
+                    == 1;
+            applied.push(applied_now);
         }
         tx.commit().await.map_err(db)?;
         Ok(applied)

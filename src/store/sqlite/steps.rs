@@ -5,6 +5,10 @@ use crate::store::steps::{step_info, StepInfo, StepWrite};
 use crate::store::types::{now_ms, RunId};
 use crate::store::StoreError;
 
+/// Whether step `name`#`index` of run `run` is stored completed by the claim `token`.
+const OWN_STEP: &str = "SELECT count(*) FROM taskrunner_steps WHERE run_id = $1 AND name = $2 \
+     AND idx = $3 AND status = 'completed' AND claim_token = $4";
+
 impl SqliteStore {
     pub(crate) async fn load_step(
         &self,
@@ -54,8 +58,19 @@ impl SqliteStore {
         .execute(&mut *tx)
         .await
         .map_err(db)?;
+        let written = done.rows_affected() == 1
+            || (step.output.is_some()
+                && sqlx::query_scalar::<_, i64>(OWN_STEP)
+                    .bind(step.run.as_i64())
+                    .bind(step.name)
+                    .bind(step.index)
+                    .bind(step.token)
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(db)?
+                    == 1);
         tx.commit().await.map_err(db)?;
-        Ok(done.rows_affected() == 1)
+        Ok(written)
     }
 
     pub(crate) async fn steps(&self, id: RunId) -> Result<Vec<StepInfo>, StoreError> {
