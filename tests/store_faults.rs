@@ -298,6 +298,82 @@ async fn blocking_handlers_do_not_starve_the_heartbeat(db: TestDb) {
     rescuer.shutdown().await;
 }
 
+// ===== 7: a read-only SQLite file =====
+
+const READ_ONLY_ENV: &str = "TASKRUNNER_FAULTS_READ_ONLY_DB";
+
+/// Opens the file `READ_ONLY_ENV` names and checks it is refused with a clear error: run
+/// in a child process as user `nobody` when the test runs as root (root may write any
+/// file), else in-process. A no-op unless told a path.
+#[test]
+fn read_only_child() {
+    let Ok(path) = std::env::var(READ_ONLY_ENV) else {
+        return;
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(check_read_only_refused(std::path::Path::new(&path)));
+}
+
+async fn check_read_only_refused(path: &std::path::Path) {
+    match taskrunner::store::SqliteStore::open(path).await {
+        Ok(_) => panic!("a read-only SQLite file was accepted at open"),
+        Err(e) => {
+            let message = e.to_string();
+            assert!(
+                matches!(e, taskrunner::store::StoreError::ReadOnly { .. }),
+                "{message}"
+            );
+            assert!(message.contains("read-only"), "{message}");
+            assert!(message.contains(&path.display().to_string()), "{message}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_read_only_sqlite_file_is_refused_at_open() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = std::env::temp_dir().join(store_support::unique("taskrunner_ro"));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let path = dir.join("runs.db");
+    let store: Store = taskrunner::store::SqliteStore::open(&path)
+        .await
+        .unwrap()
+        .into();
+    store.close().await;
+    for side in ["runs.db-wal", "runs.db-shm"] {
+        let _ = std::fs::remove_file(dir.join(side));
+    }
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o444)).unwrap();
+    // SAFETY-free check of the user: root's writes ignore the mode bits.
+    let root = std::fs::metadata("/proc/self").map(|m| {
+        use std::os::unix::fs::MetadataExt as _;
+        m.uid() == 0
+    });
+    if root.unwrap_or(false) {
+        use std::os::unix::process::CommandExt as _;
+        let status = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "read_only_child",
+                "--exact",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(READ_ONLY_ENV, &path)
+            .uid(65534)
+            .gid(65534)
+            .status()
+            .unwrap();
+        assert!(status.success(), "the child (user nobody) saw: {status}");
+    } else {
+        check_read_only_refused(&path).await;
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 conformance!(
     lease_loss_is_not_retried,
     nul_in_one_error_blocks_no_end,

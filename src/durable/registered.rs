@@ -43,6 +43,8 @@ pub(crate) fn current_run() -> Option<RunScope> {
 pub(crate) trait Registered: Send + Sync + 'static {
     fn name(&self) -> &str;
     fn queue(&self) -> &str;
+    /// How many recoveries a run of it may have ([`TaskDef::max_recoveries`]).
+    fn max_recoveries(&self) -> u32;
     /// Whether `input` deserializes as the definition's input type; the error says why not.
     fn check_input(&self, input: &str) -> Result<(), String>;
     /// Enqueues `run` on `runner` as a task whose `Ok` is the output as JSON and whose `Err`
@@ -87,6 +89,10 @@ where
 
     fn queue(&self) -> &str {
         self.def.queue_name()
+    }
+
+    fn max_recoveries(&self) -> u32 {
+        self.def.max_recoveries_value()
     }
 
     fn check_input(&self, input: &str) -> Result<(), String> {
@@ -165,7 +171,9 @@ where
                 .clone()
                 .unwrap_or_else(|| format!("run-{}", run.id)),
         );
-        let left = u32::try_from(run.max_attempts - run.attempts).unwrap_or(0);
+        // Attempts lost with a dead process were recoveries, not retries.
+        let used = run.attempts - run.recoveries;
+        let left = u32::try_from(run.max_attempts - used).unwrap_or(0);
         if let Some(policy) = self.def.retry_policy() {
             task = task.retry(policy.clone().max_retries(left));
         }

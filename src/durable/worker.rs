@@ -166,52 +166,109 @@ async fn store_ends(durable: &Durable, finishes: Vec<Finish>) -> Vec<(Finish, Op
     finishes.into_iter().zip(stored).collect()
 }
 
-/// Renews this process's leases every third of a lease; cancels here the runs whose cancel
-/// was stored, and stops those whose lease another process took; and puts back runs whose
-/// process stopped renewing theirs.
-pub(super) async fn heartbeat(weak: Weak<Shared>, durable: Arc<Durable>) {
+/// Starts the heartbeat on a thread and runtime of its own: handlers that block their
+/// runtime's threads cannot starve it, so their runs keep their leases (its store
+/// connections are its own too, made on that runtime). Falls back to the runner's runtime
+/// if no thread can be started.
+pub(super) fn spawn_heartbeat(weak: Weak<Shared>, durable: Arc<Durable>) {
+    let main = tokio::runtime::Handle::current();
+    let (w, d) = (weak.clone(), Arc::clone(&durable));
+    let spawned = std::thread::Builder::new()
+        .name("taskrunner-heartbeat".into())
+        .spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build();
+            match rt {
+                Ok(rt) => rt.block_on(async move {
+                    let store = d.store.detached();
+                    heartbeat(w, d, store, main).await;
+                }),
+                Err(e) => tracing::warn!("the heartbeat's runtime could not start: {e}"),
+            }
+        });
+    if let Err(e) = spawned {
+        tracing::warn!("the heartbeat's thread could not start, it shares the runner's: {e}");
+        let store = durable.store.clone();
+        let main = tokio::runtime::Handle::current();
+        tokio::spawn(heartbeat(weak, durable, store, main));
+    }
+}
+
+/// Every third of a lease: renews the leases of exactly the claims this process holds (by
+/// run and token), hands back runs leased to it that it does not run (a claim whose answer
+/// was lost, an end it could not store), cancels here the runs whose cancel was stored,
+/// stops those whose lease another process took, and puts back runs of other processes
+/// that stopped renewing theirs. `main` is the runner's runtime, where cancels are done.
+async fn heartbeat(
+    weak: Weak<Shared>,
+    durable: Arc<Durable>,
+    store: crate::store::Store,
+    main: tokio::runtime::Handle,
+) {
     let every = (durable.lease / 3).max(Duration::from_millis(20));
     loop {
         tokio::select! {
             _ = tokio::time::sleep(every) => {}
             _ = durable.stop.cancelled() => return,
         }
-        let Some(runner) = upgrade(&weak) else {
+        if weak.strong_count() == 0 {
             return;
-        };
+        }
+        // Runs are only handed back while no claim is between its commit and its runs
+        // entering `active` (else a run just claimed would look unknown).
+        let gate = durable.claim_gate.try_write();
         let started = Instant::now();
-        match durable.store.heartbeat(&durable.owner, durable.lease).await {
-            Ok(held) => {
-                let held: HashMap<_, _> = held.into_iter().map(|h| (h.id, h)).collect();
+        let held: Vec<_> = lock_std(&durable.active)
+            .iter()
+            .map(|(id, a)| (*id, a.token))
+            .collect();
+        let beat = store
+            .heartbeat(&durable.owner, &held, durable.lease, gate.is_ok())
+            .await;
+        drop(gate);
+        match beat {
+            Ok((renewed, released)) => {
+                if released > 0 {
+                    tracing::info!(
+                        "{released} runs leased to this process but not running here were handed back"
+                    );
+                    durable.wake_all();
+                }
+                let renewed: HashMap<_, _> = renewed.into_iter().map(|h| (h.id, h)).collect();
                 let mut cancel = Vec::new();
                 {
                     let mut active = lock_std(&durable.active);
                     for (id, a) in active.iter_mut() {
-                        match held.get(id) {
-                            Some(h)
-                                if h.token == a.token && h.cancel_requested && !a.cancel_sent =>
-                            {
+                        match renewed.get(id).filter(|h| h.token == a.token) {
+                            Some(h) if h.cancel_requested && !a.cancel_sent => {
                                 a.cancel_sent = true;
                                 cancel.extend(a.task);
                             }
-                            Some(h) if h.token == a.token => {}
-                            _ if a.claimed < started && !a.quiet => {
+                            Some(_) => {}
+                            // Claimed since the snapshot, handed back, or its end stored.
+                            _ if a.claimed >= started || a.quiet || a.ending => {}
+                            _ => {
                                 tracing::warn!(run = %id, "lease lost: stopping the run here");
                                 a.quiet = true;
                                 cancel.extend(a.task);
                             }
-                            _ => {}
                         }
                     }
                 }
-                for task in cancel {
-                    runner.cancel(task);
+                if !cancel.is_empty() {
+                    if let Some(runner) = upgrade(&weak) {
+                        main.spawn(async move {
+                            for task in cancel {
+                                runner.cancel(task);
+                            }
+                        });
+                    }
                 }
             }
             Err(e) => tracing::warn!("renewing leases failed: {e}"),
         }
-        drop(runner);
-        match durable.store.rescue().await {
+        match store.rescue_others(&durable.owner).await {
             Ok(0) => {}
             Ok(n) => {
                 tracing::info!("{n} runs whose process stopped renewing their lease were put back");

@@ -44,7 +44,10 @@ pub struct Proxy {
 impl Proxy {
     /// Starts forwarding `127.0.0.1:<any port>` to `target`.
     pub async fn start(target: SocketAddr) -> Proxy {
-        assert!(target.ip().is_loopback(), "the proxy forwards to 127.0.0.1 only");
+        assert!(
+            target.ip().is_loopback(),
+            "the proxy forwards to 127.0.0.1 only"
+        );
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let plan = Arc::new(Mutex::new(Plan::default()));

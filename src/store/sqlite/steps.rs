@@ -2,7 +2,7 @@
 
 use super::{db, SqliteStore};
 use crate::store::steps::{step_info, StepInfo, StepWrite};
-use crate::store::types::{now_ms, RunId};
+use crate::store::types::RunId;
 use crate::store::StoreError;
 
 /// Whether step `name`#`index` of run `run` is stored completed by the claim `token`.
@@ -31,7 +31,7 @@ impl SqliteStore {
 
     pub(crate) async fn save_step(&self, step: &StepWrite<'_>) -> Result<bool, StoreError> {
         let mut tx = self.write().await?;
-        let now = now_ms();
+        let now = self.now();
         // The run is checked and the step written in one `BEGIN IMMEDIATE` transaction: no
         // claim can take the run in between.
         let done = sqlx::query(

@@ -40,6 +40,9 @@ pub struct Claimed {
     pub call_id: Option<String>,
     /// When it may have started (for the claim order).
     pub scheduled_at: i64,
+    /// How many times it was recovered after its process was lost (those attempts are not
+    /// retries).
+    pub recoveries: i32,
 }
 
 /// How a run ended, as the process that ran it writes it.
