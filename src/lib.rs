@@ -190,11 +190,13 @@ pub use durable::{
     DurableSchedule, RunHandle, ScheduleRunError, DEFAULT_LEASE, DEFAULT_POLL_INTERVAL,
 };
 pub use error::{ConfigError, EnqueueError, StepError, TaskError};
-pub use id::TaskId;
+pub use id::{GroupId, TaskId};
 pub use observe::{Event, EventKind, EventStream, Lagged, Notification, Percentiles};
 pub use queue::QueueStats;
 pub use retry::RetryPolicy;
-pub use runner::{Rejected, TaskHandle, TaskRunner, TaskRunnerBuilder};
+pub use runner::{
+    CancelOnDropHandle, GroupStats, Rejected, TaskGroup, TaskHandle, TaskRunner, TaskRunnerBuilder,
+};
 pub use schedule::{
     Overlap, Schedule, ScheduleError, ScheduleHandle, ScheduleInfo, ScheduleStatus,
 };
