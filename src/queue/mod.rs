@@ -400,3 +400,6 @@ mod flow_model_tests;
 
 #[cfg(all(test, taskrunner_loom))]
 mod loom_tests;
+
+#[cfg(all(test, taskrunner_loom))]
+mod loom_group_tests;

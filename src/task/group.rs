@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use super::cell::Job;
 use super::header::Header;
+use super::state::Phase;
 use crate::id::{GroupId, TaskId};
 use crate::sync::{lock, AtomicBool, AtomicUsize, Mutex};
 
@@ -174,12 +175,18 @@ impl GroupCore {
     }
 
     /// Cancels the group: no member starts from now on and no task joins. Returns the live
-    /// members, for the runner to cancel (waiting ones first).
+    /// members in the order to cancel them: the waiting ones first, then those holding a
+    /// slot. No member can start from here on (its queue asks the group first), so one found
+    /// waiting stays waiting until its cancel: none is handed a slot a running member frees.
     pub(crate) fn close(&self) -> Vec<Arc<dyn Job>> {
         let mut state = lock(&self.state);
         self.cancelled.store(true, Ordering::SeqCst);
         state.held.clear();
-        state.members.values().cloned().collect()
+        let mut members: Vec<Arc<dyn Job>> = state.members.values().cloned().collect();
+        drop(state);
+        members
+            .sort_by_key(|job| matches!(job.header().phase(), Phase::Running | Phase::Cancelling));
+        members
     }
 
     /// The live members, in no particular order.

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use crate::runner::Shared;
-use crate::task::{CancelCause, GroupCore, Phase};
+use crate::task::{CancelCause, GroupCore};
 
 impl Shared {
     /// While `group` has a free place, puts its best held member back in its queue (where
@@ -19,19 +19,13 @@ impl Shared {
     }
 
     /// Cancels `group`: closes it (no member starts from now, none joins), then ends its
-    /// waiting members, then stops its running ones. Returns how many it ended.
+    /// waiting members, then stops its running ones (the order [`GroupCore::close`] gives).
+    /// Returns how many it ended.
     pub(crate) fn cancel_group(&self, group: &GroupCore) -> usize {
-        let members = group.close();
-        // No member can start from here on (the queues ask the group first), so a member
-        // found waiting stays waiting until its cancel below: none is handed a slot a
-        // running member frees.
-        let (running, waiting): (Vec<_>, Vec<_>) = members
-            .into_iter()
-            .partition(|job| matches!(job.header().phase(), Phase::Running | Phase::Cancelling));
-        let mut ended = 0;
-        for job in waiting.iter().chain(&running) {
-            ended += usize::from(self.cancel(&**job, CancelCause::User));
-        }
-        ended
+        group
+            .close()
+            .iter()
+            .map(|job| usize::from(self.cancel(&**job, CancelCause::User)))
+            .sum()
     }
 }
