@@ -15,8 +15,9 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, watch};
 
+use super::LeaseWatch;
 use crate::store::events::{Appended, EmitRow, LiveRow};
-use crate::store::{now_ms, RunId, Store};
+use crate::store::{RunId, Store};
 use crate::sync::lock_std;
 
 /// The most emits one append carries.
@@ -67,6 +68,8 @@ struct Core {
     run: RunId,
     token: i64,
     store: Store,
+    /// Told when an append finds the claim gone: the claim ends in this process.
+    lease: LeaseWatch,
     /// How many queued items are committed (or published), or why the flusher stopped.
     done: watch::Sender<Progress>,
 }
@@ -99,13 +102,14 @@ enum Item {
 // ===== impl Emitter =====
 
 impl Emitter {
-    pub(crate) fn new(run: RunId, token: i64, store: Store) -> Emitter {
+    pub(crate) fn new(run: RunId, token: i64, store: Store, lease: LeaseWatch) -> Emitter {
         Emitter(Arc::new(Inner {
             state: Mutex::default(),
             core: Arc::new(Core {
                 run,
                 token,
                 store,
+                lease,
                 done: watch::Sender::new(Progress::default()),
             }),
         }))
@@ -255,13 +259,23 @@ async fn flusher(inner: Arc<Core>, mut rx: mpsc::UnboundedReceiver<Item>) {
     }
 }
 
+/// This process's time, in milliseconds since the Unix epoch: an emit's `at`.
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
 /// Appends `rows`, retrying a failing store a few times; the log's next offset.
 async fn append(inner: &Core, rows: &[EmitRow]) -> Result<i64, EmitFailure> {
     let mut tries = 0;
     loop {
         match inner.store.append_emits(inner.run, inner.token, rows).await {
             Ok(Appended::Done { next_seq }) => return Ok(next_seq),
-            Ok(Appended::LeaseLost) => return Err(EmitFailure::LeaseLost),
+            Ok(Appended::LeaseLost) => {
+                inner.lease.lost();
+                return Err(EmitFailure::LeaseLost);
+            }
             Err(e) if tries + 1 < WRITE_TRIES => {
                 tries += 1;
                 tracing::warn!(run = %inner.run, "storing emits failed (try {tries}): {e}");
