@@ -99,7 +99,7 @@ impl RunEvent {
             },
             "status" => RunEventKind::Status(match row.topic.as_deref() {
                 Some("delayed") => RunStatus::Delayed,
-                Some(status) => RunStatus::from_db(status, 0, 0),
+                Some(status) => status_of(status)?,
                 None => return None,
             }),
             "retry" => RunEventKind::Retrying {
@@ -126,6 +126,13 @@ impl RunEvent {
             },
         }
     }
+}
+
+/// The status stored as `status`, if this build knows it (a newer build's status is skipped,
+/// never taken for another).
+pub(crate) fn status_of(status: &str) -> Option<RunStatus> {
+    let known = RunStatus::from_db(status, 0, 0);
+    (known.as_db() == status).then_some(known)
 }
 
 // ===== impl RunEventKind =====

@@ -10,7 +10,7 @@ use std::time::Duration;
 use futures::stream::BoxStream;
 use futures::Stream;
 
-use super::event::RunEvent;
+use super::event::{status_of, RunEvent};
 use crate::store::events::{LiveRow, Signal, Subscription};
 use crate::store::{RunId, RunStatus, Store, StoreError};
 use crate::TaskRunner;
@@ -267,7 +267,7 @@ impl Reader {
         let status = self.store.run_status(self.id).await?;
         let ended = status
             .as_deref()
-            .is_none_or(|s| RunStatus::from_db(s, 0, 0).is_terminal());
+            .is_none_or(|s| status_of(s).is_some_and(RunStatus::is_terminal));
         // Its end and its terminal event commit together: once the end is seen, the log
         // read after it is complete.
         if ended && self.read().await? == 0 {
