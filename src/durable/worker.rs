@@ -207,6 +207,10 @@ async fn heartbeat(
     main: tokio::runtime::Handle,
 ) {
     let every = (durable.lease / 3).max(Duration::from_millis(20));
+    // Whether the runner's runtime is still there: a task spawned on it that a runtime
+    // shut down cancels at once, while a busy one merely has not run it yet (its runs keep
+    // their leases). Without their runtime the runs can never end: their leases must lapse.
+    let mut probe = main.spawn(async {});
     loop {
         tokio::select! {
             _ = tokio::time::sleep(every) => {}
@@ -214,6 +218,12 @@ async fn heartbeat(
         }
         if weak.strong_count() == 0 {
             return;
+        }
+        if probe.is_finished() {
+            match (&mut probe).await {
+                Err(e) if e.is_cancelled() => return,
+                _ => probe = main.spawn(async {}),
+            }
         }
         // Runs are only handed back while no claim is between its commit and its runs
         // entering `active` (else a run just claimed would look unknown).
