@@ -194,6 +194,8 @@ impl Durable {
             Err(TaskError::Cancelled | TaskError::Shutdown) => {
                 (Ending::Cancelled, None, Some("cancelled".to_owned()))
             }
+            // A handle never resolves this (only `run` makes it, before a task exists).
+            Err(TaskError::Rejected(refused)) => (Ending::Failed, None, Some(refused.to_string())),
         };
         self.send_done(
             plan,
