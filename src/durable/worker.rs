@@ -117,8 +117,11 @@ async fn store_ends(durable: &Durable, finishes: Vec<Finish>) -> Vec<(Finish, Op
             "storing {} runs' ends failed (try {tries}): {error}",
             left.len()
         );
+        // A store that does not answer at all is down: wait for it, rather than try every
+        // end alone (each waiting out the pool's timeout).
+        let store_answers = durable.store.ping().await.is_ok();
         let mut failed = Vec::new();
-        if left.len() > 1 {
+        if store_answers && left.len() > 1 {
             for &i in &left {
                 match durable
                     .store
@@ -130,7 +133,6 @@ async fn store_ends(durable: &Durable, finishes: Vec<Finish>) -> Vec<(Finish, Op
                 }
             }
         }
-        let store_answers = failed.len() < left.len() || durable.store.ping().await.is_ok();
         if left.len() == 1 {
             failed.push((left[0], error));
         }
