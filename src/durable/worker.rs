@@ -184,7 +184,12 @@ pub(super) fn spawn_heartbeat(weak: Weak<Shared>, durable: Arc<Durable>) {
             match rt {
                 Ok(rt) => rt.block_on(async move {
                     let store = d.store.detached();
-                    heartbeat(w, d, store, main).await;
+                    heartbeat(w, d, store.clone(), main).await;
+                    // Its own connections end with it (on SQLite it shares the readers).
+                    #[cfg(feature = "postgres")]
+                    if let Some(pg) = store.as_pg() {
+                        pg.close().await;
+                    }
                 }),
                 Err(e) => tracing::warn!("the heartbeat's runtime could not start: {e}"),
             }
