@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 
+use super::lease::after_renewal;
 use super::{upgrade, Done, Durable};
 use crate::runner::Shared;
 use crate::store::{Ending, Finish, Outcome};
@@ -253,26 +254,7 @@ async fn heartbeat(
                     durable.wake_all();
                 }
                 let renewed: HashMap<_, _> = renewed.into_iter().map(|h| (h.id, h)).collect();
-                let mut cancel = Vec::new();
-                {
-                    let mut active = lock_std(&durable.active);
-                    for (id, a) in active.iter_mut() {
-                        match renewed.get(id).filter(|h| h.token == a.token) {
-                            Some(h) if h.cancel_requested && !a.cancel_sent => {
-                                a.cancel_sent = true;
-                                cancel.extend(a.task);
-                            }
-                            Some(_) => {}
-                            // Claimed since the snapshot, handed back, or its end stored.
-                            _ if a.claimed >= started || a.quiet || a.ending => {}
-                            _ => {
-                                tracing::warn!(run = %id, "lease lost: stopping the run here");
-                                a.quiet = true;
-                                cancel.extend(a.task);
-                            }
-                        }
-                    }
-                }
+                let cancel = after_renewal(&mut lock_std(&durable.active), &renewed, started);
                 if !cancel.is_empty() {
                     if let Some(runner) = upgrade(&weak) {
                         main.spawn(async move {
