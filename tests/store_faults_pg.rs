@@ -165,6 +165,7 @@ fn logged() -> &'static std::sync::Mutex<Vec<u8>> {
         let _ = tracing::subscriber::set_global_default(
             tracing_subscriber::fmt()
                 .with_max_level(tracing::Level::WARN)
+                .with_ansi(false)
                 .with_writer(move || Sink(log))
                 .finish(),
         );
@@ -172,9 +173,10 @@ fn logged() -> &'static std::sync::Mutex<Vec<u8>> {
     })
 }
 
-/// 3: a run's end commits and its answer is lost: the writer's retry finds its own write,
-/// so the end counts as stored (handed to this process's handles), never reported as a
-/// lost lease.
+/// 3 (and the minor false warning): a run's end commits and its answer is lost: the
+/// writer's retry finds its own write, so the end counts as stored (handed to this
+/// process's handles), and neither the writer nor the heartbeat (which no longer sees the
+/// run `running`) reports a lost lease.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_run_end_whose_answer_is_lost_is_not_a_lost_lease() {
     let log = logged();
@@ -198,7 +200,8 @@ async fn a_run_end_whose_answer_is_lost_is_not_a_lost_lease() {
     let said = String::from_utf8_lossy(&log.lock().unwrap()).into_owned();
     let lost: Vec<_> = said
         .lines()
-        .filter(|l| l.contains(&format!("run={id}")) && l.contains("lease was lost"))
+        .filter(|l| l.contains(&format!("run={id}")))
+        .filter(|l| l.contains("lease was lost") || l.contains("lease lost"))
         .collect();
     assert!(lost.is_empty(), "a stored end was reported lost: {lost:?}");
     drop(db);
