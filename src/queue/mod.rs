@@ -26,6 +26,7 @@ use crate::task::{
 
 use flow::{Came, Flow};
 use order::{Order, Prioritized};
+use waiting::group_admits;
 
 // ===== Queue =====
 
@@ -55,16 +56,6 @@ pub(crate) trait Host: Send + Sync {
     /// A place freed in `group`, which holds members at its cap: put them back in their
     /// queues while it has places.
     fn readmit(&self, group: &Arc<GroupCore>);
-}
-
-/// Whether `job`, which its queue would start now, may start as far as its group is
-/// concerned (see [`GroupCore::admit`]); if not it is `Held` now. Call under the queue lock,
-/// with the task in a phase it may start from.
-fn group_admits(job: &Arc<dyn Job>) -> bool {
-    match &job.header().group {
-        None => true,
-        Some(group) => group.admit(job),
-    }
 }
 
 /// `max_pending`'s room: the semaphore and its size.
