@@ -176,7 +176,7 @@ impl<F> Task<F> {
     /// ```
     /// # use taskrunner::{Task, TaskContext};
     /// let query = String::from("tokio");
-    /// let task = Task::new("search", move |_: TaskContext| {
+    /// let _task = Task::new("search", move |_: TaskContext| {
     ///     let query = query.clone();
     ///     async move { Ok::<_, String>(query.len()) }
     /// });
@@ -190,7 +190,7 @@ impl<F> Task<F> {
     /// let search = TaskDef::new("search", |_: TaskContext, query: String| async move {
     ///     Ok::<_, String>(query.len())
     /// });
-    /// let task = search.with(String::from("tokio"));
+    /// let _task = search.with(String::from("tokio"));
     /// ```
     pub fn new<Fut, T, E>(name: impl Into<String>, handler: F) -> Self
     where
