@@ -30,6 +30,7 @@ impl State {
             Came::Retry => self.retrying -= 1,
             Came::Delay => self.delayed -= 1,
             Came::Held => self.held -= 1,
+            Came::Resume => self.suspended -= 1,
         }
     }
 

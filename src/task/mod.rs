@@ -19,9 +19,11 @@ mod group;
 mod header;
 mod hooks;
 mod options;
+mod outcome;
 mod record;
 mod state;
 mod tag;
+mod yield_slot;
 
 #[cfg(debug_assertions)]
 pub(crate) use attempt::own_queue;
