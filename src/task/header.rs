@@ -188,7 +188,10 @@ impl Header {
         // Emitted under the record lock: the terminal event goes out only after the phase
         // left `Running` under this lock, so no progress event can follow it.
         let mut record = lock(&self.record);
-        if !matches!(record.phase, Phase::Running | Phase::Cancelling) {
+        if !matches!(
+            record.phase,
+            Phase::Running | Phase::Cancelling | Phase::Waiting
+        ) {
             return;
         }
         let event = {
