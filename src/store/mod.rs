@@ -101,6 +101,7 @@ macro_rules! dispatch {
     };
 }
 
+pub(crate) mod events;
 mod notifications;
 mod schedules;
 mod steps;

@@ -16,6 +16,7 @@ use super::StoreError;
 
 mod batch;
 mod claim;
+mod events;
 mod manage;
 mod migrate;
 mod notifications;
@@ -69,6 +70,8 @@ struct Inner {
     shown: String,
     /// The password, to scrub from error messages.
     secret: Option<String>,
+    /// This process's readers of run streams.
+    hub: Arc<super::events::Hub>,
 }
 
 impl fmt::Debug for PgStore {
@@ -139,6 +142,7 @@ impl PgStore {
                 options,
                 shown,
                 secret,
+                hub: super::events::Hub::new(),
             }),
             skew_ms: 0,
         };
@@ -168,6 +172,7 @@ impl PgStore {
                 options: self.inner.options.clone(),
                 shown: self.inner.shown.clone(),
                 secret: self.inner.secret.clone(),
+                hub: Arc::clone(&self.inner.hub),
             }),
             skew_ms: self.skew_ms,
         }

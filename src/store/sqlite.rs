@@ -17,6 +17,7 @@ use super::StoreError;
 
 mod claim;
 mod clock;
+mod events;
 mod manage;
 mod migrate;
 mod notifications;
@@ -80,6 +81,8 @@ struct Inner {
     options: SqliteConnectOptions,
     /// The sidecar file whose modification time is the store's clock (`clock.rs`).
     clock: Option<std::fs::File>,
+    /// This process's readers of run streams.
+    hub: Arc<super::events::Hub>,
 }
 
 impl fmt::Debug for SqliteStore {
@@ -153,6 +156,7 @@ impl SqliteStore {
                 readers,
                 options: base,
                 clock,
+                hub: super::events::Hub::new(),
             }),
             skew_ms: 0,
         })
@@ -187,6 +191,7 @@ impl SqliteStore {
                 readers: self.inner.readers.clone(),
                 options: self.inner.options.clone(),
                 clock: self.inner.clock.as_ref().and_then(|c| c.try_clone().ok()),
+                hub: Arc::clone(&self.inner.hub),
             }),
             skew_ms: self.skew_ms,
         }

@@ -141,6 +141,12 @@ impl TaskContext {
         self.job.header().queue.hold_for(duration);
     }
 
+    /// Sends `kind` on the runner's event stream as this task's, if anyone listens.
+    pub(crate) fn report(&self, kind: impl FnOnce() -> crate::observe::EventKind) {
+        let header = self.job.header();
+        header.queue.observers().events.emit(header, kind);
+    }
+
     /// Whether the task's cancel has been requested.
     pub fn is_cancelled(&self) -> bool {
         self.abort_token().is_cancelled()
