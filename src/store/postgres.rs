@@ -96,7 +96,8 @@ impl PgStore {
     }
 
     /// Like [`connect`](Self::connect), with at most `max_connections` connections (default
-    /// 10; each runner also keeps one more for `LISTEN`).
+    /// 10; each runner also keeps one more for `LISTEN`, and up to two of its heartbeat's own,
+    /// made on the heartbeat's thread so that busy handlers cannot starve them).
     pub async fn connect_with_pool_size(
         url: &str,
         max_connections: u32,

@@ -39,6 +39,16 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 /// for a writer. Several processes may share one file (they wait up to 10 s for the lock),
 /// but for several machines use [`PgStore`](crate::store::PgStore).
 ///
+/// **Its clock.** SQLite has no server clock, so leases and due times are not taken from
+/// each process's clock (a process whose clock is ahead would take live runs and fire
+/// schedules early): every time the store writes or compares is the kernel's time as it
+/// stamps a one-byte write to the sidecar file `<path>-clock`, the same for every process
+/// sharing the file whatever its own clock says. Where that file cannot be written, or the
+/// file system keeps whole seconds only, the process's clock is used.
+///
+/// **Read-only files** are refused at open ([`StoreError::ReadOnly`]): a runner writes on
+/// every claim, and a file it may only read would fail them all.
+///
 /// Cheap to clone: clones share the connections.
 ///
 /// ```

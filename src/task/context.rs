@@ -38,6 +38,11 @@ pub struct TaskContext {
 }
 
 impl TaskContext {
+    /// The task this context is of.
+    pub(crate) fn job(&self) -> &Arc<dyn Job> {
+        &self.job
+    }
+
     pub(crate) fn new(job: Arc<dyn Job>, attempt: u32) -> Self {
         TaskContext {
             job,
