@@ -18,7 +18,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, watch};
 
 use super::types::RunId;
 use super::{Backend, Store, StoreError};
@@ -28,8 +28,8 @@ use crate::sync::lock_std;
 #[cfg(feature = "postgres")]
 pub(crate) const EVENTS_CHANNEL: &str = "taskrunner_events";
 
-/// How many signals a reader may fall behind by before it misses live events (stored ones
-/// are read from the log, and so never missed).
+/// How many live events a reader may fall behind by before it misses some (stored ones are
+/// read from the log, and so never missed; wake-ups are a counter, so never lag).
 const SIGNAL_CAPACITY: usize = 1024;
 
 /// How long a backend's watcher lives on with no reader, so that readers coming and going
@@ -104,9 +104,16 @@ pub(crate) struct Hub {
 
 #[derive(Debug, Default)]
 struct HubState {
-    runs: HashMap<RunId, broadcast::Sender<Signal>>,
+    runs: HashMap<RunId, Channels>,
     /// Whether the backend's watcher runs.
     watching: bool,
+}
+
+/// One run's readers: wake-ups (a counter: never lagging, coalesced) and live events.
+#[derive(Debug)]
+struct Channels {
+    wake: watch::Sender<u64>,
+    live: broadcast::Sender<Arc<LiveRow>>,
 }
 
 /// A reader's place in the [`Hub`]: its signals, until dropped.
@@ -114,7 +121,7 @@ struct HubState {
 pub(crate) struct Subscription {
     hub: Arc<Hub>,
     run: RunId,
-    rx: Option<broadcast::Receiver<Signal>>,
+    rx: Option<(watch::Receiver<u64>, broadcast::Receiver<Arc<LiveRow>>)>,
 }
 
 // ===== impl Hub =====
@@ -130,11 +137,11 @@ impl Hub {
     /// Subscribes to `run`'s signals; says whether the backend's watcher must be started.
     pub(crate) fn subscribe(self: &Arc<Self>, run: RunId) -> (Subscription, bool) {
         let mut state = lock_std(&self.state);
-        let rx = state
-            .runs
-            .entry(run)
-            .or_insert_with(|| broadcast::Sender::new(SIGNAL_CAPACITY))
-            .subscribe();
+        let channels = state.runs.entry(run).or_insert_with(|| Channels {
+            wake: watch::Sender::new(0),
+            live: broadcast::Sender::new(SIGNAL_CAPACITY),
+        });
+        let rx = (channels.wake.subscribe(), channels.live.subscribe());
         let start = !std::mem::replace(&mut state.watching, true);
         let sub = Subscription {
             hub: Arc::clone(self),
@@ -144,26 +151,25 @@ impl Hub {
         (sub, start)
     }
 
-    fn send(&self, run: RunId, signal: Signal) {
-        if let Some(tx) = lock_std(&self.state).runs.get(&run) {
-            let _ = tx.send(signal);
-        }
-    }
-
     /// `run`'s log grew.
     pub(crate) fn wake(&self, run: RunId) {
-        self.send(run, Signal::Stored);
+        if let Some(channels) = lock_std(&self.state).runs.get(&run) {
+            channels.wake.send_modify(|n| *n = n.wrapping_add(1));
+        }
     }
 
     /// Some log may have grown (a wake-up that names no run, or one that may have been lost).
     pub(crate) fn wake_all(&self) {
-        for tx in lock_std(&self.state).runs.values() {
-            let _ = tx.send(Signal::Stored);
+        for channels in lock_std(&self.state).runs.values() {
+            channels.wake.send_modify(|n| *n = n.wrapping_add(1));
         }
     }
 
     pub(crate) fn live(&self, row: Arc<LiveRow>) {
-        self.send(RunId::from_i64(row.run), Signal::Live(row));
+        let run = RunId::from_i64(row.run);
+        if let Some(channels) = lock_std(&self.state).runs.get(&run) {
+            let _ = channels.live.send(row);
+        }
     }
 
     /// Whether nobody reads; if so, and `stop`, the watcher is marked stopped (it must then
@@ -187,12 +193,19 @@ impl Hub {
 
 impl Subscription {
     pub(crate) async fn recv(&mut self) -> Option<Signal> {
-        let rx = self.rx.as_mut()?;
-        match rx.recv().await {
-            Ok(signal) => Some(signal),
-            // Fell behind: some live events are lost; the log is read anyway.
-            Err(broadcast::error::RecvError::Lagged(_)) => Some(Signal::Stored),
-            Err(broadcast::error::RecvError::Closed) => None,
+        let (wake, live) = self.rx.as_mut()?;
+        tokio::select! {
+            biased;
+            changed = wake.changed() => changed.ok().map(|()| {
+                wake.borrow_and_update();
+                Signal::Stored
+            }),
+            row = live.recv() => match row {
+                Ok(row) => Some(Signal::Live(row)),
+                // Fell behind: some live events are lost; the log is read anyway.
+                Err(broadcast::error::RecvError::Lagged(_)) => Some(Signal::Stored),
+                Err(broadcast::error::RecvError::Closed) => None,
+            },
         }
     }
 }
@@ -204,7 +217,7 @@ impl Drop for Subscription {
         if state
             .runs
             .get(&self.run)
-            .is_some_and(|tx| tx.receiver_count() == 0)
+            .is_some_and(|c| c.live.receiver_count() == 0)
         {
             state.runs.remove(&self.run);
         }
