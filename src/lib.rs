@@ -157,7 +157,16 @@
 // queue:    one queue: its limit, its start order, flow control
 // runner:   the engine and the public API: registry, workers, handles
 // on top:   schedule, store, durable, step, shell
+// served:   dashboard (the web dashboard; the `taskrunner` binary in src/bin uses it)
 mod config;
+#[cfg(all(feature = "dashboard", any(feature = "sqlite", feature = "postgres")))]
+#[cfg_attr(docsrs, doc(cfg(feature = "dashboard")))]
+pub mod dashboard;
+#[cfg(all(
+    feature = "dashboard",
+    not(any(feature = "sqlite", feature = "postgres"))
+))]
+compile_error!("feature `dashboard` needs a store: enable feature `sqlite` or `postgres` too");
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 mod durable;
 mod error;

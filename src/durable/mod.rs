@@ -13,6 +13,7 @@ mod claim;
 mod handle;
 mod inbox;
 mod registered;
+mod retry;
 mod schedule;
 mod shutdown;
 pub(crate) mod step;

@@ -44,6 +44,7 @@ mod sqlite;
 
 use std::time::Duration;
 
+pub use dashboard::{QueueOverview, COUNT_CAP};
 pub use error::StoreError;
 #[cfg(feature = "postgres")]
 #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
@@ -99,6 +100,7 @@ macro_rules! dispatch {
     };
 }
 
+mod dashboard;
 mod notifications;
 mod schedules;
 mod steps;

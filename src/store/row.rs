@@ -8,7 +8,7 @@ use super::types::{to_time, Outcome, RunId, RunInfo, RunStatus};
 macro_rules! info_columns {
     () => {
         "id, name, queue, priority, status, attempts, max_attempts, call_id, dedup_key, \
-         created_at, scheduled_at, started_at, finished_at, error, output, cancel_requested"
+         created_at, scheduled_at, started_at, finished_at, error, output, cancel_requested, input"
     };
 }
 pub(crate) use info_columns;
@@ -42,6 +42,7 @@ where
         error: row.try_get("error")?,
         output: output.and_then(|text| serde_json::from_str(&text).ok()),
         cancel_requested: row.try_get("cancel_requested")?,
+        input: row.try_get("input")?,
         steps: Vec::new(),
     })
 }
