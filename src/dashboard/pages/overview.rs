@@ -2,7 +2,6 @@
 //! resume and concurrency.
 
 use axum::extract::OriginalUri;
-use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use maud::html;
 
@@ -17,13 +16,12 @@ pub(crate) async fn overview(
     State(app): State<AppState>,
     OriginalUri(original): OriginalUri,
 ) -> Result<Response, PageFailure> {
-    // Relative links need the root to end in `/`: `/tasks` goes to `/tasks/`.
+    // Mounted at `/tasks`, this page is `/tasks` (links go through `tasks/`) or `/tasks/`.
     let path = original.path();
-    if !path.ends_with('/') {
-        let last = path.rsplit('/').next().unwrap_or_default();
-        let location = format!("{last}/");
-        return Ok((StatusCode::SEE_OTHER, [(header::LOCATION, location)]).into_response());
-    }
+    let root = match path.rsplit('/').next() {
+        Some(last) if !last.is_empty() => format!("{last}/"),
+        _ => "./".to_owned(),
+    };
     let queues = view::queues(&app).await?;
     let body = html! {
         h1 { "Queues" }
@@ -49,11 +47,11 @@ pub(crate) async fn overview(
                             td.num { (l.limit) }
                             td { div.actions {
                                 @if l.paused {
-                                    (action(&format!("api/queues/{name}/resume"), "Resume", "", None))
+                                    (action(&format!("{root}api/queues/{name}/resume"), "Resume", "", None))
                                 } @else {
-                                    (action(&format!("api/queues/{name}/pause"), "Pause", "", None))
+                                    (action(&format!("{root}api/queues/{name}/pause"), "Pause", "", None))
                                 }
-                                form.actions hx-post={ "api/queues/" (name) "/concurrency" } hx-swap="none" {
+                                form.actions hx-post={ (root) "api/queues/" (name) "/concurrency" } hx-swap="none" {
                                     input type="number" name="limit" min="1" value=(l.limit) style="width:5em" aria-label="concurrency";
                                     button { "Set" }
                                 }
@@ -68,12 +66,12 @@ pub(crate) async fn overview(
                             td.num { (capped(d.delayed, d.count_cap)) }
                             td.num { (capped(d.running, d.count_cap)) }
                             td.num.muted { "–" }
-                            td.num { a href={ "runs?status=failed&queue=" (name) } { (capped(d.failed_last_hour, d.count_cap)) } }
+                            td.num { a href={ (root) "runs?status=failed&queue=" (name) } { (capped(d.failed_last_hour, d.count_cap)) } }
                             td.num { (capped(d.completed_last_hour, d.count_cap)) }
                             td.num { (millis(d.wait_p50_ms)) " / " (millis(d.wait_p99_ms)) }
                             td.num { (millis(d.run_p50_ms)) " / " (millis(d.run_p99_ms)) }
                             td.num.muted { "–" }
-                            td { a href={ "runs?queue=" (name) } { "Runs" } }
+                            td { a href={ (root) "runs?queue=" (name) } { "Runs" } }
                         }
                     }
                 }
@@ -81,5 +79,5 @@ pub(crate) async fn overview(
         }
         p.muted { "Durable counts read indexes and stop at " (crate::store::COUNT_CAP) "; times are of the latest completed runs." }
     };
-    Ok(layout(Some("./"), "Queues", live("./", body)).into_response())
+    Ok(layout(Some(&root), "Queues", live(&root, body)).into_response())
 }
