@@ -182,6 +182,8 @@ async fn the_json_api_answers_what_the_pages_show() {
     let schedules = json(&get(&app, "/api/schedules").await.1);
     assert_eq!(schedules[0]["name"], "nightly");
     assert_eq!(schedules[0]["kind"], "local");
+    assert_eq!(schedules[1]["name"], "digest", "{schedules}");
+    assert_eq!(schedules[1]["kind"], "durable");
     let tasks = json(&get(&app, "/api/tasks").await.1);
     assert!(tasks
         .as_array()
@@ -366,3 +368,4 @@ async fn bad_input_gets_a_clear_answer() {
         .contains("database is up"));
     f.runner.shutdown_now().await;
 }
+

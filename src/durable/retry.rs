@@ -13,6 +13,7 @@ impl TaskRunner {
     /// exist or has not failed or been cancelled.
     ///
     /// ```
+    /// use std::sync::atomic::{AtomicU32, Ordering};
     /// use taskrunner::store::SqliteStore;
     /// use taskrunner::{TaskContext, TaskDef, TaskRunner};
     ///
@@ -20,8 +21,12 @@ impl TaskRunner {
     /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
     /// # let dir = std::env::temp_dir().join(format!("taskrunner-retry-doc-{}", std::process::id()));
     /// # std::fs::create_dir_all(&dir)?;
-    /// let flaky = TaskDef::new("flaky", |ctx: TaskContext, _: ()| async move {
-    ///     if ctx.attempt() == 1 { Err("down".to_string()) } else { Ok(ctx.attempt()) }
+    /// static CALLS: AtomicU32 = AtomicU32::new(0);
+    /// let flaky = TaskDef::new("flaky", |_: TaskContext, _: ()| async {
+    ///     match CALLS.fetch_add(1, Ordering::SeqCst) {
+    ///         0 => Err("down".to_string()),
+    ///         n => Ok(n + 1),
+    ///     }
     /// });
     /// let runner = TaskRunner::builder()
     ///     .store(SqliteStore::open(dir.join("runs.db")).await?)
@@ -29,9 +34,10 @@ impl TaskRunner {
     ///     .build()?;
     /// let run = runner.submit(&flaky, ()).await?;
     /// let id = run.id();
-    /// assert!(run.await.is_err()); // attempt 1 failed
+    /// assert!(run.await.is_err()); // its one attempt failed
     /// assert!(runner.retry_run(id).await?);
-    /// assert_eq!(runner.run_handle::<u32>(id)?.await?, 2); // attempt 2
+    /// assert_eq!(runner.run_handle::<u32>(id)?.await?, 2); // the second call succeeded
+    /// assert_eq!(runner.run_info(id).await?.unwrap().attempts, 2);
     /// # runner.shutdown().await;
     /// # std::fs::remove_dir_all(&dir)?;
     /// # Ok(())

@@ -64,6 +64,7 @@ pub async fn fixture() -> Fixture {
         .queue("agents", QueueConfig::new().concurrency(4))
         .store(store)
         .poll_interval(Duration::from_millis(100))
+        .lease(Duration::from_secs(1))
         .register(&research)
         .register(&wait)
         .build()
@@ -86,6 +87,15 @@ pub async fn fixture() -> Fixture {
     wait_status(&runner, ids.1, RunStatus::Failed).await;
     wait_status(&runner, ids.2, RunStatus::Completed).await;
     wait_status(&runner, ids.3, RunStatus::Running).await;
+    runner
+        .schedule_run(
+            "digest",
+            Schedule::every(Duration::from_secs(3600)),
+            &research,
+            serde_json::json!({ "topic": "digest" }),
+        )
+        .await
+        .unwrap();
     runner
         .schedule(
             "nightly",
