@@ -120,7 +120,7 @@ async fn the_cli_on_a_sqlite_file() {
         .build()
         .unwrap();
     for _ in 0..3 {
-        let _ = other.submit(&wait, ()).await.unwrap(); // nobody runs queue `elsewhere`
+        drop(other.submit(&wait, ()).await.unwrap()); // nobody runs queue `elsewhere`
     }
     let out = taskrunner(db, &["runs", "cancel", "--queue", "elsewhere"]);
     assert!(!out.status.success());
