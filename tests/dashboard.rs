@@ -368,4 +368,3 @@ async fn bad_input_gets_a_clear_answer() {
         .contains("database is up"));
     f.runner.shutdown_now().await;
 }
-
