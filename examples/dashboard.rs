@@ -43,7 +43,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Fails every other time, after a retry.
     let flaky = TaskDef::new("call_api", |_: TaskContext, n: u32| async move {
         tokio::time::sleep(Duration::from_millis(300)).await;
-        if n % 2 == 0 {
+        if n.is_multiple_of(2) {
             Err(format!("HTTP 503 from the model API (request {n})"))
         } else {
             Ok(n)
@@ -96,7 +96,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             let topic = topics[n as usize % topics.len()].to_string();
             let _ = feeder.submit(&research, topic).await;
             let _ = feeder.submit(&flaky, n).await;
-            if n % 5 == 0 {
+            if n.is_multiple_of(5) {
                 let _ = feeder.submit(&approval, format!("release {n}")).await;
             }
             tokio::time::sleep(Duration::from_secs(3)).await;
