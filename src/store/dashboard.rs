@@ -88,14 +88,15 @@ macro_rules! push_filter {
 }
 pub(crate) use push_filter;
 
-/// The statements of a dashboard, on `$pool` of database `$db`, errors mapped by `$err`.
+/// The statements of a dashboard on a pool of database `$db`, each at `now` on the store's
+/// clock.
 macro_rules! dashboard_statements {
     ($db:ty, $contains:expr) => {
         async fn list_runs_on(
             pool: &sqlx::Pool<$db>,
             filter: &$crate::store::RunFilter,
+            now: i64,
         ) -> Result<Vec<$crate::store::RunInfo>, sqlx::Error> {
-            let now = $crate::store::now_ms();
             let mut qb = sqlx::QueryBuilder::<$db>::new(concat!(
                 "SELECT ",
                 $crate::store::row::info_columns!(),
@@ -114,8 +115,8 @@ macro_rules! dashboard_statements {
             pool: &sqlx::Pool<$db>,
             filter: &$crate::store::RunFilter,
             cap: u64,
+            now: i64,
         ) -> Result<u64, sqlx::Error> {
-            let now = $crate::store::now_ms();
             let mut qb = sqlx::QueryBuilder::<$db>::new(
                 "SELECT count(*) FROM (SELECT 1 FROM taskrunner_runs WHERE TRUE",
             );
@@ -145,8 +146,8 @@ macro_rules! dashboard_statements {
             pool: &sqlx::Pool<$db>,
             queue: &str,
             cap: i64,
+            now: i64,
         ) -> Result<$crate::store::QueueOverview, sqlx::Error> {
-            let now = $crate::store::now_ms();
             let hour_ago = now - 3_600_000;
             let count = |sql: &'static str, t: i64| {
                 sqlx::query_scalar::<_, i64>(sql)

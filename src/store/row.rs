@@ -8,7 +8,8 @@ use super::types::{to_time, Outcome, RunId, RunInfo, RunStatus};
 macro_rules! info_columns {
     () => {
         "id, name, queue, priority, status, attempts, max_attempts, call_id, dedup_key, \
-         created_at, scheduled_at, started_at, finished_at, error, output, cancel_requested, input"
+         created_at, scheduled_at, started_at, finished_at, error, output, cancel_requested, \
+         recoveries, input"
     };
 }
 pub(crate) use info_columns;
@@ -33,6 +34,7 @@ where
         status: RunStatus::from_db(&status, scheduled_at, now),
         attempts: row.try_get::<i32, _>("attempts")?.max(0) as u32,
         max_attempts: row.try_get::<i32, _>("max_attempts")?.max(0) as u32,
+        recoveries: row.try_get::<i32, _>("recoveries")?.max(0) as u32,
         call_id: row.try_get("call_id")?,
         dedup_key: row.try_get("dedup_key")?,
         created_at: to_time(row.try_get("created_at")?),

@@ -112,6 +112,7 @@ fn detail(r: &Run) -> Markup {
             dt { "Queue" } dd { (r.queue) }
             dt { "Priority" } dd { (r.priority) }
             dt { "Attempts" } dd { (r.attempts) " of " (r.max_attempts) }
+            dt { "Recoveries" } dd { (r.recoveries) span.muted { " (claims lost with their process, not counted as attempts)" } }
             dt { "Created" } dd { (r.created_at) }
             dt { "Scheduled" } dd { (r.scheduled_at) }
             dt { "Started" } dd { (opt(r.started_at.as_deref())) }

@@ -15,13 +15,13 @@ dashboard_statements!(sqlx::Postgres, ("strpos(input, ", ") > 0"));
 
 impl PgStore {
     pub(crate) async fn list_runs(&self, filter: &RunFilter) -> Result<Vec<RunInfo>, StoreError> {
-        list_runs_on(&self.inner.pool, filter)
+        list_runs_on(&self.inner.pool, filter, self.process_now())
             .await
             .map_err(|e| self.db(e))
     }
 
     pub(crate) async fn count_runs(&self, filter: &RunFilter, cap: u64) -> Result<u64, StoreError> {
-        count_runs_on(&self.inner.pool, filter, cap)
+        count_runs_on(&self.inner.pool, filter, cap, self.process_now())
             .await
             .map_err(|e| self.db(e))
     }
@@ -32,7 +32,7 @@ impl PgStore {
         let mut out = Vec::new();
         for queue in queues_on(pool).await.map_err(|e| self.db(e))? {
             out.push(
-                queue_overview_on(pool, &queue, cap)
+                queue_overview_on(pool, &queue, cap, self.process_now())
                     .await
                     .map_err(|e| self.db(e))?,
             );

@@ -2,18 +2,19 @@
 
 use super::{db, SqliteStore};
 use crate::store::dashboard::{dashboard_statements, RETRY_SQL, TRIGGER_SQL};
-use crate::store::types::now_ms;
 use crate::store::{QueueOverview, RunFilter, RunId, RunInfo, StoreError};
 
 dashboard_statements!(sqlx::Sqlite, ("instr(input, ", ") > 0"));
 
 impl SqliteStore {
     pub(crate) async fn list_runs(&self, filter: &RunFilter) -> Result<Vec<RunInfo>, StoreError> {
-        list_runs_on(&self.inner.readers, filter).await.map_err(db)
+        list_runs_on(&self.inner.readers, filter, self.now())
+            .await
+            .map_err(db)
     }
 
     pub(crate) async fn count_runs(&self, filter: &RunFilter, cap: u64) -> Result<u64, StoreError> {
-        count_runs_on(&self.inner.readers, filter, cap)
+        count_runs_on(&self.inner.readers, filter, cap, self.now())
             .await
             .map_err(db)
     }
@@ -23,7 +24,11 @@ impl SqliteStore {
         let cap = i64::try_from(cap).unwrap_or(i64::MAX);
         let mut out = Vec::new();
         for queue in queues_on(pool).await.map_err(db)? {
-            out.push(queue_overview_on(pool, &queue, cap).await.map_err(db)?);
+            out.push(
+                queue_overview_on(pool, &queue, cap, self.now())
+                    .await
+                    .map_err(db)?,
+            );
         }
         Ok(out)
     }
@@ -35,7 +40,7 @@ impl SqliteStore {
         let mut tx = self.write().await?;
         let row: Option<(i64, String)> = sqlx::query_as(TRIGGER_SQL)
             .bind(name)
-            .bind(now_ms())
+            .bind(self.now())
             .fetch_optional(&mut *tx)
             .await
             .map_err(db)?;
@@ -47,7 +52,7 @@ impl SqliteStore {
         let mut tx = self.write().await?;
         let queue: Option<String> = sqlx::query_scalar(RETRY_SQL)
             .bind(id.as_i64())
-            .bind(now_ms())
+            .bind(self.now())
             .fetch_optional(&mut *tx)
             .await
             .map_err(db)?;
