@@ -88,6 +88,15 @@ async fn filters_pages_and_counts(db: TestDb) {
         .await
         .unwrap()
         .is_empty());
+    let before_now = runner
+        .list_runs(RunFilter::new().created_before(now + hour).limit(4))
+        .await
+        .unwrap();
+    assert_eq!(
+        before_now.iter().map(|r| r.id).collect::<Vec<_>>(),
+        ids[6..].iter().rev().copied().collect::<Vec<_>>(),
+        "newest first below a time bound"
+    );
     assert!(runner
         .list_runs(RunFilter::new().created_before(now - hour))
         .await

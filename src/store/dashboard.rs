@@ -74,8 +74,13 @@ macro_rules! push_filter {
                 .push_bind($crate::store::dashboard::ms(t));
         }
         if let Some(t) = f.created_before {
-            $qb.push(" AND created_at < ")
-                .push_bind($crate::store::dashboard::ms(t));
+            let t = $crate::store::dashboard::ms(t);
+            $qb.push(" AND created_at < ").push_bind(t);
+            // Newest first from the last run created before `t` (found by the created_at
+            // index), not from the newest run: the walk down the ids starts there.
+            $qb.push(" AND id <= coalesce((SELECT id FROM taskrunner_runs WHERE created_at < ")
+                .push_bind(t)
+                .push(" ORDER BY created_at DESC, id DESC LIMIT 1), 0)");
         }
         if let Some(text) = &f.input_contains {
             let (open, close) = $contains;

@@ -102,7 +102,9 @@ impl RunFilter {
         self
     }
 
-    /// Only runs submitted before `time`.
+    /// Only runs submitted before `time`. The page starts at the last run submitted before
+    /// it and goes down the ids, so runs are taken to be numbered in submission order (they
+    /// are, unless the store's clock stepped back).
     pub fn created_before(mut self, time: SystemTime) -> Self {
         self.created_before = Some(time);
         self
