@@ -368,3 +368,71 @@ async fn bad_input_gets_a_clear_answer() {
         .contains("database is up"));
     f.runner.shutdown_now().await;
 }
+
+/// A writer that keeps what the `tracing` subscriber writes.
+#[derive(Clone, Default)]
+struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn each_action_is_a_tracing_event_naming_who_did_what() {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let f = fixture().await;
+    let dashboard = Dashboard::new().who(|parts| {
+        parts
+            .headers
+            .get("x-user")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("?")
+            .to_owned()
+    });
+    let app = router(f.runner.clone(), dashboard);
+    let (status, _) = send(
+        &app,
+        Method::POST,
+        "/api/queues/agents/pause",
+        &[("hx-request", "1"), ("x-user", "alice")],
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _) = send(
+        &app,
+        Method::POST,
+        &format!("/api/runs/{}/retry", f.failed),
+        &[("hx-request", "1"), ("x-user", "bob")],
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let log = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let line = |who: &str| {
+        log.lines()
+            .find(|l| l.contains("dashboard action") && l.contains(&format!("who={who}")))
+            .map(str::to_owned)
+    };
+    let alice = line("alice").unwrap_or_else(|| panic!("no event for alice in:\n{log}"));
+    assert!(
+        alice.contains("action=\"pause_queue\"") && alice.contains("on=agents"),
+        "{alice}"
+    );
+    let bob = line("bob").unwrap_or_else(|| panic!("no event for bob in:\n{log}"));
+    assert!(
+        bob.contains("retry_run") && bob.contains(&format!("on={}", f.failed)),
+        "{bob}"
+    );
+    f.runner.shutdown_now().await;
+}
