@@ -285,13 +285,6 @@ pub(crate) const RETRY_SQL: &str = "UPDATE taskrunner_runs SET status = 'pending
      scheduled_at = $2, max_attempts = attempts + max_attempts \
      WHERE id = $1 AND status IN ('failed', 'cancelled') RETURNING queue";
 
-/// The statement of a manual fire of a durable schedule: a run of its definition on its
-/// input, tagged with the schedule, now.
-pub(crate) const TRIGGER_SQL: &str = "INSERT INTO taskrunner_runs (name, queue, priority, input, \
-     max_attempts, schedule, call_id, scheduled_at, created_at) \
-     SELECT def_name, queue, priority, input, max_attempts, name, name || '@manual-' || $2, $2, $2 \
-     FROM taskrunner_schedules WHERE name = $1 RETURNING id, queue";
-
 impl Store {
     /// Submits a run of durable schedule `name` now: its id and queue, `None` if there is no
     /// such schedule.

@@ -1,8 +1,15 @@
 //! The SqliteStore's dashboard statements (see `store/dashboard.rs`).
 
 use super::{db, SqliteStore};
-use crate::store::dashboard::{dashboard_statements, RETRY_SQL, TRIGGER_SQL};
+use crate::store::dashboard::{dashboard_statements, RETRY_SQL};
 use crate::store::{QueueOverview, RunFilter, RunId, RunInfo, StoreError};
+
+/// The statement of a manual fire of a durable schedule: a run of its definition on its
+/// input, tagged with the schedule, now.
+const TRIGGER_SQL: &str = "INSERT INTO taskrunner_runs (name, queue, priority, input, \
+     max_attempts, schedule, call_id, scheduled_at, created_at) \
+     SELECT def_name, queue, priority, input, max_attempts, name, name || '@manual-' || $2, $2, $2 \
+     FROM taskrunner_schedules WHERE name = $1 RETURNING id, queue";
 
 dashboard_statements!(sqlx::Sqlite, ("instr(input, ", ") > 0"));
 
