@@ -74,6 +74,15 @@
 //! durable handler, [`TaskContext::step`] stores each model or tool call's result once it
 //! succeeds, so a retried or recovered run does not make that call again.
 //!
+//! # Dashboard and CLI
+//!
+//! Feature `dashboard`: `dashboard::router(runner, Dashboard::new())` is an `axum::Router` to
+//! nest under any prefix of your app: queues, durable runs (filters, keyset pages, input
+//! search), one run's input, output, error and steps, schedules and in-process tasks, with
+//! cancel, retry ([`TaskRunner::retry_run`]), pause, resume and concurrency, behind an access
+//! hook; the same data as JSON under `api/`. Feature `cli`: the `taskrunner` binary, on the
+//! same API, for a SQLite file or a PostgreSQL URL (`taskrunner ui` serves the dashboard).
+//!
 //! # Quick start
 //!
 //! ```
