@@ -166,7 +166,7 @@
 // task:     one task: builder, options, context, header, state machine, cell, attempt
 // queue:    one queue: its limit, its start order, flow control
 // runner:   the engine and the public API: registry, workers, handles
-// on top:   schedule, store, durable, step, shell
+// on top:   schedule, store, durable, stream (run streams), step, shell
 // served:   dashboard (the web dashboard; the `taskrunner` binary in src/bin uses it)
 mod config;
 #[cfg(all(feature = "dashboard", any(feature = "sqlite", feature = "postgres")))]
@@ -196,6 +196,7 @@ mod step;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 #[cfg_attr(docsrs, doc(cfg(any(feature = "sqlite", feature = "postgres"))))]
 pub mod store;
+mod stream;
 mod sync;
 mod task;
 
@@ -226,6 +227,10 @@ pub use status::{Progress, TaskInfo, TaskStatus, WaitReason};
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 #[cfg_attr(docsrs, doc(cfg(any(feature = "sqlite", feature = "postgres"))))]
 pub use store::{RunFilter, RunId, RunInfo, RunOptions, RunStatus, StoreError};
+pub use stream::{EmitError, MAX_EMIT_BYTES};
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+#[cfg_attr(docsrs, doc(cfg(any(feature = "sqlite", feature = "postgres"))))]
+pub use stream::{RunEvent, RunEventKind, RunEvents, DEFAULT_STREAM_POLL};
 pub use task::{
     BoxHandler, BoxRetryPredicate, BoxTask, RetryAny, RetryPredicate, Task, TaskContext, TaskDef,
     RETRY_AFTER_LIMIT,

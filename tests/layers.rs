@@ -28,6 +28,7 @@ const LAYERS: &[&str] = &[
     "schedule",
     "store",
     "durable",
+    "stream",
     "step",
     "shell",     // built on it
     "dashboard", // served

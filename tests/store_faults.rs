@@ -210,9 +210,12 @@ async fn writes_are_idempotent(db: TestDb) {
         output: Some("7".into()),
         error: None,
     };
-    assert_eq!(db.store.finish(&[end.clone()]).await.unwrap(), vec![true]);
     assert_eq!(
-        db.store.finish(&[end.clone()]).await.unwrap(),
+        db.store.finish(std::slice::from_ref(&end)).await.unwrap(),
+        vec![true]
+    );
+    assert_eq!(
+        db.store.finish(std::slice::from_ref(&end)).await.unwrap(),
         vec![true],
         "a run's end retried by its own claim was refused"
     );

@@ -28,6 +28,8 @@ pub(crate) struct RunScope {
     pub(crate) steps: super::step::StepCounts,
     /// Ends the claim in this process when a fenced write finds its lease lost.
     pub(crate) lease: super::LeaseWatch,
+    /// This attempt's emits (fresh every attempt, counted like steps).
+    pub(crate) emits: super::emit::Emitter,
 }
 
 tokio::task_local! {
@@ -118,6 +120,7 @@ where
             token: run.token,
             store: store.clone(),
             steps: Default::default(),
+            emits: super::emit::Emitter::new(run.id, run.token, store.clone(), lease.clone()),
             lease,
         };
         // Attempts already used by earlier claims (this claim's first attempt included).
@@ -128,6 +131,12 @@ where
             let input = Arc::clone(&input);
             let scope = RunScope {
                 steps: Default::default(),
+                emits: super::emit::Emitter::new(
+                    scope.id,
+                    scope.token,
+                    scope.store.clone(),
+                    scope.lease.clone(),
+                ),
                 ..scope.clone()
             };
             let attempt = base - 1 + ctx.attempt() as i32;
@@ -155,7 +164,10 @@ where
                     }
                 }
                 let input: I = serde_json::from_str(&input).map_err(|e| e.to_string())?;
+                let emits = scope.emits.clone();
                 let output = RUN.scope(scope, handler(ctx, input)).await;
+                // The attempt's emits are committed before its end is stored.
+                emits.flush().await.map_err(|e| e.to_string())?;
                 match output {
                     Ok(value) => serde_json::to_string(&value)
                         .map_err(|e| format!("the run's output does not serialize to JSON: {e}")),
