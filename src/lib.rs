@@ -74,6 +74,15 @@
 //! durable handler, [`TaskContext::step`] stores each model or tool call's result once it
 //! succeeds, so a retried or recovered run does not make that call again.
 //!
+//! # Dashboard and CLI
+//!
+//! Feature `dashboard`: `dashboard::router(runner, Dashboard::new())` is an `axum::Router` to
+//! nest under any prefix of your app: queues, durable runs (filters, keyset pages, input
+//! search), one run's input, output, error and steps, schedules and in-process tasks, with
+//! cancel, retry ([`TaskRunner::retry_run`]), pause, resume and concurrency, behind an access
+//! hook; the same data as JSON under `api/`. Feature `cli`: the `taskrunner` binary, on the
+//! same API, for a SQLite file or a PostgreSQL URL (`taskrunner ui` serves the dashboard).
+//!
 //! # Quick start
 //!
 //! ```
@@ -158,7 +167,16 @@
 // queue:    one queue: its limit, its start order, flow control
 // runner:   the engine and the public API: registry, workers, handles
 // on top:   schedule, store, durable, stream (run streams), step, shell
+// served:   dashboard (the web dashboard; the `taskrunner` binary in src/bin uses it)
 mod config;
+#[cfg(all(feature = "dashboard", any(feature = "sqlite", feature = "postgres")))]
+#[cfg_attr(docsrs, doc(cfg(feature = "dashboard")))]
+pub mod dashboard;
+#[cfg(all(
+    feature = "dashboard",
+    not(any(feature = "sqlite", feature = "postgres"))
+))]
+compile_error!("feature `dashboard` needs a store: enable feature `sqlite` or `postgres` too");
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 mod durable;
 mod error;

@@ -15,6 +15,7 @@ mod handle;
 mod inbox;
 mod lease;
 mod registered;
+mod retry;
 mod schedule;
 mod shutdown;
 pub(crate) mod step;

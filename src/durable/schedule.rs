@@ -16,6 +16,7 @@ use crate::{ScheduleError, ScheduleInfo};
 mod api;
 mod fire;
 mod stored;
+mod trigger;
 
 pub(super) use fire::fire_loop;
 use stored::{fire_times, info, rebuild};

@@ -46,6 +46,7 @@ mod sqlite;
 
 use std::time::Duration;
 
+pub use dashboard::{QueueOverview, COUNT_CAP};
 pub use error::StoreError;
 #[cfg(feature = "postgres")]
 #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
@@ -101,6 +102,7 @@ macro_rules! dispatch {
     };
 }
 
+mod dashboard;
 pub(crate) mod events;
 mod notifications;
 mod schedules;

@@ -11,11 +11,12 @@ use sqlx::Connection as _;
 
 use super::error::{redact_url, scrub};
 use super::row::{self, info_columns};
-use super::types::{now_ms, CancelFound, NewRun, Outcome, RunFilter, RunId, RunInfo, RunStatus};
+use super::types::{now_ms, CancelFound, NewRun, Outcome, RunId, RunInfo};
 use super::StoreError;
 
 mod batch;
 mod claim;
+mod dashboard;
 mod events;
 mod manage;
 mod migrate;

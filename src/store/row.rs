@@ -9,7 +9,7 @@ macro_rules! info_columns {
     () => {
         "id, name, queue, priority, status, attempts, max_attempts, call_id, dedup_key, \
          created_at, scheduled_at, started_at, finished_at, error, output, cancel_requested, \
-         recoveries"
+         recoveries, input"
     };
 }
 pub(crate) use info_columns;
@@ -44,6 +44,7 @@ where
         error: row.try_get("error")?,
         output: output.and_then(|text| serde_json::from_str(&text).ok()),
         cancel_requested: row.try_get("cancel_requested")?,
+        input: row.try_get("input")?,
         steps: Vec::new(),
     })
 }

@@ -12,11 +12,12 @@ use sqlx::sqlite::{
 use sqlx::{Sqlite, Transaction};
 
 use super::row::{self, info_columns};
-use super::types::{now_ms, CancelFound, Outcome, RunFilter, RunId, RunInfo, RunStatus};
+use super::types::{now_ms, CancelFound, Outcome, RunId, RunInfo};
 use super::StoreError;
 
 mod claim;
 mod clock;
+mod dashboard;
 mod events;
 mod manage;
 mod migrate;

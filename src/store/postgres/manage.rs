@@ -157,30 +157,4 @@ impl PgStore {
             .transpose()
             .map_err(|e| self.db(e))
     }
-
-    pub(crate) async fn list_runs(&self, filter: &RunFilter) -> Result<Vec<RunInfo>, StoreError> {
-        let now = self.process_now();
-        let rows = sqlx::query(concat!(
-            "SELECT ",
-            info_columns!(),
-            " FROM taskrunner_runs WHERE ($1::text IS NULL OR status = $1) \
-              AND ($2::text IS NULL OR name = $2) AND ($3::text IS NULL OR queue = $3) \
-              AND (NOT $4 OR scheduled_at > $5) AND (NOT $6 OR scheduled_at <= $5) \
-              ORDER BY id DESC LIMIT $7"
-        ))
-        .bind(filter.status.map(RunStatus::as_db))
-        .bind(&filter.name)
-        .bind(&filter.queue)
-        .bind(filter.status == Some(RunStatus::Delayed))
-        .bind(now)
-        .bind(filter.status == Some(RunStatus::Pending))
-        .bind(i64::from(filter.limit))
-        .fetch_all(&self.inner.pool)
-        .await
-        .map_err(|e| self.db(e))?;
-        rows.iter()
-            .map(|row| row::info(row, now))
-            .collect::<Result<_, _>>()
-            .map_err(|e| self.db(e))
-    }
 }

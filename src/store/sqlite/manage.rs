@@ -143,30 +143,4 @@ impl SqliteStore {
         .map_err(db)?;
         row.map(|row| row::outcome(&row)).transpose().map_err(db)
     }
-
-    pub(crate) async fn list_runs(&self, filter: &RunFilter) -> Result<Vec<RunInfo>, StoreError> {
-        let now = self.now();
-        let rows = sqlx::query(concat!(
-            "SELECT ",
-            info_columns!(),
-            " FROM taskrunner_runs WHERE ($1 IS NULL OR status = $1) \
-              AND ($2 IS NULL OR name = $2) AND ($3 IS NULL OR queue = $3) \
-              AND ($4 = 0 OR scheduled_at > $5) AND ($6 = 0 OR scheduled_at <= $5) \
-              ORDER BY id DESC LIMIT $7"
-        ))
-        .bind(filter.status.map(RunStatus::as_db))
-        .bind(&filter.name)
-        .bind(&filter.queue)
-        .bind(filter.status == Some(RunStatus::Delayed))
-        .bind(now)
-        .bind(filter.status == Some(RunStatus::Pending))
-        .bind(i64::from(filter.limit))
-        .fetch_all(&self.inner.readers)
-        .await
-        .map_err(db)?;
-        rows.iter()
-            .map(|row| row::info(row, now))
-            .collect::<Result<_, _>>()
-            .map_err(db)
-    }
 }

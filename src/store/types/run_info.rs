@@ -46,6 +46,8 @@ pub struct RunInfo {
     pub error: Option<String>,
     /// The handler's `Ok` value, as JSON.
     pub output: Option<serde_json::Value>,
+    /// Its input, as the JSON text it was submitted with.
+    pub input: String,
     /// Whether a cancel was asked for while it ran.
     pub cancel_requested: bool,
     /// Its durable steps ([`TaskContext::step`](crate::TaskContext::step)) in the order they
