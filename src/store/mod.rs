@@ -54,7 +54,9 @@ pub use sqlite::SqliteStore;
 pub use steps::{StepInfo, StepStatus};
 #[doc(hidden)]
 pub use types::{Claimed, Ending, Finish};
-pub use types::{ParseRunIdError, RunFilter, RunId, RunInfo, RunOptions, RunStatus};
+pub use types::{
+    ParseRunIdError, RunFilter, RunId, RunInfo, RunOptions, RunStatus, WaitingFor,
+};
 
 pub(crate) use types::{duration_ms, CancelFound, Held, NewRun, Outcome};
 
@@ -102,9 +104,13 @@ macro_rules! dispatch {
 mod notifications;
 mod schedules;
 mod steps;
+mod waits;
 
 pub(crate) use schedules::{Fire, Fired, NewSchedule, ScheduleRow};
 pub(crate) use types::{now_ms, to_time};
+pub(crate) use waits::{
+    missing_child, outcome_from_json, outcome_json, JoinStep, SignalSent, Wake, WaitStep,
+};
 
 pub use notifications::RunNotification;
 #[doc(hidden)]

@@ -15,11 +15,13 @@ use super::types::{now_ms, CancelFound, NewRun, Outcome, RunFilter, RunId, RunIn
 use super::StoreError;
 
 mod batch;
+mod children;
 mod claim;
 mod manage;
 mod migrate;
 mod notifications;
 mod schedules;
+mod signals;
 mod steps;
 mod submit;
 

@@ -15,11 +15,13 @@ use super::row::{self, info_columns};
 use super::types::{now_ms, CancelFound, Outcome, RunFilter, RunId, RunInfo, RunStatus};
 use super::StoreError;
 
+mod children;
 mod claim;
 mod manage;
 mod migrate;
 mod notifications;
 mod schedules;
+mod signals;
 mod steps;
 mod submit;
 

@@ -9,6 +9,7 @@ mod run_info;
 mod run_options;
 mod run_status;
 mod time;
+mod waiting_for;
 
 pub(crate) use records::{CancelFound, Held, NewRun, Outcome};
 pub use records::{Claimed, Ending, Finish};
@@ -17,4 +18,5 @@ pub use run_id::{ParseRunIdError, RunId};
 pub use run_info::RunInfo;
 pub use run_options::RunOptions;
 pub use run_status::RunStatus;
+pub use waiting_for::WaitingFor;
 pub(crate) use time::{duration_ms, now_ms, to_time};

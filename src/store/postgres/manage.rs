@@ -156,7 +156,10 @@ impl PgStore {
             info_columns!(),
             " FROM taskrunner_runs WHERE ($1::text IS NULL OR status = $1) \
               AND ($2::text IS NULL OR name = $2) AND ($3::text IS NULL OR queue = $3) \
-              AND (NOT $4 OR scheduled_at > $5) AND (NOT $6 OR scheduled_at <= $5) \
+              AND (NOT $4 OR (scheduled_at > $5 AND wait_kind IS NULL)) \
+              AND (NOT $6 OR scheduled_at <= $5) \
+              AND (NOT $8 OR (scheduled_at > $5 AND wait_kind IS NOT NULL)) \
+              AND ($9::bigint IS NULL OR parent_id = $9) \
               ORDER BY id DESC LIMIT $7"
         ))
         .bind(filter.status.map(RunStatus::as_db))
@@ -166,6 +169,8 @@ impl PgStore {
         .bind(now)
         .bind(filter.status == Some(RunStatus::Pending))
         .bind(i64::from(filter.limit))
+        .bind(filter.status == Some(RunStatus::Waiting))
+        .bind(filter.parent.map(RunId::as_i64))
         .fetch_all(&self.inner.pool)
         .await
         .map_err(|e| self.db(e))?;

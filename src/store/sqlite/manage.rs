@@ -150,7 +150,10 @@ impl SqliteStore {
             info_columns!(),
             " FROM taskrunner_runs WHERE ($1 IS NULL OR status = $1) \
               AND ($2 IS NULL OR name = $2) AND ($3 IS NULL OR queue = $3) \
-              AND ($4 = 0 OR scheduled_at > $5) AND ($6 = 0 OR scheduled_at <= $5) \
+              AND ($4 = 0 OR (scheduled_at > $5 AND wait_kind IS NULL)) \
+              AND ($6 = 0 OR scheduled_at <= $5) \
+              AND ($8 = 0 OR (scheduled_at > $5 AND wait_kind IS NOT NULL)) \
+              AND ($9 IS NULL OR parent_id = $9) \
               ORDER BY id DESC LIMIT $7"
         ))
         .bind(filter.status.map(RunStatus::as_db))
@@ -160,6 +163,8 @@ impl SqliteStore {
         .bind(now)
         .bind(filter.status == Some(RunStatus::Pending))
         .bind(i64::from(filter.limit))
+        .bind(filter.status == Some(RunStatus::Waiting))
+        .bind(filter.parent.map(RunId::as_i64))
         .fetch_all(&self.inner.readers)
         .await
         .map_err(db)?;

@@ -1,6 +1,6 @@
 //! [`RunFilter`]: which runs a listing returns.
 
-use super::RunStatus;
+use super::{RunId, RunStatus};
 
 /// Which runs [`TaskRunner::list_runs`](crate::TaskRunner::list_runs) returns: newest first,
 /// at most `limit` (default 100).
@@ -16,6 +16,7 @@ pub struct RunFilter {
     pub(crate) status: Option<RunStatus>,
     pub(crate) name: Option<String>,
     pub(crate) queue: Option<String>,
+    pub(crate) parent: Option<RunId>,
     pub(crate) limit: u32,
 }
 
@@ -25,6 +26,7 @@ impl Default for RunFilter {
             status: None,
             name: None,
             queue: None,
+            parent: None,
             limit: 100,
         }
     }
@@ -51,6 +53,13 @@ impl RunFilter {
     /// Only runs in this queue.
     pub fn queue(mut self, queue: impl Into<String>) -> Self {
         self.queue = Some(queue.into());
+        self
+    }
+
+    /// Only the child runs that run `id` spawned
+    /// ([`TaskContext::spawn`](crate::TaskContext::spawn)).
+    pub fn parent(mut self, id: RunId) -> Self {
+        self.parent = Some(id);
         self
     }
 

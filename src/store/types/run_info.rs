@@ -2,7 +2,7 @@
 
 use std::time::SystemTime;
 
-use super::{RunId, RunStatus};
+use super::{RunId, RunStatus, WaitingFor};
 
 /// A durable run's record, from [`TaskRunner::run_info`](crate::TaskRunner::run_info) or
 /// [`TaskRunner::list_runs`](crate::TaskRunner::list_runs).
@@ -47,4 +47,8 @@ pub struct RunInfo {
     /// [`run_info`](crate::TaskRunner::run_info); empty in
     /// [`list_runs`](crate::TaskRunner::list_runs).
     pub steps: Vec<crate::store::StepInfo>,
+    /// What it waits for, while [`Waiting`](RunStatus::Waiting).
+    pub waiting_for: Option<WaitingFor>,
+    /// The run that spawned it ([`TaskContext::spawn`](crate::TaskContext::spawn)), if any.
+    pub parent: Option<RunId>,
 }
