@@ -156,7 +156,7 @@
 // task:     one task: builder, options, context, header, state machine, cell, attempt
 // queue:    one queue: its limit, its start order, flow control
 // runner:   the engine and the public API: registry, workers, handles
-// on top:   schedule, store, durable, step, shell
+// on top:   schedule, store, durable, wait, step, shell
 mod config;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 mod durable;
@@ -179,6 +179,7 @@ mod step;
 pub mod store;
 mod sync;
 mod task;
+mod wait;
 
 pub use config::{
     QueueConfig, RateLimit, DEFAULT_EVENT_CAPACITY, DEFAULT_NOTIFICATION_CAPACITY, DEFAULT_QUEUE,
@@ -204,11 +205,12 @@ pub use shell::{ShellError, ShellOutput, ShellTask, DEFAULT_OUTPUT_CAP};
 pub use status::{Progress, TaskInfo, TaskStatus, WaitReason};
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 #[cfg_attr(docsrs, doc(cfg(any(feature = "sqlite", feature = "postgres"))))]
-pub use store::{RunFilter, RunId, RunInfo, RunOptions, RunStatus, StoreError};
+pub use store::{RunFilter, RunId, RunInfo, RunOptions, RunStatus, StoreError, WaitingFor};
 pub use task::{
     BoxHandler, BoxRetryPredicate, BoxTask, RetryAny, RetryPredicate, Task, TaskContext, TaskDef,
     RETRY_AFTER_LIMIT,
 };
+pub use wait::{Joinable, SignalError};
 
 /// The README's examples, compiled and run as doc tests so they stay true.
 #[cfg(doctest)]

@@ -10,6 +10,9 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tracing::Instrument as _;
 
+use tokio_util::sync::CancellationToken;
+
+use super::Durable;
 use crate::store::{Claimed, RunId, Store};
 use crate::{EnqueueError, TaskContext, TaskDef, TaskHandle, TaskRunner};
 
@@ -22,6 +25,13 @@ pub(crate) struct RunScope {
     pub(crate) store: Store,
     /// How many steps of each name this attempt has called (fresh every attempt).
     pub(crate) steps: super::step::StepCounts,
+    /// How many waits of each kind and name this attempt has made (fresh every attempt).
+    pub(crate) waits: super::step::StepCounts,
+    /// Fired by a wait that parked the run in the store: the attempt stops here, holding
+    /// nothing (fresh every attempt).
+    pub(crate) park: CancellationToken,
+    /// The durable side, for the handles of spawned children.
+    pub(crate) durable: Arc<Durable>,
 }
 
 tokio::task_local! {
@@ -45,7 +55,7 @@ pub(crate) trait Registered: Send + Sync + 'static {
         &self,
         runner: &TaskRunner,
         run: &Claimed,
-        store: &Store,
+        durable: &Arc<Durable>,
     ) -> Result<TaskHandle<String, String>, EnqueueError>;
 }
 
@@ -95,15 +105,18 @@ where
         &self,
         runner: &TaskRunner,
         run: &Claimed,
-        store: &Store,
+        durable: &Arc<Durable>,
     ) -> Result<TaskHandle<String, String>, EnqueueError> {
         let handler = Arc::clone(self.def.handler());
         let input: Arc<str> = run.input.as_str().into();
         let scope = RunScope {
             id: run.id,
             token: run.token,
-            store: store.clone(),
+            store: durable.store.clone(),
             steps: Default::default(),
+            waits: Default::default(),
+            park: CancellationToken::new(),
+            durable: Arc::clone(durable),
         };
         // Attempts already used by earlier claims (this claim's first attempt included).
         let base = run.attempts;
@@ -113,6 +126,8 @@ where
             let input = Arc::clone(&input);
             let scope = RunScope {
                 steps: Default::default(),
+                waits: Default::default(),
+                park: CancellationToken::new(),
                 ..scope.clone()
             };
             let attempt = base - 1 + ctx.attempt() as i32;
@@ -129,7 +144,14 @@ where
                     }
                 }
                 let input: I = serde_json::from_str(&input).map_err(|e| e.to_string())?;
-                let output = RUN.scope(scope, handler(ctx, input)).await;
+                let parked = scope.park.clone();
+                // A wait that parked the run stops the attempt: the handler is dropped and
+                // the run resumes from the top, replaying, once what it waits for happens.
+                let output = tokio::select! {
+                    biased;
+                    output = RUN.scope(scope, handler(ctx, input)) => output,
+                    () = parked.cancelled() => return Ok(super::wait::PARKED.to_owned()),
+                };
                 match output {
                     Ok(value) => serde_json::to_string(&value)
                         .map_err(|e| format!("the run's output does not serialize to JSON: {e}")),

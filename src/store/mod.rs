@@ -54,9 +54,7 @@ pub use sqlite::SqliteStore;
 pub use steps::{StepInfo, StepStatus};
 #[doc(hidden)]
 pub use types::{Claimed, Ending, Finish};
-pub use types::{
-    ParseRunIdError, RunFilter, RunId, RunInfo, RunOptions, RunStatus, WaitingFor,
-};
+pub use types::{ParseRunIdError, RunFilter, RunId, RunInfo, RunOptions, RunStatus, WaitingFor};
 
 pub(crate) use types::{duration_ms, CancelFound, Held, NewRun, Outcome};
 
@@ -108,9 +106,9 @@ mod waits;
 
 pub(crate) use schedules::{Fire, Fired, NewSchedule, ScheduleRow};
 pub(crate) use types::{now_ms, to_time};
-pub(crate) use waits::{
-    missing_child, outcome_from_json, outcome_json, JoinStep, SignalSent, Wake, WaitStep,
-};
+#[doc(hidden)]
+pub use waits::WaitStep;
+pub(crate) use waits::{JoinStep, SignalSent, Wake};
 
 pub use notifications::RunNotification;
 #[doc(hidden)]

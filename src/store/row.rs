@@ -30,7 +30,9 @@ where
     let status = RunStatus::from_db(&status, scheduled_at, now, wait_kind.is_some());
     let waiting_for = match (status, wait_kind.as_deref()) {
         (RunStatus::Waiting, Some("signal")) => Some(WaitingFor::Signal {
-            name: row.try_get::<Option<String>, _>("wait_signal")?.unwrap_or_default(),
+            name: row
+                .try_get::<Option<String>, _>("wait_signal")?
+                .unwrap_or_default(),
             deadline: to_time(scheduled_at),
         }),
         (RunStatus::Waiting, Some("sleep")) => Some(WaitingFor::Sleep {

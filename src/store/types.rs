@@ -18,5 +18,5 @@ pub use run_id::{ParseRunIdError, RunId};
 pub use run_info::RunInfo;
 pub use run_options::RunOptions;
 pub use run_status::RunStatus;
-pub use waiting_for::WaitingFor;
 pub(crate) use time::{duration_ms, now_ms, to_time};
+pub use waiting_for::WaitingFor;

@@ -12,8 +12,9 @@ use super::{Backend, Store, StoreError};
 pub(crate) const NEVER_MS: i64 = 253_402_300_799_999;
 
 /// What a wait found.
+#[doc(hidden)]
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum WaitStep {
+pub enum WaitStep {
     /// It is over: the consumed signal's value (JSON), or `None` (timed out; a sleep that
     /// woke).
     Ready(Option<String>),
@@ -96,7 +97,8 @@ impl Store {
     /// The `idx`-th wait for signal `name` of run `id`: consumes the oldest signal of that
     /// name if one is kept, else times out at the deadline stored at the first call, else
     /// parks the run until a signal or the deadline.
-    pub(crate) async fn wait_signal(
+    #[doc(hidden)]
+    pub async fn wait_signal(
         &self,
         id: RunId,
         token: i64,

@@ -60,8 +60,17 @@ impl PgStore {
         .await
         .map_err(db)?;
         let value = child_id.to_string();
-        self.write_record(&mut tx, id, "spawn", &child.name, idx, None, true, Some(&value))
-            .await?;
+        self.write_record(
+            &mut tx,
+            id,
+            "spawn",
+            &child.name,
+            idx,
+            None,
+            true,
+            Some(&value),
+        )
+        .await?;
         sqlx::query("SELECT pg_notify($1, $2)")
             .bind(super::RUNS_CHANNEL)
             .bind(&child.queue)

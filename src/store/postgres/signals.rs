@@ -6,7 +6,7 @@ use sqlx::{Postgres, Row, Transaction};
 
 use super::{PgStore, RUNS_CHANNEL};
 use crate::store::types::RunId;
-use crate::store::waits::{SignalSent, Wake, WaitStep};
+use crate::store::waits::{SignalSent, WaitStep, Wake};
 use crate::store::StoreError;
 
 pub(super) type Tx = Transaction<'static, Postgres>;
@@ -175,8 +175,17 @@ impl PgStore {
         .map_err(db)?;
         let step = if let Some(row) = kept {
             let value: String = row.try_get("value").map_err(db)?;
-            self.write_record(&mut tx, id, "signal", name, idx, Some(until), true, Some(&value))
-                .await?;
+            self.write_record(
+                &mut tx,
+                id,
+                "signal",
+                name,
+                idx,
+                Some(until),
+                true,
+                Some(&value),
+            )
+            .await?;
             WaitStep::Ready(Some(value))
         } else if until <= now {
             self.write_record(&mut tx, id, "signal", name, idx, Some(until), true, None)

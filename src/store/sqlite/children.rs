@@ -56,7 +56,17 @@ impl SqliteStore {
         .await
         .map_err(db)?;
         let value = child_id.to_string();
-        write_record(&mut tx, id, "spawn", &child.name, idx, None, true, Some(&value)).await?;
+        write_record(
+            &mut tx,
+            id,
+            "spawn",
+            &child.name,
+            idx,
+            None,
+            true,
+            Some(&value),
+        )
+        .await?;
         tx.commit().await.map_err(db)?;
         Ok(Some(RunId::from_i64(child_id)))
     }

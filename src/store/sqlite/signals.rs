@@ -6,7 +6,7 @@ use sqlx::{Row, Sqlite, Transaction};
 
 use super::{db, SqliteStore};
 use crate::store::types::{now_ms, RunId};
-use crate::store::waits::{SignalSent, Wake, WaitStep};
+use crate::store::waits::{SignalSent, WaitStep, Wake};
 use crate::store::StoreError;
 
 type Tx = Transaction<'static, Sqlite>;
@@ -167,8 +167,17 @@ impl SqliteStore {
                 .execute(&mut *tx)
                 .await
                 .map_err(db)?;
-            write_record(&mut tx, id, "signal", name, idx, Some(until), true, Some(&value))
-                .await?;
+            write_record(
+                &mut tx,
+                id,
+                "signal",
+                name,
+                idx,
+                Some(until),
+                true,
+                Some(&value),
+            )
+            .await?;
             WaitStep::Ready(Some(value))
         } else if until <= now {
             write_record(&mut tx, id, "signal", name, idx, Some(until), true, None).await?;

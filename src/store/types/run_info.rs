@@ -19,7 +19,9 @@ pub struct RunInfo {
     pub priority: i32,
     /// Where it is now.
     pub status: RunStatus,
-    /// Attempts started so far, across every process that claimed it.
+    /// Attempts started so far, across every process that claimed it. A
+    /// [`Waiting`](RunStatus::Waiting) run has given its attempt back: the claim that resumes
+    /// it counts it again, so a wait costs no attempt.
     pub attempts: u32,
     /// The most attempts it may have (1 + the definition's retries).
     pub max_attempts: u32,

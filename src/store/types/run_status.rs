@@ -49,12 +49,7 @@ impl RunStatus {
 
     /// The status a row shows: a waiting run is stored `pending` with its wait's kind and
     /// the time it is due; once due it is `Pending` again.
-    pub(crate) fn from_db(
-        status: &str,
-        scheduled_at: i64,
-        now: i64,
-        waiting: bool,
-    ) -> RunStatus {
+    pub(crate) fn from_db(status: &str, scheduled_at: i64, now: i64, waiting: bool) -> RunStatus {
         match status {
             "pending" if scheduled_at > now && waiting => RunStatus::Waiting,
             "pending" if scheduled_at > now => RunStatus::Delayed,
