@@ -165,20 +165,19 @@ impl TaskContext {
     ///
     /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
     /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    /// let runner = TaskRunner::builder().queue("main", QueueConfig::new().concurrency(1)).build()?;
+    /// let runner = TaskRunner::builder().queue("tools", QueueConfig::new().concurrency(2)).build()?;
     /// let inner = runner.clone();
     /// let parent = runner.enqueue_task(Task::new("parent", move |ctx: TaskContext| {
     ///     let runner = inner.clone();
     ///     async move {
     ///         let child = runner
-    ///             .enqueue_task(Task::new("child", |_| async { Ok::<_, String>(21) }))
+    ///             .enqueue_task(Task::new("child", |_| async { Ok::<_, String>(21) }).queue("tools"))
     ///             .map_err(|e| e.to_string())?;
     ///         let n = ctx.join(child).await.map_err(|e| e.to_string())?;
     ///         Ok::<_, String>(n * 2)
     ///     }
     /// }))?;
-    /// # let _ = &parent;
-    /// # drop(parent);
+    /// assert_eq!(parent.await?, 42);
     /// # Ok(())
     /// # }
     /// ```
