@@ -18,7 +18,8 @@
 //! | at least once | a run whose process died (lease not renewed) is claimed again, its attempt counted; past its retries it fails with "worker lost" |
 //! | fencing | every write names the claim's token: a process that lost its lease cannot overwrite a newer claim's result |
 //! | limits | a queue's `concurrency` holds in each process; its `global_concurrency` across all, counted inside the claim |
-//! | cancel | the intent is stored: a pending run is cancelled at once, a running one is stopped by its process within a heartbeat (at once on PostgreSQL, through `NOTIFY`) |
+//! | cancel | the intent is stored: a pending run is cancelled at once, a running one is stopped by its process within a heartbeat (at once on PostgreSQL, through `NOTIFY`); the runs it spawned are cancelled with it, at any depth |
+//! | waits | a run waiting for a signal, a wake time or its children is `Waiting` and holds no slot, no `global_concurrency` place and no lease; signals are kept until consumed, in order, each once, fenced by the claim |
 //! | retention | finished runs are deleted in batches past [`Retention`]'s age (7 days) or count (100,000) |
 //!
 //! # Schema
@@ -28,8 +29,10 @@
 //! [`StoreError::SchemaTooNew`]. Runs live in `taskrunner_runs`; durable steps
 //! ([`TaskContext::step`](crate::TaskContext::step)) in `taskrunner_steps` (deleted with their
 //! run), undrained notifications of runs submitted with [`RunOptions::notify`] in
-//! `taskrunner_notifications`, and durable schedules
-//! ([`TaskRunner::schedule_run`](crate::TaskRunner::schedule_run)) in `taskrunner_schedules`.
+//! `taskrunner_notifications`, durable schedules
+//! ([`TaskRunner::schedule_run`](crate::TaskRunner::schedule_run)) in `taskrunner_schedules`,
+//! and what waiting runs recorded and the signals sent to them in `taskrunner_waits` and
+//! `taskrunner_signals`.
 
 mod error;
 mod row;
