@@ -1,6 +1,6 @@
 //! The crate's error types: what went wrong, and what to do about it.
 
-use crate::id::TaskId;
+use crate::id::{GroupId, TaskId};
 
 /// A runner or queue setting was rejected.
 ///
@@ -145,6 +145,15 @@ pub enum EnqueueError {
         /// The live task that has it.
         existing: TaskId,
     },
+    /// The [task group](crate::TaskGroup) was cancelled: it takes no new task.
+    #[error(
+        "task group {group} was cancelled and takes no new tasks: make a new group with \
+         `runner.group()` for new work"
+    )]
+    GroupCancelled {
+        /// The group.
+        group: GroupId,
+    },
 }
 
 /// Why a task did not produce a value. The error side of awaiting a
@@ -191,6 +200,17 @@ pub enum TaskError<E> {
     /// The task was stopped by [`TaskRunner::shutdown_now`](crate::TaskRunner::shutdown_now).
     #[error("task was stopped because the runner shut down")]
     Shutdown,
+    /// The task was never enqueued: the runner refused it (see [`EnqueueError`]). Made by
+    /// [`TaskRunner::run`](crate::TaskRunner::run) and by `?` on an `enqueue_task` result in
+    /// a function returning `Result<_, TaskError<E>>`.
+    #[error("task was refused: {0}")]
+    Rejected(#[source] EnqueueError),
+}
+
+impl<E> From<EnqueueError> for TaskError<E> {
+    fn from(error: EnqueueError) -> Self {
+        TaskError::Rejected(error)
+    }
 }
 
 impl<E> TaskError<E> {
@@ -205,6 +225,28 @@ impl<E> TaskError<E> {
     /// Whether the task ended because it was cancelled or shut down.
     pub fn is_cancelled(&self) -> bool {
         matches!(self, TaskError::Cancelled | TaskError::Shutdown)
+    }
+
+    /// A stable name for the variant, for logs, metrics labels and a framework's own error
+    /// mapping: `"failed"`, `"timed_out"`, `"cancelled"`, `"panicked"`, `"shutdown"` or
+    /// `"rejected"`. These names do not change between versions.
+    ///
+    /// ```
+    /// use taskrunner::{EnqueueError, TaskError};
+    ///
+    /// assert_eq!(TaskError::Failed("HTTP 404").kind(), "failed");
+    /// assert_eq!(TaskError::<String>::TimedOut.kind(), "timed_out");
+    /// assert_eq!(TaskError::<String>::from(EnqueueError::ShuttingDown).kind(), "rejected");
+    /// ```
+    pub const fn kind(&self) -> &'static str {
+        match self {
+            TaskError::Failed(_) => "failed",
+            TaskError::TimedOut => "timed_out",
+            TaskError::Cancelled => "cancelled",
+            TaskError::Panicked(_) => "panicked",
+            TaskError::Shutdown => "shutdown",
+            TaskError::Rejected(_) => "rejected",
+        }
     }
 }
 

@@ -128,9 +128,10 @@
 //! | start | a task enqueued while its queue has a free slot is running when `enqueue_task` returns |
 //! | retry | none unless set; the backoff wait holds no slot; panics are not retried |
 //! | timeout | per attempt, from the attempt's start; a timed-out attempt is retried like an error |
-//! | cancel | a waiting task never runs; a running one's future is dropped and its slot freed at once (or after its [cancel grace](Task::cancel_grace)) |
+//! | cancel | a waiting task never runs; a running one's future is dropped by its worker at its next poll (or after its [cancel grace](Task::cancel_grace)), before its slot passes on; [`cancel_and_wait`](TaskRunner::cancel_and_wait) returns once it is |
+//! | groups | a [`TaskGroup`]'s cancel: no member starts once it began, later enqueues refused; its cap holds across queues and delays no other task |
 //! | panic | fails only its own task ([`TaskError::Panicked`]); the runner keeps working |
-//! | handles | each resolves exactly once, after its terminal status is visible; dropping one does not cancel |
+//! | handles | each resolves exactly once, after its terminal status is visible; dropping one does not cancel, unless made [`cancel_on_drop`](TaskHandle::cancel_on_drop) |
 //! | memory | finished records are evicted oldest-first past a cap (default 10,000) |
 //! | shutdown | [`shutdown`](TaskRunner::shutdown) finishes everything; [`shutdown_now`](TaskRunner::shutdown_now) cancels everything |
 //! | runtime goes away | tasks in flight on it end [`TaskError::Shutdown`]; every handle resolves; the runner works from a new runtime |
@@ -191,11 +192,13 @@ pub use durable::{
     DurableSchedule, RunHandle, ScheduleRunError, DEFAULT_LEASE, DEFAULT_POLL_INTERVAL,
 };
 pub use error::{ConfigError, EnqueueError, StepError, TaskError};
-pub use id::TaskId;
+pub use id::{GroupId, TaskId};
 pub use observe::{Event, EventKind, EventStream, Lagged, Notification, Percentiles};
 pub use queue::QueueStats;
 pub use retry::RetryPolicy;
-pub use runner::{Rejected, TaskHandle, TaskRunner, TaskRunnerBuilder};
+pub use runner::{
+    CancelOnDropHandle, GroupStats, Rejected, TaskGroup, TaskHandle, TaskRunner, TaskRunnerBuilder,
+};
 pub use schedule::{
     Overlap, Schedule, ScheduleError, ScheduleHandle, ScheduleInfo, ScheduleStatus,
 };

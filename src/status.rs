@@ -1,11 +1,11 @@
 //! What a task's status looks like from outside: [`TaskStatus`], the [`TaskInfo`] snapshot,
 //! its [`Progress`] and, while it waits, the [`WaitReason`].
 //!
-//! A leaf: it imports nothing of the crate but [`TaskId`].
+//! A leaf: it imports nothing of the crate but [`TaskId`] and [`GroupId`].
 
 use std::time::SystemTime;
 
-use crate::id::TaskId;
+use crate::id::{GroupId, TaskId};
 
 /// Where a task is in its life.
 ///
@@ -146,6 +146,8 @@ pub struct TaskInfo {
     pub waiting_for: Option<WaitReason>,
     /// The [schedule](crate::Schedule) whose run this task is, if any.
     pub schedule: Option<String>,
+    /// The [group](crate::TaskGroup) it was enqueued into, if any.
+    pub group: Option<GroupId>,
 }
 /// Why a waiting task does not start, in [`QueueStats::waiting_for`](crate::QueueStats::waiting_for)
 /// and [`TaskInfo::waiting_for`](crate::TaskInfo::waiting_for): where to look when a queue
@@ -182,4 +184,8 @@ pub enum WaitReason {
     KeyBusy,
     /// Every slot of its queue is taken.
     NoSlot,
+    /// Its [group](crate::TaskGroup) runs as many tasks as its
+    /// [`concurrency`](crate::TaskGroup::concurrency) allows (across queues); it waits
+    /// outside its queue's order, so it holds up no other task there.
+    GroupLimit,
 }

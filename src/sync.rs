@@ -5,12 +5,12 @@
 //! The cfg is not plain `loom` because tokio, a dependency, does not build under that one.
 
 #[cfg(not(taskrunner_loom))]
-pub(crate) use std::sync::atomic::{fence, AtomicU8};
+pub(crate) use std::sync::atomic::{fence, AtomicBool, AtomicU8, AtomicUsize};
 #[cfg(not(taskrunner_loom))]
 pub(crate) use std::sync::{Mutex, MutexGuard};
 
 #[cfg(taskrunner_loom)]
-pub(crate) use loom::sync::atomic::{fence, AtomicU8};
+pub(crate) use loom::sync::atomic::{fence, AtomicBool, AtomicU8, AtomicUsize};
 #[cfg(taskrunner_loom)]
 pub(crate) use loom::sync::{Mutex, MutexGuard};
 

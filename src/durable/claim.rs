@@ -37,6 +37,7 @@ pub(super) async fn claim_loop(weak: Weak<Shared>, durable: Arc<Durable>, index:
         let mut wait = durable.poll;
         if free > 0 && !runner.is_shutting_down() {
             let max = free.min(CLAIM_BATCH);
+            let gate = durable.claim_gate.read().await;
             match durable
                 .store
                 .claim(
@@ -62,6 +63,7 @@ pub(super) async fn claim_loop(weak: Weak<Shared>, durable: Arc<Durable>, index:
                     wait = wait.min(Duration::from_millis(50) * failures.min(20));
                 }
             }
+            drop(gate);
             if !full && failures == 0 {
                 if let Ok(Some(due)) = durable.store.next_due(&plan.queue, &plan.names).await {
                     wait = wait.min(Duration::from_millis(due.max(1) as u64));
@@ -95,9 +97,19 @@ impl Durable {
                 claimed: Instant::now(),
                 quiet: false,
                 cancel_sent: false,
+                ending: false,
             },
         );
-        if let Err(message) = def.check_input(&run.input) {
+        let recoveries = u32::try_from(run.recoveries).unwrap_or(0);
+        let lost_too_often = (recoveries > def.max_recoveries()).then(|| {
+            format!(
+                "worker lost {recoveries} times: the process running it died or stopped renewing \
+                 its lease each time (max_recoveries is {}); if the run itself kills its \
+                 process, fix that, or raise `TaskDef::max_recoveries`",
+                def.max_recoveries()
+            )
+        });
+        if let Some(message) = lost_too_often.or_else(|| def.check_input(&run.input).err()) {
             tracing::warn!(run = %run.id, name = %run.name, "{message}");
             self.send_done(
                 plan,
@@ -111,11 +123,20 @@ impl Durable {
             );
             return;
         }
-        match def.enqueue(runner, &run, self) {
+        let lease = super::LeaseWatch::new(self, run.id, run.token);
+        match def.enqueue(runner, &run, self, lease) {
             Ok(handle) => {
                 let task = handle.id();
-                if let Some(a) = lock_std(&self.active).get_mut(&run.id) {
-                    a.task = Some(task);
+                let lost = match lock_std(&self.active).get_mut(&run.id) {
+                    Some(a) => {
+                        a.task = Some(task);
+                        a.quiet
+                    }
+                    None => false,
+                };
+                if lost {
+                    // Its lease was found lost before its task was known here.
+                    runner.cancel(task);
                 }
                 let durable = Arc::clone(self);
                 tokio::spawn(async move {
@@ -175,6 +196,8 @@ impl Durable {
             Err(TaskError::Cancelled | TaskError::Shutdown) => {
                 (Ending::Cancelled, None, Some("cancelled".to_owned()))
             }
+            // A handle never resolves this (only `run` makes it, before a task exists).
+            Err(TaskError::Rejected(refused)) => (Ending::Failed, None, Some(refused.to_string())),
         };
         self.send_done(
             plan,
@@ -189,6 +212,11 @@ impl Durable {
     }
 
     fn send_done(&self, plan: usize, finish: Finish) {
+        if let Some(a) = lock_std(&self.active).get_mut(&finish.id) {
+            if a.token == finish.token {
+                a.ending = true;
+            }
+        }
         // The writer lives as long as the durable side; if it is gone, the lease expires and
         // another claim runs the run again.
         let _ = self.done_tx.send(Done { finish, plan });

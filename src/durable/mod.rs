@@ -12,6 +12,7 @@ mod api;
 mod claim;
 mod handle;
 mod inbox;
+mod lease;
 mod registered;
 mod schedule;
 mod shutdown;
@@ -35,6 +36,7 @@ use crate::{ConfigError, TaskId, TaskRunner};
 
 pub(crate) use handle::convert;
 pub use handle::RunHandle;
+pub(crate) use lease::LeaseWatch;
 pub(crate) use registered::{current_run, Registered};
 pub use schedule::{DurableSchedule, ScheduleRunError};
 
@@ -104,6 +106,8 @@ struct Active {
     /// Its end is not to be written: it was released, or its lease was lost.
     quiet: bool,
     cancel_sent: bool,
+    /// Its end went to the writer (the run may no longer be `running` in the store).
+    ending: bool,
 }
 
 /// An end for the writer.
@@ -134,6 +138,9 @@ pub(crate) struct Durable {
     flushed: Notify,
     /// Wakes the durable schedules' fire loop (a schedule created or resumed here).
     schedules_wake: Notify,
+    /// Held (shared) by a claim from its statement until its runs are in `active`; the
+    /// heartbeat hands back unknown runs only when it can take it alone.
+    claim_gate: tokio::sync::RwLock<()>,
 }
 
 impl fmt::Debug for Durable {
@@ -214,6 +221,7 @@ impl BuildHook for Settings {
                 stop: CancellationToken::new(),
                 flushed: Notify::new(),
                 schedules_wake: Notify::new(),
+                claim_gate: tokio::sync::RwLock::new(()),
             })
         }));
         let weak = Arc::downgrade(shared);
@@ -222,7 +230,7 @@ impl BuildHook for Settings {
         }
         tokio::spawn(worker::writer(weak.clone(), Arc::clone(&durable), done_rx));
         if !durable.plans.is_empty() {
-            tokio::spawn(worker::heartbeat(weak.clone(), Arc::clone(&durable)));
+            worker::spawn_heartbeat(weak.clone(), Arc::clone(&durable));
             #[cfg(feature = "postgres")]
             if durable.store.as_pg().is_some() {
                 tokio::spawn(worker::listen(weak.clone(), Arc::clone(&durable)));

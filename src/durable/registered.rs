@@ -16,6 +16,10 @@ use super::Durable;
 use crate::store::{Claimed, RunId, Store};
 use crate::{EnqueueError, TaskContext, TaskDef, TaskHandle, TaskRunner};
 
+/// The error an attempt ends with when its claim's lease was lost (never stored: a lost
+/// claim writes nothing).
+const LEASE_LOST: &str = "this process lost the run's lease: another claim runs it";
+
 /// The run a durable handler is running, reachable from inside it (for durable steps: a
 /// step's stored result is fenced by `token`).
 #[derive(Debug, Clone)]
@@ -32,6 +36,8 @@ pub(crate) struct RunScope {
     pub(crate) park: CancellationToken,
     /// The durable side, for the handles of spawned children.
     pub(crate) durable: Arc<Durable>,
+    /// Ends the claim in this process when a fenced write finds its lease lost.
+    pub(crate) lease: super::LeaseWatch,
 }
 
 tokio::task_local! {
@@ -47,6 +53,8 @@ pub(crate) fn current_run() -> Option<RunScope> {
 pub(crate) trait Registered: Send + Sync + 'static {
     fn name(&self) -> &str;
     fn queue(&self) -> &str;
+    /// How many recoveries a run of it may have ([`TaskDef::max_recoveries`]).
+    fn max_recoveries(&self) -> u32;
     /// Whether `input` deserializes as the definition's input type; the error says why not.
     fn check_input(&self, input: &str) -> Result<(), String>;
     /// Enqueues `run` on `runner` as a task whose `Ok` is the output as JSON and whose `Err`
@@ -56,6 +64,7 @@ pub(crate) trait Registered: Send + Sync + 'static {
         runner: &TaskRunner,
         run: &Claimed,
         durable: &Arc<Durable>,
+        lease: super::LeaseWatch,
     ) -> Result<TaskHandle<String, String>, EnqueueError>;
 }
 
@@ -92,6 +101,10 @@ where
         self.def.queue_name()
     }
 
+    fn max_recoveries(&self) -> u32 {
+        self.def.max_recoveries_value()
+    }
+
     fn check_input(&self, input: &str) -> Result<(), String> {
         serde_json::from_str::<I>(input).map(drop).map_err(|e| {
             format!(
@@ -106,6 +119,7 @@ where
         runner: &TaskRunner,
         run: &Claimed,
         durable: &Arc<Durable>,
+        lease: super::LeaseWatch,
     ) -> Result<TaskHandle<String, String>, EnqueueError> {
         let handler = Arc::clone(self.def.handler());
         let input: Arc<str> = run.input.as_str().into();
@@ -117,6 +131,7 @@ where
             waits: Default::default(),
             park: CancellationToken::new(),
             durable: Arc::clone(durable),
+            lease,
         };
         // Attempts already used by earlier claims (this claim's first attempt included).
         let base = run.attempts;
@@ -133,14 +148,25 @@ where
             let attempt = base - 1 + ctx.attempt() as i32;
             let span = tracing::info_span!("run", run_id = %scope.id, name = %span_name, attempt);
             async move {
+                if scope.lease.is_lost() {
+                    // The claim is over in this process: never run the handler again.
+                    return Err(LEASE_LOST.to_owned());
+                }
                 if ctx.attempt() > 1 {
                     // A retry in this process: count it in the store, fenced.
-                    if let Err(e) = scope
+                    match scope
                         .store
                         .record_attempt(scope.id, scope.token, attempt)
                         .await
                     {
-                        tracing::warn!(run = %scope.id, "could not record an attempt: {e}");
+                        Ok(true) => {}
+                        Ok(false) => {
+                            scope.lease.lost();
+                            return Err(LEASE_LOST.to_owned());
+                        }
+                        Err(e) => {
+                            tracing::warn!(run = %scope.id, "could not record an attempt: {e}");
+                        }
                     }
                 }
                 let input: I = serde_json::from_str(&input).map_err(|e| e.to_string())?;
@@ -167,7 +193,9 @@ where
                 .clone()
                 .unwrap_or_else(|| format!("run-{}", run.id)),
         );
-        let left = u32::try_from(run.max_attempts - run.attempts).unwrap_or(0);
+        // Attempts lost with a dead process were recoveries, not retries.
+        let used = run.attempts - run.recoveries;
+        let left = u32::try_from(run.max_attempts - used).unwrap_or(0);
         if let Some(policy) = self.def.retry_policy() {
             task = task.retry(policy.clone().max_retries(left));
         }

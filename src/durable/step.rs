@@ -18,8 +18,8 @@ use crate::sync::lock_std;
 /// How many steps of each name one attempt of a run has called.
 pub(crate) type StepCounts = Arc<Mutex<HashMap<String, u32>>>;
 
-/// Tries a store write this many times before giving up on a step.
-const WRITE_TRIES: u32 = 3;
+/// Tries a store call this many times before giving up on a step.
+const STORE_TRIES: u32 = 8;
 
 pub(crate) async fn run<T, E, F, Fut>(scope: &RunScope, name: &str, f: F) -> Result<T, E>
 where
@@ -41,11 +41,18 @@ where
         index,
         reason: e.to_string(),
     };
-    let stored = scope
-        .store
-        .load_step(scope.id, name, db_index)
-        .await
-        .map_err(store_error)?;
+    if scope.lease.is_lost() {
+        return Err(StepError::LeaseLost {
+            step: name.to_owned(),
+            index,
+        }
+        .into());
+    }
+    let stored = retried(scope, name, || {
+        scope.store.load_step(scope.id, name, db_index)
+    })
+    .await
+    .map_err(store_error)?;
     if let Some(json) = stored {
         tracing::debug!(run = %scope.id, step = name, index, "step already done: stored output");
         return serde_json::from_str(&json).map_err(|e| {
@@ -76,9 +83,14 @@ where
                 error: None,
                 elapsed_ms,
             };
-            if save(scope, &write).await.map_err(store_error)? {
+            if retried(scope, name, || scope.store.save_step(&write))
+                .await
+                .map_err(store_error)?
+            {
                 Ok(value)
             } else {
+                // The run is another claim's now: end this claim here (no retry of it).
+                scope.lease.lost();
                 Err(StepError::LeaseLost {
                     step: name.to_owned(),
                     index,
@@ -106,17 +118,24 @@ where
     }
 }
 
-/// Writes a completed step, retrying a failing store a few times (a step that succeeded is
-/// worth keeping: losing it means running it again).
-async fn save(scope: &RunScope, write: &StepWrite<'_>) -> Result<bool, StoreError> {
+/// Runs a store call, retrying a failing store with a bounded backoff (about 6 s in all)
+/// before giving up on the step: one dropped connection or a quick database restart must
+/// not fail a run. Both calls retried are safe to repeat: a lookup reads, and a step write
+/// that finds its own committed row reports it written.
+async fn retried<T, F, Fut>(scope: &RunScope, step: &str, mut call: F) -> Result<T, StoreError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, StoreError>>,
+{
     let mut tries = 0;
     loop {
-        match scope.store.save_step(write).await {
-            Ok(written) => return Ok(written),
-            Err(e) if tries + 1 < WRITE_TRIES => {
+        match call().await {
+            Ok(value) => return Ok(value),
+            Err(e) if tries + 1 < STORE_TRIES => {
                 tries += 1;
-                tracing::warn!(run = %scope.id, step = write.name, "storing a step failed (try {tries}): {e}");
-                tokio::time::sleep(Duration::from_millis(50) * tries).await;
+                tracing::warn!(run = %scope.id, step, "the store failed (try {tries}), retrying: {e}");
+                let backoff = Duration::from_millis(50) * 2u32.pow(tries.min(5));
+                tokio::time::sleep(backoff).await;
             }
             Err(e) => return Err(e),
         }

@@ -80,6 +80,13 @@ async fn fenced<T>(scope: &RunScope, what: &str) -> T {
     std::future::pending().await
 }
 
+/// A claim already known lost in this process makes no store call.
+async fn check_lease(scope: &RunScope, what: &str) {
+    if scope.lease.is_lost() {
+        fenced::<()>(scope, what).await;
+    }
+}
+
 async fn settle(scope: &RunScope, what: &str, step: WaitStep) -> Option<String> {
     match step {
         WaitStep::Ready(value) => value,
@@ -98,6 +105,7 @@ pub(crate) async fn wait_signal(
     let index = next(&scope.waits, format!("signal\0{name}"));
     let what = format!("wait_for_signal(\"{name}\")");
     let timeout = duration_ms(timeout);
+    check_lease(scope, &what).await;
     let step = retrying(&what, index, || {
         scope
             .store
@@ -110,6 +118,7 @@ pub(crate) async fn wait_signal(
 /// Sleeps until the wake time stored at the first call.
 pub(crate) async fn sleep(scope: &RunScope, wake: Wake) -> Result<(), StepError> {
     let index = next(&scope.waits, "sleep".to_owned());
+    check_lease(scope, "sleep").await;
     let step = retrying("sleep", index, || {
         scope
             .store
@@ -124,6 +133,7 @@ pub(crate) async fn sleep(scope: &RunScope, wake: Wake) -> Result<(), StepError>
 pub(crate) async fn spawn(scope: &RunScope, child: NewRun) -> Result<RunId, StepError> {
     let index = next(&scope.waits, format!("spawn\0{}", child.name));
     let what = format!("spawn(\"{}\")", child.name);
+    check_lease(scope, &what).await;
     let spawned = retrying(&what, index, || {
         scope
             .store
@@ -141,6 +151,7 @@ pub(crate) async fn spawn(scope: &RunScope, child: NewRun) -> Result<RunId, Step
 
 /// The outcomes of `children`, once every one has ended.
 pub(crate) async fn join(scope: &RunScope, children: &[RunId]) -> Result<Vec<Outcome>, StepError> {
+    check_lease(scope, "join").await;
     let step = retrying("join", 0, || {
         scope.store.join_children(scope.id, scope.token, children)
     })

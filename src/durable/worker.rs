@@ -10,7 +10,7 @@ use tokio::sync::mpsc;
 
 use super::{upgrade, Done, Durable};
 use crate::runner::Shared;
-use crate::store::Outcome;
+use crate::store::{Ending, Finish, Outcome};
 use crate::sync::lock_std;
 
 /// The most ends one write stores.
@@ -44,28 +44,10 @@ pub(super) async fn writer(
             }
         }
         let finishes: Vec<_> = batch.iter().map(|d| d.finish.clone()).collect();
-        let mut tries = 0u32;
-        let applied = loop {
-            match durable.store.finish(&finishes).await {
-                Ok(applied) => break applied,
-                Err(e) => {
-                    tries += 1;
-                    tracing::warn!(
-                        "storing {} runs' ends failed (try {tries}): {e}",
-                        finishes.len()
-                    );
-                    if tries >= 30 || durable.stop.is_cancelled() {
-                        // The leases expire and the runs are claimed again: at least once.
-                        break vec![false; finishes.len()];
-                    }
-                    tokio::time::sleep(Duration::from_millis(100) * tries.min(20)).await;
-                }
-            }
-        };
-        for (done, applied) in batch.drain(..).zip(applied) {
-            let finish = &done.finish;
-            if applied {
-                durable.deliver(
+        let stored = store_ends(&durable, finishes).await;
+        for (done, (finish, stored)) in batch.drain(..).zip(stored) {
+            match stored {
+                Some(true) => durable.deliver(
                     finish.id,
                     &Outcome {
                         status: finish.ending.status().to_owned(),
@@ -73,12 +55,16 @@ pub(super) async fn writer(
                         error: finish.error.clone(),
                         error_kind: finish.ending.kind().map(str::to_owned),
                     },
-                );
-            } else {
-                tracing::warn!(
+                ),
+                Some(false) => tracing::warn!(
                     run = %finish.id,
                     "the run's end was not stored: its lease was lost and another claim holds it"
-                );
+                ),
+                None => tracing::warn!(
+                    run = %finish.id,
+                    "the run's end could not be stored (the store kept failing): it is handed \
+                     back at the next heartbeat, or claimed again once its lease expires"
+                ),
             }
             let mut active = lock_std(&durable.active);
             if active
@@ -96,52 +82,193 @@ pub(super) async fn writer(
     }
 }
 
-/// Renews this process's leases every third of a lease; cancels here the runs whose cancel
-/// was stored, and stops those whose lease another process took; and puts back runs whose
-/// process stopped renewing theirs.
-pub(super) async fn heartbeat(weak: Weak<Shared>, durable: Arc<Durable>) {
+/// Stores `finishes` (each `Some(applied)`, or `None` if the store kept failing). A batch
+/// that fails is stored one end at a time, so that one bad row never holds back the others;
+/// an end that fails on its own twice while the store answers is replaced by a plain
+/// failure saying why, so the run still ends. A store that is down is retried with a backoff (about
+/// 40 s in all).
+async fn store_ends(durable: &Durable, finishes: Vec<Finish>) -> Vec<(Finish, Option<bool>)> {
+    let mut finishes: Vec<Finish> = finishes.iter().map(Finish::cleaned).collect();
+    let mut stored: Vec<Option<bool>> = vec![None; finishes.len()];
+    // Rounds in which an end failed while the store answered; at two it is the row's fault.
+    let mut refused = vec![0u8; finishes.len()];
+    let mut replaced = vec![false; finishes.len()];
+    let mut gave_up = vec![false; finishes.len()];
+    let mut tries = 0u32;
+    loop {
+        let left: Vec<usize> = (0..finishes.len())
+            .filter(|&i| stored[i].is_none() && !gave_up[i])
+            .collect();
+        if left.is_empty() {
+            break;
+        }
+        let batch: Vec<Finish> = left.iter().map(|&i| finishes[i].clone()).collect();
+        let error = match durable.store.finish(&batch).await {
+            Ok(applied) => {
+                for (&i, applied) in left.iter().zip(applied) {
+                    stored[i] = Some(applied);
+                }
+                break;
+            }
+            Err(e) => e,
+        };
+        tries += 1;
+        tracing::warn!(
+            "storing {} runs' ends failed (try {tries}): {error}",
+            left.len()
+        );
+        let mut failed = Vec::new();
+        if left.len() > 1 {
+            for &i in &left {
+                match durable
+                    .store
+                    .finish(std::slice::from_ref(&finishes[i]))
+                    .await
+                {
+                    Ok(applied) => stored[i] = applied.first().copied(),
+                    Err(e) => failed.push((i, e)),
+                }
+            }
+        }
+        let store_answers = failed.len() < left.len() || durable.store.ping().await.is_ok();
+        if left.len() == 1 {
+            failed.push((left[0], error));
+        }
+        if store_answers {
+            // The store is up: these rows fail on their own. End each as a plain failure.
+            for (i, e) in failed {
+                refused[i] += 1;
+                if refused[i] < 2 {
+                    continue;
+                }
+                if !replaced[i] {
+                    refused[i] = 0;
+                    replaced[i] = true;
+                    let f = &mut finishes[i];
+                    tracing::warn!(run = %f.id, "the run's end was refused by the store, storing a failure instead: {e}");
+                    f.error = Some(format!(
+                        "the run ended `{}` but the store refused that end: {e}",
+                        f.ending.status()
+                    ));
+                    f.ending = Ending::Failed;
+                    f.output = None;
+                } else {
+                    gave_up[i] = true; // refused even as a plain failure
+                }
+            }
+        }
+        if tries >= 30 || durable.stop.is_cancelled() {
+            break;
+        }
+        let backoff = if store_answers { 1 } else { tries.min(20) };
+        tokio::time::sleep(Duration::from_millis(100) * backoff).await;
+    }
+    finishes.into_iter().zip(stored).collect()
+}
+
+/// Starts the heartbeat on a thread and runtime of its own: handlers that block their
+/// runtime's threads cannot starve it, so their runs keep their leases (its store
+/// connections are its own too, made on that runtime). Falls back to the runner's runtime
+/// if no thread can be started.
+pub(super) fn spawn_heartbeat(weak: Weak<Shared>, durable: Arc<Durable>) {
+    let main = tokio::runtime::Handle::current();
+    let (w, d) = (weak.clone(), Arc::clone(&durable));
+    let spawned = std::thread::Builder::new()
+        .name("taskrunner-heartbeat".into())
+        .spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build();
+            match rt {
+                Ok(rt) => rt.block_on(async move {
+                    let store = d.store.detached();
+                    heartbeat(w, d, store, main).await;
+                }),
+                Err(e) => tracing::warn!("the heartbeat's runtime could not start: {e}"),
+            }
+        });
+    if let Err(e) = spawned {
+        tracing::warn!("the heartbeat's thread could not start, it shares the runner's: {e}");
+        let store = durable.store.clone();
+        let main = tokio::runtime::Handle::current();
+        tokio::spawn(heartbeat(weak, durable, store, main));
+    }
+}
+
+/// Every third of a lease: renews the leases of exactly the claims this process holds (by
+/// run and token), hands back runs leased to it that it does not run (a claim whose answer
+/// was lost, an end it could not store), cancels here the runs whose cancel was stored,
+/// stops those whose lease another process took, and puts back runs of other processes
+/// that stopped renewing theirs. `main` is the runner's runtime, where cancels are done.
+async fn heartbeat(
+    weak: Weak<Shared>,
+    durable: Arc<Durable>,
+    store: crate::store::Store,
+    main: tokio::runtime::Handle,
+) {
     let every = (durable.lease / 3).max(Duration::from_millis(20));
     loop {
         tokio::select! {
             _ = tokio::time::sleep(every) => {}
             _ = durable.stop.cancelled() => return,
         }
-        let Some(runner) = upgrade(&weak) else {
+        if weak.strong_count() == 0 {
             return;
-        };
+        }
+        // Runs are only handed back while no claim is between its commit and its runs
+        // entering `active` (else a run just claimed would look unknown).
+        let gate = durable.claim_gate.try_write();
         let started = Instant::now();
-        match durable.store.heartbeat(&durable.owner, durable.lease).await {
-            Ok(held) => {
-                let held: HashMap<_, _> = held.into_iter().map(|h| (h.id, h)).collect();
+        let held: Vec<_> = lock_std(&durable.active)
+            .iter()
+            .map(|(id, a)| (*id, a.token))
+            .collect();
+        let beat = store
+            .heartbeat(&durable.owner, &held, durable.lease, gate.is_ok())
+            .await;
+        drop(gate);
+        match beat {
+            Ok((renewed, released)) => {
+                if released > 0 {
+                    tracing::info!(
+                        "{released} runs leased to this process but not running here were handed back"
+                    );
+                    durable.wake_all();
+                }
+                let renewed: HashMap<_, _> = renewed.into_iter().map(|h| (h.id, h)).collect();
                 let mut cancel = Vec::new();
                 {
                     let mut active = lock_std(&durable.active);
                     for (id, a) in active.iter_mut() {
-                        match held.get(id) {
-                            Some(h)
-                                if h.token == a.token && h.cancel_requested && !a.cancel_sent =>
-                            {
+                        match renewed.get(id).filter(|h| h.token == a.token) {
+                            Some(h) if h.cancel_requested && !a.cancel_sent => {
                                 a.cancel_sent = true;
                                 cancel.extend(a.task);
                             }
-                            Some(h) if h.token == a.token => {}
-                            _ if a.claimed < started && !a.quiet => {
+                            Some(_) => {}
+                            // Claimed since the snapshot, handed back, or its end stored.
+                            _ if a.claimed >= started || a.quiet || a.ending => {}
+                            _ => {
                                 tracing::warn!(run = %id, "lease lost: stopping the run here");
                                 a.quiet = true;
                                 cancel.extend(a.task);
                             }
-                            _ => {}
                         }
                     }
                 }
-                for task in cancel {
-                    runner.cancel(task);
+                if !cancel.is_empty() {
+                    if let Some(runner) = upgrade(&weak) {
+                        main.spawn(async move {
+                            for task in cancel {
+                                runner.cancel(task);
+                            }
+                        });
+                    }
                 }
             }
             Err(e) => tracing::warn!("renewing leases failed: {e}"),
         }
-        drop(runner);
-        match durable.store.rescue().await {
+        match store.rescue_others(&durable.owner).await {
             Ok(0) => {}
             Ok(n) => {
                 tracing::info!("{n} runs whose process stopped renewing their lease were put back");

@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime};
 use futures::Stream;
 use tokio::sync::broadcast;
 
-use crate::id::TaskId;
+use crate::id::{GroupId, TaskId};
 use crate::status::Progress;
 
 /// Something that happened to a task, from [`TaskRunner::subscribe`](crate::TaskRunner::subscribe).
@@ -46,6 +46,8 @@ pub struct Event {
     /// The [schedule](crate::Schedule) behind it: set on the events of a schedule's runs
     /// and on the schedule's own events (`Schedule*` kinds), `None` otherwise.
     pub schedule: Option<String>,
+    /// The [group](crate::TaskGroup) of the task, if it was enqueued into one.
+    pub group: Option<GroupId>,
 }
 
 /// What happened to a task. Every task gets exactly one terminal event ([`Completed`],
@@ -295,6 +297,7 @@ impl Events {
             at: SystemTime::now(),
             kind,
             schedule: task.schedule().map(str::to_owned),
+            group: task.group(),
         };
         self.deliver(event);
     }
@@ -338,6 +341,7 @@ impl Events {
                 at,
                 kind: kind(),
                 schedule: Some(schedule.to_owned()),
+                group: None,
             };
             self.deliver(event);
         }
@@ -352,4 +356,6 @@ pub(crate) trait Subject {
     fn queue(&self) -> &str;
     /// The schedule whose run the task is, if any.
     fn schedule(&self) -> Option<&str>;
+    /// The group the task is a member of, if any.
+    fn group(&self) -> Option<GroupId>;
 }

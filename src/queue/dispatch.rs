@@ -10,23 +10,42 @@ use tokio::time::Instant;
 
 use super::flow::{is_live, Block, Came, Flow};
 use super::keys::Keys;
-use super::{Entry, Queue, QueueConfig, State, WaitReason};
+use super::{group_admits, Entry, Queue, QueueConfig, State, WaitReason};
 use crate::task::Phase;
 use crate::task::{Header, Job, Stamp};
 use crate::TaskId;
 
-/// Starts `entry`'s task if it is still waiting and this is its live entry.
-fn try_start(moved: &mut HashMap<TaskId, u128>, entry: &Entry, now: Stamp) -> bool {
+/// What became of a popped entry.
+#[derive(PartialEq, Eq)]
+enum Popped {
+    /// Its task started.
+    Started,
+    /// A tombstone: cancelled, or moved to another entry.
+    Dead,
+    /// Its group, at its cap, holds the task now.
+    Held,
+}
+
+/// Starts `entry`'s task if it is still waiting, this is its live entry and its group lets
+/// it.
+fn try_start(moved: &mut HashMap<TaskId, u128>, entry: &Entry, now: Stamp) -> Popped {
     let header = entry.job.header();
     if !moved.is_empty() {
         if let Some(&key) = moved.get(&header.id) {
             if key != entry.key && header.phase() == Phase::Queued {
-                return false;
+                return Popped::Dead;
             }
             moved.remove(&header.id);
         }
     }
-    header.start_queued(now)
+    if header.group.is_some() && header.phase() == Phase::Queued && !group_admits(&entry.job) {
+        return Popped::Held;
+    }
+    if header.start_queued(now) {
+        Popped::Started
+    } else {
+        Popped::Dead
+    }
 }
 
 // ===== impl Queue: the flow-control path =====
@@ -55,6 +74,21 @@ impl Queue {
             && key
                 .as_ref()
                 .is_none_or(|k| flow.keys.as_ref().is_some_and(|keys| keys.is_free(k)));
+        if start && header.group.is_some() && header.admissible() && !group_admits(&job) {
+            // It waits, outside the order: it keeps (or takes) its place under max_pending.
+            match came {
+                Came::New | Came::Held => {}
+                Came::Retry => state.retrying -= 1,
+                Came::Delay => state.delayed -= 1,
+            }
+            if matches!(came, Came::Retry | Came::Delay) {
+                self.take_room(flow);
+            }
+            if came != Came::Held {
+                state.held += 1;
+            }
+            return None;
+        }
         let admitted = if start {
             header.admit_running(stamp)
         } else {
@@ -70,6 +104,7 @@ impl Queue {
             Came::New => {}
             Came::Retry => state.retrying -= 1,
             Came::Delay => state.delayed -= 1,
+            Came::Held => state.held -= 1,
         }
         if start {
             state.running += 1;
@@ -77,12 +112,14 @@ impl Queue {
             if let (Some(key), Some(keys)) = (key, &mut flow.keys) {
                 keys.acquire(key);
             }
-            if came == Came::New {
-                self.give_back_room(flow);
+            match came {
+                Came::New => self.give_back_room(flow),
+                Came::Held => self.leave_room(flow),
+                Came::Retry | Came::Delay => {}
             }
             return Some(job);
         }
-        if came != Came::New {
+        if matches!(came, Came::Retry | Came::Delay) {
             self.take_room(flow);
         }
         let seq = header.id.as_u64();
@@ -150,6 +187,7 @@ impl Queue {
         let State {
             waiting,
             tombstones,
+            held,
             flow,
             ..
         } = state;
@@ -175,12 +213,15 @@ impl Queue {
             };
             if !from_key {
                 let entry = waiting.pop()?;
-                if try_start(&mut flow.moved, &entry, stamp) {
-                    flow.record_start(now);
-                    self.leave_room(flow);
-                    return Some(entry.job);
+                match try_start(&mut flow.moved, &entry, stamp) {
+                    Popped::Started => {
+                        flow.record_start(now);
+                        self.leave_room(flow);
+                        return Some(entry.job);
+                    }
+                    Popped::Dead => *tombstones -= 1,
+                    Popped::Held => *held += 1,
                 }
-                *tombstones -= 1;
                 continue;
             }
             let slot = flow.keys.as_mut()?.pop_token()?;
@@ -188,15 +229,16 @@ impl Queue {
                 let Flow { moved, keys, .. } = &mut *flow;
                 let keys = keys.as_mut()?;
                 match keys.pop_entry(slot) {
-                    Some(entry) => {
-                        if try_start(moved, &entry, stamp) {
+                    Some(entry) => match try_start(moved, &entry, stamp) {
+                        Popped::Started => {
                             *tombstones -= keys.started(slot, &|e| is_live(moved, e));
                             flow.record_start(now);
                             self.leave_room(flow);
                             return Some(entry.job);
                         }
-                        *tombstones -= 1;
-                    }
+                        Popped::Dead => *tombstones -= 1,
+                        Popped::Held => *held += 1,
+                    },
                     None => {
                         *tombstones -= keys.exhausted(slot, &|e| is_live(moved, e));
                         break;
@@ -324,6 +366,7 @@ impl Queue {
         let state = self.lock();
         match header.phase() {
             Phase::Delayed => return Some(WaitReason::Delayed),
+            Phase::Held => return Some(WaitReason::GroupLimit),
             Phase::Queued => {}
             _ => return None,
         }
@@ -341,35 +384,5 @@ impl Queue {
             }
         }
         Some(WaitReason::NoSlot)
-    }
-
-    // ----- room under max_pending -----
-
-    /// A new task that holds a place leaves without waiting (it started, or was cancelled).
-    /// Gives a place under `max_pending` back, once the queue lock is released (it may wake
-    /// an `enqueue_task_wait`; see [`Locked`](super::Locked)).
-    fn give_back_room(&self, flow: &mut Flow) {
-        if self.room().is_some() {
-            flow.room_back += 1;
-        }
-    }
-
-    /// A task that holds no place starts waiting: it takes one if there is one.
-    fn take_room(&self, flow: &mut Flow) {
-        if let Some(room) = self.room() {
-            match room.try_acquire() {
-                Ok(permit) => permit.forget(),
-                Err(_) => flow.overflow += 1,
-            }
-        }
-    }
-
-    /// A waiting task stops waiting (started or cancelled).
-    fn leave_room(&self, flow: &mut Flow) {
-        if flow.overflow > 0 {
-            flow.overflow -= 1;
-        } else {
-            self.give_back_room(flow);
-        }
     }
 }

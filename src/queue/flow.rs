@@ -28,6 +28,9 @@ pub(super) enum Came {
     Retry,
     /// Its start delay ended.
     Delay,
+    /// Its group had held it at its cap and now has a place (it holds a place of
+    /// `max_pending`, if the queue has one).
+    Held,
 }
 
 /// What holds every start of a queue back.

@@ -20,8 +20,8 @@ use crate::observe::Observers;
 use crate::status::WaitReason;
 use crate::sync::Mutex;
 use crate::task::{
-    AttemptEnd, Cancel, CancelCause, CancelFrom, Header, Job, Phase, QueueControl, QueueTag, Stamp,
-    Transition,
+    AttemptEnd, Cancel, CancelCause, CancelFrom, GroupCore, Header, Job, QueueControl, QueueTag,
+    Stamp, Transition,
 };
 
 use flow::{Came, Flow};
@@ -52,6 +52,19 @@ pub(crate) struct Queue {
 /// starts what it releases then.
 pub(crate) trait Host: Send + Sync {
     fn wake_at(&self, queue: usize, at: Instant);
+    /// A place freed in `group`, which holds members at its cap: put them back in their
+    /// queues while it has places.
+    fn readmit(&self, group: &Arc<GroupCore>);
+}
+
+/// Whether `job`, which its queue would start now, may start as far as its group is
+/// concerned (see [`GroupCore::admit`]); if not it is `Held` now. Call under the queue lock,
+/// with the task in a phase it may start from.
+fn group_admits(job: &Arc<dyn Job>) -> bool {
+    match &job.header().group {
+        None => true,
+        Some(group) => group.admit(job),
+    }
 }
 
 /// `max_pending`'s room: the semaphore and its size.
@@ -68,6 +81,8 @@ struct State {
     running: usize,
     retrying: usize,
     delayed: usize,
+    /// Tasks of this queue held by their group at its cap (phase `Held`): out of the order.
+    held: usize,
     limit: usize,
     /// Cancelled (or moved) entries still in an order; skipped when popped.
     tombstones: usize,
@@ -144,6 +159,7 @@ impl Queue {
                 running: 0,
                 retrying: 0,
                 delayed: 0,
+                held: 0,
                 limit: config.concurrency,
                 tombstones: 0,
                 flow,
@@ -200,6 +216,12 @@ impl Queue {
         self.admit_from(job, Came::Delay)
     }
 
+    /// Admits a task its group held and now has a place for, like
+    /// [`admit_new`](Self::admit_new).
+    pub(crate) fn admit_held(&self, job: Arc<dyn Job>) -> Option<Arc<dyn Job>> {
+        self.admit_from(job, Came::Held)
+    }
+
     fn admit_from(&self, job: Arc<dyn Job>, came: Came) -> Option<Arc<dyn Job>> {
         // A new task that starts at once starts when it was created; read no clock for it.
         let now = if came == Came::New {
@@ -212,6 +234,12 @@ impl Queue {
             return self.admit_flow(&mut state, job, came, now);
         }
         let start = state.running < state.limit;
+        if start && job.header().group.is_some() && job.header().admissible() && !group_admits(&job)
+        {
+            state.left(came);
+            state.held += 1;
+            return None;
+        }
         let admitted = if start {
             job.header().admit_running(now)
         } else {
@@ -220,11 +248,7 @@ impl Queue {
         if !admitted {
             return None;
         }
-        match came {
-            Came::New => {}
-            Came::Retry => state.retrying -= 1,
-            Came::Delay => state.delayed -= 1,
-        }
+        state.left(came);
         if start {
             state.running += 1;
             return Some(job);
@@ -252,11 +276,15 @@ impl Queue {
     ) -> (AttemptEnd, Option<Arc<dyn Job>>) {
         // One clock read, outside the lock: when this task ended and the next one started.
         let now = Stamp::now();
+        let group = job.header().group.as_ref();
         let mut state = self.lock();
         let end = job.header().end_attempt(transition, now);
         if matches!(end, AttemptEnd::Retrying(_)) {
             state.retrying += 1;
         }
+        // Its place in its group, given back before the slot is passed on, so that the next
+        // member may take both.
+        let readmit = group.is_some_and(|group| group.release());
         let next = if state.flow.is_some() {
             self.end_attempt_flow(&mut state, job.header(), now)
         } else if state.running > state.limit {
@@ -266,6 +294,12 @@ impl Queue {
         };
         if next.is_none() {
             state.running -= 1;
+        }
+        drop(state);
+        if let (true, Some(group)) = (readmit, group) {
+            if let Some(host) = self.host.get().and_then(Weak::upgrade) {
+                host.readmit(group);
+            }
         }
         (end, next)
     }
@@ -285,6 +319,15 @@ impl Queue {
             }
             CancelFrom::Retrying => state.retrying -= 1,
             CancelFrom::Delayed => state.delayed -= 1,
+            CancelFrom::Held => {
+                state.held -= 1;
+                if let Some(flow) = state.flow.as_deref_mut() {
+                    self.leave_room(flow);
+                }
+                if let Some(group) = &header.group {
+                    group.forget_held(header);
+                }
+            }
             _ => {}
         }
         drop(state);
@@ -333,39 +376,6 @@ impl QueueControl for Queue {
     }
 }
 
-impl State {
-    fn pending(&self) -> usize {
-        let keyed = self.flow.as_ref().map_or(0, |f| f.keyed_len());
-        self.waiting.len() + keyed - self.tombstones
-    }
-
-    /// Pops the best task still waiting and marks it running, skipping tombstones.
-    fn pop_startable(&mut self, now: Stamp) -> Option<Arc<dyn Job>> {
-        while let Some(entry) = self.waiting.pop() {
-            if entry.job.header().start_queued(now) {
-                return Some(entry.job);
-            }
-            self.tombstones -= 1;
-        }
-        None
-    }
-
-    /// Drops tombstones once they are most of the waiting entries, so cancelled tasks cannot pile up.
-    /// Amortised O(1) per cancel.
-    fn compact(&mut self) {
-        let keyed = self.flow.as_ref().map_or(0, |f| f.keyed_len());
-        if self.tombstones >= COMPACT_MIN && self.tombstones * 2 > self.waiting.len() + keyed {
-            match self.flow.as_mut() {
-                Some(flow) => flow.retain_live(&mut self.waiting),
-                None => self
-                    .waiting
-                    .retain(|entry| entry.job.header().phase() == Phase::Queued),
-            }
-            self.tombstones = 0;
-        }
-    }
-}
-
 mod dispatch;
 mod flow;
 mod heap;
@@ -373,7 +383,9 @@ mod keys;
 mod locked;
 mod order;
 mod rate;
+mod room;
 mod stats;
+mod waiting;
 
 pub use stats::QueueStats;
 
@@ -388,3 +400,6 @@ mod flow_model_tests;
 
 #[cfg(all(test, taskrunner_loom))]
 mod loom_tests;
+
+#[cfg(all(test, taskrunner_loom))]
+mod loom_group_tests;

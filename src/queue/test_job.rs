@@ -11,8 +11,8 @@ use super::Queue;
 use crate::id::TaskId;
 use crate::observe::Observers;
 use crate::task::{
-    Attempt, AttemptEnd, Cancel, CancelCause, Ending, Finished, Header, Job, Phase, QueueTag,
-    Transition,
+    Attempt, AttemptEnd, Cancel, CancelCause, Ending, Finished, GroupCore, Header, Job, Phase,
+    QueueTag, Transition,
 };
 
 pub(super) struct TestJob {
@@ -44,6 +44,27 @@ impl TestJob {
             header,
             published: AtomicUsize::new(0),
         })
+    }
+
+    /// A test task, a member of `group`.
+    #[allow(dead_code)]
+    pub(super) fn in_group(queue: &Arc<Queue>, group: &Arc<GroupCore>) -> Arc<TestJob> {
+        let header = Header::new(
+            TaskId::next(),
+            "member".to_owned(),
+            None,
+            Arc::clone(queue.tag()),
+            0,
+            None,
+        )
+        .with_group(Some(Arc::clone(group)));
+        let job = Arc::new(TestJob {
+            header,
+            published: AtomicUsize::new(0),
+        });
+        let as_job: Arc<dyn Job> = job.clone();
+        assert!(group.join(&as_job));
+        job
     }
 
     #[cfg_attr(taskrunner_loom, allow(dead_code))]

@@ -6,6 +6,7 @@ use std::sync::{Arc, OnceLock, Weak};
 
 use tokio::sync::Notify;
 
+use super::calls::CallIndex;
 use super::extension::{BuildHook, Extensions};
 use super::park::Lot;
 use super::registry::Registry;
@@ -89,9 +90,12 @@ impl TaskRunner {
             queues,
             queue_list,
             registry: Registry::new(settings.retain_finished),
+            calls: CallIndex::default(),
             observers,
             live: AtomicUsize::new(0),
             idle: Notify::new(),
+            ended: Notify::new(),
+            cancel_waiters: AtomicUsize::new(0),
             closed: AtomicBool::new(false),
             aborting: AtomicBool::new(false),
             runtime,

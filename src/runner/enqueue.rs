@@ -13,7 +13,9 @@ use crate::observe::metrics;
 use crate::observe::EventKind;
 use crate::runtime::timers_enabled;
 use crate::sync::lock_std;
-use crate::task::{CancelCause, Header, Parts, RetryPredicate, Task, TaskCell, TaskContext};
+use crate::task::{
+    CancelCause, GroupCore, Header, Parts, RetryPredicate, Task, TaskCell, TaskContext,
+};
 
 impl TaskRunner {
     /// Puts `task` in its queue and returns a handle to await, inspect or cancel it.
@@ -69,15 +71,17 @@ impl TaskRunner {
         T: Send + 'static,
         E: fmt::Display + Send + 'static,
     {
-        self.enqueue(task, Room::Take).map_err(Rejected::into_error)
+        self.enqueue(task, Room::Take, None)
+            .map_err(Rejected::into_error)
     }
 
-    /// Enqueues `task`; `room` says whether the caller took its place under `max_pending`
-    /// already.
+    /// Enqueues `task`, a member of `group` if given; `room` says whether the caller took
+    /// its place under `max_pending` already.
     pub(super) fn enqueue<F, Fut, P, T, E>(
         &self,
         task: Task<F, P>,
         room: Room,
+        group: Option<&Arc<GroupCore>>,
     ) -> Result<TaskHandle<T, E>, Rejected<F, P>>
     where
         F: Fn(TaskContext) -> Fut + Send + Sync + 'static,
@@ -97,6 +101,11 @@ impl TaskRunner {
                 room.add_permits(1);
             }
         };
+        if let Some(group) = group.filter(|g| g.is_cancelled()) {
+            give_back(room_taken);
+            let error = EnqueueError::GroupCancelled { group: group.id };
+            return Err(Rejected { error, task });
+        }
         if task
             .options()
             .and_then(|o| o.timeout)
@@ -185,8 +194,18 @@ impl TaskRunner {
             retry_if,
         } = task.into_parts();
         let tag = Arc::clone(queue.tag());
-        let header = Header::new(id, name, call_id, tag, priority, options);
+        let header = Header::new(id, name, call_id, tag, priority, options)
+            .with_group(group.map(Arc::clone));
         let cell = Arc::new(TaskCell::new(header, handler, retry_if));
+        if cell.header.call_given {
+            shared.calls.insert(&cell.header);
+        }
+        // A member before it can start: its group's cancel sees it from here on. A cancel
+        // that came after the check above refuses it here: it is cancelled at once below.
+        let joined = group.is_none_or(|g| {
+            let job: Arc<dyn crate::task::Job> = cell.clone();
+            g.join(&job)
+        });
         // Before the task can be found (by a cancel) or started (by a worker): nothing about
         // it is reported before this.
         let events = &queue.observers().events;
@@ -209,6 +228,9 @@ impl TaskRunner {
         fence(Ordering::SeqCst);
         if shared.aborting.load(Ordering::SeqCst) {
             shared.cancel(&*cell, CancelCause::Shutdown);
+        }
+        if !joined {
+            shared.cancel(&*cell, CancelCause::User);
         }
         Ok(TaskHandle::new(cell, Arc::clone(shared)))
     }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::enqueue::Room;
-use crate::task::RetryPredicate;
+use crate::task::{GroupCore, RetryPredicate};
 use crate::{
     ConfigError, EnqueueError, Rejected, Task, TaskContext, TaskHandle, TaskId, TaskRunner,
 };
@@ -31,7 +31,7 @@ impl TaskRunner {
         T: Send + 'static,
         E: fmt::Display + Send + 'static,
     {
-        self.enqueue(task, Room::Take)
+        self.enqueue(task, Room::Take, None)
     }
 
     /// Like [`enqueue_task`](Self::enqueue_task), but when the task's queue is full (its
@@ -55,9 +55,25 @@ impl TaskRunner {
         T: Send + 'static,
         E: fmt::Display + Send + 'static,
     {
+        self.enqueue_wait(task, None)
+    }
+
+    /// [`enqueue_task_wait`](Self::enqueue_task_wait), into `group` if given.
+    pub(super) fn enqueue_wait<F, Fut, P, T, E>(
+        &self,
+        task: Task<F, P>,
+        group: Option<Arc<GroupCore>>,
+    ) -> impl Future<Output = Result<TaskHandle<T, E>, EnqueueError>> + Send + 'static
+    where
+        F: Fn(TaskContext) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<T, E>> + Send + 'static,
+        P: RetryPredicate<E>,
+        T: Send + 'static,
+        E: fmt::Display + Send + 'static,
+    {
         let runner = self.clone();
         async move {
-            let task = match runner.enqueue(task, Room::Take) {
+            let task = match runner.enqueue(task, Room::Take, group.as_ref()) {
                 Err(Rejected {
                     error: EnqueueError::QueueFull { .. },
                     task,
@@ -72,7 +88,7 @@ impl TaskRunner {
                 }
             }
             runner
-                .enqueue(task, Room::Held)
+                .enqueue(task, Room::Held, group.as_ref())
                 .map_err(Rejected::into_error)
         }
     }

@@ -15,9 +15,12 @@ use crate::status::TaskInfo;
 use crate::task::CancelCause;
 
 mod builder;
+mod calls;
+mod cancel_on_drop;
 mod enqueue;
 mod extension;
 mod flow_control;
+mod group;
 mod handle;
 mod observe;
 mod park;
@@ -28,9 +31,11 @@ mod shutdown;
 mod worker;
 
 pub use builder::TaskRunnerBuilder;
+pub use cancel_on_drop::CancelOnDropHandle;
 pub(crate) use extension::Extension;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 pub(crate) use extension::{BuildHook, Stop};
+pub use group::{GroupStats, TaskGroup};
 pub use handle::TaskHandle;
 pub use rejected::Rejected;
 pub(crate) use shared::Shared;

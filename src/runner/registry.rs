@@ -62,8 +62,9 @@ impl Registry {
             .collect()
     }
 
-    /// Records that `id` finished, evicting the record that finished `retain` tasks ago.
-    pub(crate) fn retire(&self, id: TaskId) {
+    /// Records that `id` finished, evicting the record that finished `retain` tasks ago
+    /// (returned).
+    pub(crate) fn retire(&self, id: TaskId) -> Option<Arc<dyn Job>> {
         let n = self.count.fetch_add(1, Ordering::Relaxed);
         let evicted = if self.finished.is_empty() {
             id.as_u64()
@@ -71,9 +72,12 @@ impl Registry {
             let slot = (n % self.finished.len() as u64) as usize;
             self.finished[slot].swap(id.as_u64(), Ordering::AcqRel)
         };
-        if evicted != EMPTY {
-            self.tasks.remove(&TaskId::from_u64(evicted));
+        if evicted == EMPTY {
+            return None;
         }
+        self.tasks
+            .remove(&TaskId::from_u64(evicted))
+            .map(|(task, ())| task.0)
     }
 
     /// Gives back the map's memory after a burst. Called when the runner goes idle; checks

@@ -9,6 +9,7 @@ use std::sync::{Arc, OnceLock, Weak};
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
+use super::calls::CallIndex;
 use super::extension::Extensions;
 use super::park::Lot;
 use super::registry::Registry;
@@ -21,7 +22,9 @@ use crate::queue::{Host, Queue};
 use crate::runtime::Fallback;
 use crate::status::{TaskInfo, TaskStatus};
 use crate::sync::lock_std;
-use crate::task::{AttemptEnd, CancelCause, CancelFrom, Ending, Finished, Header, Job, Transition};
+use crate::task::{
+    AttemptEnd, CancelCause, CancelFrom, Ending, Finished, GroupCore, Header, Job, Transition,
+};
 
 /// What every clone of a runner, its workers and its handles share.
 ///
@@ -34,10 +37,15 @@ pub(crate) struct Shared {
     /// there are few.
     pub(super) queue_list: Vec<Arc<Queue>>,
     pub(super) registry: Registry,
+    /// The tasks with a given call id, found by it.
+    pub(super) calls: CallIndex,
     pub(super) observers: Arc<Observers>,
     /// Tasks enqueued and not yet finished: pending, running or retrying.
     pub(super) live: AtomicUsize,
     pub(super) idle: Notify,
+    /// Woken as tasks end while a `cancel_and_wait` waits (`cancel_waiters` > 0).
+    pub(super) ended: Notify,
+    pub(super) cancel_waiters: AtomicUsize,
     /// Set by shutdown: no new tasks.
     pub(super) closed: AtomicBool,
     /// Set by shutdown_now: a task that slips in anyway is cancelled.
@@ -202,7 +210,14 @@ impl Shared {
     /// out of `live`.
     pub(crate) fn finish(&self, job: &dyn Job, finished: Finished) {
         let header = job.header();
-        self.registry.retire(header.id);
+        if let Some(evicted) = self.registry.retire(header.id) {
+            if evicted.header().call_given {
+                self.calls.remove(evicted.header());
+            }
+        }
+        if let Some(group) = &header.group {
+            group.leave(header.id);
+        }
         if let Some(key) = header
             .options()
             .map(|o| &o.flow)
@@ -235,6 +250,9 @@ impl Shared {
         };
         metrics::ended(&**queue, counted);
         job.publish(finished);
+        if self.cancel_waiters.load(Ordering::SeqCst) > 0 {
+            self.ended.notify_waiters();
+        }
         run_callbacks(self, job);
         self.release();
     }
@@ -278,6 +296,12 @@ impl Shared {
 /// A queue's timers: a sleep on the runner's runtime that wakes the queue, holding the runner
 /// weakly so that it does not keep a dropped runner alive.
 impl Host for Shared {
+    fn readmit(&self, group: &Arc<GroupCore>) {
+        if let Some(this) = self.this.get().and_then(Weak::upgrade) {
+            this.pump(group);
+        }
+    }
+
     fn wake_at(&self, queue: usize, at: Instant) {
         let Some(this) = self.this.get() else {
             return;

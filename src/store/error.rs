@@ -27,6 +27,19 @@ pub enum StoreError {
         /// What SQLite said.
         reason: String,
     },
+    /// The SQLite file exists but this process may not write it (its mode, its owner, or
+    /// a read-only directory or mount): a runner writes its store on every claim.
+    #[error(
+        "SQLite database `{}` is read-only for this process ({reason}): give the process \
+         write access to the file and to its directory",
+        path.display()
+    )]
+    ReadOnly {
+        /// The path given.
+        path: PathBuf,
+        /// What SQLite said.
+        reason: String,
+    },
     /// The connection URL could not be parsed.
     #[error("bad PostgreSQL URL `{url}`: {reason} (expected postgres://user[:password]@host[:port]/database)")]
     BadUrl {

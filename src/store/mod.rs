@@ -108,7 +108,7 @@ mod steps;
 mod waits;
 
 pub(crate) use schedules::{Fire, Fired, NewSchedule, ScheduleRow};
-pub(crate) use types::{now_ms, to_time};
+pub(crate) use types::to_time;
 #[doc(hidden)]
 pub use waits::WaitStep;
 pub(crate) use waits::{JoinStep, SignalSent, Wake};
@@ -225,13 +225,50 @@ impl Store {
         if batch.is_empty() {
             return Ok(Vec::new());
         }
-        dispatch!(self, s => s.finish(batch).await)
+        let batch: Vec<Finish> = batch.iter().map(Finish::cleaned).collect();
+        dispatch!(self, s => s.finish(&batch).await)
     }
 
-    /// Puts runs whose lease expired back to pending (or fails them past their retries).
+    /// Whether the store answers at all (a trivial read): tells a store that is down from
+    /// a write that fails on its own.
+    pub(crate) async fn ping(&self) -> Result<(), StoreError> {
+        dispatch!(self, s => s.ping().await)
+    }
+
+    /// Puts runs whose lease expired back to pending (a recovery each), or cancels those
+    /// whose cancel was asked.
     #[doc(hidden)]
     pub async fn rescue(&self) -> Result<u64, StoreError> {
-        dispatch!(self, s => s.rescue().await)
+        dispatch!(self, s => s.rescue(None).await)
+    }
+
+    /// [`rescue`](Self::rescue), sparing the runs leased to `owner`: a live process never
+    /// takes its own runs (after an outage longer than its lease, its heartbeat renews
+    /// them).
+    pub(crate) async fn rescue_others(&self, owner: &str) -> Result<u64, StoreError> {
+        dispatch!(self, s => s.rescue(Some(owner)).await)
+    }
+
+    /// The store's clock in ms since the epoch: the database's on PostgreSQL, the file's
+    /// on SQLite (see `SqliteStore`): the one clock every lease and schedule decision uses.
+    pub(crate) async fn now_ms(&self) -> Result<i64, StoreError> {
+        match &self.0 {
+            #[cfg(feature = "sqlite")]
+            Backend::Sqlite(s) => Ok(s.now()),
+            #[cfg(feature = "postgres")]
+            Backend::Pg(s) => s.now_ms().await,
+        }
+    }
+
+    /// The same database through connections of its own, made on the runtime that first
+    /// uses them (the heartbeat's thread).
+    pub(crate) fn detached(&self) -> Store {
+        Store(match &self.0 {
+            #[cfg(feature = "sqlite")]
+            Backend::Sqlite(s) => Backend::Sqlite(s.detached()),
+            #[cfg(feature = "postgres")]
+            Backend::Pg(s) => Backend::Pg(s.detached()),
+        })
     }
 
     pub(crate) async fn submit(&self, runs: &[NewRun]) -> Result<Vec<RunId>, StoreError> {
@@ -241,13 +278,18 @@ impl Store {
         dispatch!(self, s => s.submit(runs).await)
     }
 
+    /// Renews the leases of the claims `held`; with `release`, hands back the runs leased
+    /// to `owner` that it does not hold. Returns the claims renewed, and how many runs were
+    /// handed back.
     pub(crate) async fn heartbeat(
         &self,
         owner: &str,
+        held: &[(RunId, i64)],
         lease: Duration,
-    ) -> Result<Vec<Held>, StoreError> {
+        release: bool,
+    ) -> Result<(Vec<Held>, u64), StoreError> {
         let lease = duration_ms(lease);
-        dispatch!(self, s => s.heartbeat(owner, lease).await)
+        dispatch!(self, s => s.heartbeat(owner, held, lease, release).await)
     }
 
     pub(crate) async fn record_attempt(
@@ -295,6 +337,18 @@ impl Store {
 
     pub(crate) async fn list_runs(&self, filter: &RunFilter) -> Result<Vec<RunInfo>, StoreError> {
         dispatch!(self, s => s.list_runs(filter).await)
+    }
+
+    /// This store with its process's clock `skew_ms` milliseconds off (ahead if
+    /// positive): for tests of clock skew between processes.
+    #[doc(hidden)]
+    pub fn with_clock_skew(self, skew_ms: i64) -> Store {
+        Store(match self.0 {
+            #[cfg(feature = "sqlite")]
+            Backend::Sqlite(s) => Backend::Sqlite(s.with_clock_skew(skew_ms)),
+            #[cfg(feature = "postgres")]
+            Backend::Pg(s) => Backend::Pg(s.with_clock_skew(skew_ms)),
+        })
     }
 
     /// Closes the store's connections (a runner never does: the store may be shared).

@@ -59,10 +59,14 @@ const LOCK_CLASS: i32 = 0x7461_736b; // "task"
 #[derive(Clone)]
 pub struct PgStore {
     inner: Arc<Inner>,
+    /// Added to this process's clock (tests: a process whose clock is off).
+    skew_ms: i64,
 }
 
 struct Inner {
     pool: PgPool,
+    /// How to connect again (the heartbeat's own pool, `detached`).
+    options: PgConnectOptions,
     /// The URL with its password replaced by `***`.
     shown: String,
     /// The password, to scrub from error messages.
@@ -127,22 +131,64 @@ impl PgStore {
         let pool = PgPoolOptions::new()
             .max_connections(max_connections.max(2))
             .acquire_timeout(Duration::from_secs(30))
-            .connect_with(options)
+            .connect_with(options.clone())
             .await
             .map_err(connect_error)?;
         let store = PgStore {
             inner: Arc::new(Inner {
                 pool,
+                options,
                 shown,
                 secret,
             }),
+            skew_ms: 0,
         };
         store.migrate().await?;
         Ok(store)
     }
 
+    /// This store with its process's clock `skew_ms` milliseconds off (ahead if positive):
+    /// for tests of clock skew between processes. The database's own clock is unaffected.
+    #[doc(hidden)]
+    pub fn with_clock_skew(mut self, skew_ms: i64) -> PgStore {
+        self.skew_ms = skew_ms;
+        self
+    }
+
+    /// The same database through a small pool of its own, connected when first used (so
+    /// on the runtime that first uses it: the heartbeat's, whose connections must not be
+    /// driven by a runtime that blocking handlers may starve).
+    pub(crate) fn detached(&self) -> PgStore {
+        let pool = PgPoolOptions::new()
+            .max_connections(2)
+            .acquire_timeout(Duration::from_secs(30))
+            .connect_lazy_with(self.inner.options.clone());
+        PgStore {
+            inner: Arc::new(Inner {
+                pool,
+                options: self.inner.options.clone(),
+                shown: self.inner.shown.clone(),
+                secret: self.inner.secret.clone(),
+            }),
+            skew_ms: self.skew_ms,
+        }
+    }
+
+    /// This process's clock, as far as this store is concerned.
+    pub(crate) fn process_now(&self) -> i64 {
+        now_ms().saturating_add(self.skew_ms)
+    }
+
     fn db(&self, error: sqlx::Error) -> StoreError {
         StoreError::db(error, self.inner.secret.as_deref())
+    }
+
+    pub(crate) async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1")
+            .execute(&self.inner.pool)
+            .await
+            .map(drop)
+            .map_err(|e| self.db(e))
     }
 
     pub(crate) async fn close(&self) {

@@ -9,7 +9,7 @@ macro_rules! info_columns {
     () => {
         "id, name, queue, priority, status, attempts, max_attempts, call_id, dedup_key, \
          created_at, scheduled_at, started_at, finished_at, error, output, cancel_requested, \
-         parent_id, wait_kind, wait_signal, wait_children"
+         recoveries, parent_id, wait_kind, wait_signal, wait_children"
     };
 }
 pub(crate) use info_columns;
@@ -51,6 +51,7 @@ where
         status,
         attempts: row.try_get::<i32, _>("attempts")?.max(0) as u32,
         max_attempts: row.try_get::<i32, _>("max_attempts")?.max(0) as u32,
+        recoveries: row.try_get::<i32, _>("recoveries")?.max(0) as u32,
         call_id: row.try_get("call_id")?,
         dedup_key: row.try_get("dedup_key")?,
         created_at: to_time(row.try_get("created_at")?),

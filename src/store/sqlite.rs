@@ -17,6 +17,7 @@ use super::StoreError;
 
 mod children;
 mod claim;
+mod clock;
 mod manage;
 mod migrate;
 mod notifications;
@@ -57,6 +58,8 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 #[derive(Clone)]
 pub struct SqliteStore {
     inner: Arc<Inner>,
+    /// Added to this process's clock (tests: a process whose clock is off).
+    skew_ms: i64,
 }
 
 struct Inner {
@@ -65,6 +68,10 @@ struct Inner {
     /// than on the file lock.
     writer: SqlitePool,
     readers: SqlitePool,
+    /// How to open another writing connection (the heartbeat's own, `detached`).
+    options: SqliteConnectOptions,
+    /// The sidecar file whose modification time is the store's clock (`clock.rs`).
+    clock: Option<std::fs::File>,
 }
 
 impl fmt::Debug for SqliteStore {
@@ -121,20 +128,60 @@ impl SqliteStore {
             StoreError::Database(reason) if reason.contains("not a database") => {
                 StoreError::NotADatabase { path: path.clone() }
             }
+            StoreError::Database(reason) => clock::read_only(reason, &path),
             other => other,
         })?;
+        clock::check_writable(&writer, &path).await?;
         let readers = SqlitePoolOptions::new()
             .max_connections(4)
-            .connect_with(base.create_if_missing(false))
+            .connect_with(base.clone().create_if_missing(false))
             .await
             .map_err(open_error)?;
+        let clock = clock::open_clock(&path);
         Ok(SqliteStore {
             inner: Arc::new(Inner {
                 path,
                 writer,
                 readers,
+                options: base,
+                clock,
             }),
+            skew_ms: 0,
         })
+    }
+
+    /// This store with its process's clock `skew_ms` milliseconds off (ahead if positive):
+    /// for tests of clock skew between processes.
+    #[doc(hidden)]
+    pub fn with_clock_skew(mut self, skew_ms: i64) -> SqliteStore {
+        self.skew_ms = skew_ms;
+        self
+    }
+
+    /// This process's clock, as far as this store is concerned.
+    pub(crate) fn process_now(&self) -> i64 {
+        now_ms().saturating_add(self.skew_ms)
+    }
+
+    /// The same database through a writing connection of its own, made when first used
+    /// (so on the runtime that first uses it): the heartbeat's, which must not queue behind
+    /// the writer of a busy runtime.
+    pub(crate) fn detached(&self) -> SqliteStore {
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .connect_lazy_with(self.inner.options.clone());
+        SqliteStore {
+            inner: Arc::new(Inner {
+                path: self.inner.path.clone(),
+                writer,
+                readers: self.inner.readers.clone(),
+                options: self.inner.options.clone(),
+                clock: self.inner.clock.as_ref().and_then(|c| c.try_clone().ok()),
+            }),
+            skew_ms: self.skew_ms,
+        }
     }
 
     /// The path the store was opened with.
@@ -147,6 +194,14 @@ impl SqliteStore {
             .writer
             .begin_with("BEGIN IMMEDIATE")
             .await
+            .map_err(db)
+    }
+
+    pub(crate) async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1")
+            .execute(&self.inner.readers)
+            .await
+            .map(drop)
             .map_err(db)
     }
 

@@ -139,14 +139,26 @@ impl Store {
         name: &str,
         index: i32,
     ) -> Result<Option<String>, StoreError> {
-        dispatch!(self, s => s.load_step(id, name, index).await)
+        let name = super::types::clean_text(name);
+        dispatch!(self, s => s.load_step(id, &name, index).await)
     }
 
     /// Writes a step's end, only while `step.token` is the run's claim token and the run
     /// is running; says whether it was written. A completed step is never overwritten.
     #[doc(hidden)]
+    ///
+    /// Safe to retry: a write that finds the completed step its own claim (same token)
+    /// already stored reports it written, so a retry after a lost answer succeeds.
     pub async fn save_step(&self, step: &StepWrite<'_>) -> Result<bool, StoreError> {
-        dispatch!(self, s => s.save_step(step).await)
+        use super::types::clean_text;
+        let name = clean_text(step.name);
+        let error = step.error.map(clean_text);
+        let step = StepWrite {
+            name: &name,
+            error: error.as_deref(),
+            ..step.clone()
+        };
+        dispatch!(self, s => s.save_step(&step).await)
     }
 
     /// Run `id`'s steps, in the order they first started.

@@ -7,6 +7,10 @@ use std::time::Duration;
 
 use crate::{RetryPolicy, Task, TaskContext};
 
+/// How many times a durable run is recovered after losing its worker, unless
+/// [`TaskDef::max_recoveries`] says otherwise.
+const DEFAULT_MAX_RECOVERIES: u32 = 10;
+
 /// A reusable task definition: a name, a handler taking an input, and default options.
 ///
 /// Frameworks register their actions once (like Daydreams' `task({ key, handler, retry,
@@ -48,6 +52,7 @@ pub struct TaskDef<H> {
     priority: i32,
     retry: Option<RetryPolicy>,
     timeout: Option<Duration>,
+    max_recoveries: u32,
 }
 
 impl<H> TaskDef<H> {
@@ -84,6 +89,7 @@ impl<H> TaskDef<H> {
             priority: 0,
             retry: None,
             timeout: None,
+            max_recoveries: DEFAULT_MAX_RECOVERIES,
         }
     }
 
@@ -108,6 +114,32 @@ impl<H> TaskDef<H> {
     /// The default timeout per attempt (otherwise none).
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = Some(timeout);
+        self
+    }
+
+    /// How many times a durable run of this definition is recovered after the process
+    /// running it died (default 10) before it fails "worker lost".
+    ///
+    /// A recovery is not a retry: a run whose process was killed, crashed or lost its
+    /// lease is claimed again without using one of its retries, because the run did not
+    /// fail, its worker did. But a run that kills its process every time (out of memory, an
+    /// abort in native code) would take down worker after worker forever, so recoveries are
+    /// bounded too. Ten: unrelated crashes (deploys, evictions) seldom hit one run ten times
+    /// in a row, while a run that is itself the cause is stopped after ten workers lost.
+    /// Handing runs back at a graceful shutdown is not counted. Unused outside a durable
+    /// store.
+    ///
+    /// ```
+    /// use taskrunner::{TaskContext, TaskDef};
+    ///
+    /// let def = TaskDef::new("parse", |_: TaskContext, doc: String| async move {
+    ///     Ok::<_, String>(doc.len())
+    /// })
+    /// .max_recoveries(2); // the third worker lost fails the run
+    /// # drop(def);
+    /// ```
+    pub fn max_recoveries(mut self, n: u32) -> Self {
+        self.max_recoveries = n;
         self
     }
 
@@ -140,6 +172,11 @@ impl<H> TaskDef<H> {
     #[cfg(any(feature = "sqlite", feature = "postgres"))]
     pub(crate) fn timeout_value(&self) -> Option<Duration> {
         self.timeout
+    }
+
+    #[cfg(any(feature = "sqlite", feature = "postgres"))]
+    pub(crate) fn max_recoveries_value(&self) -> u32 {
+        self.max_recoveries
     }
 
     /// A task that runs the handler on `input`, with the definition's options; set any of
@@ -178,6 +215,7 @@ impl<H> Clone for TaskDef<H> {
             priority: self.priority,
             retry: self.retry.clone(),
             timeout: self.timeout,
+            max_recoveries: self.max_recoveries,
         }
     }
 }

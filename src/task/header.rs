@@ -8,11 +8,12 @@ use compact_str::{CompactString, ToCompactString};
 use futures::task::AtomicWaker;
 use tokio_util::sync::CancellationToken;
 
+use super::group::GroupCore;
 use super::options::Options;
 use super::record::{Record, Stamp};
 use super::state::Phase;
 use super::tag::QueueTag;
-use crate::id::TaskId;
+use crate::id::{GroupId, TaskId};
 use crate::observe::{EventKind, Subject};
 use crate::retry::RetryPolicy;
 use crate::status::{Progress, TaskInfo};
@@ -31,12 +32,16 @@ pub(crate) struct Header {
     /// cost ~650 instructions a task, paid by every attempt's span (whose fields are
     /// evaluated even when nobody listens, once `tracing`'s `log` feature is on).
     call_id: CompactString,
+    /// Whether the call id was given (and so is in the runner's call index).
+    pub(crate) call_given: bool,
     /// Its queue, by tag: the runner finds the queue itself by the tag's index.
     pub(crate) queue: Arc<QueueTag>,
     /// The priority it was enqueued with, or the one
     /// [`TaskRunner::set_priority`](crate::TaskRunner::set_priority) moved it to (changed under
     /// the queue lock). Read with [`Header::priority`].
     priority: AtomicI32,
+    /// The group it was enqueued into, if any.
+    pub(crate) group: Option<Arc<GroupCore>>,
     /// Retry and timeout, boxed: most tasks set neither, and then pay 8 bytes, not 64.
     options: Option<Box<Options>>,
     created_at: Stamp,
@@ -65,9 +70,11 @@ impl Header {
         Header {
             id,
             name: CompactString::from(name),
+            call_given: call_id.is_some(),
             call_id: call_id.map_or_else(|| generated_call_id(id), CompactString::from),
             queue,
             priority: AtomicI32::new(priority),
+            group: None,
             options,
             created_at: Stamp::now(),
             phase: AtomicU8::new(Phase::New as u8),
@@ -79,8 +86,19 @@ impl Header {
         }
     }
 
+    /// The same header, a member of `group`.
+    pub(crate) fn with_group(mut self, group: Option<Arc<GroupCore>>) -> Header {
+        self.group = group;
+        self
+    }
+
     pub(crate) fn call_id(&self) -> &str {
         &self.call_id
+    }
+
+    /// The id of its group, if any.
+    pub(crate) fn group_id(&self) -> Option<GroupId> {
+        self.group.as_ref().map(|g| g.id)
     }
 
     pub(crate) fn phase(&self) -> Phase {
@@ -280,6 +298,7 @@ impl Header {
                 .options()
                 .and_then(|options| options.schedule.as_deref())
                 .map(str::to_owned),
+            group: self.group_id(),
         }
     }
 }
@@ -303,6 +322,10 @@ impl Subject for Header {
 
     fn schedule(&self) -> Option<&str> {
         self.options()?.schedule.as_deref()
+    }
+
+    fn group(&self) -> Option<GroupId> {
+        self.group_id()
     }
 }
 

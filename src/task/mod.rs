@@ -15,6 +15,7 @@ mod cell;
 mod context;
 mod def;
 mod flow;
+mod group;
 mod header;
 mod hooks;
 mod options;
@@ -29,6 +30,7 @@ pub use boxed::{BoxHandler, BoxRetryPredicate, BoxTask};
 pub(crate) use cell::{Job, TaskCell, TypedJob};
 pub use context::TaskContext;
 pub use def::TaskDef;
+pub(crate) use group::GroupCore;
 pub(crate) use header::Header;
 pub(crate) use options::{Options, TaskFlow};
 pub use options::{RetryAny, RetryPredicate};
@@ -153,6 +155,42 @@ impl<F> Task<F> {
     /// assert_eq!(runner.enqueue_task(task)?.await?, "attempt 1 on main");
     /// # Ok(())
     /// # }
+    /// ```
+    ///
+    /// # Captured values
+    ///
+    /// The handler is `Fn`, called once per attempt, so it cannot give away what it captured:
+    /// moving a captured `String` into the `async move` block fails with E0507 ("cannot move
+    /// out of `query`, a captured variable in an `Fn` closure"):
+    ///
+    /// ```compile_fail,E0507
+    /// # use taskrunner::{Task, TaskContext};
+    /// let query = String::from("tokio");
+    /// let task = Task::new("search", move |_: TaskContext| async move {
+    ///     Ok::<_, String>(query.len()) // `query` moves into the first attempt's future
+    /// });
+    /// ```
+    ///
+    /// Two fixes. Clone it inside the closure, so each attempt's future owns its copy:
+    ///
+    /// ```
+    /// # use taskrunner::{Task, TaskContext};
+    /// let query = String::from("tokio");
+    /// let task = Task::new("search", move |_: TaskContext| {
+    ///     let query = query.clone();
+    ///     async move { Ok::<_, String>(query.len()) }
+    /// });
+    /// ```
+    ///
+    /// Or define the handler once as a [`TaskDef`] that takes its input as an argument, and
+    /// make a task per call with [`TaskDef::with`] (it clones the input for each attempt):
+    ///
+    /// ```
+    /// # use taskrunner::{TaskContext, TaskDef};
+    /// let search = TaskDef::new("search", |_: TaskContext, query: String| async move {
+    ///     Ok::<_, String>(query.len())
+    /// });
+    /// let task = search.with(String::from("tokio"));
     /// ```
     pub fn new<Fut, T, E>(name: impl Into<String>, handler: F) -> Self
     where

@@ -36,6 +36,9 @@ pub(crate) enum Phase {
     Cancelled = 7,
     /// Waiting out its [`Task::delay`](crate::Task::delay), not yet admitted to its queue.
     Delayed = 8,
+    /// Out of its queue's order, waiting for a place in its group (at its cap), or for its
+    /// cancelled group to end it.
+    Held = 9,
 }
 
 impl Phase {
@@ -49,13 +52,14 @@ impl Phase {
             5 => Phase::Completed,
             6 => Phase::Failed,
             8 => Phase::Delayed,
+            9 => Phase::Held,
             _ => Phase::Cancelled,
         }
     }
 
     pub(crate) const fn status(self) -> TaskStatus {
         match self {
-            Phase::New | Phase::Queued => TaskStatus::Pending,
+            Phase::New | Phase::Queued | Phase::Held => TaskStatus::Pending,
             Phase::Running => TaskStatus::Running,
             // Its cancel was accepted: it ends `Cancelled` whatever its handler does now.
             Phase::Cancelling => TaskStatus::Cancelled,
@@ -164,6 +168,8 @@ pub(crate) enum CancelFrom {
     Retrying,
     /// Waiting out its start delay: now `Cancelled`.
     Delayed,
+    /// Held by its group, out of its queue's order: now `Cancelled`.
+    Held,
     /// Running: now `Cancelling`; the worker ends it.
     Running,
     /// Already being cancelled.
@@ -198,22 +204,49 @@ impl Header {
         true
     }
 
-    /// `New`, `Delayed` or `Retrying` → `Running` at `now`. False if it was cancelled. Call
-    /// under the queue lock.
+    /// Whether the task is in a phase its queue may admit it from (`New`, `Delayed`,
+    /// `Retrying` or `Held`): not cancelled. Stable under the queue lock.
+    pub(crate) fn admissible(&self) -> bool {
+        matches!(
+            self.phase(),
+            Phase::New | Phase::Retrying | Phase::Delayed | Phase::Held
+        )
+    }
+
+    /// `New`, `Delayed`, `Retrying` or `Queued` → `Held`: its group keeps it from starting.
+    /// Call under the queue lock and the group's lock.
+    pub(crate) fn hold(&self) {
+        let mut record = lock(&self.record);
+        if matches!(
+            record.phase,
+            Phase::New | Phase::Retrying | Phase::Delayed | Phase::Queued | Phase::Held
+        ) {
+            self.set_phase(&mut record, Phase::Held);
+        }
+    }
+
+    /// `New`, `Delayed`, `Retrying` or `Held` → `Running` at `now`. False if it was
+    /// cancelled. Call under the queue lock.
     pub(crate) fn admit_running(&self, now: Stamp) -> bool {
         let mut record = lock(&self.record);
-        if !matches!(record.phase, Phase::New | Phase::Retrying | Phase::Delayed) {
+        if !matches!(
+            record.phase,
+            Phase::New | Phase::Retrying | Phase::Delayed | Phase::Held
+        ) {
             return false;
         }
         self.mark_running(&mut record, now);
         true
     }
 
-    /// `New`, `Delayed` or `Retrying` → `Queued`. False if it was cancelled. Call under the
-    /// queue lock.
+    /// `New`, `Delayed`, `Retrying` or `Held` → `Queued`. False if it was cancelled. Call
+    /// under the queue lock.
     pub(crate) fn admit_queued(&self) -> bool {
         let mut record = lock(&self.record);
-        if !matches!(record.phase, Phase::New | Phase::Retrying | Phase::Delayed) {
+        if !matches!(
+            record.phase,
+            Phase::New | Phase::Retrying | Phase::Delayed | Phase::Held
+        ) {
             return false;
         }
         self.set_phase(&mut record, Phase::Queued);
@@ -254,6 +287,7 @@ impl Header {
             Phase::Queued => CancelFrom::Queued,
             Phase::Retrying => CancelFrom::Retrying,
             Phase::Delayed => CancelFrom::Delayed,
+            Phase::Held => CancelFrom::Held,
             Phase::Running => CancelFrom::Running,
             Phase::Cancelling => CancelFrom::Cancelling,
             Phase::Completed | Phase::Failed | Phase::Cancelled => CancelFrom::Finished,

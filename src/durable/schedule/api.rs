@@ -4,7 +4,6 @@
 
 use std::future::Future;
 use std::sync::Arc;
-use std::time::SystemTime;
 
 use serde::Serialize;
 
@@ -91,7 +90,8 @@ impl TaskRunner {
             return Err(ScheduleError::EmptyName.into());
         }
         schedule.check(name)?;
-        let origin = SystemTime::now();
+        // The store's clock: every process computes this schedule's times from it.
+        let origin = crate::store::to_time(durable.store.now_ms().await?);
         let Some(first) = schedule.first_fire(origin) else {
             return Err(ScheduleError::NeverFires {
                 name: name.to_owned(),

@@ -2,12 +2,12 @@
 //! registered, coalescing missed occurrences into one run.
 
 use std::sync::{Arc, Weak};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use super::stored::{fire_times, ms, rebuild};
 use crate::durable::{upgrade, Durable};
 use crate::runner::Shared;
-use crate::store::{now_ms, to_time, Fire, Fired, ScheduleRow};
+use crate::store::{to_time, Fire, Fired, ScheduleRow};
 
 /// Fires the due durable schedules of the definitions this process registered: each due one
 /// is a compare-and-swap in the store, so the processes that race for it fire it once.
@@ -28,22 +28,31 @@ pub(in crate::durable) async fn fire_loop(weak: Weak<Shared>, durable: Arc<Durab
         }
         drop(runner);
         wait = durable.poll;
-        match durable.store.due_schedules(&names, now_ms()).await {
+        // Due by the store's clock (the database's, or the SQLite file's), never this
+        // process's: a process whose clock is ahead must not fire early.
+        let now = match durable.store.now_ms().await {
+            Ok(now) => now,
+            Err(e) => {
+                tracing::warn!("reading the store's clock failed: {e}");
+                continue;
+            }
+        };
+        match durable.store.due_schedules(&names, now).await {
             Ok(due) => {
                 for row in due {
-                    fire(&durable, &row).await;
+                    fire(&durable, &row, now).await;
                 }
             }
             Err(e) => tracing::warn!("reading due schedules failed: {e}"),
         }
         if let Ok(Some(due)) = durable.store.next_schedule_due(&names).await {
-            let until = Duration::from_millis(u64::try_from(due - now_ms()).unwrap_or(0));
+            let until = Duration::from_millis(u64::try_from(due - now).unwrap_or(0));
             wait = wait.min(until.max(Duration::from_millis(1)));
         }
     }
 }
 
-async fn fire(durable: &Durable, row: &ScheduleRow) {
+async fn fire(durable: &Durable, row: &ScheduleRow, now: i64) {
     let Some(expected) = row.next_fire_at else {
         return;
     };
@@ -55,7 +64,7 @@ async fn fire(durable: &Durable, row: &ScheduleRow) {
         }
     };
     let origin = to_time(row.origin);
-    let now = SystemTime::now();
+    let now = to_time(now);
     // Coalesce: one run, for the latest occurrence due; the others are counted as skipped.
     let mut fire_at = to_time(expected);
     let mut coalesced = 0;

@@ -35,7 +35,7 @@ impl PgStore {
                started_at = coalesce(r.started_at, taskrunner_now_ms()) \
              FROM picked WHERE r.id = picked.id \
              RETURNING r.id, r.name, r.priority, r.input, r.attempts, r.max_attempts, \
-               r.claim_token, r.call_id, r.scheduled_at",
+               r.claim_token, r.call_id, r.scheduled_at, r.recoveries",
         );
         let rows = match global {
             None => claim
@@ -90,42 +90,76 @@ impl PgStore {
         Ok(claimed)
     }
 
+    /// Renews the leases of exactly the claims `held` (run, token) that still hold; with
+    /// `release`, hands back (to pending, the attempt not counted) the runs leased to
+    /// `owner` that it does not hold: claimed by a claim whose answer was lost, or whose
+    /// end could not be stored. One statement.
     pub(crate) async fn heartbeat(
         &self,
         owner: &str,
+        held: &[(RunId, i64)],
         lease_ms: i64,
-    ) -> Result<Vec<Held>, StoreError> {
+        release: bool,
+    ) -> Result<(Vec<Held>, u64), StoreError> {
         let rows = sqlx::query(
-            "UPDATE taskrunner_runs SET lease_expires_at = taskrunner_now_ms() + $1 \
-             WHERE status = 'running' AND lease_owner = $2 \
-             RETURNING id, claim_token, cancel_requested",
+            "WITH mine AS (SELECT * FROM UNNEST($1::int8[], $2::int8[]) AS m(id, token)), \
+             renewed AS (UPDATE taskrunner_runs r \
+               SET lease_expires_at = taskrunner_now_ms() + $3 \
+               FROM mine WHERE r.id = mine.id AND r.claim_token = mine.token \
+                 AND r.status = 'running' \
+               RETURNING r.id, r.claim_token, r.cancel_requested), \
+             released AS (UPDATE taskrunner_runs r SET status = 'pending', lease_owner = NULL, \
+                 lease_expires_at = NULL, attempts = greatest(r.attempts - 1, 0) \
+               WHERE $5 AND r.status = 'running' AND r.lease_owner = $4 AND NOT EXISTS ( \
+                 SELECT 1 FROM mine WHERE mine.id = r.id AND mine.token = r.claim_token) \
+               RETURNING r.id) \
+             SELECT id, claim_token, cancel_requested, FALSE AS released FROM renewed \
+             UNION ALL SELECT id, 0::int8, FALSE, TRUE FROM released",
         )
+        .bind(held.iter().map(|(id, _)| id.as_i64()).collect::<Vec<_>>())
+        .bind(held.iter().map(|(_, token)| *token).collect::<Vec<_>>())
         .bind(lease_ms)
         .bind(owner)
+        .bind(release)
         .fetch_all(&self.inner.pool)
         .await
         .map_err(|e| self.db(e))?;
-        rows.iter()
-            .map(|row| {
-                Ok(Held {
-                    id: RunId::from_i64(row.try_get("id")?),
-                    token: row.try_get("claim_token")?,
-                    cancel_requested: row.try_get("cancel_requested")?,
-                })
-            })
-            .collect::<Result<_, sqlx::Error>>()
-            .map_err(|e| self.db(e))
+        let held = |row: &PgRow| -> Result<Option<Held>, sqlx::Error> {
+            if row.try_get("released")? {
+                return Ok(None);
+            }
+            Ok(Some(Held {
+                id: RunId::from_i64(row.try_get("id")?),
+                token: row.try_get("claim_token")?,
+                cancel_requested: row.try_get("cancel_requested")?,
+            }))
+        };
+        let mut renewed = Vec::with_capacity(rows.len());
+        let mut released = 0;
+        for row in &rows {
+            match held(row).map_err(|e| self.db(e))? {
+                Some(h) => renewed.push(h),
+                None => released += 1,
+            }
+        }
+        Ok((renewed, released))
     }
 
     pub(crate) async fn finish(&self, batch: &[Finish]) -> Result<Vec<bool>, StoreError> {
+        // A retry that finds the run already ended exactly as it would end it (same token,
+        // status, error) finds its own write, committed before its answer was lost.
         let applied: Vec<i64> = sqlx::query_scalar(
-            "UPDATE taskrunner_runs r SET status = f.status, output = f.output, error = f.error, \
-               error_kind = f.kind, finished_at = taskrunner_now_ms(), lease_owner = NULL, \
-               lease_expires_at = NULL \
-             FROM UNNEST($1::int8[], $2::int8[], $3::text[], $4::text[], $5::text[], $6::text[]) \
-               AS f(id, token, status, output, error, kind) \
-             WHERE r.id = f.id AND r.claim_token = f.token AND r.status = 'running' \
-             RETURNING r.id",
+            "WITH f AS (SELECT * FROM UNNEST($1::int8[], $2::int8[], $3::text[], $4::text[], \
+               $5::text[], $6::text[]) AS f(id, token, status, output, error, kind)), \
+             done AS (UPDATE taskrunner_runs r SET status = f.status, output = f.output, \
+               error = f.error, error_kind = f.kind, finished_at = taskrunner_now_ms(), \
+               lease_owner = NULL, lease_expires_at = NULL \
+             FROM f WHERE r.id = f.id AND r.claim_token = f.token AND r.status = 'running' \
+             RETURNING r.id) \
+             SELECT id FROM done UNION ALL \
+             SELECT r.id FROM taskrunner_runs r JOIN f ON r.id = f.id AND r.claim_token = f.token \
+             WHERE r.status = f.status AND r.error IS NOT DISTINCT FROM f.error \
+               AND r.error_kind IS NOT DISTINCT FROM f.kind",
         )
         .bind(batch.iter().map(|f| f.id.as_i64()).collect::<Vec<_>>())
         .bind(batch.iter().map(|f| f.token).collect::<Vec<_>>())
@@ -193,5 +227,6 @@ fn claimed(row: &PgRow) -> Result<Claimed, sqlx::Error> {
         token: row.try_get("claim_token")?,
         call_id: row.try_get("call_id")?,
         scheduled_at: row.try_get("scheduled_at")?,
+        recoveries: row.try_get("recoveries")?,
     })
 }

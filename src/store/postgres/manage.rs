@@ -3,26 +3,35 @@
 use super::*;
 
 impl PgStore {
-    pub(crate) async fn rescue(&self) -> Result<u64, StoreError> {
+    /// Puts back the runs whose lease expired by the database's clock (all, or all but
+    /// `except`'s: a live process never takes its own runs), a recovery each (not an
+    /// attempt: the claim that takes it next fails it past its definition's
+    /// `max_recoveries`), or cancels those whose cancel was asked.
+    pub(crate) async fn rescue(&self, except: Option<&str>) -> Result<u64, StoreError> {
         let done = sqlx::query(
             "UPDATE taskrunner_runs SET \
-               status = CASE WHEN cancel_requested THEN 'cancelled' \
-                 WHEN attempts >= max_attempts THEN 'failed' ELSE 'pending' END, \
-               error = CASE WHEN cancel_requested THEN 'cancelled' \
-                 WHEN attempts >= max_attempts THEN \
-                   'worker lost: the process running it stopped renewing its lease, and it has no retry left' \
-                 ELSE error END, \
-               error_kind = CASE WHEN cancel_requested THEN 'cancelled' \
-                 WHEN attempts >= max_attempts THEN 'worker_lost' ELSE error_kind END, \
-               finished_at = CASE WHEN cancel_requested OR attempts >= max_attempts \
-                 THEN taskrunner_now_ms() ELSE NULL END, \
+               status = CASE WHEN cancel_requested THEN 'cancelled' ELSE 'pending' END, \
+               error = CASE WHEN cancel_requested THEN 'cancelled' ELSE error END, \
+               error_kind = CASE WHEN cancel_requested THEN 'cancelled' ELSE error_kind END, \
+               finished_at = CASE WHEN cancel_requested THEN taskrunner_now_ms() ELSE NULL END, \
+               recoveries = recoveries + CASE WHEN cancel_requested THEN 0 ELSE 1 END, \
                lease_owner = NULL, lease_expires_at = NULL \
-             WHERE status = 'running' AND lease_expires_at <= taskrunner_now_ms()",
+             WHERE status = 'running' AND lease_expires_at <= taskrunner_now_ms() \
+               AND lease_owner IS DISTINCT FROM $1",
         )
+        .bind(except)
         .execute(&self.inner.pool)
         .await
         .map_err(|e| self.db(e))?;
         Ok(done.rows_affected())
+    }
+
+    /// The database's clock, in ms since the epoch.
+    pub(crate) async fn now_ms(&self) -> Result<i64, StoreError> {
+        sqlx::query_scalar("SELECT taskrunner_now_ms()")
+            .fetch_one(&self.inner.pool)
+            .await
+            .map_err(|e| self.db(e))
     }
 
     pub(crate) async fn cancel(&self, id: RunId) -> Result<CancelFound, StoreError> {
@@ -130,7 +139,7 @@ impl PgStore {
         .fetch_optional(&self.inner.pool)
         .await
         .map_err(|e| self.db(e))?;
-        let now = now_ms();
+        let now = self.process_now();
         row.map(|row| row::info(&row, now))
             .transpose()
             .map_err(|e| self.db(e))
@@ -150,7 +159,7 @@ impl PgStore {
     }
 
     pub(crate) async fn list_runs(&self, filter: &RunFilter) -> Result<Vec<RunInfo>, StoreError> {
-        let now = now_ms();
+        let now = self.process_now();
         let rows = sqlx::query(concat!(
             "SELECT ",
             info_columns!(),

@@ -6,6 +6,10 @@ use crate::store::steps::{step_info, StepInfo, StepWrite};
 use crate::store::types::RunId;
 use crate::store::StoreError;
 
+/// Whether step `name`#`index` of run `run` is stored completed by the claim `token`.
+const OWN_STEP: &str = "SELECT count(*) FROM taskrunner_steps WHERE run_id = $1 AND name = $2 \
+     AND idx = $3 AND status = 'completed' AND claim_token = $4";
+
 impl PgStore {
     pub(crate) async fn load_step(
         &self,
@@ -52,7 +56,20 @@ impl PgStore {
         .fetch_optional(&self.inner.pool)
         .await
         .map_err(|e| self.db(e))?;
-        Ok(written.is_some())
+        if written.is_some() || step.output.is_none() {
+            return Ok(written.is_some());
+        }
+        // Refused: a completed step is never overwritten. If it is this claim's own (a retry
+        // after the answer to its write was lost), the write is done.
+        let own: i64 = sqlx::query_scalar(OWN_STEP)
+            .bind(step.run.as_i64())
+            .bind(step.name)
+            .bind(step.index)
+            .bind(step.token)
+            .fetch_one(&self.inner.pool)
+            .await
+            .map_err(|e| self.db(e))?;
+        Ok(own == 1)
     }
 
     pub(crate) async fn steps(&self, id: RunId) -> Result<Vec<StepInfo>, StoreError> {

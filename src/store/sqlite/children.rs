@@ -4,7 +4,7 @@
 
 use super::signals::{holds, park, record, write_record};
 use super::{db, SqliteStore};
-use crate::store::types::{now_ms, CancelFound, NewRun, Outcome, RunId};
+use crate::store::types::{CancelFound, NewRun, Outcome, RunId};
 use crate::store::waits::{missing_child, outcome_from_json, outcome_json, JoinStep, NEVER_MS};
 use crate::store::StoreError;
 
@@ -36,7 +36,7 @@ impl SqliteStore {
             let child = r.value.and_then(|v| v.parse().ok()).unwrap_or(0);
             return Ok(Some(RunId::from_i64(child)));
         }
-        let now = now_ms();
+        let now = self.now();
         let child_id: i64 = sqlx::query_scalar(
             "INSERT INTO taskrunner_runs (name, queue, priority, input, max_attempts, call_id, \
              notify, scheduled_at, created_at, parent_id) \
@@ -136,7 +136,7 @@ impl SqliteStore {
             ") AND status = 'pending' RETURNING id"
         ))
         .bind(id.as_i64())
-        .bind(now_ms())
+        .bind(self.now())
         .fetch_all(&mut *tx)
         .await
         .map_err(db)?;

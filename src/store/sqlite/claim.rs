@@ -5,7 +5,7 @@
 use sqlx::Row;
 
 use super::{db, SqliteStore};
-use crate::store::types::{now_ms, Claimed, Finish, Held, RunId};
+use crate::store::types::{Claimed, Finish, Held, RunId};
 use crate::store::StoreError;
 
 impl SqliteStore {
@@ -20,7 +20,7 @@ impl SqliteStore {
     ) -> Result<Vec<Claimed>, StoreError> {
         let names = serde_json::to_string(names).unwrap_or_default();
         let mut tx = self.write().await?;
-        let now = now_ms();
+        let now = self.now();
         let mut limit = max as i64;
         if let Some(global) = global {
             let running: i64 = sqlx::query_scalar(
@@ -46,7 +46,7 @@ impl SqliteStore {
                AND scheduled_at <= $3 AND name IN (SELECT value FROM json_each($5)) \
                ORDER BY priority DESC, scheduled_at, id LIMIT $6) \
              RETURNING id, name, priority, input, attempts, max_attempts, claim_token, call_id, \
-               scheduled_at",
+               scheduled_at, recoveries",
         )
         .bind(owner)
         .bind(now.saturating_add(lease_ms))
@@ -64,24 +64,58 @@ impl SqliteStore {
             .map_err(db)
     }
 
+    /// Renews the leases of exactly the claims `held` (run, token) that still hold; with
+    /// `release`, hands back (to pending, the attempt not counted) the runs leased to
+    /// `owner` that it does not hold: claimed by a claim whose answer was lost, or whose
+    /// end could not be stored.
     pub(crate) async fn heartbeat(
         &self,
         owner: &str,
+        held: &[(RunId, i64)],
         lease_ms: i64,
-    ) -> Result<Vec<Held>, StoreError> {
+        release: bool,
+    ) -> Result<(Vec<Held>, u64), StoreError> {
+        let held = serde_json::to_string(
+            &held
+                .iter()
+                .map(|(id, token)| [id.as_i64(), *token])
+                .collect::<Vec<_>>(),
+        )
+        .unwrap_or_default();
         let mut tx = self.write().await?;
         let rows = sqlx::query(
             "UPDATE taskrunner_runs SET lease_expires_at = $1 \
-             WHERE status = 'running' AND lease_owner = $2 \
+             FROM (SELECT json_extract(value, '$[0]') AS held_id, \
+                 json_extract(value, '$[1]') AS held_token FROM json_each($2)) AS held \
+             WHERE id = held.held_id AND claim_token = held.held_token AND status = 'running' \
              RETURNING id, claim_token, cancel_requested",
         )
-        .bind(now_ms().saturating_add(lease_ms))
-        .bind(owner)
+        .bind(self.now().saturating_add(lease_ms))
+        .bind(&held)
         .fetch_all(&mut *tx)
         .await
         .map_err(db)?;
+        let released = if release {
+            sqlx::query(
+                "UPDATE taskrunner_runs SET status = 'pending', lease_owner = NULL, \
+                 lease_expires_at = NULL, attempts = max(attempts - 1, 0) \
+                 WHERE status = 'running' AND lease_owner = $1 AND NOT EXISTS ( \
+                   SELECT 1 FROM json_each($2) \
+                   WHERE json_extract(value, '$[0]') = taskrunner_runs.id \
+                     AND json_extract(value, '$[1]') = taskrunner_runs.claim_token)",
+            )
+            .bind(owner)
+            .bind(&held)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?
+            .rows_affected()
+        } else {
+            0
+        };
         tx.commit().await.map_err(db)?;
-        rows.iter()
+        let held = rows
+            .iter()
             .map(|row| {
                 Ok(Held {
                     id: RunId::from_i64(row.try_get("id")?),
@@ -90,12 +124,13 @@ impl SqliteStore {
                 })
             })
             .collect::<Result<_, sqlx::Error>>()
-            .map_err(db)
+            .map_err(db)?;
+        Ok((held, released))
     }
 
     pub(crate) async fn finish(&self, batch: &[Finish]) -> Result<Vec<bool>, StoreError> {
         let mut tx = self.write().await?;
-        let now = now_ms();
+        let now = self.now();
         let mut applied = Vec::with_capacity(batch.len());
         for finish in batch {
             let done = sqlx::query(
@@ -113,7 +148,22 @@ impl SqliteStore {
             .execute(&mut *tx)
             .await
             .map_err(db)?;
-            applied.push(done.rows_affected() == 1);
+            let applied_now = done.rows_affected() == 1
+                || sqlx::query_scalar::<_, i64>(
+                    // A retry that finds its own write: ended as it would end it.
+                    "SELECT count(*) FROM taskrunner_runs WHERE id = $1 AND claim_token = $2 \
+                     AND status = $3 AND error IS $4 AND error_kind IS $5",
+                )
+                .bind(finish.id.as_i64())
+                .bind(finish.token)
+                .bind(finish.ending.status())
+                .bind(&finish.error)
+                .bind(finish.ending.kind())
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(db)?
+                    == 1;
+            applied.push(applied_now);
         }
         tx.commit().await.map_err(db)?;
         Ok(applied)
@@ -169,5 +219,6 @@ fn claimed(row: &sqlx::sqlite::SqliteRow) -> Result<Claimed, sqlx::Error> {
         token: row.try_get("claim_token")?,
         call_id: row.try_get("call_id")?,
         scheduled_at: row.try_get("scheduled_at")?,
+        recoveries: row.try_get("recoveries")?,
     })
 }

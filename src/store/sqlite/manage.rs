@@ -2,29 +2,30 @@
 
 use super::*;
 
+/// A run whose lease expired goes back to pending, one recovery more (not an attempt: the
+/// claim that takes it next fails it past its definition's `max_recoveries`); a run whose
+/// cancel was asked is cancelled.
+const RESCUE: &str = "UPDATE taskrunner_runs SET \
+       status = CASE WHEN cancel_requested THEN 'cancelled' ELSE 'pending' END, \
+       error = CASE WHEN cancel_requested THEN 'cancelled' ELSE error END, \
+       error_kind = CASE WHEN cancel_requested THEN 'cancelled' ELSE error_kind END, \
+       finished_at = CASE WHEN cancel_requested THEN $1 ELSE NULL END, \
+       recoveries = recoveries + CASE WHEN cancel_requested THEN 0 ELSE 1 END, \
+       lease_owner = NULL, lease_expires_at = NULL \
+     WHERE status = 'running' AND lease_expires_at <= $1 AND lease_owner IS NOT $2";
+
 impl SqliteStore {
-    pub(crate) async fn rescue(&self) -> Result<u64, StoreError> {
+    /// Puts back the runs whose lease expired (all, or all but `except`'s: a live process
+    /// never takes its own runs), a recovery each, or cancels those whose cancel was asked.
+    pub(crate) async fn rescue(&self, except: Option<&str>) -> Result<u64, StoreError> {
         let mut tx = self.write().await?;
-        let now = now_ms();
-        let done = sqlx::query(
-            "UPDATE taskrunner_runs SET \
-               status = CASE WHEN cancel_requested THEN 'cancelled' \
-                 WHEN attempts >= max_attempts THEN 'failed' ELSE 'pending' END, \
-               error = CASE WHEN cancel_requested THEN 'cancelled' \
-                 WHEN attempts >= max_attempts THEN \
-                   'worker lost: the process running it stopped renewing its lease, and it has no retry left' \
-                 ELSE error END, \
-               error_kind = CASE WHEN cancel_requested THEN 'cancelled' \
-                 WHEN attempts >= max_attempts THEN 'worker_lost' ELSE error_kind END, \
-               finished_at = CASE WHEN cancel_requested OR attempts >= max_attempts THEN $1 \
-                 ELSE NULL END, \
-               lease_owner = NULL, lease_expires_at = NULL \
-             WHERE status = 'running' AND lease_expires_at <= $1",
-        )
-        .bind(now)
-        .execute(&mut *tx)
-        .await
-        .map_err(db)?;
+        let now = self.now();
+        let done = sqlx::query(RESCUE)
+            .bind(now)
+            .bind(except)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
         tx.commit().await.map_err(db)?;
         Ok(done.rows_affected())
     }
@@ -35,7 +36,7 @@ impl SqliteStore {
             "UPDATE taskrunner_runs SET status = 'cancelled', error = 'cancelled', \
              error_kind = 'cancelled', finished_at = $1 WHERE id = $2 AND status = 'pending'",
         )
-        .bind(now_ms())
+        .bind(self.now())
         .bind(id.as_i64())
         .execute(&mut *tx)
         .await
@@ -74,7 +75,7 @@ impl SqliteStore {
                 "DELETE FROM taskrunner_runs WHERE id IN (SELECT id FROM taskrunner_runs \
                  WHERE finished_at IS NOT NULL AND finished_at < $1 LIMIT $2)",
             )
-            .bind(now_ms().saturating_sub(max_age_ms))
+            .bind(self.now().saturating_sub(max_age_ms))
             .bind(batch)
             .execute(&mut *tx)
             .await
@@ -111,7 +112,7 @@ impl SqliteStore {
              AND queue = $1 AND scheduled_at > $2 AND name IN (SELECT value FROM json_each($3))",
         )
         .bind(queue)
-        .bind(now_ms())
+        .bind(self.now())
         .bind(&names)
         .fetch_one(&self.inner.readers)
         .await
@@ -128,7 +129,7 @@ impl SqliteStore {
         .fetch_optional(&self.inner.readers)
         .await
         .map_err(db)?;
-        let now = now_ms();
+        let now = self.now();
         row.map(|row| row::info(&row, now)).transpose().map_err(db)
     }
 
@@ -144,7 +145,7 @@ impl SqliteStore {
     }
 
     pub(crate) async fn list_runs(&self, filter: &RunFilter) -> Result<Vec<RunInfo>, StoreError> {
-        let now = now_ms();
+        let now = self.now();
         let rows = sqlx::query(concat!(
             "SELECT ",
             info_columns!(),

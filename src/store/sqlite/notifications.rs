@@ -2,14 +2,13 @@
 
 use super::{db, SqliteStore};
 use crate::store::notifications::{stored, StoredNotification};
-use crate::store::types::now_ms;
 use crate::store::StoreError;
 
 impl SqliteStore {
     pub(crate) async fn prune_notifications(&self, max_age_ms: i64) -> Result<u64, StoreError> {
         let mut tx = self.write().await?;
         let done = sqlx::query("DELETE FROM taskrunner_notifications WHERE finished_at < $1")
-            .bind(now_ms().saturating_sub(max_age_ms))
+            .bind(self.now().saturating_sub(max_age_ms))
             .execute(&mut *tx)
             .await
             .map_err(db)?;

@@ -7,7 +7,7 @@ use super::{db, SqliteStore};
 use crate::store::schedules::{
     schedule_columns, schedule_row, Fire, Fired, NewSchedule, ScheduleRow,
 };
-use crate::store::types::{now_ms, RunId};
+use crate::store::types::RunId;
 use crate::store::StoreError;
 use crate::Overlap;
 
@@ -37,7 +37,7 @@ impl SqliteStore {
         .bind(new.origin)
         .bind(new.next_fire_at)
         .bind(new.due_at)
-        .bind(now_ms())
+        .bind(self.now())
         .execute(&mut *tx)
         .await
         .map_err(db)?;
@@ -126,7 +126,7 @@ impl SqliteStore {
         }
         let last_run: Option<i64> = row.try_get("last_run_id").map_err(db)?;
         let runs: i64 = row.try_get("runs").map_err(db)?;
-        let now = now_ms();
+        let now = self.now();
         let previous: Option<String> = match last_run {
             Some(id) => sqlx::query_scalar("SELECT status FROM taskrunner_runs WHERE id = $1")
                 .bind(id)

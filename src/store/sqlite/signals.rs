@@ -5,7 +5,7 @@
 use sqlx::{Row, Sqlite, Transaction};
 
 use super::{db, SqliteStore};
-use crate::store::types::{now_ms, RunId};
+use crate::store::types::RunId;
 use crate::store::waits::{SignalSent, WaitStep, Wake};
 use crate::store::StoreError;
 
@@ -86,7 +86,7 @@ pub(super) async fn write_record(
     .bind(until)
     .bind(done)
     .bind(value)
-    .bind(now_ms())
+    .bind(crate::store::types::now_ms())
     .execute(&mut **tx)
     .await
     .map_err(db)?;
@@ -132,7 +132,7 @@ impl SqliteStore {
         timeout_ms: i64,
     ) -> Result<WaitStep, StoreError> {
         let mut tx = self.write().await?;
-        let now = now_ms();
+        let now = self.now();
         if !holds(&mut tx, id, token).await? {
             tx.rollback().await.map_err(db)?;
             return Ok(WaitStep::Fenced);
@@ -198,7 +198,7 @@ impl SqliteStore {
         wake: Wake,
     ) -> Result<WaitStep, StoreError> {
         let mut tx = self.write().await?;
-        let now = now_ms();
+        let now = self.now();
         if !holds(&mut tx, id, token).await? {
             tx.rollback().await.map_err(db)?;
             return Ok(WaitStep::Fenced);
@@ -233,7 +233,7 @@ impl SqliteStore {
         value: &str,
     ) -> Result<SignalSent, StoreError> {
         let mut tx = self.write().await?;
-        let now = now_ms();
+        let now = self.now();
         let row = sqlx::query(
             "SELECT status, queue, wait_kind, wait_signal, scheduled_at FROM taskrunner_runs \
              WHERE id = $1",

@@ -2,8 +2,12 @@
 
 use super::{db, SqliteStore};
 use crate::store::steps::{step_info, StepInfo, StepWrite};
-use crate::store::types::{now_ms, RunId};
+use crate::store::types::RunId;
 use crate::store::StoreError;
+
+/// Whether step `name`#`index` of run `run` is stored completed by the claim `token`.
+const OWN_STEP: &str = "SELECT count(*) FROM taskrunner_steps WHERE run_id = $1 AND name = $2 \
+     AND idx = $3 AND status = 'completed' AND claim_token = $4";
 
 impl SqliteStore {
     pub(crate) async fn load_step(
@@ -27,7 +31,7 @@ impl SqliteStore {
 
     pub(crate) async fn save_step(&self, step: &StepWrite<'_>) -> Result<bool, StoreError> {
         let mut tx = self.write().await?;
-        let now = now_ms();
+        let now = self.now();
         // The run is checked and the step written in one `BEGIN IMMEDIATE` transaction: no
         // claim can take the run in between.
         let done = sqlx::query(
@@ -54,8 +58,19 @@ impl SqliteStore {
         .execute(&mut *tx)
         .await
         .map_err(db)?;
+        let written = done.rows_affected() == 1
+            || (step.output.is_some()
+                && sqlx::query_scalar::<_, i64>(OWN_STEP)
+                    .bind(step.run.as_i64())
+                    .bind(step.name)
+                    .bind(step.index)
+                    .bind(step.token)
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(db)?
+                    == 1);
         tx.commit().await.map_err(db)?;
-        Ok(done.rows_affected() == 1)
+        Ok(written)
     }
 
     pub(crate) async fn steps(&self, id: RunId) -> Result<Vec<StepInfo>, StoreError> {

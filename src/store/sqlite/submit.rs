@@ -2,13 +2,13 @@
 //! resolved to the run holding it.
 
 use super::{db, SqliteStore};
-use crate::store::types::{now_ms, NewRun, RunId};
+use crate::store::types::{NewRun, RunId};
 use crate::store::StoreError;
 
 impl SqliteStore {
     pub(crate) async fn submit(&self, runs: &[NewRun]) -> Result<Vec<RunId>, StoreError> {
         let mut tx = self.write().await?;
-        let now = now_ms();
+        let now = self.now();
         let mut ids = Vec::with_capacity(runs.len());
         for run in runs {
             let inserted: Option<i64> = sqlx::query_scalar(

@@ -40,6 +40,9 @@ pub struct Claimed {
     pub call_id: Option<String>,
     /// When it may have started (for the claim order).
     pub scheduled_at: i64,
+    /// How many times it was recovered after its process was lost (those attempts are not
+    /// retries).
+    pub recoveries: i32,
 }
 
 /// How a run ended, as the process that ran it writes it.
@@ -92,6 +95,27 @@ pub struct Finish {
     pub output: Option<String>,
     /// The error message otherwise.
     pub error: Option<String>,
+}
+
+impl Finish {
+    /// This end with its text made storable: PostgreSQL refuses a NUL byte in text, so
+    /// (on both backends, for one behaviour) each becomes U+FFFD. A message is kept, never
+    /// refused: one run's odd error must not fail a batch of ends.
+    pub(crate) fn cleaned(&self) -> Finish {
+        Finish {
+            error: self.error.as_deref().map(|e| clean_text(e).into_owned()),
+            ..self.clone()
+        }
+    }
+}
+
+/// `text` without NUL bytes (each replaced by U+FFFD, the replacement character).
+pub(crate) fn clean_text(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.contains('\0') {
+        text.replace('\0', "\u{FFFD}").into()
+    } else {
+        text.into()
+    }
 }
 
 /// What a cancel found.

@@ -19,12 +19,17 @@ pub struct RunInfo {
     pub priority: i32,
     /// Where it is now.
     pub status: RunStatus,
-    /// Attempts started so far, across every process that claimed it. A
-    /// [`Waiting`](RunStatus::Waiting) run has given its attempt back: the claim that resumes
-    /// it counts it again, so a wait costs no attempt.
+    /// Attempts started so far, across every process that claimed it (recoveries
+    /// included). A [`Waiting`](RunStatus::Waiting) run has given its attempt back: the
+    /// claim that resumes it counts it again, so a wait costs no attempt.
     pub attempts: u32,
-    /// The most attempts it may have (1 + the definition's retries).
+    /// The most attempts it may have (1 + the definition's retries), not counting
+    /// recoveries.
     pub max_attempts: u32,
+    /// How many times it was claimed again because the process running it was lost
+    /// (killed, crashed, or stopped renewing its lease). A recovery uses none of its
+    /// retries; [`TaskDef::max_recoveries`](crate::TaskDef::max_recoveries) bounds them.
+    pub recoveries: u32,
     /// The call id it answers.
     pub call_id: Option<String>,
     /// Its deduplication key, if submitted with one.

@@ -1,0 +1,145 @@
+//! The durable store under faults (issue 25) on PostgreSQL, through a TCP forwarder that
+//! cuts a connection at a chosen moment (`store_support/proxy.rs`): a claim, a step write
+//! or a step lookup whose connection drops. SQLite has no connection to lose.
+#![cfg(all(feature = "sqlite", feature = "postgres", unix))]
+
+#[path = "store_support/proxy.rs"]
+mod proxy;
+mod store_support;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use proxy::{target_of, Cut, Proxy};
+use store_support::{Place, TestDb};
+use taskrunner::store::PgStore;
+use taskrunner::{QueueConfig, RunStatus, TaskContext, TaskDef, TaskRunner};
+
+/// A fresh database, and a proxy in front of it.
+async fn proxied() -> Option<(TestDb, Proxy, String)> {
+    let db = TestDb::pg().await?;
+    let Place::Pg { url, .. } = &db.place else {
+        unreachable!()
+    };
+    let proxy = Proxy::start(target_of(url)).await;
+    let via = proxy.url(url);
+    Some((db, proxy, via))
+}
+
+/// A definition without a retry policy whose one step counts its side effect.
+fn stepper(
+    effects: &Arc<AtomicUsize>,
+) -> TaskDef<impl Fn(TaskContext, u32) -> futures::future::BoxFuture<'static, Result<u32, String>>>
+{
+    let effects = Arc::clone(effects);
+    TaskDef::new("stepper", move |ctx: TaskContext, n: u32| {
+        let effects = Arc::clone(&effects);
+        Box::pin(async move {
+            let v: u32 = ctx
+                .step("effect", || async {
+                    effects.fetch_add(1, Ordering::SeqCst);
+                    Ok::<_, String>(n + 1)
+                })
+                .await?;
+            Ok(v)
+        }) as futures::future::BoxFuture<'static, Result<u32, String>>
+    })
+    .queue("work")
+}
+
+async fn worker(
+    via: &str,
+    def: &TaskDef<
+        impl Fn(TaskContext, u32) -> futures::future::BoxFuture<'static, Result<u32, String>>
+            + Send
+            + Sync
+            + 'static,
+    >,
+) -> TaskRunner {
+    TaskRunner::builder()
+        .queue("work", QueueConfig::new().concurrency(4))
+        .store(PgStore::connect(via).await.unwrap())
+        .register(def)
+        .lease(Duration::from_secs(1))
+        .poll_interval(Duration::from_millis(50))
+        .build()
+        .unwrap()
+}
+
+/// 4: the connection of a step lookup drops: the lookup is retried, the run (no retry
+/// policy) completes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_step_lookup_is_retried() {
+    let Some((db, proxy, via)) = proxied().await else {
+        return;
+    };
+    let effects = Arc::new(AtomicUsize::new(0));
+    let def = stepper(&effects);
+    proxy.arm("SELECT output FROM taskrunner_steps", Cut::Before);
+    let runner = worker(&via, &def).await;
+    let run = runner.submit(&def, 1).await.unwrap();
+    let out = tokio::time::timeout(Duration::from_secs(20), run)
+        .await
+        .unwrap();
+    assert_eq!(proxy.cuts(), 1);
+    assert_eq!(out.unwrap(), 2);
+    assert_eq!(effects.load(Ordering::SeqCst), 1);
+    runner.shutdown().await;
+    drop(db);
+}
+
+/// 3: a step write commits and its answer is lost: the retry finds its own row and the
+/// run goes on (it failed `LeaseLost` before), the step's side effect done once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_step_write_whose_answer_is_lost_succeeds() {
+    let Some((db, proxy, via)) = proxied().await else {
+        return;
+    };
+    let effects = Arc::new(AtomicUsize::new(0));
+    let def = stepper(&effects);
+    proxy.arm("INSERT INTO taskrunner_steps", Cut::AfterCommit);
+    let runner = worker(&via, &def).await;
+    let run = runner.submit(&def, 1).await.unwrap();
+    let id = run.id();
+    let out = tokio::time::timeout(Duration::from_secs(20), run)
+        .await
+        .unwrap();
+    assert_eq!(proxy.cuts(), 1);
+    assert_eq!(out.unwrap(), 2);
+    assert_eq!(effects.load(Ordering::SeqCst), 1);
+    let info = runner.run_info(id).await.unwrap().unwrap();
+    assert_eq!((info.status, info.attempts), (RunStatus::Completed, 1));
+    runner.shutdown().await;
+    drop(db);
+}
+
+/// 2: a claim commits and its answer is lost: the claimed runs are not left `running`
+/// under a live worker that never started them; they are handed back and run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_claim_whose_answer_is_lost_is_handed_back() {
+    let Some((db, proxy, via)) = proxied().await else {
+        return;
+    };
+    let effects = Arc::new(AtomicUsize::new(0));
+    let def = stepper(&effects);
+    let submitter = TaskRunner::builder()
+        .store(db.store.clone())
+        .build()
+        .unwrap();
+    let runs = submitter.submit_many(&def, 0..3u32).await.unwrap();
+    // The worker's first claim takes the three runs; its answer never arrives.
+    proxy.arm("WITH picked AS", Cut::AfterCommit);
+    let runner = worker(&via, &def).await;
+    for (n, run) in runs.into_iter().enumerate() {
+        let out = tokio::time::timeout(Duration::from_secs(15), run)
+            .await
+            .expect("a run whose claim's answer was lost never ran");
+        assert_eq!(out.unwrap(), n as u32 + 1);
+    }
+    assert_eq!(proxy.cuts(), 1);
+    assert_eq!(effects.load(Ordering::SeqCst), 3);
+    runner.shutdown().await;
+    submitter.shutdown().await;
+    drop(db);
+}
