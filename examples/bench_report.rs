@@ -20,6 +20,9 @@
 //! - flow: the burst on one queue with 1,000 concurrency keys (`key_concurrency(1)`), and
 //!   under a rate limit that never binds (the cost of its bookkeeping), against the same
 //!   queue without them.
+//! - groups: the burst (equal priorities, c=3) with every task in one task group, uncapped
+//!   and capped at 3, against no group; and the time of `cancel()` on a group of 10k
+//!   waiting tasks (its ns/task is the cost a cancelled task).
 
 use std::hint::black_box;
 use std::sync::Arc;
@@ -42,6 +45,9 @@ static ALLOCATOR: counting_alloc::Counting<false> = counting_alloc::Counting;
 // The same workloads as the criterion benches.
 #[path = "../benches/common/mod.rs"]
 mod common;
+
+#[path = "support/groups_bench.rs"]
+mod groups;
 
 use common::Work;
 
@@ -313,6 +319,32 @@ fn main() {
             let rate = taskrunner::RateLimit::new(1_000_000, Duration::from_secs(1));
             common::runner_flow(rt, n, 3, None, Some(rate))
         }),
+    );
+
+    let ungrouped = add(
+        "groups: no group, c=3 equal prio",
+        None,
+        n,
+        Box::new(move |rt| groups::burst(rt, n, 3, false, None)),
+    );
+    add(
+        "groups: all in one group, c=3",
+        Some(ungrouped),
+        n,
+        Box::new(move |rt| groups::burst(rt, n, 3, true, None)),
+    );
+    add(
+        "groups: all in one group capped at 3, c=3",
+        Some(ungrouped),
+        n,
+        Box::new(move |rt| groups::burst(rt, n, 3, true, Some(3))),
+    );
+    let waiting = scale(10_000);
+    add(
+        "groups: cancel() of a group of 10k waiting",
+        None,
+        waiting,
+        Box::new(move |rt| groups::cancel_waiting(rt, waiting)),
     );
 
     let m = scale(100_000);

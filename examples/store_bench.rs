@@ -4,7 +4,10 @@
 //! wait once for a signal sent by another task; on SQLite (a file in a temp dir,
 //! `synchronous = FULL`) and on PostgreSQL if `TASKRUNNER_PG_URL` is set.
 //!
-//! Run with `cargo run --release --all-features --example store_bench [sqlite|postgres|waits] [runs]`
+//! Run streams (`streams`): stored-emit throughput within one run, and emit → delivered
+//! latency to a reader in another process (this binary, re-invoked), on both backends.
+//!
+//! Run with `cargo run --release --all-features --example store_bench [sqlite|postgres|streams|waits] [runs]`
 //! (`waits`: only the waiting runs' figures, on both backends).
 
 use std::collections::HashMap;
@@ -15,6 +18,9 @@ use std::time::{Duration, Instant};
 use sqlx::Connection as _;
 use taskrunner::store::{PgStore, SqliteStore, Store};
 use taskrunner::{QueueConfig, RunFilter, RunStatus, TaskContext, TaskDef, TaskRunner};
+
+#[path = "shared/stream_bench.rs"]
+mod streams;
 
 const CONCURRENCY: usize = 8;
 const LATENCY_SAMPLES: usize = 300;
@@ -168,22 +174,30 @@ async fn bench_waits(label: &str, store: Store, runs: u32) {
 #[tokio::main]
 async fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some(streams::READER_ARG) {
+        return streams::reader_child(&args[1..]).await;
+    }
     let only = args.first().map(String::as_str).unwrap_or("all");
     let runs: u32 = args.get(1).and_then(|n| n.parse().ok()).unwrap_or(10_000);
-    let waits_only = only == "waits";
-    if only == "all" || only == "sqlite" || waits_only {
+    if only == "all" || only == "sqlite" || only == "streams" || only == "waits" {
         let dir = std::env::temp_dir().join(format!("taskrunner-bench-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let store = SqliteStore::open(dir.join("runs.db")).await.unwrap();
-        for ahead in [0, 248] {
-            if !waits_only {
+        if only != "streams" && only != "waits" {
+            for ahead in [0, 248] {
                 bench("sqlite", store.clone().into(), runs, ahead).await;
             }
         }
-        bench_waits("sqlite", store.clone().into(), runs.min(2_000)).await;
+        if only == "all" || only == "streams" {
+            let locator = format!("sqlite:{}", dir.join("runs.db").display());
+            streams::bench("sqlite", store.clone().into(), &locator).await;
+        }
+        if only == "all" || only == "waits" {
+            bench_waits("sqlite", store.clone().into(), runs.min(2_000)).await;
+        }
         std::fs::remove_dir_all(&dir).unwrap();
     }
-    if only == "all" || only == "postgres" || waits_only {
+    if only == "all" || only == "postgres" || only == "streams" || only == "waits" {
         let Ok(admin) = std::env::var("TASKRUNNER_PG_URL") else {
             println!("postgres   skipped: set TASKRUNNER_PG_URL");
             return;
@@ -199,12 +213,17 @@ async fn main() {
             None => admin.clone(),
         };
         let store = PgStore::connect(&url).await.unwrap();
-        for ahead in [0, 248] {
-            if !waits_only {
+        if only != "streams" && only != "waits" {
+            for ahead in [0, 248] {
                 bench("postgres", store.clone().into(), runs, ahead).await;
             }
         }
-        bench_waits("postgres", store.clone().into(), runs.min(2_000)).await;
+        if only == "all" || only == "streams" {
+            streams::bench("postgres", store.clone().into(), &url).await;
+        }
+        if only == "all" || only == "waits" {
+            bench_waits("postgres", store.clone().into(), runs.min(2_000)).await;
+        }
         Store::from(store).close().await;
         sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
             "DROP DATABASE {name} WITH (FORCE)"

@@ -157,7 +157,7 @@
 // task:     one task: builder, options, context, header, state machine, cell, attempt
 // queue:    one queue: its limit, its start order, flow control
 // runner:   the engine and the public API: registry, workers, handles
-// on top:   schedule, store, durable, wait, step, shell
+// on top:   schedule, store, durable, stream (run streams), wait, step, shell
 mod config;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 mod durable;
@@ -178,6 +178,7 @@ mod step;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 #[cfg_attr(docsrs, doc(cfg(any(feature = "sqlite", feature = "postgres"))))]
 pub mod store;
+mod stream;
 mod sync;
 mod task;
 mod wait;
@@ -209,6 +210,10 @@ pub use status::{Progress, TaskInfo, TaskStatus, WaitReason};
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 #[cfg_attr(docsrs, doc(cfg(any(feature = "sqlite", feature = "postgres"))))]
 pub use store::{RunFilter, RunId, RunInfo, RunOptions, RunStatus, StoreError, WaitingFor};
+pub use stream::{EmitError, MAX_EMIT_BYTES};
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+#[cfg_attr(docsrs, doc(cfg(any(feature = "sqlite", feature = "postgres"))))]
+pub use stream::{RunEvent, RunEventKind, RunEvents, DEFAULT_STREAM_POLL};
 pub use task::{
     BoxHandler, BoxRetryPredicate, BoxTask, RetryAny, RetryPredicate, Task, TaskContext, TaskDef,
     RETRY_AFTER_LIMIT,

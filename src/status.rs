@@ -35,6 +35,10 @@ pub enum TaskStatus {
     Running,
     /// An attempt failed; it is waiting out its backoff delay, holding no slot.
     Retrying,
+    /// Its handler is waiting for something (a signal, a timer, another task) and gave its
+    /// slot back meanwhile; when the wait ends it waits for a slot of its queue again, as
+    /// `Pending`, and goes on where it was.
+    Waiting,
     /// The handler returned `Ok`.
     Completed,
     /// The handler failed, timed out or panicked, with no retry left.

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 const LAYERS: &[&str] = &[
     "sync", "panic", "id", "status", "error", "retry", "config", "runtime", // leaves
     "observe", "task", "queue", "runner", // the core
-    "schedule", "store", "durable", "wait", "step", "shell", // built on it
+    "schedule", "store", "durable", "stream", "wait", "step", "shell", // built on it
 ];
 
 fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {

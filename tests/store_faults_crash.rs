@@ -197,6 +197,76 @@ async fn a_run_that_kills_its_process_stops_after_max_recoveries(db: TestDb) {
     let _ = std::fs::remove_file(log);
 }
 
+/// A worker stopped (SIGSTOP) past its lease, then resumed: another process recovers its
+/// runs and completes them; the resumed one's late writes are fenced. It lost nothing but
+/// time: no run failed, each completed once.
+async fn a_worker_stopped_past_its_lease_loses_nothing_but_time(db: TestDb) {
+    let log = std::env::temp_dir().join(store_support::unique("taskrunner_faults_log"));
+    let def = fragile();
+    let submitter = TaskRunner::builder()
+        .store(db.store.clone())
+        .poll_interval(Duration::from_millis(50))
+        .build()
+        .unwrap();
+    let runs = submitter.submit_many(&def, 0..RUNS).await.unwrap();
+    let ids: Vec<_> = runs.iter().map(|r| r.id()).collect();
+    let mut child = spawn_child(&db, &log, "work");
+    eventually(
+        Duration::from_secs(30),
+        "runs in flight in the child",
+        || async { starts(&log).len() >= 2 },
+    )
+    .await;
+    let signal = |sig: &str| {
+        let status = Command::new("kill")
+            .args([sig, &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    };
+    signal("-STOP");
+    // This process takes over once the stopped one's leases lapse.
+    let rescuer = TaskRunner::builder()
+        .queue("work", QueueConfig::new().concurrency(4))
+        .store(db.reopen().await)
+        .register(&def)
+        .lease(Duration::from_millis(500))
+        .poll_interval(Duration::from_millis(50))
+        .build()
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    signal("-CONT");
+    for (n, run) in runs.into_iter().enumerate() {
+        let out = tokio::time::timeout(Duration::from_secs(30), run)
+            .await
+            .expect("a run never finished");
+        assert_eq!(out.unwrap(), n as u32, "run {n}");
+    }
+    let mut recovered = 0;
+    for id in &ids {
+        let info = submitter.run_info(*id).await.unwrap().unwrap();
+        assert_eq!(info.status, RunStatus::Completed, "{info:?}");
+        recovered += u32::from(info.recoveries > 0);
+    }
+    assert!(recovered >= 1, "no run of the stopped worker was recovered");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    rescuer.shutdown().await;
+    submitter.shutdown().await;
+    let _ = std::fs::remove_file(log);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_a_worker_stopped_past_its_lease_loses_nothing_but_time() {
+    a_worker_stopped_past_its_lease_loses_nothing_but_time(TestDb::sqlite().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_a_worker_stopped_past_its_lease_loses_nothing_but_time() {
+    let Some(db) = TestDb::pg().await else { return };
+    a_worker_stopped_past_its_lease_loses_nothing_but_time(db).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_a_crash_without_retries_is_recovered() {
     a_crash_without_retries_is_recovered(TestDb::sqlite().await).await;

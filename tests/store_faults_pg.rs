@@ -143,3 +143,66 @@ async fn a_claim_whose_answer_is_lost_is_handed_back() {
     submitter.shutdown().await;
     drop(db);
 }
+
+/// Everything logged in this test binary (warnings and up), for tests that check what a
+/// process says.
+fn logged() -> &'static std::sync::Mutex<Vec<u8>> {
+    static LOG: std::sync::OnceLock<&'static std::sync::Mutex<Vec<u8>>> =
+        std::sync::OnceLock::new();
+    LOG.get_or_init(|| {
+        let log: &'static std::sync::Mutex<Vec<u8>> =
+            Box::leak(Box::new(std::sync::Mutex::new(Vec::new())));
+        struct Sink(&'static std::sync::Mutex<Vec<u8>>);
+        impl std::io::Write for Sink {
+            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().unwrap().extend_from_slice(buf);
+                Ok(buf.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let _ = tracing::subscriber::set_global_default(
+            tracing_subscriber::fmt()
+                .with_max_level(tracing::Level::WARN)
+                .with_ansi(false)
+                .with_writer(move || Sink(log))
+                .finish(),
+        );
+        log
+    })
+}
+
+/// 3 (and the minor false warning): a run's end commits and its answer is lost: the
+/// writer's retry finds its own write, so the end counts as stored (handed to this
+/// process's handles), and neither the writer nor the heartbeat (which no longer sees the
+/// run `running`) reports a lost lease.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_end_whose_answer_is_lost_is_not_a_lost_lease() {
+    let log = logged();
+    let Some((db, proxy, via)) = proxied().await else {
+        return;
+    };
+    let effects = Arc::new(AtomicUsize::new(0));
+    let def = stepper(&effects);
+    proxy.arm("error_kind = f.kind, finished_at", Cut::AfterCommit);
+    let runner = worker(&via, &def).await;
+    let run = runner.submit(&def, 1).await.unwrap();
+    let id = run.id();
+    let out = tokio::time::timeout(Duration::from_secs(20), run)
+        .await
+        .unwrap();
+    assert_eq!(out.unwrap(), 2);
+    assert_eq!(proxy.cuts(), 1);
+    let info = runner.run_info(id).await.unwrap().unwrap();
+    assert_eq!((info.status, info.attempts), (RunStatus::Completed, 1));
+    runner.shutdown().await;
+    let said = String::from_utf8_lossy(&log.lock().unwrap()).into_owned();
+    let lost: Vec<_> = said
+        .lines()
+        .filter(|l| l.contains(&format!("run={id}")))
+        .filter(|l| l.contains("lease was lost") || l.contains("lease lost"))
+        .collect();
+    assert!(lost.is_empty(), "a stored end was reported lost: {lost:?}");
+    drop(db);
+}

@@ -10,6 +10,7 @@
 
 mod api;
 mod claim;
+pub(crate) mod emit;
 mod handle;
 mod inbox;
 mod lease;

@@ -38,6 +38,8 @@ pub(crate) struct RunScope {
     pub(crate) durable: Arc<Durable>,
     /// Ends the claim in this process when a fenced write finds its lease lost.
     pub(crate) lease: super::LeaseWatch,
+    /// This attempt's emits (fresh every attempt, counted like steps).
+    pub(crate) emits: super::emit::Emitter,
 }
 
 tokio::task_local! {
@@ -131,6 +133,12 @@ where
             waits: Default::default(),
             park: CancellationToken::new(),
             durable: Arc::clone(durable),
+            emits: super::emit::Emitter::new(
+                run.id,
+                run.token,
+                durable.store.clone(),
+                lease.clone(),
+            ),
             lease,
         };
         // Attempts already used by earlier claims (this claim's first attempt included).
@@ -143,6 +151,12 @@ where
                 steps: Default::default(),
                 waits: Default::default(),
                 park: CancellationToken::new(),
+                emits: super::emit::Emitter::new(
+                    scope.id,
+                    scope.token,
+                    scope.store.clone(),
+                    scope.lease.clone(),
+                ),
                 ..scope.clone()
             };
             let attempt = base - 1 + ctx.attempt() as i32;
@@ -170,14 +184,22 @@ where
                     }
                 }
                 let input: I = serde_json::from_str(&input).map_err(|e| e.to_string())?;
+                let emits = scope.emits.clone();
                 let parked = scope.park.clone();
                 // A wait that parked the run stops the attempt: the handler is dropped and
                 // the run resumes from the top, replaying, once what it waits for happens.
                 let output = tokio::select! {
                     biased;
                     output = RUN.scope(scope, handler(ctx, input)) => output,
-                    () = parked.cancelled() => return Ok(super::wait::PARKED.to_owned()),
+                    () = parked.cancelled() => {
+                        if let Err(e) = emits.flush().await {
+                            tracing::warn!("a parked run's emits were not stored: {e}");
+                        }
+                        return Ok(super::wait::PARKED.to_owned());
+                    }
                 };
+                // The attempt's emits are committed before its end is stored.
+                emits.flush().await.map_err(|e| e.to_string())?;
                 match output {
                     Ok(value) => serde_json::to_string(&value)
                         .map_err(|e| format!("the run's output does not serialize to JSON: {e}")),

@@ -48,6 +48,12 @@ where
         }
         .into());
     }
+    // The emits before the step are committed before it starts.
+    scope.emits.flush().await.map_err(|e| StepError::Store {
+        step: name.to_owned(),
+        index,
+        reason: e.to_string(),
+    })?;
     let stored = retried(scope, name, || {
         scope.store.load_step(scope.id, name, db_index)
     })

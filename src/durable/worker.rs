@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 
+use super::lease::after_renewal;
 use super::{upgrade, Done, Durable};
 use crate::runner::Shared;
 use crate::store::{Ending, Finish, Outcome};
@@ -117,8 +118,11 @@ async fn store_ends(durable: &Durable, finishes: Vec<Finish>) -> Vec<(Finish, Op
             "storing {} runs' ends failed (try {tries}): {error}",
             left.len()
         );
+        // A store that does not answer at all is down: wait for it, rather than try every
+        // end alone (each waiting out the pool's timeout).
+        let store_answers = durable.store.ping().await.is_ok();
         let mut failed = Vec::new();
-        if left.len() > 1 {
+        if store_answers && left.len() > 1 {
             for &i in &left {
                 match durable
                     .store
@@ -130,7 +134,6 @@ async fn store_ends(durable: &Durable, finishes: Vec<Finish>) -> Vec<(Finish, Op
                 }
             }
         }
-        let store_answers = failed.len() < left.len() || durable.store.ping().await.is_ok();
         if left.len() == 1 {
             failed.push((left[0], error));
         }
@@ -182,7 +185,12 @@ pub(super) fn spawn_heartbeat(weak: Weak<Shared>, durable: Arc<Durable>) {
             match rt {
                 Ok(rt) => rt.block_on(async move {
                     let store = d.store.detached();
-                    heartbeat(w, d, store, main).await;
+                    heartbeat(w, d, store.clone(), main).await;
+                    // Its own connections end with it (on SQLite it shares the readers).
+                    #[cfg(feature = "postgres")]
+                    if let Some(pg) = store.as_pg() {
+                        pg.close().await;
+                    }
                 }),
                 Err(e) => tracing::warn!("the heartbeat's runtime could not start: {e}"),
             }
@@ -207,6 +215,10 @@ async fn heartbeat(
     main: tokio::runtime::Handle,
 ) {
     let every = (durable.lease / 3).max(Duration::from_millis(20));
+    // Whether the runner's runtime is still there: a task spawned on it that a runtime
+    // shut down cancels at once, while a busy one merely has not run it yet (its runs keep
+    // their leases). Without their runtime the runs can never end: their leases must lapse.
+    let mut probe = main.spawn(async {});
     loop {
         tokio::select! {
             _ = tokio::time::sleep(every) => {}
@@ -214,6 +226,12 @@ async fn heartbeat(
         }
         if weak.strong_count() == 0 {
             return;
+        }
+        if probe.is_finished() {
+            match (&mut probe).await {
+                Err(e) if e.is_cancelled() => return,
+                _ => probe = main.spawn(async {}),
+            }
         }
         // Runs are only handed back while no claim is between its commit and its runs
         // entering `active` (else a run just claimed would look unknown).
@@ -236,26 +254,7 @@ async fn heartbeat(
                     durable.wake_all();
                 }
                 let renewed: HashMap<_, _> = renewed.into_iter().map(|h| (h.id, h)).collect();
-                let mut cancel = Vec::new();
-                {
-                    let mut active = lock_std(&durable.active);
-                    for (id, a) in active.iter_mut() {
-                        match renewed.get(id).filter(|h| h.token == a.token) {
-                            Some(h) if h.cancel_requested && !a.cancel_sent => {
-                                a.cancel_sent = true;
-                                cancel.extend(a.task);
-                            }
-                            Some(_) => {}
-                            // Claimed since the snapshot, handed back, or its end stored.
-                            _ if a.claimed >= started || a.quiet || a.ending => {}
-                            _ => {
-                                tracing::warn!(run = %id, "lease lost: stopping the run here");
-                                a.quiet = true;
-                                cancel.extend(a.task);
-                            }
-                        }
-                    }
-                }
+                let cancel = after_renewal(&mut lock_std(&durable.active), &renewed, started);
                 if !cancel.is_empty() {
                     if let Some(runner) = upgrade(&weak) {
                         main.spawn(async move {

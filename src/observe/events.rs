@@ -108,6 +108,18 @@ pub enum EventKind {
     },
     /// The task was cancelled, or stopped by `shutdown_now`.
     Cancelled,
+    /// The handler said something with [`TaskContext::emit`](crate::TaskContext::emit)
+    /// (`live: false`) or [`emit_live`](crate::TaskContext::emit_live) (`live: true`). A
+    /// durable run's emits are also in its stored stream,
+    /// [`TaskRunner::run_events`](crate::TaskRunner::run_events).
+    Emitted {
+        /// What it is about (`"plan"`, `"tool_call"`, `"token"`, ..).
+        topic: String,
+        /// The value, as JSON.
+        value: serde_json::Value,
+        /// Sent with `emit_live`: not stored.
+        live: bool,
+    },
     /// A [schedule](crate::Schedule) fired and enqueued its run, task `id`.
     ///
     /// In the schedule events (`Schedule*`), [`Event::name`] and [`Event::schedule`] are the

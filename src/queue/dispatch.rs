@@ -80,8 +80,9 @@ impl Queue {
                 Came::New | Came::Held => {}
                 Came::Retry => state.retrying -= 1,
                 Came::Delay => state.delayed -= 1,
+                Came::Resume => state.suspended -= 1,
             }
-            if matches!(came, Came::Retry | Came::Delay) {
+            if matches!(came, Came::Retry | Came::Delay | Came::Resume) {
                 self.take_room(flow);
             }
             if came != Came::Held {
@@ -105,6 +106,7 @@ impl Queue {
             Came::Retry => state.retrying -= 1,
             Came::Delay => state.delayed -= 1,
             Came::Held => state.held -= 1,
+            Came::Resume => state.suspended -= 1,
         }
         if start {
             state.running += 1;
@@ -115,11 +117,11 @@ impl Queue {
             match came {
                 Came::New => self.give_back_room(flow),
                 Came::Held => self.leave_room(flow),
-                Came::Retry | Came::Delay => {}
+                Came::Retry | Came::Delay | Came::Resume => {}
             }
             return Some(job);
         }
-        if matches!(came, Came::Retry | Came::Delay) {
+        if matches!(came, Came::Retry | Came::Delay | Came::Resume) {
             self.take_room(flow);
         }
         let seq = header.id.as_u64();

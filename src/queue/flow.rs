@@ -31,6 +31,8 @@ pub(super) enum Came {
     /// Its group had held it at its cap and now has a place (it holds a place of
     /// `max_pending`, if the queue has one).
     Held,
+    /// Its handler gave its slot back while it waited, and wants one again.
+    Resume,
 }
 
 /// What holds every start of a queue back.

@@ -9,13 +9,11 @@
 //! in `dispatch.rs` instead, where a free slot is not enough to start: see `flow.rs`.
 
 use std::sync::{Arc, OnceLock, Weak};
-use std::time::Duration;
 
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
 use crate::config::QueueConfig;
-use crate::observe::metrics::Gauged;
 use crate::observe::Observers;
 use crate::status::WaitReason;
 use crate::sync::Mutex;
@@ -26,6 +24,7 @@ use crate::task::{
 
 use flow::{Came, Flow};
 use order::{Order, Prioritized};
+use waiting::group_admits;
 
 // ===== Queue =====
 
@@ -52,19 +51,11 @@ pub(crate) struct Queue {
 /// starts what it releases then.
 pub(crate) trait Host: Send + Sync {
     fn wake_at(&self, queue: usize, at: Instant);
+    /// Runs `job`, which the queue just gave a slot (outside the queue lock).
+    fn start_job(&self, job: Arc<dyn Job>);
     /// A place freed in `group`, which holds members at its cap: put them back in their
     /// queues while it has places.
     fn readmit(&self, group: &Arc<GroupCore>);
-}
-
-/// Whether `job`, which its queue would start now, may start as far as its group is
-/// concerned (see [`GroupCore::admit`]); if not it is `Held` now. Call under the queue lock,
-/// with the task in a phase it may start from.
-fn group_admits(job: &Arc<dyn Job>) -> bool {
-    match &job.header().group {
-        None => true,
-        Some(group) => group.admit(job),
-    }
 }
 
 /// `max_pending`'s room: the semaphore and its size.
@@ -83,6 +74,8 @@ struct State {
     delayed: usize,
     /// Tasks of this queue held by their group at its cap (phase `Held`): out of the order.
     held: usize,
+    /// Tasks whose handler gave its slot back while it waits (phase `Waiting`).
+    suspended: usize,
     limit: usize,
     /// Cancelled (or moved) entries still in an order; skipped when popped.
     tombstones: usize,
@@ -160,6 +153,7 @@ impl Queue {
                 retrying: 0,
                 delayed: 0,
                 held: 0,
+                suspended: 0,
                 limit: config.concurrency,
                 tombstones: 0,
                 flow,
@@ -278,9 +272,14 @@ impl Queue {
         let now = Stamp::now();
         let group = job.header().group.as_ref();
         let mut state = self.lock();
-        let end = job.header().end_attempt(transition, now);
+        let (end, slotless) = job.header().end_attempt(transition, now);
         if matches!(end, AttemptEnd::Retrying(_)) {
             state.retrying += 1;
+        }
+        if let Some(was) = slotless {
+            // It had given its slot (and its group place) back: nothing to pass on.
+            self.forget_slotless(&mut state, job.header(), was);
+            return (end, None);
         }
         // Its place in its group, given back before the slot is passed on, so that the next
         // member may take both.
@@ -319,6 +318,7 @@ impl Queue {
             }
             CancelFrom::Retrying => state.retrying -= 1,
             CancelFrom::Delayed => state.delayed -= 1,
+            CancelFrom::Waiting => state.suspended -= 1,
             CancelFrom::Held => {
                 state.held -= 1;
                 if let Some(flow) = state.flow.as_deref_mut() {
@@ -359,23 +359,6 @@ impl Queue {
     }
 }
 
-impl Gauged for Queue {
-    fn name(&self) -> &str {
-        self.tag.name()
-    }
-
-    fn counts(&self) -> (usize, usize, usize) {
-        let state = self.lock();
-        (state.pending(), state.running, state.retrying)
-    }
-}
-
-impl QueueControl for Queue {
-    fn hold_for(&self, duration: Duration) {
-        Queue::hold_for(self, duration);
-    }
-}
-
 mod dispatch;
 mod flow;
 mod heap;
@@ -385,6 +368,7 @@ mod order;
 mod rate;
 mod room;
 mod stats;
+mod suspend;
 mod waiting;
 
 pub use stats::QueueStats;

@@ -3,8 +3,18 @@
 use std::sync::Arc;
 
 use super::flow::Came;
-use super::{group_admits, State, COMPACT_MIN};
+use super::{State, COMPACT_MIN};
 use crate::task::{Job, Phase, Stamp};
+
+/// Whether `job`, which its queue would start now, may start as far as its group is
+/// concerned (see [`GroupCore::admit`](crate::task::GroupCore::admit)); if not it is `Held` now. Call under the queue lock,
+/// with the task in a phase it may start from.
+pub(super) fn group_admits(job: &Arc<dyn Job>) -> bool {
+    match &job.header().group {
+        None => true,
+        Some(group) => group.admit(job),
+    }
+}
 
 impl State {
     /// Tasks waiting to start: in the order, with a key, or held by their group.
@@ -20,6 +30,7 @@ impl State {
             Came::Retry => self.retrying -= 1,
             Came::Delay => self.delayed -= 1,
             Came::Held => self.held -= 1,
+            Came::Resume => self.suspended -= 1,
         }
     }
 

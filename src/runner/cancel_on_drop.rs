@@ -142,7 +142,9 @@ impl TaskRunner {
     /// use std::sync::Arc;
     /// use std::sync::atomic::{AtomicBool, Ordering};
     /// use taskrunner::{Task, TaskContext, TaskRunner};
+    /// use tokio::sync::Notify;
     ///
+    /// /// Set when the handler's future is dropped.
     /// struct Flag(Arc<AtomicBool>);
     /// impl Drop for Flag {
     ///     fn drop(&mut self) { self.0.store(true, Ordering::SeqCst); }
@@ -151,16 +153,17 @@ impl TaskRunner {
     /// # #[tokio::main]
     /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
     /// let runner = TaskRunner::new();
-    /// let dropped = Arc::new(AtomicBool::new(false));
-    /// let d = dropped.clone();
+    /// let (dropped, started) = (Arc::new(AtomicBool::new(false)), Arc::new(Notify::new()));
+    /// let (d, s) = (dropped.clone(), started.clone());
     /// let h = runner.enqueue_task(Task::new("tool", move |_: TaskContext| {
     ///     let flag = Flag(d.clone());
+    ///     s.notify_one();
     ///     async move {
     ///         let _flag = flag;
     ///         std::future::pending::<Result<(), String>>().await
     ///     }
     /// }))?;
-    /// tokio::task::yield_now().await;
+    /// started.notified().await;
     /// assert!(runner.cancel_and_wait(h.id()).await);
     /// assert!(dropped.load(Ordering::SeqCst), "the handler's future is gone");
     /// # Ok(())

@@ -30,6 +30,12 @@ mod shared;
 mod shutdown;
 mod worker;
 
+#[cfg(all(test, not(taskrunner_loom)))]
+mod without_slot_tests;
+
+#[cfg(all(test, not(taskrunner_loom)))]
+mod without_slot_model;
+
 pub use builder::TaskRunnerBuilder;
 pub use cancel_on_drop::CancelOnDropHandle;
 pub(crate) use extension::Extension;

@@ -156,6 +156,11 @@ impl Shared {
     /// Starts `job`, which already holds a slot of its queue: hands it to a parked worker if
     /// one is waiting, else spawns a worker for it.
     pub(crate) fn start(self: &Arc<Self>, job: Arc<dyn Job>) {
+        if job.header().take_resuming() {
+            // A handler that gave its slot back got one again: its worker goes on.
+            job.header().wake_worker();
+            return;
+        }
         if let Err(job) = self.parked.hand(job) {
             self.spawn(worker::work(Arc::clone(self), job));
         }
@@ -182,7 +187,14 @@ impl Shared {
                 AttemptEnd::Finished(finished) => self.finish(&*current, finished),
                 AttemptEnd::Retrying(_) => debug_assert!(false, "an abandoned task in backoff"),
             }
-            job = next;
+            job = next.filter(|next| {
+                // A suspended handler handed the slot has a worker of its own.
+                let resuming = next.header().take_resuming();
+                if resuming {
+                    next.header().wake_worker();
+                }
+                !resuming
+            });
         }
     }
 
@@ -296,6 +308,12 @@ impl Shared {
 /// A queue's timers: a sleep on the runner's runtime that wakes the queue, holding the runner
 /// weakly so that it does not keep a dropped runner alive.
 impl Host for Shared {
+    fn start_job(&self, job: Arc<dyn Job>) {
+        if let Some(this) = self.this.get().and_then(Weak::upgrade) {
+            this.start(job);
+        }
+    }
+
     fn readmit(&self, group: &Arc<GroupCore>) {
         if let Some(this) = self.this.get().and_then(Weak::upgrade) {
             this.pump(group);

@@ -51,6 +51,14 @@ async fn run_jobs(mut held: Held) {
 
         let transition = outcome.classify(header, attempt);
         let (end, next) = queue.end_attempt(&**job, transition);
+        // A suspended handler handed the slot goes on in its own worker.
+        let next = next.filter(|next| {
+            let resuming = next.header().take_resuming();
+            if resuming {
+                next.header().wake_worker();
+            }
+            !resuming
+        });
         // From here the guard holds the next task's slot, if any.
         let Some(job) = std::mem::replace(&mut held.job, next) else {
             unreachable!("the loop runs only while the guard holds a task")

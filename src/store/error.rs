@@ -88,6 +88,12 @@ pub enum StoreError {
         "unknown queue `{0}`: declare it with `TaskRunner::builder().queue(\"{0}\", QueueConfig::new())`"
     )]
     UnknownQueue(String),
+    /// The run is not in the store: it was pruned, or submitted to another store.
+    #[error(
+        "run {0} is not in the store: it was pruned (finished runs go after the retention), \
+         or submitted to another store"
+    )]
+    UnknownRun(super::RunId),
     /// A query failed.
     #[error("durable store: {0}")]
     Database(String),

@@ -15,7 +15,9 @@
 //! |---|---|
 //! | commit | `submit` returns once the run is committed; from then on it survives any restart |
 //! | order | runs are claimed by priority, then scheduled time, then submission order |
-//! | at least once | a run whose process died (lease not renewed) is claimed again, its attempt counted; past its retries it fails with "worker lost" |
+//! | at least once | a run whose process died (lease not renewed) is claimed again: a recovery (`RunInfo::recoveries`), not a retry; past [`TaskDef::max_recoveries`](crate::TaskDef::max_recoveries) it fails with "worker lost n times" |
+//! | one clock | leases and schedule times are the database's clock on PostgreSQL, the SQLite file's on SQLite ([`SqliteStore`]): never one process's |
+//! | under faults | lost answers (a write that committed) are found on retry; store reads of a step are retried with a bounded backoff; one bad row never blocks a batch of ends; the heartbeat renews exactly the claims its process holds, on a thread of its own |
 //! | fencing | every write names the claim's token: a process that lost its lease cannot overwrite a newer claim's result |
 //! | limits | a queue's `concurrency` holds in each process; its `global_concurrency` across all, counted inside the claim |
 //! | cancel | the intent is stored: a pending run is cancelled at once, a running one is stopped by its process within a heartbeat (at once on PostgreSQL, through `NOTIFY`); the runs it spawned are cancelled with it, at any depth |
@@ -102,6 +104,7 @@ macro_rules! dispatch {
     };
 }
 
+pub(crate) mod events;
 mod notifications;
 mod schedules;
 mod steps;

@@ -17,6 +17,7 @@ use super::StoreError;
 mod batch;
 mod children;
 mod claim;
+mod events;
 mod manage;
 mod migrate;
 mod notifications;
@@ -71,6 +72,8 @@ struct Inner {
     shown: String,
     /// The password, to scrub from error messages.
     secret: Option<String>,
+    /// This process's readers of run streams.
+    hub: Arc<super::events::Hub>,
 }
 
 impl fmt::Debug for PgStore {
@@ -95,7 +98,8 @@ impl PgStore {
     }
 
     /// Like [`connect`](Self::connect), with at most `max_connections` connections (default
-    /// 10; each runner also keeps one more for `LISTEN`).
+    /// 10; each runner also keeps one more for `LISTEN`, and up to two of its heartbeat's own,
+    /// made on the heartbeat's thread so that busy handlers cannot starve them).
     pub async fn connect_with_pool_size(
         url: &str,
         max_connections: u32,
@@ -140,6 +144,7 @@ impl PgStore {
                 options,
                 shown,
                 secret,
+                hub: super::events::Hub::new(),
             }),
             skew_ms: 0,
         };
@@ -169,6 +174,7 @@ impl PgStore {
                 options: self.inner.options.clone(),
                 shown: self.inner.shown.clone(),
                 secret: self.inner.secret.clone(),
+                hub: Arc::clone(&self.inner.hub),
             }),
             skew_ms: self.skew_ms,
         }

@@ -18,6 +18,7 @@ use super::StoreError;
 mod children;
 mod claim;
 mod clock;
+mod events;
 mod manage;
 mod migrate;
 mod notifications;
@@ -39,6 +40,16 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 /// Reads (`run_info`, `list_runs`, handles polling) use separate connections and never wait
 /// for a writer. Several processes may share one file (they wait up to 10 s for the lock),
 /// but for several machines use [`PgStore`](crate::store::PgStore).
+///
+/// **Its clock.** SQLite has no server clock, so leases and due times are not taken from
+/// each process's clock (a process whose clock is ahead would take live runs and fire
+/// schedules early): every time the store writes or compares is the kernel's time as it
+/// stamps a one-byte write to the sidecar file `<path>-clock`, the same for every process
+/// sharing the file whatever its own clock says. Where that file cannot be written, or the
+/// file system keeps whole seconds only, the process's clock is used.
+///
+/// **Read-only files** are refused at open ([`StoreError::ReadOnly`]): a runner writes on
+/// every claim, and a file it may only read would fail them all.
 ///
 /// Cheap to clone: clones share the connections.
 ///
@@ -72,6 +83,8 @@ struct Inner {
     options: SqliteConnectOptions,
     /// The sidecar file whose modification time is the store's clock (`clock.rs`).
     clock: Option<std::fs::File>,
+    /// This process's readers of run streams.
+    hub: Arc<super::events::Hub>,
 }
 
 impl fmt::Debug for SqliteStore {
@@ -145,6 +158,7 @@ impl SqliteStore {
                 readers,
                 options: base,
                 clock,
+                hub: super::events::Hub::new(),
             }),
             skew_ms: 0,
         })
@@ -179,6 +193,7 @@ impl SqliteStore {
                 readers: self.inner.readers.clone(),
                 options: self.inner.options.clone(),
                 clock: self.inner.clock.as_ref().and_then(|c| c.try_clone().ok()),
+                hub: Arc::clone(&self.inner.hub),
             }),
             skew_ms: self.skew_ms,
         }

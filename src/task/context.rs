@@ -38,6 +38,11 @@ pub struct TaskContext {
 }
 
 impl TaskContext {
+    /// The task this context is of.
+    pub(crate) fn job(&self) -> &Arc<dyn Job> {
+        &self.job
+    }
+
     pub(crate) fn new(job: Arc<dyn Job>, attempt: u32) -> Self {
         TaskContext {
             job,
@@ -134,6 +139,12 @@ impl TaskContext {
     /// ```
     pub fn pause_queue_for(&self, duration: std::time::Duration) {
         self.job.header().queue.hold_for(duration);
+    }
+
+    /// Sends `kind` on the runner's event stream as this task's, if anyone listens.
+    pub(crate) fn report(&self, kind: impl FnOnce() -> crate::observe::EventKind) {
+        let header = self.job.header();
+        header.queue.observers().events.emit(header, kind);
     }
 
     /// Whether the task's cancel has been requested.

@@ -184,9 +184,13 @@ impl GroupCore {
         state.held.clear();
         let mut members: Vec<Arc<dyn Job>> = state.members.values().cloned().collect();
         drop(state);
-        members
-            .sort_by_key(|job| matches!(job.header().phase(), Phase::Running | Phase::Cancelling));
-        members
+        // In id order, each phase read once: the same order every time (loom needs that).
+        members.sort_unstable_by_key(|job| job.header().id);
+        let (running, mut waiting): (Vec<_>, Vec<_>) = members
+            .into_iter()
+            .partition(|job| matches!(job.header().phase(), Phase::Running | Phase::Cancelling));
+        waiting.extend(running);
+        waiting
     }
 
     /// The live members, in no particular order.

@@ -51,6 +51,9 @@ pub(crate) struct Header {
     waited_out: AtomicU32,
     /// The worker or backoff timer waiting on this task, woken by a cancel.
     pub(super) waker: AtomicWaker,
+    /// A handler that gave its slot back waits to get one: the start wakes it (see
+    /// `Header::set_resuming`).
+    pub(super) resuming: std::sync::atomic::AtomicBool,
     pub(super) token: OnceLock<CancellationToken>,
     /// The task's status record. Lock order: a queue's `state` lock, then this; nothing is
     /// locked while this is held, but for the event channel's own lock when a progress or
@@ -81,6 +84,7 @@ impl Header {
             attempts: AtomicU32::new(0),
             waited_out: AtomicU32::new(0),
             waker: AtomicWaker::new(),
+            resuming: std::sync::atomic::AtomicBool::new(false),
             token: OnceLock::new(),
             record: Mutex::new(Record::new()),
         }
@@ -184,7 +188,10 @@ impl Header {
         // Emitted under the record lock: the terminal event goes out only after the phase
         // left `Running` under this lock, so no progress event can follow it.
         let mut record = lock(&self.record);
-        if !matches!(record.phase, Phase::Running | Phase::Cancelling) {
+        if !matches!(
+            record.phase,
+            Phase::Running | Phase::Cancelling | Phase::Waiting
+        ) {
             return;
         }
         let event = {

@@ -19,9 +19,11 @@ mod group;
 mod header;
 mod hooks;
 mod options;
+mod outcome;
 mod record;
 mod state;
 mod tag;
+mod yield_slot;
 
 #[cfg(debug_assertions)]
 pub(crate) use attempt::own_queue;
@@ -176,7 +178,7 @@ impl<F> Task<F> {
     /// ```
     /// # use taskrunner::{Task, TaskContext};
     /// let query = String::from("tokio");
-    /// let task = Task::new("search", move |_: TaskContext| {
+    /// let _task = Task::new("search", move |_: TaskContext| {
     ///     let query = query.clone();
     ///     async move { Ok::<_, String>(query.len()) }
     /// });
@@ -190,7 +192,7 @@ impl<F> Task<F> {
     /// let search = TaskDef::new("search", |_: TaskContext, query: String| async move {
     ///     Ok::<_, String>(query.len())
     /// });
-    /// let task = search.with(String::from("tokio"));
+    /// let _task = search.with(String::from("tokio"));
     /// ```
     pub fn new<Fut, T, E>(name: impl Into<String>, handler: F) -> Self
     where

@@ -13,6 +13,9 @@ pub(super) struct Record {
     /// While the task runs, when its attempt started (for its run time); once it has
     /// ended, when it ended. One field for both: an ended task has no attempt running.
     pub(super) attempt_or_end: Stamp,
+    /// Its handler runs but gave its slot back (`TaskContext::without_slot`), and has not
+    /// got one again: `Waiting`, or `Queued` or `Held` on its way back, or `Cancelling`.
+    pub(super) slotless: bool,
     /// The error and the progress, boxed together: most tasks have neither, and then pay 8
     /// bytes, not 24.
     notes: Option<Box<Notes>>,
@@ -32,6 +35,7 @@ impl Record {
             cause: CancelCause::User,
             started_at: Stamp::NONE,
             attempt_or_end: Stamp::NONE,
+            slotless: false,
             notes: None,
         }
     }

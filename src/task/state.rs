@@ -12,7 +12,6 @@
 
 use std::sync::atomic::Ordering;
 use std::task::Poll;
-use std::time::Duration;
 
 use super::header::Header;
 use super::record::{Record, Stamp};
@@ -39,6 +38,8 @@ pub(crate) enum Phase {
     /// Out of its queue's order, waiting for a place in its group (at its cap), or for its
     /// cancelled group to end it.
     Held = 9,
+    /// Its handler runs but gave its slot back while it waits (`TaskContext::without_slot`).
+    Waiting = 10,
 }
 
 impl Phase {
@@ -53,6 +54,7 @@ impl Phase {
             6 => Phase::Failed,
             8 => Phase::Delayed,
             9 => Phase::Held,
+            10 => Phase::Waiting,
             _ => Phase::Cancelled,
         }
     }
@@ -64,6 +66,7 @@ impl Phase {
             // Its cancel was accepted: it ends `Cancelled` whatever its handler does now.
             Phase::Cancelling => TaskStatus::Cancelled,
             Phase::Retrying => TaskStatus::Retrying,
+            Phase::Waiting => TaskStatus::Waiting,
             Phase::Completed => TaskStatus::Completed,
             Phase::Failed => TaskStatus::Failed,
             Phase::Cancelled => TaskStatus::Cancelled,
@@ -72,119 +75,9 @@ impl Phase {
     }
 }
 
-/// How a task ended: what its handle resolves with.
-#[derive(Debug)]
-pub(crate) enum Ending {
-    /// `Ok` staged by the last attempt.
-    Completed,
-    /// `Err` staged by the last attempt.
-    Failed,
-    TimedOut,
-    Panicked(String),
-    Cancelled,
-    Shutdown,
-}
-
-impl Ending {
-    /// The terminal phase this ending records.
-    fn phase(&self) -> Phase {
-        match self {
-            Ending::Completed => Phase::Completed,
-            Ending::Failed | Ending::TimedOut | Ending::Panicked(_) => Phase::Failed,
-            Ending::Cancelled | Ending::Shutdown => Phase::Cancelled,
-        }
-    }
-}
-
-/// Who asked for a cancel: it decides between [`TaskError::Cancelled`](crate::TaskError::Cancelled)
-/// and [`TaskError::Shutdown`](crate::TaskError::Shutdown).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum CancelCause {
-    User,
-    Shutdown,
-}
-
-impl CancelCause {
-    fn ending(self) -> Ending {
-        match self {
-            CancelCause::User => Ending::Cancelled,
-            CancelCause::Shutdown => Ending::Shutdown,
-        }
-    }
-}
-
-/// Proof that a transition just moved a task to its terminal phase, carrying how it ended.
-///
-/// Made only here, by the one transition that reaches a terminal phase under the task's
-/// record lock, so there is exactly one per task. The runner's `finish` consumes it to do
-/// the rest of the ending: the event, the handle's result, the notification, the callbacks.
-#[must_use = "a task that reached its terminal phase must be handed to the runner's `finish`"]
-#[derive(Debug)]
-pub(crate) struct Finished {
-    ending: Ending,
-}
-
-impl Finished {
-    pub(crate) fn ending(&self) -> &Ending {
-        &self.ending
-    }
-
-    pub(crate) fn into_ending(self) -> Ending {
-        self.ending
-    }
-}
-
-/// How an attempt is to end, decided by classifying what it came to
-/// ([`Attempt::classify`](super::attempt::Attempt::classify)).
-#[derive(Debug)]
-pub(crate) enum Transition {
-    /// Back to the queue after `delay`, holding no slot.
-    Retry { error: String, delay: Duration },
-    /// The task ends, with the last attempt's error message if it failed.
-    End {
-        ending: Ending,
-        error: Option<String>,
-    },
-}
-
-/// What ending an attempt led to.
-#[must_use]
-#[derive(Debug)]
-pub(crate) enum AttemptEnd {
-    /// The task waits out `delay` in backoff.
-    Retrying(Duration),
-    /// The task ended (perhaps not as the attempt said: a cancel asked while it ran wins).
-    Finished(Finished),
-}
-
-/// Where a cancel found the task.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum CancelFrom {
-    /// Registered but not yet admitted to its queue: now `Cancelled`.
-    New,
-    /// Waiting in its queue: now `Cancelled`, a tombstone there.
-    Queued,
-    /// In backoff: now `Cancelled`.
-    Retrying,
-    /// Waiting out its start delay: now `Cancelled`.
-    Delayed,
-    /// Held by its group, out of its queue's order: now `Cancelled`.
-    Held,
-    /// Running: now `Cancelling`; the worker ends it.
-    Running,
-    /// Already being cancelled.
-    Cancelling,
-    /// Already finished: nothing to do.
-    Finished,
-}
-
-/// What a cancel request did: where it found the task and, if that ended the task, the proof.
-#[must_use]
-#[derive(Debug)]
-pub(crate) struct Cancel {
-    pub(crate) from: CancelFrom,
-    pub(crate) finished: Option<Finished>,
-}
+pub(crate) use super::outcome::{
+    AttemptEnd, Cancel, CancelCause, CancelFrom, Ending, Finished, Transition,
+};
 
 // ===== transitions =====
 
@@ -209,7 +102,7 @@ impl Header {
     pub(crate) fn admissible(&self) -> bool {
         matches!(
             self.phase(),
-            Phase::New | Phase::Retrying | Phase::Delayed | Phase::Held
+            Phase::New | Phase::Retrying | Phase::Delayed | Phase::Held | Phase::Waiting
         )
     }
 
@@ -219,10 +112,45 @@ impl Header {
         let mut record = lock(&self.record);
         if matches!(
             record.phase,
-            Phase::New | Phase::Retrying | Phase::Delayed | Phase::Queued | Phase::Held
+            Phase::New
+                | Phase::Retrying
+                | Phase::Delayed
+                | Phase::Queued
+                | Phase::Held
+                | Phase::Waiting
         ) {
             self.set_phase(&mut record, Phase::Held);
         }
+    }
+
+    /// `Running` → `Waiting`: the handler gives its slot back while it waits. False if it
+    /// holds none to give (it gave it back already, or is being cancelled). Call under the
+    /// queue lock.
+    pub(crate) fn suspend(&self) -> bool {
+        let mut record = lock(&self.record);
+        if record.phase != Phase::Running || record.slotless {
+            return false;
+        }
+        record.slotless = true;
+        self.set_phase(&mut record, Phase::Waiting);
+        true
+    }
+
+    /// Marks the task as waiting to get a slot back for its suspended handler: whoever
+    /// starts it wakes the handler instead of running a new attempt.
+    pub(crate) fn set_resuming(&self, on: bool) {
+        self.resuming.store(on, Ordering::SeqCst);
+    }
+
+    /// Whether the task being started is a suspended handler getting its slot back (then
+    /// it is woken, once): see [`set_resuming`](Self::set_resuming).
+    pub(crate) fn take_resuming(&self) -> bool {
+        self.resuming.load(Ordering::Relaxed) && self.resuming.swap(false, Ordering::SeqCst)
+    }
+
+    /// Wakes the worker polling the task's attempt.
+    pub(crate) fn wake_worker(&self) {
+        self.waker.wake();
     }
 
     /// `New`, `Delayed`, `Retrying` or `Held` → `Running` at `now`. False if it was
@@ -231,7 +159,7 @@ impl Header {
         let mut record = lock(&self.record);
         if !matches!(
             record.phase,
-            Phase::New | Phase::Retrying | Phase::Delayed | Phase::Held
+            Phase::New | Phase::Retrying | Phase::Delayed | Phase::Held | Phase::Waiting
         ) {
             return false;
         }
@@ -245,7 +173,7 @@ impl Header {
         let mut record = lock(&self.record);
         if !matches!(
             record.phase,
-            Phase::New | Phase::Retrying | Phase::Delayed | Phase::Held
+            Phase::New | Phase::Retrying | Phase::Delayed | Phase::Held | Phase::Waiting
         ) {
             return false;
         }
@@ -272,6 +200,7 @@ impl Header {
             crate::observe::metrics::waited(self.queue.name(), wait);
         }
         record.attempt_or_end = now;
+        record.slotless = false;
         self.set_phase(record, Phase::Running);
     }
 
@@ -288,13 +217,21 @@ impl Header {
             Phase::Retrying => CancelFrom::Retrying,
             Phase::Delayed => CancelFrom::Delayed,
             Phase::Held => CancelFrom::Held,
+            Phase::Waiting => CancelFrom::Waiting,
             Phase::Running => CancelFrom::Running,
             Phase::Cancelling => CancelFrom::Cancelling,
             Phase::Completed | Phase::Failed | Phase::Cancelled => CancelFrom::Finished,
         };
+        // A handler that gave its slot back is still running: its worker ends it.
+        let suspended = record.slotless && matches!(from, CancelFrom::Queued | CancelFrom::Held);
         let finished = match from {
             CancelFrom::Cancelling | CancelFrom::Finished => None,
-            CancelFrom::Running => {
+            CancelFrom::Running | CancelFrom::Waiting => {
+                record.cause = cause;
+                self.set_phase(&mut record, Phase::Cancelling);
+                None
+            }
+            _ if suspended => {
                 record.cause = cause;
                 self.set_phase(&mut record, Phase::Cancelling);
                 None
@@ -323,11 +260,33 @@ impl Header {
 
     /// Ends the running attempt at `now` as `transition` says, or `Cancelled` if a cancel
     /// came while it ran. Call under the queue lock, which the `Retrying` count depends on.
-    pub(crate) fn end_attempt(&self, transition: Transition, now: Stamp) -> AttemptEnd {
+    ///
+    /// Also returns, for an attempt that had given its slot back, the phase it was in then
+    /// (`Waiting`, `Queued`, `Held` or `Cancelling`), for the queue to fix its counts: such
+    /// an attempt holds no slot to pass on.
+    pub(crate) fn end_attempt(
+        &self,
+        transition: Transition,
+        now: Stamp,
+    ) -> (AttemptEnd, Option<Phase>) {
         // The worker's waker: a finished record kept in the registry must not pin the
         // worker's tokio task.
         drop(self.waker.take());
         let mut record = lock(&self.record);
+        let slotless = std::mem::take(&mut record.slotless).then_some(record.phase);
+        self.resuming.store(false, Ordering::SeqCst);
+        (
+            self.end_attempt_locked(&mut record, transition, now),
+            slotless,
+        )
+    }
+
+    fn end_attempt_locked(
+        &self,
+        record: &mut Record,
+        transition: Transition,
+        now: Stamp,
+    ) -> AttemptEnd {
         if record.attempt_or_end != Stamp::NONE {
             let run = now.since(record.attempt_or_end);
             self.queue.timings.run.record(run);
@@ -335,16 +294,16 @@ impl Header {
         }
         if record.phase == Phase::Cancelling {
             let ending = record.cause.ending();
-            return AttemptEnd::Finished(self.finish(&mut record, ending, None, now));
+            return AttemptEnd::Finished(self.finish(record, ending, None, now));
         }
         match transition {
             Transition::Retry { error, delay } => {
                 record.set_error(Some(error.into_boxed_str()));
-                self.set_phase(&mut record, Phase::Retrying);
+                self.set_phase(record, Phase::Retrying);
                 AttemptEnd::Retrying(delay)
             }
             Transition::End { ending, error } => {
-                AttemptEnd::Finished(self.finish(&mut record, ending, error, now))
+                AttemptEnd::Finished(self.finish(record, ending, error, now))
             }
         }
     }

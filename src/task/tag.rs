@@ -3,6 +3,7 @@
 use std::sync::{Arc, OnceLock, Weak};
 use std::time::Duration;
 
+use super::cell::Job;
 use crate::observe::{Observers, Timings};
 
 /// A queue as its tasks see it: which queue it is, its name, and where its tasks report.
@@ -25,6 +26,12 @@ pub(crate) struct QueueTag {
 pub(crate) trait QueueControl: Send + Sync {
     /// Starts nothing more from the queue for `duration`.
     fn hold_for(&self, duration: Duration);
+    /// The running `job` gives its slot back while its handler waits. False if it holds
+    /// none to give.
+    fn suspend(&self, job: &Arc<dyn Job>) -> bool;
+    /// The suspended `job` asks for a slot again: true if it has one now; else it waits in
+    /// the queue's order, and its worker is woken once it is started.
+    fn resume(&self, job: &Arc<dyn Job>) -> bool;
 }
 
 impl QueueTag {
@@ -54,6 +61,11 @@ impl QueueTag {
     /// Connects the tag to its queue's controls (once).
     pub(crate) fn set_control(&self, control: Weak<dyn QueueControl>) {
         let _ = self.control.set(control);
+    }
+
+    /// The queue, if it still exists.
+    pub(crate) fn control(&self) -> Option<Arc<dyn QueueControl>> {
+        self.control.get().and_then(Weak::upgrade)
     }
 
     /// Holds the queue for `duration`, if it still exists.

@@ -49,6 +49,7 @@ impl GroupStats {
         for job in core.members() {
             match job.header().phase() {
                 Phase::Running | Phase::Cancelling => stats.running += 1,
+                Phase::Waiting => stats.waiting += 1,
                 Phase::Completed | Phase::Failed | Phase::Cancelled => {}
                 _ => stats.pending += 1,
             }

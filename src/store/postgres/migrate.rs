@@ -11,6 +11,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/postgres/0004_schedules.sql"),
     include_str!("../migrations/postgres/0005_recoveries.sql"),
     include_str!("../migrations/postgres/0006_waits.sql"),
+    include_str!("../migrations/postgres/0008_run_events.sql"),
 ];
 
 impl PgStore {

@@ -14,6 +14,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/sqlite/0004_schedules.sql"),
     include_str!("../migrations/sqlite/0005_recoveries.sql"),
     include_str!("../migrations/sqlite/0006_waits.sql"),
+    include_str!("../migrations/sqlite/0008_run_events.sql"),
 ];
 
 pub(super) async fn migrate(writer: &SqlitePool) -> Result<(), StoreError> {
