@@ -129,7 +129,6 @@ async fn join_and_join_all_give_the_children_results() {
 /// A parent joining its child on its own full concurrency(1) queue gives its slot back while
 /// it waits, so the child runs.
 #[tokio::test(start_paused = true)]
-#[ignore = "needs TaskContext::without_slot (branch `groups`): un-ignore once src/wait/mod.rs uses it"]
 async fn join_on_the_own_full_queue_does_not_deadlock() {
     let runner = TaskRunner::builder()
         .queue("main", QueueConfig::new().concurrency(1))

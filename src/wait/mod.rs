@@ -26,9 +26,8 @@ use crate::TaskContext;
 pub use child::Joinable;
 pub use error::SignalError;
 
-/// Waits for `fut` holding no slot of the task's queue.
-// lead: swap for TaskContext::without_slot
+/// Waits for `fut` holding no slot of the task's queue (the task is `Waiting` meanwhile, and
+/// re-enters its queue at its priority when `fut` is done).
 async fn without_slot<F: Future>(ctx: &TaskContext, fut: F) -> F::Output {
-    let _ = ctx;
-    fut.await
+    ctx.without_slot(fut).await
 }
