@@ -321,6 +321,33 @@ pub enum StepError {
         /// The store's error.
         reason: String,
     },
+    /// A signal's value does not deserialize as (or, for an in-process task, is not) the
+    /// type [`TaskContext::wait_for_signal`](crate::TaskContext::wait_for_signal) waits for.
+    /// The signal is consumed: a replay gets the same error.
+    #[error(
+        "signal `{signal}` #{index}: its value is not a `{type_name}`: {reason} (send a value \
+         of the type the handler waits for)"
+    )]
+    SignalType {
+        /// The signal's name.
+        signal: String,
+        /// Which wait for that name in the run, from 0.
+        index: u32,
+        /// The type waited for.
+        type_name: &'static str,
+        /// What serde said, or the type sent.
+        reason: String,
+    },
+    /// [`TaskContext::spawn`](crate::TaskContext::spawn) was called outside a durable run.
+    #[error(
+        "`{what}` needs a durable run: submit the parent with `TaskRunner::submit`; in an \
+         in-process task, enqueue the child with `TaskRunner::enqueue_task` and wait for its \
+         handle with `TaskContext::join`"
+    )]
+    NotDurable {
+        /// The call.
+        what: &'static str,
+    },
 }
 
 impl From<StepError> for String {

@@ -166,7 +166,7 @@
 // task:     one task: builder, options, context, header, state machine, cell, attempt
 // queue:    one queue: its limit, its start order, flow control
 // runner:   the engine and the public API: registry, workers, handles
-// on top:   schedule, store, durable, stream (run streams), step, shell
+// on top:   schedule, store, durable, stream (run streams), wait, step, shell
 // served:   dashboard (the web dashboard; the `taskrunner` binary in src/bin uses it)
 mod config;
 #[cfg(all(feature = "dashboard", any(feature = "sqlite", feature = "postgres")))]
@@ -199,6 +199,7 @@ pub mod store;
 mod stream;
 mod sync;
 mod task;
+mod wait;
 
 pub use config::{
     QueueConfig, RateLimit, DEFAULT_EVENT_CAPACITY, DEFAULT_NOTIFICATION_CAPACITY, DEFAULT_QUEUE,
@@ -226,7 +227,7 @@ pub use shell::{ShellError, ShellOutput, ShellTask, DEFAULT_OUTPUT_CAP};
 pub use status::{Progress, TaskInfo, TaskStatus, WaitReason};
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 #[cfg_attr(docsrs, doc(cfg(any(feature = "sqlite", feature = "postgres"))))]
-pub use store::{RunFilter, RunId, RunInfo, RunOptions, RunStatus, StoreError};
+pub use store::{RunFilter, RunId, RunInfo, RunOptions, RunStatus, StoreError, WaitingFor};
 pub use stream::{EmitError, MAX_EMIT_BYTES};
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 #[cfg_attr(docsrs, doc(cfg(any(feature = "sqlite", feature = "postgres"))))]
@@ -235,6 +236,7 @@ pub use task::{
     BoxHandler, BoxRetryPredicate, BoxTask, RetryAny, RetryPredicate, Task, TaskContext, TaskDef,
     RETRY_AFTER_LIMIT,
 };
+pub use wait::{Joinable, SignalError};
 
 /// The README's examples, compiled and run as doc tests so they stay true.
 #[cfg(doctest)]

@@ -29,6 +29,7 @@ const LAYERS: &[&str] = &[
     "store",
     "durable",
     "stream",
+    "wait",
     "step",
     "shell",     // built on it
     "dashboard", // served

@@ -124,7 +124,7 @@ impl Durable {
             return;
         }
         let lease = super::LeaseWatch::new(self, run.id, run.token);
-        match def.enqueue(runner, &run, &self.store, lease) {
+        match def.enqueue(runner, &run, self, lease) {
             Ok(handle) => {
                 let task = handle.id();
                 let lost = match lock_std(&self.active).get_mut(&run.id) {
@@ -169,9 +169,11 @@ impl Durable {
         token: i64,
         result: Result<String, TaskError<String>>,
     ) {
-        let quiet = lock_std(&self.active).get(&id).is_none_or(|a| a.quiet);
+        // Parked by a wait (written to the store by the wait itself), released to the store,
+        // or the lease was lost: nothing to write.
+        let parked = matches!(&result, Ok(json) if json == super::wait::PARKED);
+        let quiet = parked || lock_std(&self.active).get(&id).is_none_or(|a| a.quiet);
         if quiet {
-            // Released to the store, or the lease was lost: nothing to write.
             let mut active = lock_std(&self.active);
             if active.get(&id).is_some_and(|a| a.token == token) {
                 active.remove(&id);

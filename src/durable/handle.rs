@@ -172,7 +172,10 @@ fn is_terminal(outcome: &Outcome) -> bool {
     )
 }
 
-fn convert<T: DeserializeOwned>(id: RunId, outcome: Outcome) -> Result<T, TaskError<String>> {
+pub(crate) fn convert<T: DeserializeOwned>(
+    id: RunId,
+    outcome: Outcome,
+) -> Result<T, TaskError<String>> {
     let error = || outcome.error.clone().unwrap_or_default();
     match (outcome.status.as_str(), outcome.error_kind.as_deref()) {
         ("completed", _) => serde_json::from_str(outcome.output.as_deref().unwrap_or("null"))

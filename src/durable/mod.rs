@@ -19,6 +19,7 @@ mod retry;
 mod schedule;
 mod shutdown;
 pub(crate) mod step;
+pub(crate) mod wait;
 mod worker;
 
 use std::collections::HashMap;
@@ -35,6 +36,7 @@ use crate::store::{Finish, Outcome, Retention, RunId, Store};
 use crate::sync::lock_std;
 use crate::{ConfigError, TaskId, TaskRunner};
 
+pub(crate) use handle::convert;
 pub use handle::RunHandle;
 pub(crate) use lease::LeaseWatch;
 pub(crate) use registered::{current_run, Registered};
@@ -251,7 +253,7 @@ impl Durable {
         shared.extensions.get()
     }
 
-    fn wake_queue(&self, queue: &str) {
+    pub(crate) fn wake_queue(&self, queue: &str) {
         if let Some(plan) = self.plans.iter().find(|p| p.queue == queue) {
             plan.wake.notify_one();
         }
@@ -311,7 +313,11 @@ impl Durable {
     /// a running one is stopped here at once if it runs here, else by its process.
     pub(crate) async fn cancel(&self, id: RunId) -> Result<bool, crate::store::StoreError> {
         use crate::store::CancelFound;
-        match self.store.cancel(id).await? {
+        let found = self.store.cancel(id).await?;
+        if found != CancelFound::Nothing {
+            self.cancel_children(id).await?;
+        }
+        match found {
             CancelFound::Nothing => Ok(false),
             CancelFound::Cancelled => {
                 self.deliver(

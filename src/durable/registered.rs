@@ -10,6 +10,9 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tracing::Instrument as _;
 
+use tokio_util::sync::CancellationToken;
+
+use super::Durable;
 use crate::store::{Claimed, RunId, Store};
 use crate::{EnqueueError, TaskContext, TaskDef, TaskHandle, TaskRunner};
 
@@ -26,6 +29,13 @@ pub(crate) struct RunScope {
     pub(crate) store: Store,
     /// How many steps of each name this attempt has called (fresh every attempt).
     pub(crate) steps: super::step::StepCounts,
+    /// How many waits of each kind and name this attempt has made (fresh every attempt).
+    pub(crate) waits: super::step::StepCounts,
+    /// Fired by a wait that parked the run in the store: the attempt stops here, holding
+    /// nothing (fresh every attempt).
+    pub(crate) park: CancellationToken,
+    /// The durable side, for the handles of spawned children.
+    pub(crate) durable: Arc<Durable>,
     /// Ends the claim in this process when a fenced write finds its lease lost.
     pub(crate) lease: super::LeaseWatch,
     /// This attempt's emits (fresh every attempt, counted like steps).
@@ -55,7 +65,7 @@ pub(crate) trait Registered: Send + Sync + 'static {
         &self,
         runner: &TaskRunner,
         run: &Claimed,
-        store: &Store,
+        durable: &Arc<Durable>,
         lease: super::LeaseWatch,
     ) -> Result<TaskHandle<String, String>, EnqueueError>;
 }
@@ -110,7 +120,7 @@ where
         &self,
         runner: &TaskRunner,
         run: &Claimed,
-        store: &Store,
+        durable: &Arc<Durable>,
         lease: super::LeaseWatch,
     ) -> Result<TaskHandle<String, String>, EnqueueError> {
         let handler = Arc::clone(self.def.handler());
@@ -118,9 +128,17 @@ where
         let scope = RunScope {
             id: run.id,
             token: run.token,
-            store: store.clone(),
+            store: durable.store.clone(),
             steps: Default::default(),
-            emits: super::emit::Emitter::new(run.id, run.token, store.clone(), lease.clone()),
+            waits: Default::default(),
+            park: CancellationToken::new(),
+            durable: Arc::clone(durable),
+            emits: super::emit::Emitter::new(
+                run.id,
+                run.token,
+                durable.store.clone(),
+                lease.clone(),
+            ),
             lease,
         };
         // Attempts already used by earlier claims (this claim's first attempt included).
@@ -131,6 +149,8 @@ where
             let input = Arc::clone(&input);
             let scope = RunScope {
                 steps: Default::default(),
+                waits: Default::default(),
+                park: CancellationToken::new(),
                 emits: super::emit::Emitter::new(
                     scope.id,
                     scope.token,
@@ -165,7 +185,19 @@ where
                 }
                 let input: I = serde_json::from_str(&input).map_err(|e| e.to_string())?;
                 let emits = scope.emits.clone();
-                let output = RUN.scope(scope, handler(ctx, input)).await;
+                let parked = scope.park.clone();
+                // A wait that parked the run stops the attempt: the handler is dropped and
+                // the run resumes from the top, replaying, once what it waits for happens.
+                let output = tokio::select! {
+                    biased;
+                    output = RUN.scope(scope, handler(ctx, input)) => output,
+                    () = parked.cancelled() => {
+                        if let Err(e) = emits.flush().await {
+                            tracing::warn!("a parked run's emits were not stored: {e}");
+                        }
+                        return Ok(super::wait::PARKED.to_owned());
+                    }
+                };
                 // The attempt's emits are committed before its end is stored.
                 emits.flush().await.map_err(|e| e.to_string())?;
                 match output {

@@ -26,6 +26,9 @@ pub struct QueueOverview {
     pub pending: u64,
     /// Runs waiting for their start time.
     pub delayed: u64,
+    /// Runs waiting for a signal, a wake time or their children
+    /// ([`RunStatus::Waiting`](super::RunStatus::Waiting)).
+    pub waiting: u64,
     /// Runs claimed by a process (running, or waiting out a retry's backoff).
     pub running: u64,
     /// Runs that failed in the last hour.
@@ -52,7 +55,12 @@ macro_rules! push_filter {
                     $qb.push(" AND scheduled_at <= ").push_bind($now);
                 }
                 $crate::store::RunStatus::Delayed => {
-                    $qb.push(" AND scheduled_at > ").push_bind($now);
+                    $qb.push(" AND wait_kind IS NULL AND scheduled_at > ")
+                        .push_bind($now);
+                }
+                $crate::store::RunStatus::Waiting => {
+                    $qb.push(" AND wait_kind IS NOT NULL AND scheduled_at > ")
+                        .push_bind($now);
                 }
                 _ => {}
             }
@@ -62,6 +70,9 @@ macro_rules! push_filter {
         }
         if let Some(queue) = &f.queue {
             $qb.push(" AND queue = ").push_bind(queue.clone());
+        }
+        if let Some(parent) = f.parent {
+            $qb.push(" AND parent_id = ").push_bind(parent.as_i64());
         }
         if let Some(before) = f.before {
             $qb.push(" AND id < ").push_bind(before.as_i64());
@@ -169,7 +180,13 @@ macro_rules! dashboard_statements {
             .await?;
             let delayed = count(
                 "SELECT count(*) FROM (SELECT 1 FROM taskrunner_runs WHERE status = 'pending' \
-                 AND queue = $1 AND scheduled_at > $2 LIMIT $3) AS c",
+                 AND queue = $1 AND scheduled_at > $2 AND wait_kind IS NULL LIMIT $3) AS c",
+                now,
+            )
+            .await?;
+            let waiting = count(
+                "SELECT count(*) FROM (SELECT 1 FROM taskrunner_runs WHERE status = 'pending' \
+                 AND queue = $1 AND scheduled_at > $2 AND wait_kind IS NOT NULL LIMIT $3) AS c",
                 now,
             )
             .await?;
@@ -206,6 +223,7 @@ macro_rules! dashboard_statements {
                 queue: queue.to_owned(),
                 pending: pending.max(0) as u64,
                 delayed: delayed.max(0) as u64,
+                waiting: waiting.max(0) as u64,
                 running: running.max(0) as u64,
                 failed_last_hour: failed.max(0) as u64,
                 completed_last_hour: completed.max(0) as u64,

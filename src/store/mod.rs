@@ -20,7 +20,8 @@
 //! | under faults | lost answers (a write that committed) are found on retry; store reads of a step are retried with a bounded backoff; one bad row never blocks a batch of ends; the heartbeat renews exactly the claims its process holds, on a thread of its own |
 //! | fencing | every write names the claim's token: a process that lost its lease cannot overwrite a newer claim's result |
 //! | limits | a queue's `concurrency` holds in each process; its `global_concurrency` across all, counted inside the claim |
-//! | cancel | the intent is stored: a pending run is cancelled at once, a running one is stopped by its process within a heartbeat (at once on PostgreSQL, through `NOTIFY`) |
+//! | cancel | the intent is stored: a pending run is cancelled at once, a running one is stopped by its process within a heartbeat (at once on PostgreSQL, through `NOTIFY`); the runs it spawned are cancelled with it, at any depth |
+//! | waits | a run waiting for a signal, a wake time or its children is `Waiting` and holds no slot, no `global_concurrency` place and no lease; signals are kept until consumed, in order, each once, fenced by the claim |
 //! | retention | finished runs are deleted in batches past [`Retention`]'s age (7 days) or count (100,000) |
 //!
 //! # Schema
@@ -30,8 +31,10 @@
 //! [`StoreError::SchemaTooNew`]. Runs live in `taskrunner_runs`; durable steps
 //! ([`TaskContext::step`](crate::TaskContext::step)) in `taskrunner_steps` (deleted with their
 //! run), undrained notifications of runs submitted with [`RunOptions::notify`] in
-//! `taskrunner_notifications`, and durable schedules
-//! ([`TaskRunner::schedule_run`](crate::TaskRunner::schedule_run)) in `taskrunner_schedules`.
+//! `taskrunner_notifications`, durable schedules
+//! ([`TaskRunner::schedule_run`](crate::TaskRunner::schedule_run)) in `taskrunner_schedules`,
+//! and what waiting runs recorded and the signals sent to them in `taskrunner_waits` and
+//! `taskrunner_signals`.
 
 mod error;
 mod row;
@@ -57,7 +60,7 @@ pub use sqlite::SqliteStore;
 pub use steps::{StepInfo, StepStatus};
 #[doc(hidden)]
 pub use types::{Claimed, Ending, Finish};
-pub use types::{ParseRunIdError, RunFilter, RunId, RunInfo, RunOptions, RunStatus};
+pub use types::{ParseRunIdError, RunFilter, RunId, RunInfo, RunOptions, RunStatus, WaitingFor};
 
 pub(crate) use types::{duration_ms, CancelFound, Held, NewRun, Outcome};
 
@@ -107,9 +110,13 @@ pub(crate) mod events;
 mod notifications;
 mod schedules;
 mod steps;
+mod waits;
 
 pub(crate) use schedules::{Fire, Fired, NewSchedule, ScheduleRow};
 pub(crate) use types::to_time;
+#[doc(hidden)]
+pub use waits::WaitStep;
+pub(crate) use waits::{JoinStep, SignalSent, Wake};
 
 pub use notifications::RunNotification;
 #[doc(hidden)]

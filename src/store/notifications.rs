@@ -61,7 +61,7 @@ where
         call_id: row.try_get("call_id")?,
         name: row.try_get("name")?,
         queue: row.try_get("queue")?,
-        status: RunStatus::from_db(&status, 0, 0),
+        status: RunStatus::from_db(&status, 0, 0, false),
         text: row.try_get("text")?,
         finished_at: to_time(row.try_get("finished_at")?),
     })

@@ -15,6 +15,7 @@ use super::types::{now_ms, CancelFound, NewRun, Outcome, RunId, RunInfo};
 use super::StoreError;
 
 mod batch;
+mod children;
 mod claim;
 mod dashboard;
 mod events;
@@ -22,6 +23,7 @@ mod manage;
 mod migrate;
 mod notifications;
 mod schedules;
+mod signals;
 mod steps;
 mod submit;
 

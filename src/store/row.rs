@@ -2,14 +2,14 @@
 
 use sqlx::{ColumnIndex, Decode, Row, Type};
 
-use super::types::{to_time, Outcome, RunId, RunInfo, RunStatus};
+use super::types::{to_time, Outcome, RunId, RunInfo, RunStatus, WaitingFor};
 
 /// The columns [`info`] reads, as a literal for `concat!`.
 macro_rules! info_columns {
     () => {
         "id, name, queue, priority, status, attempts, max_attempts, call_id, dedup_key, \
          created_at, scheduled_at, started_at, finished_at, error, output, cancel_requested, \
-         recoveries, input"
+         recoveries, input, parent_id, wait_kind, wait_signal, wait_children"
     };
 }
 pub(crate) use info_columns;
@@ -26,12 +26,29 @@ where
     let status: String = row.try_get("status")?;
     let scheduled_at: i64 = row.try_get("scheduled_at")?;
     let output: Option<String> = row.try_get("output")?;
+    let wait_kind: Option<String> = row.try_get("wait_kind")?;
+    let status = RunStatus::from_db(&status, scheduled_at, now, wait_kind.is_some());
+    let waiting_for = match (status, wait_kind.as_deref()) {
+        (RunStatus::Waiting, Some("signal")) => Some(WaitingFor::Signal {
+            name: row
+                .try_get::<Option<String>, _>("wait_signal")?
+                .unwrap_or_default(),
+            deadline: to_time(scheduled_at),
+        }),
+        (RunStatus::Waiting, Some("sleep")) => Some(WaitingFor::Sleep {
+            until: to_time(scheduled_at),
+        }),
+        (RunStatus::Waiting, Some(_)) => Some(WaitingFor::Children {
+            left: row.try_get::<i32, _>("wait_children")?.max(0) as u32,
+        }),
+        _ => None,
+    };
     Ok(RunInfo {
         id: RunId::from_i64(row.try_get("id")?),
         name: row.try_get("name")?,
         queue: row.try_get("queue")?,
         priority: row.try_get("priority")?,
-        status: RunStatus::from_db(&status, scheduled_at, now),
+        status,
         attempts: row.try_get::<i32, _>("attempts")?.max(0) as u32,
         max_attempts: row.try_get::<i32, _>("max_attempts")?.max(0) as u32,
         recoveries: row.try_get::<i32, _>("recoveries")?.max(0) as u32,
@@ -46,6 +63,10 @@ where
         cancel_requested: row.try_get("cancel_requested")?,
         input: row.try_get("input")?,
         steps: Vec::new(),
+        waiting_for,
+        parent: row
+            .try_get::<Option<i64>, _>("parent_id")?
+            .map(RunId::from_i64),
     })
 }
 

@@ -15,6 +15,7 @@ use super::row::{self, info_columns};
 use super::types::{now_ms, CancelFound, Outcome, RunId, RunInfo};
 use super::StoreError;
 
+mod children;
 mod claim;
 mod clock;
 mod dashboard;
@@ -23,6 +24,7 @@ mod manage;
 mod migrate;
 mod notifications;
 mod schedules;
+mod signals;
 mod steps;
 mod submit;
 

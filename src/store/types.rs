@@ -9,6 +9,7 @@ mod run_info;
 mod run_options;
 mod run_status;
 mod time;
+mod waiting_for;
 
 pub(crate) use records::{clean_text, CancelFound, Held, NewRun, Outcome};
 pub use records::{Claimed, Ending, Finish};
@@ -18,3 +19,4 @@ pub use run_info::RunInfo;
 pub use run_options::RunOptions;
 pub use run_status::RunStatus;
 pub(crate) use time::{duration_ms, now_ms, to_time};
+pub use waiting_for::WaitingFor;

@@ -131,7 +131,7 @@ impl RunEvent {
 /// The status stored as `status`, if this build knows it (a newer build's status is skipped,
 /// never taken for another).
 pub(crate) fn status_of(status: &str) -> Option<RunStatus> {
-    let known = RunStatus::from_db(status, 0, 0);
+    let known = RunStatus::from_db(status, 0, 0, false);
     (known.as_db() == status).then_some(known)
 }
 

@@ -10,6 +10,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/postgres/0003_notifications.sql"),
     include_str!("../migrations/postgres/0004_schedules.sql"),
     include_str!("../migrations/postgres/0005_recoveries.sql"),
+    include_str!("../migrations/postgres/0006_waits.sql"),
     include_str!("../migrations/postgres/0007_dashboard.sql"),
     include_str!("../migrations/postgres/0008_run_events.sql"),
 ];

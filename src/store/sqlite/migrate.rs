@@ -13,6 +13,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/sqlite/0003_notifications.sql"),
     include_str!("../migrations/sqlite/0004_schedules.sql"),
     include_str!("../migrations/sqlite/0005_recoveries.sql"),
+    include_str!("../migrations/sqlite/0006_waits.sql"),
     include_str!("../migrations/sqlite/0007_dashboard.sql"),
     include_str!("../migrations/sqlite/0008_run_events.sql"),
 ];

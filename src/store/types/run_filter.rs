@@ -32,6 +32,7 @@ pub struct RunFilter {
     pub(crate) input_contains: Option<String>,
     pub(crate) created_after: Option<SystemTime>,
     pub(crate) created_before: Option<SystemTime>,
+    pub(crate) parent: Option<RunId>,
     pub(crate) limit: u32,
 }
 
@@ -46,6 +47,7 @@ impl Default for RunFilter {
             input_contains: None,
             created_after: None,
             created_before: None,
+            parent: None,
             limit: 100,
         }
     }
@@ -107,6 +109,13 @@ impl RunFilter {
     /// are, unless the store's clock stepped back).
     pub fn created_before(mut self, time: SystemTime) -> Self {
         self.created_before = Some(time);
+        self
+    }
+
+    /// Only the child runs that run `id` spawned
+    /// ([`TaskContext::spawn`](crate::TaskContext::spawn)).
+    pub fn parent(mut self, id: RunId) -> Self {
+        self.parent = Some(id);
         self
     }
 

@@ -2,7 +2,7 @@
 
 use std::time::SystemTime;
 
-use super::{RunId, RunStatus};
+use super::{RunId, RunStatus, WaitingFor};
 
 /// A durable run's record, from [`TaskRunner::run_info`](crate::TaskRunner::run_info) or
 /// [`TaskRunner::list_runs`](crate::TaskRunner::list_runs).
@@ -20,7 +20,8 @@ pub struct RunInfo {
     /// Where it is now.
     pub status: RunStatus,
     /// Attempts started so far, across every process that claimed it (recoveries
-    /// included).
+    /// included). A [`Waiting`](RunStatus::Waiting) run has given its attempt back: the
+    /// claim that resumes it counts it again, so a wait costs no attempt.
     pub attempts: u32,
     /// The most attempts it may have (1 + the definition's retries), not counting
     /// recoveries.
@@ -55,4 +56,8 @@ pub struct RunInfo {
     /// [`run_info`](crate::TaskRunner::run_info); empty in
     /// [`list_runs`](crate::TaskRunner::list_runs).
     pub steps: Vec<crate::store::StepInfo>,
+    /// What it waits for, while [`Waiting`](RunStatus::Waiting).
+    pub waiting_for: Option<WaitingFor>,
+    /// The run that spawned it ([`TaskContext::spawn`](crate::TaskContext::spawn)), if any.
+    pub parent: Option<RunId>,
 }

@@ -13,6 +13,11 @@ pub enum RunStatus {
     Delayed,
     /// Claimed by a process, which runs it (or waits out a retry's backoff).
     Running,
+    /// Its handler waits (a signal, a durable sleep, child runs) holding no worker: no slot,
+    /// no `global_concurrency` place, no lease. [`RunInfo::waiting_for`](super::RunInfo::waiting_for)
+    /// says for what; it is claimed again, by any process that registered its name, once
+    /// that happens.
+    Waiting,
     /// The handler returned `Ok`; [`RunInfo::output`](super::RunInfo::output) holds the value.
     Completed,
     /// Failed, timed out, panicked, its input no longer deserialized, or its process was
@@ -34,7 +39,7 @@ impl RunStatus {
     /// The status as stored (`Delayed` is stored as `pending` with a later start time).
     pub(crate) const fn as_db(self) -> &'static str {
         match self {
-            RunStatus::Pending | RunStatus::Delayed => "pending",
+            RunStatus::Pending | RunStatus::Delayed | RunStatus::Waiting => "pending",
             RunStatus::Running => "running",
             RunStatus::Completed => "completed",
             RunStatus::Failed => "failed",
@@ -42,8 +47,11 @@ impl RunStatus {
         }
     }
 
-    pub(crate) fn from_db(status: &str, scheduled_at: i64, now: i64) -> RunStatus {
+    /// The status a row shows: a waiting run is stored `pending` with its wait's kind and
+    /// the time it is due; once due it is `Pending` again.
+    pub(crate) fn from_db(status: &str, scheduled_at: i64, now: i64, waiting: bool) -> RunStatus {
         match status {
+            "pending" if scheduled_at > now && waiting => RunStatus::Waiting,
             "pending" if scheduled_at > now => RunStatus::Delayed,
             "pending" => RunStatus::Pending,
             "running" => RunStatus::Running,

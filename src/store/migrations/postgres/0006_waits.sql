@@ -1,0 +1,61 @@
+-- taskrunner durable store (PostgreSQL): runs that wait without holding a worker (signals,
+-- durable sleeps, child runs).
+-- A waiting run is stored `pending` with `wait_kind` set and `scheduled_at` = when it is due
+-- (a signal's deadline, a wake time; far in the future while it waits for children): the
+-- claim's own query and index find it once due, and a signal or its last child's end makes
+-- it due at once by moving `scheduled_at` to now. It holds no lease and no slot meanwhile.
+ALTER TABLE taskrunner_runs ADD COLUMN parent_id BIGINT;           -- the run that spawned it
+ALTER TABLE taskrunner_runs ADD COLUMN wait_kind TEXT;             -- 'signal' | 'sleep' | 'children'
+ALTER TABLE taskrunner_runs ADD COLUMN wait_signal TEXT;           -- the signal's name
+ALTER TABLE taskrunner_runs ADD COLUMN wait_children INTEGER NOT NULL DEFAULT 0;   -- children left
+CREATE INDEX taskrunner_runs_parent ON taskrunner_runs (parent_id) WHERE parent_id IS NOT NULL;
+-- What a run's waits recorded, replayed like steps: the n-th wait of a kind and name is
+-- (kind, name, idx = n - 1). `until_at` is stored at the first wait (deadlines are absolute);
+-- `value` is the consumed signal (JSON), the spawned child's id, or a joined child's outcome.
+CREATE TABLE taskrunner_waits (
+    run_id     BIGINT  NOT NULL REFERENCES taskrunner_runs (id) ON DELETE CASCADE,
+    kind       TEXT    NOT NULL CHECK (kind IN ('signal', 'sleep', 'spawn', 'join')),
+    name       TEXT    NOT NULL,                     -- signal name, '', def name, child id
+    idx        INTEGER NOT NULL,
+    until_at   BIGINT,
+    done       BOOLEAN NOT NULL DEFAULT FALSE,
+    value      TEXT,
+    created_at BIGINT  NOT NULL,
+    PRIMARY KEY (run_id, kind, name, idx)
+);
+-- The mailbox: signals sent to a run, consumed in order (by id), each once.
+CREATE TABLE taskrunner_signals (
+    id          BIGSERIAL PRIMARY KEY,
+    run_id      BIGINT  NOT NULL REFERENCES taskrunner_runs (id) ON DELETE CASCADE,
+    name        TEXT    NOT NULL,
+    value       TEXT    NOT NULL,                    -- JSON
+    sent_at     BIGINT  NOT NULL,
+    consumed_at BIGINT
+);
+CREATE INDEX taskrunner_signals_mailbox ON taskrunner_signals (run_id, name, id)
+    WHERE consumed_at IS NULL;
+-- A child's end counts down its parent's awaited children, in the same transaction; the last
+-- one makes the parent due and wakes the claimers of its queue.
+CREATE FUNCTION taskrunner_runs_child_done() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    parent_queue TEXT;
+    left_over    INTEGER;
+BEGIN
+    UPDATE taskrunner_runs SET wait_children = wait_children - 1,
+        scheduled_at = CASE WHEN wait_children <= 1 THEN taskrunner_now_ms() ELSE scheduled_at END
+    WHERE id = NEW.parent_id AND status = 'pending' AND wait_kind = 'children'
+        AND wait_children > 0
+        AND EXISTS (SELECT 1 FROM taskrunner_waits w WHERE w.run_id = NEW.parent_id
+            AND w.kind = 'join' AND w.name = NEW.id::text AND w.idx = 0 AND NOT w.done)
+    RETURNING queue, wait_children INTO parent_queue, left_over;
+    IF FOUND AND left_over <= 0 THEN
+        PERFORM pg_notify('taskrunner_runs', parent_queue);
+    END IF;
+    RETURN NULL;
+END
+$$;
+CREATE TRIGGER taskrunner_runs_child_done AFTER UPDATE OF status ON taskrunner_runs
+FOR EACH ROW
+WHEN (NEW.parent_id IS NOT NULL AND NEW.status IN ('completed', 'failed', 'cancelled')
+      AND OLD.status NOT IN ('completed', 'failed', 'cancelled'))
+EXECUTE FUNCTION taskrunner_runs_child_done();
