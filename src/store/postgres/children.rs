@@ -112,7 +112,7 @@ impl PgStore {
             Ok(None)
         };
         let mut outcomes = Vec::with_capacity(children.len());
-        let mut left = 0;
+        let mut left: Vec<RunId> = Vec::new();
         for &child in children {
             let key = child.to_string();
             if let Some(r) = self.record(&mut tx, id, "join", &key, 0).await? {
@@ -129,14 +129,16 @@ impl PgStore {
             let json = done.then(|| outcome_json(&outcome));
             self.write_record(&mut tx, id, "join", &key, 0, None, done, json.as_deref())
                 .await?;
-            if !done {
-                left += 1;
+            // A run joined twice ends once: it counts once.
+            if !done && !left.contains(&child) {
+                left.push(child);
             }
             outcomes.push(outcome);
         }
-        let step = if left == 0 {
+        let step = if left.is_empty() {
             JoinStep::Ready(outcomes)
         } else {
+            let left = i32::try_from(left.len()).unwrap_or(i32::MAX);
             self.park(&mut tx, id, token, NEVER_MS, "children", None, left)
                 .await?;
             JoinStep::Parked

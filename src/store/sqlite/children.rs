@@ -108,7 +108,10 @@ impl SqliteStore {
                 write_record(&mut tx, id, "join", &key, 0, None, true, Some(&json)).await?;
             } else {
                 write_record(&mut tx, id, "join", &key, 0, None, false, None).await?;
-                left.push(*child);
+                // A run joined twice ends once: it counts once.
+                if !left.contains(child) {
+                    left.push(*child);
+                }
             }
             outcomes.push(outcome);
         }
