@@ -10,10 +10,8 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use futures::future::BoxFuture;
-use store_support::{eventually, TestDb};
-use taskrunner::{
-    QueueConfig, RunHandle, RunId, RunStatus, TaskContext, TaskDef, TaskRunner,
-};
+use store_support::{eventually, Place, TestDb};
+use taskrunner::{QueueConfig, RunHandle, RunId, RunStatus, TaskContext, TaskDef, TaskRunner};
 
 const DAY: Duration = Duration::from_secs(86_400);
 type Out<T> = BoxFuture<'static, Result<T, String>>;
@@ -33,7 +31,10 @@ async fn status(runner: &TaskRunner, id: RunId) -> RunStatus {
 fn leaf() -> TaskDef<impl Fn(TaskContext, u32) -> Out<u32> + Clone> {
     TaskDef::new("leaf", |ctx: TaskContext, n: u32| -> Out<u32> {
         Box::pin(async move {
-            let _: Option<bool> = ctx.wait_for_signal("go", DAY).await.map_err(|e| e.to_string())?;
+            let _: Option<bool> = ctx
+                .wait_for_signal("go", DAY)
+                .await
+                .map_err(|e| e.to_string())?;
             Ok(n)
         })
     })
@@ -48,13 +49,21 @@ async fn join_of_a_run_that_is_not_a_child_wakes(db: TestDb) {
     let parent = TaskDef::new("parent", move |ctx: TaskContext, other: i64| -> Out<u32> {
         let c = Arc::clone(&c);
         Box::pin(async move {
-            let h: RunHandle<u32> = c.get().unwrap().run_handle(other.to_string().parse::<RunId>().unwrap()).unwrap();
+            let h: RunHandle<u32> = c
+                .get()
+                .unwrap()
+                .run_handle(other.to_string().parse::<RunId>().unwrap())
+                .unwrap();
             ctx.join(h).await.map_err(|e| e.to_string())
         })
     })
     .queue("agents");
     let leaf = leaf();
-    let runner = builder(&db).register(&leaf).register(&parent).build().unwrap();
+    let runner = builder(&db)
+        .register(&leaf)
+        .register(&parent)
+        .build()
+        .unwrap();
     let _ = cell.set(runner.clone());
     let other = runner.submit(&leaf, 7).await.unwrap();
     let other_id = other.id();
@@ -65,9 +74,11 @@ async fn join_of_a_run_that_is_not_a_child_wakes(db: TestDb) {
     })
     .await;
     runner.signal(other_id, "go", &true).await.unwrap();
-    eventually(Duration::from_secs(10), "the joined run completes", || async {
-        status(&runner, other_id).await == RunStatus::Completed
-    })
+    eventually(
+        Duration::from_secs(10),
+        "the joined run completes",
+        || async { status(&runner, other_id).await == RunStatus::Completed },
+    )
     .await;
     let got = tokio::time::timeout(Duration::from_secs(10), p).await;
     let info = runner.run_info(pid).await.unwrap().unwrap();
@@ -96,7 +107,11 @@ async fn join_all_with_a_repeated_handle_wakes(db: TestDb) {
         })
     })
     .queue("agents");
-    let runner = builder(&db).register(&leaf).register(&parent).build().unwrap();
+    let runner = builder(&db)
+        .register(&leaf)
+        .register(&parent)
+        .build()
+        .unwrap();
     let _ = cell.set(runner.clone());
     let p = runner.submit(&parent, 0).await.unwrap();
     let pid = p.id();
@@ -118,6 +133,102 @@ async fn join_all_with_a_repeated_handle_wakes(db: TestDb) {
         "parent never resumed: {:?} / {:?}",
         info.status,
         info.waiting_for
+    );
+}
+
+/// PostgreSQL: cascade cancel's two statements (cancel pending, then flag running) let a
+/// child that parks between them escape both. Statement 1 is held up on a locked sibling row
+/// while the running child parks.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pg_cascade_cancel_misses_a_child_that_parks_meanwhile() {
+    use sqlx::Connection as _;
+    let Some(db) = TestDb::pg().await else { return };
+    let Place::Pg { url, .. } = &db.place else {
+        unreachable!()
+    };
+    let gate = Arc::new(tokio::sync::Notify::new());
+    let g = Arc::clone(&gate);
+    let gated = TaskDef::new("gated", move |ctx: TaskContext, _: u32| -> Out<u32> {
+        let g = Arc::clone(&g);
+        Box::pin(async move {
+            ctx.step("enter", || async { Ok::<_, String>(()) })
+                .await
+                .map_err(|e| e.to_string())?;
+            g.notified().await;
+            let _: Option<bool> = ctx
+                .wait_for_signal("go", DAY)
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok(2)
+        })
+    })
+    .queue("agents");
+    let leaf = leaf();
+    let (l, gd) = (leaf.clone(), gated.clone());
+    let root = TaskDef::new("root", move |ctx: TaskContext, _: u32| -> Out<u32> {
+        let (l, gd) = (l.clone(), gd.clone());
+        Box::pin(async move {
+            let a: RunHandle<u32> = ctx.spawn(&l, 1).await.map_err(|e| e.to_string())?;
+            let b: RunHandle<u32> = ctx.spawn(&gd, 0).await.map_err(|e| e.to_string())?;
+            let all = ctx.join_all(vec![a, b]).await;
+            Ok(all.len() as u32)
+        })
+    })
+    .queue("agents");
+    let runner = builder(&db)
+        .register(&leaf)
+        .register(&gated)
+        .register(&root)
+        .build()
+        .unwrap();
+    let r = runner.submit(&root, 0).await.unwrap();
+    let rid = r.id();
+    eventually(Duration::from_secs(10), "root waiting", || async {
+        status(&runner, rid).await == RunStatus::Waiting
+    })
+    .await;
+    let kids = runner
+        .list_runs(taskrunner::RunFilter::new().parent(rid))
+        .await
+        .unwrap();
+    let c1 = kids.iter().find(|k| k.name == "leaf").unwrap().id;
+    let c2 = kids.iter().find(|k| k.name == "gated").unwrap().id;
+    eventually(
+        Duration::from_secs(10),
+        "c1 waiting, c2 running",
+        || async {
+            status(&runner, c1).await == RunStatus::Waiting
+                && status(&runner, c2).await == RunStatus::Running
+        },
+    )
+    .await;
+    // Hold c1's row so that cascade cancel's first statement blocks on it.
+    let mut lock = sqlx::PgConnection::connect(url).await.unwrap();
+    sqlx::query("BEGIN").execute(&mut lock).await.unwrap();
+    sqlx::query("SELECT 1 FROM taskrunner_runs WHERE id = $1 FOR UPDATE")
+        .bind(c1.as_i64())
+        .execute(&mut lock)
+        .await
+        .unwrap();
+    let rc = runner.clone();
+    let cancel = tokio::spawn(async move { rc.cancel_run(rid).await });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    gate.notify_one();
+    eventually(Duration::from_secs(10), "c2 parks", || async {
+        status(&runner, c2).await == RunStatus::Waiting
+    })
+    .await;
+    sqlx::query("COMMIT").execute(&mut lock).await.unwrap();
+    let _ = cancel.await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let s1 = status(&runner, c1).await;
+    let s2 = status(&runner, c2).await;
+    runner.shutdown().await;
+    assert_eq!(s1, RunStatus::Cancelled);
+    assert_eq!(
+        s2,
+        RunStatus::Cancelled,
+        "a child of a cancelled run is left {s2:?}"
     );
 }
 

@@ -164,12 +164,11 @@ pub(crate) async fn join(scope: &RunScope, children: &[RunId]) -> Result<Vec<Out
 }
 
 impl super::Durable {
-    /// Cancels the unfinished runs under run `id`, at any depth: waiting and pending ones at
-    /// once (their handles here are told), running ones through their stored intent (at once
-    /// if they run here).
-    pub(super) async fn cancel_children(&self, id: RunId) -> Result<(), StoreError> {
+    /// Tells of the runs a cascade cancel found under a run, at any depth: the handles here of
+    /// waiting and pending ones (cancelled in the store), and running ones that run here
+    /// (their intent stored).
+    pub(super) fn cancelled_tree(&self, found: Vec<(RunId, crate::store::CancelFound)>) {
         use crate::store::CancelFound;
-        let found = self.store.cancel_children(id).await?;
         let runner = super::upgrade(&self.runner);
         for (child, how) in found {
             match how {
@@ -190,6 +189,5 @@ impl super::Durable {
                 CancelFound::Nothing => {}
             }
         }
-        Ok(())
     }
 }
