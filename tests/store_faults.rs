@@ -210,7 +210,10 @@ async fn writes_are_idempotent(db: TestDb) {
         output: Some("7".into()),
         error: None,
     };
-    assert_eq!(db.store.finish(std::slice::from_ref(&end)).await.unwrap(), vec![true]);
+    assert_eq!(
+        db.store.finish(std::slice::from_ref(&end)).await.unwrap(),
+        vec![true]
+    );
     assert_eq!(
         db.store.finish(std::slice::from_ref(&end)).await.unwrap(),
         vec![true],
