@@ -34,6 +34,9 @@ pub(crate) struct RunScope {
     /// Fired by a wait that parked the run in the store: the attempt stops here, holding
     /// nothing (fresh every attempt).
     pub(crate) park: CancellationToken,
+    /// The wait in progress in this attempt, if any: a run waits for one thing at a time
+    /// (fresh every attempt).
+    pub(crate) waiting: Arc<std::sync::Mutex<Option<String>>>,
     /// The durable side, for the handles of spawned children.
     pub(crate) durable: Arc<Durable>,
     /// Ends the claim in this process when a fenced write finds its lease lost.
@@ -130,6 +133,7 @@ where
             steps: Default::default(),
             waits: Default::default(),
             park: CancellationToken::new(),
+            waiting: Default::default(),
             durable: Arc::clone(durable),
             lease,
         };
@@ -143,6 +147,7 @@ where
                 steps: Default::default(),
                 waits: Default::default(),
                 park: CancellationToken::new(),
+                waiting: Default::default(),
                 ..scope.clone()
             };
             let attempt = base - 1 + ctx.attempt() as i32;
