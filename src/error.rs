@@ -338,6 +338,20 @@ pub enum StepError {
         /// What serde said, or the type sent.
         reason: String,
     },
+    /// A durable run waited for two things at once (say, a `tokio::select!` of two
+    /// [`TaskContext::wait_for_signal`](crate::TaskContext::wait_for_signal)s): a run parks
+    /// for one thing at a time, so the second wait fails instead of never being woken.
+    #[error(
+        "`{wait}`: one wait at a time in a run: `{other}` has not ended (await a run's waits \
+         one after another; to wait for either of two outcomes, wait for one signal whose \
+         value tells them apart)"
+    )]
+    ConcurrentWait {
+        /// The wait that was refused.
+        wait: String,
+        /// The wait of the same run still in progress.
+        other: String,
+    },
     /// [`TaskContext::spawn`](crate::TaskContext::spawn) was called outside a durable run.
     #[error(
         "`{what}` needs a durable run: submit the parent with `TaskRunner::submit`; in an \

@@ -313,10 +313,8 @@ impl Durable {
     /// a running one is stopped here at once if it runs here, else by its process.
     pub(crate) async fn cancel(&self, id: RunId) -> Result<bool, crate::store::StoreError> {
         use crate::store::CancelFound;
-        let found = self.store.cancel(id).await?;
-        if found != CancelFound::Nothing {
-            self.cancel_children(id).await?;
-        }
+        let (found, tree) = self.store.cancel(id).await?;
+        self.cancelled_tree(tree);
         match found {
             CancelFound::Nothing => Ok(false),
             CancelFound::Cancelled => {

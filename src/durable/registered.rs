@@ -34,6 +34,9 @@ pub(crate) struct RunScope {
     /// Fired by a wait that parked the run in the store: the attempt stops here, holding
     /// nothing (fresh every attempt).
     pub(crate) park: CancellationToken,
+    /// The wait in progress in this attempt, if any: a run waits for one thing at a time
+    /// (fresh every attempt).
+    pub(crate) waiting: Arc<std::sync::Mutex<Option<String>>>,
     /// The durable side, for the handles of spawned children.
     pub(crate) durable: Arc<Durable>,
     /// Ends the claim in this process when a fenced write finds its lease lost.
@@ -132,6 +135,7 @@ where
             steps: Default::default(),
             waits: Default::default(),
             park: CancellationToken::new(),
+            waiting: Default::default(),
             durable: Arc::clone(durable),
             emits: super::emit::Emitter::new(
                 run.id,
@@ -151,6 +155,7 @@ where
                 steps: Default::default(),
                 waits: Default::default(),
                 park: CancellationToken::new(),
+                waiting: Default::default(),
                 emits: super::emit::Emitter::new(
                     scope.id,
                     scope.token,

@@ -38,6 +38,29 @@ fn db_index(index: u32) -> i32 {
     i32::try_from(index).unwrap_or(i32::MAX)
 }
 
+/// The wait in progress in a run's attempt: given back when the wait ends or is dropped.
+struct OneWait<'a>(&'a std::sync::Mutex<Option<String>>);
+
+impl Drop for OneWait<'_> {
+    fn drop(&mut self) {
+        *lock_std(self.0) = None;
+    }
+}
+
+/// Starts wait `what`, unless another wait of the run is in progress: a run parks for one
+/// thing at a time, and a second wait would never be woken.
+fn one_wait<'a>(scope: &'a RunScope, what: &str) -> Result<OneWait<'a>, StepError> {
+    let mut waiting = lock_std(&scope.waiting);
+    if let Some(other) = waiting.as_ref() {
+        return Err(StepError::ConcurrentWait {
+            wait: what.to_owned(),
+            other: other.clone(),
+        });
+    }
+    *waiting = Some(what.to_owned());
+    Ok(OneWait(&scope.waiting))
+}
+
 /// Runs a store operation, retrying a failing store a few times.
 async fn retrying<T, F, Fut>(what: &str, index: u32, mut f: F) -> Result<T, StepError>
 where
@@ -102,8 +125,9 @@ pub(crate) async fn wait_signal(
     name: &str,
     timeout: Duration,
 ) -> Result<(Option<String>, u32), StepError> {
-    let index = next(&scope.waits, format!("signal\0{name}"));
     let what = format!("wait_for_signal(\"{name}\")");
+    let _one = one_wait(scope, &what)?;
+    let index = next(&scope.waits, format!("signal\0{name}"));
     let timeout = duration_ms(timeout);
     check_lease(scope, &what).await;
     let step = retrying(&what, index, || {
@@ -117,6 +141,7 @@ pub(crate) async fn wait_signal(
 
 /// Sleeps until the wake time stored at the first call.
 pub(crate) async fn sleep(scope: &RunScope, wake: Wake) -> Result<(), StepError> {
+    let _one = one_wait(scope, "sleep")?;
     let index = next(&scope.waits, "sleep".to_owned());
     check_lease(scope, "sleep").await;
     let step = retrying("sleep", index, || {
@@ -151,6 +176,7 @@ pub(crate) async fn spawn(scope: &RunScope, child: NewRun) -> Result<RunId, Step
 
 /// The outcomes of `children`, once every one has ended.
 pub(crate) async fn join(scope: &RunScope, children: &[RunId]) -> Result<Vec<Outcome>, StepError> {
+    let _one = one_wait(scope, "join")?;
     check_lease(scope, "join").await;
     let step = retrying("join", 0, || {
         scope.store.join_children(scope.id, scope.token, children)
@@ -164,12 +190,11 @@ pub(crate) async fn join(scope: &RunScope, children: &[RunId]) -> Result<Vec<Out
 }
 
 impl super::Durable {
-    /// Cancels the unfinished runs under run `id`, at any depth: waiting and pending ones at
-    /// once (their handles here are told), running ones through their stored intent (at once
-    /// if they run here).
-    pub(super) async fn cancel_children(&self, id: RunId) -> Result<(), StoreError> {
+    /// Tells of the runs a cascade cancel found under a run, at any depth: the handles here of
+    /// waiting and pending ones (cancelled in the store), and running ones that run here
+    /// (their intent stored).
+    pub(super) fn cancelled_tree(&self, found: Vec<(RunId, crate::store::CancelFound)>) {
         use crate::store::CancelFound;
-        let found = self.store.cancel_children(id).await?;
         let runner = super::upgrade(&self.runner);
         for (child, how) in found {
             match how {
@@ -190,6 +215,5 @@ impl super::Durable {
                 CancelFound::Nothing => {}
             }
         }
-        Ok(())
     }
 }

@@ -62,7 +62,7 @@ pub use steps::{StepInfo, StepStatus};
 pub use types::{Claimed, Ending, Finish};
 pub use types::{ParseRunIdError, RunFilter, RunId, RunInfo, RunOptions, RunStatus, WaitingFor};
 
-pub(crate) use types::{duration_ms, CancelFound, Held, NewRun, Outcome};
+pub(crate) use types::{duration_ms, CancelFound, Cancelled, Held, NewRun, Outcome};
 
 #[cfg(feature = "postgres")]
 pub(crate) use postgres::{CANCEL_CHANNEL, RUNS_CHANNEL};
@@ -313,7 +313,9 @@ impl Store {
         dispatch!(self, s => s.release(runs).await)
     }
 
-    pub(crate) async fn cancel(&self, id: RunId) -> Result<CancelFound, StoreError> {
+    /// Cancels run `id` and, if it was unfinished, the unfinished runs under it (its
+    /// children, theirs, ...), all in one transaction.
+    pub(crate) async fn cancel(&self, id: RunId) -> Result<Cancelled, StoreError> {
         dispatch!(self, s => s.cancel(id).await)
     }
 

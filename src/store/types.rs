@@ -11,7 +11,7 @@ mod run_status;
 mod time;
 mod waiting_for;
 
-pub(crate) use records::{clean_text, CancelFound, Held, NewRun, Outcome};
+pub(crate) use records::{clean_text, CancelFound, Cancelled, Held, NewRun, Outcome};
 pub use records::{Claimed, Ending, Finish};
 pub use run_filter::RunFilter;
 pub use run_id::{ParseRunIdError, RunId};

@@ -5,7 +5,7 @@
 //! Every operation that a handler's wait makes runs in one transaction fenced by the run's
 //! claim token: a stale worker can neither consume a signal nor park the run.
 
-use super::types::{CancelFound, NewRun, Outcome, RunId};
+use super::types::{NewRun, Outcome, RunId};
 use super::{Backend, Store, StoreError};
 
 /// A waiting run for children is due "never" until its last child ends (9999-12-31).
@@ -153,14 +153,5 @@ impl Store {
         value: &str,
     ) -> Result<SignalSent, StoreError> {
         dispatch!(self, s => s.signal(id, name, value).await)
-    }
-
-    /// Cancels the unfinished runs under run `id` (its children, theirs, ...): waiting and
-    /// pending ones at once, running ones by a stored intent.
-    pub(crate) async fn cancel_children(
-        &self,
-        id: RunId,
-    ) -> Result<Vec<(RunId, CancelFound)>, StoreError> {
-        dispatch!(self, s => s.cancel_children(id).await)
     }
 }

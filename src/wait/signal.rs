@@ -29,6 +29,11 @@ impl TaskContext {
     ///   [`Waiting`](crate::RunStatus::Waiting): it holds no slot, no `global_concurrency`
     ///   place and no lease, and no process needs to be running; it is claimed again when
     ///   the signal comes or the deadline passes, and its handler runs again from the top.
+    /// - A durable run waits for one thing at a time: a wait (signal, `sleep`, `join`)
+    ///   started while another of the same run is in progress (say, a `tokio::select!` of two
+    ///   `wait_for_signal`s) fails at once with [`StepError::ConcurrentWait`] ("one wait at a
+    ///   time in a run"). To wait for either of two outcomes, wait for one signal name and
+    ///   tell them apart by its value.
     /// - In an in-process task it waits in memory (for [`TaskRunner::signal_task`]).
     /// - A value that is not a `T` is a [`StepError::SignalType`], not a panic.
     ///

@@ -112,7 +112,7 @@ impl PgStore {
             Ok(None)
         };
         let mut outcomes = Vec::with_capacity(children.len());
-        let mut left = 0;
+        let mut left: Vec<RunId> = Vec::new();
         for &child in children {
             let key = child.to_string();
             if let Some(r) = self.record(&mut tx, id, "join", &key, 0).await? {
@@ -129,14 +129,16 @@ impl PgStore {
             let json = done.then(|| outcome_json(&outcome));
             self.write_record(&mut tx, id, "join", &key, 0, None, done, json.as_deref())
                 .await?;
-            if !done {
-                left += 1;
+            // A run joined twice ends once: it counts once.
+            if !done && !left.contains(&child) {
+                left.push(child);
             }
             outcomes.push(outcome);
         }
-        let step = if left == 0 {
+        let step = if left.is_empty() {
             JoinStep::Ready(outcomes)
         } else {
+            let left = i32::try_from(left.len()).unwrap_or(i32::MAX);
             self.park(&mut tx, id, token, NEVER_MS, "children", None, left)
                 .await?;
             JoinStep::Parked
@@ -145,45 +147,54 @@ impl PgStore {
         Ok(step)
     }
 
-    pub(crate) async fn cancel_children(
+    /// Cancels the unfinished runs under run `id`, in the caller's transaction: pending
+    /// (waiting) ones at once, running ones by a stored intent. One statement takes each row
+    /// in whichever state it is in when locked (a child that parks or is claimed meanwhile is
+    /// still caught); it is repeated, each time with a fresh snapshot, until it finds nothing,
+    /// so runs spawned by a tree member before its flag was set are caught too. A flagged run
+    /// can neither park nor spawn (`holds` locks its row and requires no cancel pending).
+    pub(super) async fn cancel_tree(
         &self,
+        tx: &mut Tx,
         id: RunId,
     ) -> Result<Vec<(RunId, CancelFound)>, StoreError> {
         let db = |e| self.db(e);
-        let mut tx: Tx = self.begin().await?;
-        let cancelled: Vec<i64> = sqlx::query_scalar(concat!(
-            "UPDATE taskrunner_runs SET status = 'cancelled', error = 'cancelled', \
-             error_kind = 'cancelled', finished_at = taskrunner_now_ms() \
-             WHERE id IN (",
-            tree!(),
-            ") AND status = 'pending' RETURNING id"
-        ))
-        .bind(id.as_i64())
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(db)?;
-        let requested: Vec<i64> = sqlx::query_scalar(concat!(
-            "UPDATE taskrunner_runs SET cancel_requested = TRUE \
-             WHERE id IN (",
-            tree!(),
-            ") AND status = 'running' RETURNING id"
-        ))
-        .bind(id.as_i64())
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(db)?;
-        for run in &requested {
-            sqlx::query("SELECT pg_notify($1, $2)")
-                .bind(CANCEL_CHANNEL)
-                .bind(run.to_string())
-                .execute(&mut *tx)
-                .await
-                .map_err(db)?;
+        let mut found = Vec::new();
+        loop {
+            let rows: Vec<(i64, String)> = sqlx::query_as(concat!(
+                "UPDATE taskrunner_runs SET \
+                 cancel_requested = cancel_requested OR status = 'running', \
+                 error = CASE WHEN status = 'pending' THEN 'cancelled' ELSE error END, \
+                 error_kind = CASE WHEN status = 'pending' THEN 'cancelled' ELSE error_kind END, \
+                 finished_at = CASE WHEN status = 'pending' THEN taskrunner_now_ms() \
+                   ELSE finished_at END, \
+                 status = CASE WHEN status = 'pending' THEN 'cancelled' ELSE status END \
+                 WHERE id IN (",
+                tree!(),
+                ") AND (status = 'pending' OR (status = 'running' AND NOT cancel_requested)) \
+                 RETURNING id, status"
+            ))
+            .bind(id.as_i64())
+            .fetch_all(&mut **tx)
+            .await
+            .map_err(db)?;
+            if rows.is_empty() {
+                return Ok(found);
+            }
+            for (run, status) in rows {
+                let run = RunId::from_i64(run);
+                if status == "cancelled" {
+                    found.push((run, CancelFound::Cancelled));
+                } else {
+                    sqlx::query("SELECT pg_notify($1, $2)")
+                        .bind(CANCEL_CHANNEL)
+                        .bind(run.to_string())
+                        .execute(&mut **tx)
+                        .await
+                        .map_err(db)?;
+                    found.push((run, CancelFound::Requested));
+                }
+            }
         }
-        tx.commit().await.map_err(db)?;
-        let found = |ids: Vec<i64>, how| ids.into_iter().map(move |i| (RunId::from_i64(i), how));
-        Ok(found(cancelled, CancelFound::Cancelled)
-            .chain(found(requested, CancelFound::Requested))
-            .collect())
     }
 }

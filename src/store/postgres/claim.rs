@@ -32,7 +32,8 @@ impl PgStore {
              UPDATE taskrunner_runs r SET status = 'running', attempts = r.attempts + 1, \
                claim_token = r.claim_token + 1, lease_owner = $4, \
                lease_expires_at = taskrunner_now_ms() + $5, \
-               started_at = coalesce(r.started_at, taskrunner_now_ms()) \
+               started_at = coalesce(r.started_at, taskrunner_now_ms()), wait_kind = NULL, \
+               wait_signal = NULL, wait_children = 0 \
              FROM picked WHERE r.id = picked.id \
              RETURNING r.id, r.name, r.priority, r.input, r.attempts, r.max_attempts, \
                r.claim_token, r.call_id, r.scheduled_at, r.recoveries",

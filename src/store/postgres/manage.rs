@@ -34,7 +34,7 @@ impl PgStore {
             .map_err(|e| self.db(e))
     }
 
-    pub(crate) async fn cancel(&self, id: RunId) -> Result<CancelFound, StoreError> {
+    pub(crate) async fn cancel(&self, id: RunId) -> Result<crate::store::Cancelled, StoreError> {
         let db = |e| self.db(e);
         let mut tx = self.inner.pool.begin().await.map_err(db)?;
         let pending = sqlx::query(
@@ -69,8 +69,13 @@ impl PgStore {
                 CancelFound::Nothing
             }
         };
+        let tree = if found == CancelFound::Nothing {
+            Vec::new()
+        } else {
+            self.cancel_tree(&mut tx, id).await?
+        };
         tx.commit().await.map_err(db)?;
-        Ok(found)
+        Ok((found, tree))
     }
 
     pub(crate) async fn prune(

@@ -2,7 +2,7 @@
 //! that records the children's outcomes or parks the parent until the last one ends (the
 //! `taskrunner_runs_child_done` trigger counts down), and the cancel of a run's tree.
 
-use super::signals::{holds, park, record, write_record};
+use super::signals::{holds, park, record, write_record, Tx};
 use super::{db, SqliteStore};
 use crate::store::types::{CancelFound, NewRun, Outcome, RunId};
 use crate::store::waits::{missing_child, outcome_from_json, outcome_json, JoinStep, NEVER_MS};
@@ -108,7 +108,10 @@ impl SqliteStore {
                 write_record(&mut tx, id, "join", &key, 0, None, true, Some(&json)).await?;
             } else {
                 write_record(&mut tx, id, "join", &key, 0, None, false, None).await?;
-                left.push(*child);
+                // A run joined twice ends once: it counts once.
+                if !left.contains(child) {
+                    left.push(*child);
+                }
             }
             outcomes.push(outcome);
         }
@@ -123,11 +126,13 @@ impl SqliteStore {
         Ok(step)
     }
 
-    pub(crate) async fn cancel_children(
+    /// Cancels the unfinished runs under run `id`, in the caller's (one writer's)
+    /// transaction: pending (waiting) ones at once, running ones by a stored intent.
+    pub(super) async fn cancel_tree(
         &self,
+        tx: &mut Tx,
         id: RunId,
     ) -> Result<Vec<(RunId, CancelFound)>, StoreError> {
-        let mut tx = self.write().await?;
         let cancelled: Vec<i64> = sqlx::query_scalar(concat!(
             "UPDATE taskrunner_runs SET status = 'cancelled', error = 'cancelled', \
              error_kind = 'cancelled', finished_at = $2 \
@@ -137,7 +142,7 @@ impl SqliteStore {
         ))
         .bind(id.as_i64())
         .bind(self.now())
-        .fetch_all(&mut *tx)
+        .fetch_all(&mut **tx)
         .await
         .map_err(db)?;
         let requested: Vec<i64> = sqlx::query_scalar(concat!(
@@ -147,10 +152,9 @@ impl SqliteStore {
             ") AND status = 'running' RETURNING id"
         ))
         .bind(id.as_i64())
-        .fetch_all(&mut *tx)
+        .fetch_all(&mut **tx)
         .await
         .map_err(db)?;
-        tx.commit().await.map_err(db)?;
         let found = |ids: Vec<i64>, how| ids.into_iter().map(move |i| (RunId::from_i64(i), how));
         Ok(found(cancelled, CancelFound::Cancelled)
             .chain(found(requested, CancelFound::Requested))

@@ -41,7 +41,8 @@ impl SqliteStore {
         let rows = sqlx::query(
             "UPDATE taskrunner_runs SET status = 'running', attempts = attempts + 1, \
              claim_token = claim_token + 1, lease_owner = $1, lease_expires_at = $2, \
-             started_at = coalesce(started_at, $3) \
+             started_at = coalesce(started_at, $3), wait_kind = NULL, wait_signal = NULL, \
+             wait_children = 0 \
              WHERE id IN (SELECT id FROM taskrunner_runs WHERE status = 'pending' AND queue = $4 \
                AND scheduled_at <= $3 AND name IN (SELECT value FROM json_each($5)) \
                ORDER BY priority DESC, scheduled_at, id LIMIT $6) \

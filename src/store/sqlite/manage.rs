@@ -30,7 +30,7 @@ impl SqliteStore {
         Ok(done.rows_affected())
     }
 
-    pub(crate) async fn cancel(&self, id: RunId) -> Result<CancelFound, StoreError> {
+    pub(crate) async fn cancel(&self, id: RunId) -> Result<crate::store::Cancelled, StoreError> {
         let mut tx = self.write().await?;
         let pending = sqlx::query(
             "UPDATE taskrunner_runs SET status = 'cancelled', error = 'cancelled', \
@@ -58,8 +58,13 @@ impl SqliteStore {
                 CancelFound::Nothing
             }
         };
+        let tree = if found == CancelFound::Nothing {
+            Vec::new()
+        } else {
+            self.cancel_tree(&mut tx, id).await?
+        };
         tx.commit().await.map_err(db)?;
-        Ok(found)
+        Ok((found, tree))
     }
 
     pub(crate) async fn prune(

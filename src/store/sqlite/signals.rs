@@ -9,7 +9,7 @@ use crate::store::types::RunId;
 use crate::store::waits::{SignalSent, WaitStep, Wake};
 use crate::store::StoreError;
 
-type Tx = Transaction<'static, Sqlite>;
+pub(super) type Tx = Transaction<'static, Sqlite>;
 
 /// A recorded wait: its stored time, whether it is over, and its value.
 pub(super) struct Record {

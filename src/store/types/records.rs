@@ -129,6 +129,10 @@ pub(crate) enum CancelFound {
     Requested,
 }
 
+/// What a cancel of a run and its tree found: the run itself, then each unfinished run under
+/// it (cancelled or flagged in the same transaction).
+pub(crate) type Cancelled = (CancelFound, Vec<(RunId, CancelFound)>);
+
 /// One run a process holds, as a heartbeat sees it.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Held {

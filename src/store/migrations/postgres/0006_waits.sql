@@ -34,28 +34,33 @@ CREATE TABLE taskrunner_signals (
 );
 CREATE INDEX taskrunner_signals_mailbox ON taskrunner_signals (run_id, name, id)
     WHERE consumed_at IS NULL;
--- A child's end counts down its parent's awaited children, in the same transaction; the last
--- one makes the parent due and wakes the claimers of its queue.
+-- Who waits on a run: the unfinished join records naming it, found by the run's id.
+CREATE INDEX taskrunner_waits_joining ON taskrunner_waits (name) WHERE kind = 'join' AND NOT done;
+-- A run's end counts down the awaited runs of every run parked joining it (its parent or any
+-- other run), in the same transaction; the last one makes the joiner due and wakes the
+-- claimers of its queue.
 CREATE FUNCTION taskrunner_runs_child_done() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
-    parent_queue TEXT;
-    left_over    INTEGER;
+    woken RECORD;
 BEGIN
-    UPDATE taskrunner_runs SET wait_children = wait_children - 1,
-        scheduled_at = CASE WHEN wait_children <= 1 THEN taskrunner_now_ms() ELSE scheduled_at END
-    WHERE id = NEW.parent_id AND status = 'pending' AND wait_kind = 'children'
-        AND wait_children > 0
-        AND EXISTS (SELECT 1 FROM taskrunner_waits w WHERE w.run_id = NEW.parent_id
-            AND w.kind = 'join' AND w.name = NEW.id::text AND w.idx = 0 AND NOT w.done)
-    RETURNING queue, wait_children INTO parent_queue, left_over;
-    IF FOUND AND left_over <= 0 THEN
-        PERFORM pg_notify('taskrunner_runs', parent_queue);
-    END IF;
+    FOR woken IN
+        UPDATE taskrunner_runs SET wait_children = wait_children - 1,
+            scheduled_at = CASE WHEN wait_children <= 1 THEN taskrunner_now_ms()
+                ELSE scheduled_at END
+        WHERE id IN (SELECT w.run_id FROM taskrunner_waits w WHERE w.kind = 'join'
+                AND NOT w.done AND w.name = NEW.id::text AND w.idx = 0)
+            AND status = 'pending' AND wait_kind = 'children' AND wait_children > 0
+        RETURNING queue, wait_children
+    LOOP
+        IF woken.wait_children <= 0 THEN
+            PERFORM pg_notify('taskrunner_runs', woken.queue);
+        END IF;
+    END LOOP;
     RETURN NULL;
 END
 $$;
 CREATE TRIGGER taskrunner_runs_child_done AFTER UPDATE OF status ON taskrunner_runs
 FOR EACH ROW
-WHEN (NEW.parent_id IS NOT NULL AND NEW.status IN ('completed', 'failed', 'cancelled')
+WHEN (NEW.status IN ('completed', 'failed', 'cancelled')
       AND OLD.status NOT IN ('completed', 'failed', 'cancelled'))
 EXECUTE FUNCTION taskrunner_runs_child_done();

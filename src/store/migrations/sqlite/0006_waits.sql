@@ -34,18 +34,21 @@ CREATE TABLE taskrunner_signals (
 );
 CREATE INDEX taskrunner_signals_mailbox ON taskrunner_signals (run_id, name, id)
     WHERE consumed_at IS NULL;
--- A child's end counts down its parent's awaited children, in the same transaction; the last
--- one makes the parent due.
+-- Who waits on a run: the unfinished join records naming it, found by the run's id.
+CREATE INDEX taskrunner_waits_joining ON taskrunner_waits (name) WHERE kind = 'join' AND done = 0;
+-- A run's end counts down the awaited runs of every run parked joining it (its parent or any
+-- other run), in the same transaction; the last one makes the joiner due, at the ended run's
+-- `finished_at` (the store's clock, not this process's).
 CREATE TRIGGER taskrunner_runs_child_done AFTER UPDATE OF status ON taskrunner_runs
-WHEN NEW.parent_id IS NOT NULL AND NEW.status IN ('completed', 'failed', 'cancelled')
+WHEN NEW.status IN ('completed', 'failed', 'cancelled')
     AND OLD.status NOT IN ('completed', 'failed', 'cancelled')
 BEGIN
     UPDATE taskrunner_runs SET wait_children = wait_children - 1,
         scheduled_at = CASE WHEN wait_children <= 1
-            THEN CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)
+            THEN coalesce(NEW.finished_at,
+                CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER))
             ELSE scheduled_at END
-    WHERE id = NEW.parent_id AND status = 'pending' AND wait_kind = 'children'
-        AND wait_children > 0
-        AND EXISTS (SELECT 1 FROM taskrunner_waits w WHERE w.run_id = NEW.parent_id
-            AND w.kind = 'join' AND w.name = CAST(NEW.id AS TEXT) AND w.idx = 0 AND w.done = 0);
+    WHERE id IN (SELECT w.run_id FROM taskrunner_waits w WHERE w.kind = 'join'
+            AND w.done = 0 AND w.name = CAST(NEW.id AS TEXT) AND w.idx = 0)
+        AND status = 'pending' AND wait_kind = 'children' AND wait_children > 0;
 END;
