@@ -1,6 +1,7 @@
 //! Durable notifications: [`RunNotification`], deposited in the store when a run submitted
 //! with [`RunOptions::notify`](super::RunOptions::notify) ends, and handed to exactly one
-//! drainer by [`TaskRunner::drain_run_notifications`](crate::TaskRunner::drain_run_notifications).
+//! drainer by [`TaskRunner::drain_run_notifications`](crate::TaskRunner::drain_run_notifications);
+//! taken and pruned the same way on every backend (`notifications_on!`).
 
 use std::time::SystemTime;
 
@@ -82,3 +83,60 @@ impl Store {
         dispatch!(self, s => s.prune_notifications(max_age_ms).await)
     }
 }
+
+/// The durable notifications of store `$store` (a [`Dialect`](super::dialect::Dialect)):
+/// taken (deleted and returned) in one statement, so each goes to one drainer.
+macro_rules! notifications_on {
+    ($store:ty) => {
+        impl $store {
+            pub(crate) async fn prune_notifications(
+                &self,
+                max_age_ms: i64,
+            ) -> Result<u64, $crate::store::StoreError> {
+                use $crate::store::dialect::Dialect as _;
+                let mut one = self.one().await?;
+                let done = $crate::store::dialect::bind_now!(
+                    self.bound_now(),
+                    sqlx::query(<Self as $crate::store::dialect::Dialect>::PRUNE_NOTIFICATIONS)
+                        .bind(max_age_ms)
+                )
+                .execute(&mut *one)
+                .await
+                .map_err(|e| self.error(e))?;
+                self.done(one).await?;
+                Ok(done.rows_affected())
+            }
+
+            pub(crate) async fn take_notifications(
+                &self,
+                max: i64,
+            ) -> Result<
+                Vec<$crate::store::notifications::StoredNotification>,
+                $crate::store::StoreError,
+            > {
+                use $crate::store::dialect::Dialect as _;
+                let mut one = self.one().await?;
+                let rows =
+                    sqlx::query(<Self as $crate::store::dialect::Dialect>::TAKE_NOTIFICATIONS)
+                        .bind(max)
+                        .fetch_all(&mut *one)
+                        .await
+                        .map_err(|e| self.error(e))?;
+                self.done(one).await?;
+                let mut taken: Vec<(i64, $crate::store::notifications::StoredNotification)> = rows
+                    .iter()
+                    .map(|row| {
+                        Ok((
+                            sqlx::Row::try_get(row, "id")?,
+                            $crate::store::notifications::stored(row)?,
+                        ))
+                    })
+                    .collect::<Result<_, sqlx::Error>>()
+                    .map_err(|e| self.error(e))?;
+                taken.sort_by_key(|(id, _)| *id);
+                Ok(taken.into_iter().map(|(_, n)| n).collect())
+            }
+        }
+    };
+}
+pub(crate) use notifications_on;

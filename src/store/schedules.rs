@@ -1,12 +1,15 @@
 //! Durable schedules in the store: the rows behind
 //! [`TaskRunner::schedule_run`](crate::TaskRunner::schedule_run), and the fire that is a
-//! compare-and-swap of the nominal time due.
+//! compare-and-swap of the nominal time due, written once for every backend (`schedules_on!`,
+//! expanded by each backend's `dialect.rs`).
 
 use sqlx::{ColumnIndex, Decode, Row, Type};
 
 use super::types::RunId;
 use super::{Backend, Store, StoreError};
 use crate::Overlap;
+
+pub(crate) mod sql;
 
 /// A durable schedule to create.
 #[derive(Debug, Clone)]
