@@ -84,6 +84,32 @@ impl Store {
     }
 }
 
+/// Deletes and returns up to `$1` notifications, oldest first; `$lock` is how the backend
+/// keeps two drainers from taking the same rows.
+macro_rules! take_notifications {
+    ($lock:literal) => {
+        concat!(
+            "DELETE FROM taskrunner_notifications WHERE id IN \
+               (SELECT id FROM taskrunner_notifications ORDER BY id LIMIT $1",
+            $lock,
+            ") RETURNING id, run_id, call_id, name, queue, status, text, finished_at"
+        )
+    };
+}
+pub(crate) use take_notifications;
+
+/// Deletes the notifications that ended more than `$1` ms before `$now`.
+macro_rules! prune_notifications {
+    ($now:literal) => {
+        concat!(
+            "DELETE FROM taskrunner_notifications WHERE finished_at < ",
+            $now,
+            " - $1"
+        )
+    };
+}
+pub(crate) use prune_notifications;
+
 /// The durable notifications of store `$store` (a [`Dialect`](super::dialect::Dialect)):
 /// taken (deleted and returned) in one statement, so each goes to one drainer.
 macro_rules! notifications_on {

@@ -77,6 +77,17 @@ where
     })
 }
 
+/// [`schedule_row`] of each of `rows`.
+pub(crate) fn schedule_rows<R>(rows: &[R]) -> Result<Vec<ScheduleRow>, sqlx::Error>
+where
+    R: Row,
+    &'static str: ColumnIndex<R>,
+    for<'r> i64: Decode<'r, R::Database> + Type<R::Database>,
+    for<'r> String: Decode<'r, R::Database> + Type<R::Database>,
+{
+    rows.iter().map(schedule_row).collect()
+}
+
 /// One fire of a schedule: applied only if its `next_fire_at` is still `expected` (no other
 /// process fired it first) and it is active.
 #[derive(Debug, Clone)]

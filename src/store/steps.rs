@@ -180,6 +180,28 @@ pub(crate) const LOAD_STEP: &str = "SELECT output FROM taskrunner_steps \
 pub(crate) const STEPS: &str = "SELECT name, idx, status, attempts, started_at, finished_at, \
      output, error FROM taskrunner_steps WHERE run_id = $1 ORDER BY started_at, name, idx";
 
+/// The start of a step's write, the same on every backend: the columns written.
+macro_rules! insert_step {
+    () => {
+        "INSERT INTO taskrunner_steps (run_id, name, idx, status, output, error, attempts, \
+         claim_token, started_at, finished_at) "
+    };
+}
+pub(crate) use insert_step;
+
+/// The end of a step's write, the same on every backend: a completed step is never
+/// overwritten, a failed one is, counting its attempts.
+macro_rules! upsert_step {
+    () => {
+        " ON CONFLICT (run_id, name, idx) DO UPDATE SET status = excluded.status, \
+           output = excluded.output, error = excluded.error, \
+           attempts = taskrunner_steps.attempts + 1, claim_token = excluded.claim_token, \
+           finished_at = excluded.finished_at \
+         WHERE taskrunner_steps.status <> 'completed'"
+    };
+}
+pub(crate) use upsert_step;
+
 /// The durable steps of store `$store` (a [`Dialect`](super::dialect::Dialect)).
 macro_rules! steps_on {
     ($store:ty) => {

@@ -32,6 +32,100 @@ pub(crate) const SCHEDULES: &str = concat!(
     " FROM taskrunner_schedules ORDER BY name"
 );
 
+/// Creates schedule `$1` (`$2` definition, `$3` queue, `$4` priority, `$5` max attempts,
+/// `$6` input, `$7` spec, `$8` origin, `$9` next fire, `$10` due) at `$now`, unless one of
+/// that name exists and is not stopped.
+macro_rules! create_schedule {
+    ($now:literal) => {
+        concat!(
+            "INSERT INTO taskrunner_schedules (name, def_name, queue, priority, max_attempts, \
+               input, spec, origin, status, next_fire_at, due_at, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'active', $9, $10, ",
+            $now,
+            ") ON CONFLICT (name) DO UPDATE SET def_name = excluded.def_name, \
+               queue = excluded.queue, priority = excluded.priority, \
+               max_attempts = excluded.max_attempts, input = excluded.input, \
+               spec = excluded.spec, origin = excluded.origin, status = 'active', \
+               next_fire_at = excluded.next_fire_at, due_at = excluded.due_at, \
+               last_fire_at = NULL, last_run_id = NULL, runs = 0, failures = 0, skipped = 0, \
+               last_error = NULL, created_at = excluded.created_at \
+             WHERE taskrunner_schedules.status = 'stopped'"
+        )
+    };
+}
+pub(crate) use create_schedule;
+
+/// The active schedules due at `$1` of the names `$names` lists (from JSON array `$2`).
+macro_rules! due_schedules {
+    ($names:literal) => {
+        concat!(
+            "SELECT ",
+            $crate::store::schedules::schedule_columns!(),
+            " FROM taskrunner_schedules WHERE status = 'active' AND due_at <= $1 \
+              AND def_name IN (",
+            $names,
+            ") ORDER BY due_at"
+        )
+    };
+}
+pub(crate) use due_schedules;
+
+/// The earliest due time of the active schedules of the names `$names` lists (from JSON
+/// array `$1`).
+macro_rules! next_schedule_due {
+    ($names:literal) => {
+        concat!(
+            "SELECT min(due_at) FROM taskrunner_schedules WHERE status = 'active' \
+             AND def_name IN (",
+            $names,
+            ")"
+        )
+    };
+}
+pub(crate) use next_schedule_due;
+
+/// Reads schedule `$1` for a fire, `$lock` holding it against another fire until commit.
+macro_rules! lock_schedule {
+    ($lock:literal) => {
+        concat!(
+            "SELECT status, next_fire_at, last_run_id, runs, def_name, queue, priority, \
+               max_attempts, input FROM taskrunner_schedules WHERE name = $1",
+            $lock
+        )
+    };
+}
+pub(crate) use lock_schedule;
+
+/// Cancels run `$1` if it is pending, finished at `$now`.
+macro_rules! cancel_pending {
+    ($now:literal) => {
+        concat!(
+            "UPDATE taskrunner_runs SET status = 'cancelled', error = 'cancelled', \
+             error_kind = 'cancelled', finished_at = ",
+            $now,
+            " WHERE id = $1 AND status = 'pending'"
+        )
+    };
+}
+pub(crate) use cancel_pending;
+
+/// Inserts the run of a fire (`$1` definition, `$2` queue, `$3` priority, `$4` input,
+/// `$5` max attempts, `$6` schedule, `$7` call id), due and created at `$now`.
+macro_rules! insert_scheduled_run {
+    ($now:literal) => {
+        concat!(
+            "INSERT INTO taskrunner_runs (name, queue, priority, input, max_attempts, schedule, \
+               call_id, scheduled_at, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, ",
+            $now,
+            ", ",
+            $now,
+            ") RETURNING id"
+        )
+    };
+}
+pub(crate) use insert_scheduled_run;
+
 /// The durable schedules of store `$store` (a [`Dialect`](crate::store::dialect::Dialect)). A fire
 /// checks and moves `next_fire_at` and inserts its run in one transaction, the schedule's
 /// row locked (`BEGIN IMMEDIATE` on SQLite, `FOR UPDATE` on PostgreSQL), so a process that
@@ -89,10 +183,7 @@ macro_rules! schedules_on {
                     .fetch_all(self.reads())
                     .await
                     .map_err(|e| self.error(e))?;
-                rows.iter()
-                    .map($crate::store::schedules::schedule_row)
-                    .collect::<Result<_, _>>()
-                    .map_err(|e| self.error(e))
+                $crate::store::schedules::schedule_rows(&rows).map_err(|e| self.error(e))
             }
 
             pub(crate) async fn due_schedules(
@@ -107,10 +198,7 @@ macro_rules! schedules_on {
                     .fetch_all(self.reads())
                     .await
                     .map_err(|e| self.error(e))?;
-                rows.iter()
-                    .map($crate::store::schedules::schedule_row)
-                    .collect::<Result<_, _>>()
-                    .map_err(|e| self.error(e))
+                $crate::store::schedules::schedule_rows(&rows).map_err(|e| self.error(e))
             }
 
             pub(crate) async fn next_schedule_due(

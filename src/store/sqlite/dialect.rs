@@ -8,7 +8,12 @@ use sqlx::{Sqlite, Transaction};
 
 use super::{db, SqliteStore};
 use crate::store::dialect::Dialect;
-use crate::store::schedules::schedule_columns;
+use crate::store::notifications::{prune_notifications, take_notifications};
+use crate::store::schedules::sql::{
+    cancel_pending, create_schedule, due_schedules, insert_scheduled_run, lock_schedule,
+    next_schedule_due,
+};
+use crate::store::steps::{insert_step, upsert_step};
 use crate::store::StoreError;
 
 impl Dialect for SqliteStore {
@@ -39,54 +44,25 @@ impl Dialect for SqliteStore {
         Some(self.now())
     }
 
-    const SAVE_STEP: &'static str = "INSERT INTO taskrunner_steps (run_id, name, idx, status, \
-           output, error, attempts, claim_token, started_at, finished_at) \
-         SELECT $1, $3, $4, $5, $6, $7, 1, $2, $9 - $8, $9 \
+    const SAVE_STEP: &'static str = concat!(
+        insert_step!(),
+        "SELECT $1, $3, $4, $5, $6, $7, 1, $2, $9 - $8, $9 \
          WHERE EXISTS (SELECT 1 FROM taskrunner_runs \
-           WHERE id = $1 AND claim_token = $2 AND status = 'running') \
-         ON CONFLICT (run_id, name, idx) DO UPDATE SET status = excluded.status, \
-           output = excluded.output, error = excluded.error, \
-           attempts = taskrunner_steps.attempts + 1, claim_token = excluded.claim_token, \
-           finished_at = excluded.finished_at \
-         WHERE taskrunner_steps.status <> 'completed'";
-
-    const TAKE_NOTIFICATIONS: &'static str = "DELETE FROM taskrunner_notifications WHERE id IN \
-           (SELECT id FROM taskrunner_notifications ORDER BY id LIMIT $1) \
-         RETURNING id, run_id, call_id, name, queue, status, text, finished_at";
-    const PRUNE_NOTIFICATIONS: &'static str =
-        "DELETE FROM taskrunner_notifications WHERE finished_at < $2 - $1";
-
-    const CREATE_SCHEDULE: &'static str = "INSERT INTO taskrunner_schedules (name, def_name, \
-           queue, priority, max_attempts, input, spec, origin, status, next_fire_at, due_at, \
-           created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'active', $9, $10, $11) \
-         ON CONFLICT (name) DO UPDATE SET def_name = excluded.def_name, \
-           queue = excluded.queue, priority = excluded.priority, \
-           max_attempts = excluded.max_attempts, input = excluded.input, \
-           spec = excluded.spec, origin = excluded.origin, status = 'active', \
-           next_fire_at = excluded.next_fire_at, due_at = excluded.due_at, \
-           last_fire_at = NULL, last_run_id = NULL, runs = 0, failures = 0, skipped = 0, \
-           last_error = NULL, created_at = excluded.created_at \
-         WHERE taskrunner_schedules.status = 'stopped'";
-    const DUE_SCHEDULES: &'static str = concat!(
-        "SELECT ",
-        schedule_columns!(),
-        " FROM taskrunner_schedules WHERE status = 'active' AND due_at <= $1 \
-          AND def_name IN (SELECT value FROM json_each($2)) ORDER BY due_at"
+           WHERE id = $1 AND claim_token = $2 AND status = 'running')",
+        upsert_step!()
     );
-    const NEXT_SCHEDULE_DUE: &'static str = "SELECT min(due_at) FROM taskrunner_schedules \
-         WHERE status = 'active' AND def_name IN (SELECT value FROM json_each($1))";
-    const LOCK_SCHEDULE: &'static str = "SELECT status, next_fire_at, last_run_id, runs, \
-         def_name, queue, priority, max_attempts, input FROM taskrunner_schedules \
-         WHERE name = $1";
-    const CANCEL_PENDING: &'static str = "UPDATE taskrunner_runs SET status = 'cancelled', \
-         error = 'cancelled', error_kind = 'cancelled', finished_at = $2 \
-         WHERE id = $1 AND status = 'pending'";
+
+    const TAKE_NOTIFICATIONS: &'static str = take_notifications!("");
+    const PRUNE_NOTIFICATIONS: &'static str = prune_notifications!("$2");
+
+    const CREATE_SCHEDULE: &'static str = create_schedule!("$11");
+    const DUE_SCHEDULES: &'static str = due_schedules!("SELECT value FROM json_each($2)");
+    const NEXT_SCHEDULE_DUE: &'static str = next_schedule_due!("SELECT value FROM json_each($1)");
+    const LOCK_SCHEDULE: &'static str = lock_schedule!("");
+    const CANCEL_PENDING: &'static str = cancel_pending!("$2");
     const CANCEL_RUNNING: &'static str = "UPDATE taskrunner_runs SET cancel_requested = TRUE \
          WHERE id = $1 AND status = 'running'";
-    const INSERT_SCHEDULED_RUN: &'static str = "INSERT INTO taskrunner_runs (name, queue, \
-           priority, input, max_attempts, schedule, call_id, scheduled_at, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8) RETURNING id";
+    const INSERT_SCHEDULED_RUN: &'static str = insert_scheduled_run!("$8");
 
     const NOTIFY_QUEUE: Option<&'static str> = None;
 }
