@@ -10,38 +10,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use sqlx::Connection as _;
+use store_support::faults::raw;
 use store_support::{eventually, TestDb};
 use taskrunner::store::{Ending, Finish, StepWrite, Store};
 use taskrunner::{QueueConfig, RetryPolicy, RunStatus, TaskContext, TaskDef, TaskRunner};
-
-/// Runs `sql` on the store a locator names, from outside the runner (another process's
-/// write, as far as the runner can tell).
-async fn raw(locator: &str, sql: &str) {
-    match locator.strip_prefix("sqlite:") {
-        Some(path) => {
-            let options = sqlx::sqlite::SqliteConnectOptions::new()
-                .filename(path)
-                .busy_timeout(Duration::from_secs(10));
-            let mut conn = sqlx::SqliteConnection::connect_with(&options)
-                .await
-                .unwrap();
-            sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned()))
-                .execute(&mut conn)
-                .await
-                .unwrap();
-            conn.close().await.unwrap();
-        }
-        None => {
-            let mut conn = sqlx::PgConnection::connect(locator).await.unwrap();
-            sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned()))
-                .execute(&mut conn)
-                .await
-                .unwrap();
-            conn.close().await.unwrap();
-        }
-    }
-}
 
 fn builder(store: Store) -> taskrunner::TaskRunnerBuilder {
     TaskRunner::builder()

@@ -78,11 +78,7 @@ fn spawn_child(db: &TestDb, log: &Path, mode: &str) -> Child {
 async fn a_crash_without_retries_is_recovered(db: TestDb) {
     let log = faults::log_path("taskrunner_faults_log");
     let def = fragile();
-    let submitter = TaskRunner::builder()
-        .store(db.store.clone())
-        .poll_interval(Duration::from_millis(50))
-        .build()
-        .unwrap();
+    let submitter = faults::submitter(&db);
     let runs = submitter.submit_many(&def, 0..RUNS).await.unwrap();
     let mut child = spawn_child(&db, &log, "work");
     eventually(
@@ -102,12 +98,7 @@ async fn a_crash_without_retries_is_recovered(db: TestDb) {
     assert!(!in_flight.is_empty(), "nothing was in flight at the kill");
     let mut child = spawn_child(&db, &log, "work");
     let ids: Vec<_> = runs.iter().map(|r| r.id()).collect();
-    for (n, run) in runs.into_iter().enumerate() {
-        let out = tokio::time::timeout(Duration::from_secs(30), run)
-            .await
-            .expect("a run never finished");
-        assert_eq!(out.unwrap(), n as u32, "run {n}");
-    }
+    assert_eq!(faults::outputs(runs).await, (0..RUNS).collect::<Vec<_>>());
     for n in &in_flight {
         let info = submitter.run_info(ids[*n as usize]).await.unwrap().unwrap();
         assert_eq!(
@@ -126,11 +117,7 @@ async fn a_crash_without_retries_is_recovered(db: TestDb) {
 async fn a_run_that_kills_its_process_stops_after_max_recoveries(db: TestDb) {
     let log = faults::log_path("taskrunner_faults_log");
     let def = fragile();
-    let submitter = TaskRunner::builder()
-        .store(db.store.clone())
-        .poll_interval(Duration::from_millis(50))
-        .build()
-        .unwrap();
+    let submitter = faults::submitter(&db);
     let run = submitter.submit(&def, 7).await.unwrap();
     let id = run.id();
     let ended = || async {
@@ -171,11 +158,7 @@ async fn a_run_that_kills_its_process_stops_after_max_recoveries(db: TestDb) {
 async fn a_worker_stopped_past_its_lease_loses_nothing_but_time(db: TestDb) {
     let log = faults::log_path("taskrunner_faults_log");
     let def = fragile();
-    let submitter = TaskRunner::builder()
-        .store(db.store.clone())
-        .poll_interval(Duration::from_millis(50))
-        .build()
-        .unwrap();
+    let submitter = faults::submitter(&db);
     let runs = submitter.submit_many(&def, 0..RUNS).await.unwrap();
     let ids: Vec<_> = runs.iter().map(|r| r.id()).collect();
     let mut child = spawn_child(&db, &log, "work");
@@ -204,12 +187,7 @@ async fn a_worker_stopped_past_its_lease_loses_nothing_but_time(db: TestDb) {
         .unwrap();
     tokio::time::sleep(Duration::from_secs(2)).await;
     signal("-CONT");
-    for (n, run) in runs.into_iter().enumerate() {
-        let out = tokio::time::timeout(Duration::from_secs(30), run)
-            .await
-            .expect("a run never finished");
-        assert_eq!(out.unwrap(), n as u32, "run {n}");
-    }
+    assert_eq!(faults::outputs(runs).await, (0..RUNS).collect::<Vec<_>>());
     let mut recovered = 0;
     for id in &ids {
         let info = submitter.run_info(*id).await.unwrap().unwrap();

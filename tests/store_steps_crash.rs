@@ -78,11 +78,7 @@ fn step_crash_child() {
 async fn killed_in_step_3_resumes_at_step_3(db: TestDb) {
     let log = faults::log_path("taskrunner_step_crash_log");
     let def = agent(log.clone(), false);
-    let submitter = TaskRunner::builder()
-        .store(db.store.clone())
-        .poll_interval(Duration::from_millis(50))
-        .build()
-        .unwrap();
+    let submitter = faults::submitter(&db);
     let runs = submitter.submit_many(&def, 0..RUNS).await.unwrap();
 
     let mut child = faults::spawn("step_crash_child", &db, &log, &[]);
@@ -117,11 +113,7 @@ async fn killed_in_step_3_resumes_at_step_3(db: TestDb) {
         .build()
         .unwrap();
     let ids: Vec<_> = runs.iter().map(|r| r.id()).collect();
-    for (n, run) in runs.into_iter().enumerate() {
-        let out = tokio::time::timeout(Duration::from_secs(30), run)
-            .await
-            .expect("a run never finished")
-            .unwrap();
+    for (n, out) in faults::outputs(runs).await.into_iter().enumerate() {
         assert_eq!(out, format!("summary of facts of page {n}"));
     }
     let calls = calls(&log);

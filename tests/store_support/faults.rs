@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use taskrunner::{QueueConfig, TaskRunnerBuilder};
+use taskrunner::{QueueConfig, RunHandle, TaskRunner, TaskRunnerBuilder};
 
 use super::proxy::{target_of, Proxy};
 use super::{open_locator, unique, Place, TestDb};
@@ -96,6 +96,55 @@ pub fn serve(
         let _runner = register(builder).build().unwrap();
         tokio::time::sleep(max).await;
     });
+}
+
+/// Runs `sql` on the store a [`TestDb::locator`] names, from outside the runner (another
+/// process's write, as far as the runner can tell); on SQLite it waits up to 10 s for the
+/// file's lock.
+pub async fn raw(locator: &str, sql: &str) {
+    use sqlx::Connection as _;
+    let sql = sqlx::AssertSqlSafe(sql.to_owned());
+    match locator.strip_prefix("sqlite:") {
+        Some(path) => {
+            let options = sqlx::sqlite::SqliteConnectOptions::new()
+                .filename(path)
+                .busy_timeout(Duration::from_secs(10));
+            let mut conn = sqlx::SqliteConnection::connect_with(&options)
+                .await
+                .unwrap();
+            sqlx::raw_sql(sql).execute(&mut conn).await.unwrap();
+            conn.close().await.unwrap();
+        }
+        None => {
+            let mut conn = sqlx::PgConnection::connect(locator).await.unwrap();
+            sqlx::raw_sql(sql).execute(&mut conn).await.unwrap();
+            conn.close().await.unwrap();
+        }
+    }
+}
+
+/// A runner on `db` that runs nothing: it submits and reads, polling every 50 ms.
+pub fn submitter(db: &TestDb) -> TaskRunner {
+    TaskRunner::builder()
+        .store(db.store.clone())
+        .poll_interval(Duration::from_millis(50))
+        .build()
+        .unwrap()
+}
+
+/// Awaits each of `runs` (within 30 s), in order: their outputs.
+pub async fn outputs<T>(runs: Vec<RunHandle<T>>) -> Vec<T>
+where
+    T: serde::de::DeserializeOwned + Send + 'static,
+{
+    let mut out = Vec::with_capacity(runs.len());
+    for (n, run) in runs.into_iter().enumerate() {
+        let result = tokio::time::timeout(Duration::from_secs(30), run)
+            .await
+            .expect("a run never finished");
+        out.push(result.unwrap_or_else(|e| panic!("run {n} failed: {e}")));
+    }
+    out
 }
 
 /// A fresh PostgreSQL database, a proxy in front of it, and the URL through the proxy;
