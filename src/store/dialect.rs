@@ -101,3 +101,46 @@ macro_rules! bind_now {
     }};
 }
 pub(crate) use bind_now;
+
+#[cfg(all(test, feature = "sqlite", feature = "postgres"))]
+mod tests {
+    use super::Dialect;
+    use crate::store::{PgStore, SqliteStore};
+
+    /// The highest `$n` in `sql`.
+    fn params(sql: &str) -> u32 {
+        sql.split('$')
+            .skip(1)
+            .filter_map(|rest| {
+                let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+                digits.parse().ok()
+            })
+            .max()
+            .unwrap_or(0)
+    }
+
+    #[test]
+    fn the_dialects_take_the_same_parameters_and_sqlite_the_clock_last() {
+        macro_rules! check {
+            ($($name:ident: $clocked:expr),* $(,)?) => {$(
+                let (lite, pg) = (
+                    params(<SqliteStore as Dialect>::$name),
+                    params(<PgStore as Dialect>::$name),
+                );
+                assert_eq!(lite, pg + u32::from($clocked), stringify!($name));
+            )*};
+        }
+        check!(
+            SAVE_STEP: true,
+            TAKE_NOTIFICATIONS: false,
+            PRUNE_NOTIFICATIONS: true,
+            CREATE_SCHEDULE: true,
+            DUE_SCHEDULES: false,
+            NEXT_SCHEDULE_DUE: false,
+            LOCK_SCHEDULE: false,
+            CANCEL_PENDING: true,
+            CANCEL_RUNNING: false,
+            INSERT_SCHEDULED_RUN: true,
+        );
+    }
+}
