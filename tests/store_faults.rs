@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use store_support::faults::raw;
+use store_support::faults::{self, raw};
 use store_support::{eventually, TestDb};
 use taskrunner::store::{Ending, Finish, StepWrite, Store};
 use taskrunner::{QueueConfig, RetryPolicy, RunStatus, TaskContext, TaskDef, TaskRunner};
@@ -228,12 +228,7 @@ async fn blocking_handlers_do_not_starve_the_heartbeat(db: TestDb) {
     let store = db.reopen().await;
     let (stop_tx, stop_rx) = std::sync::mpsc::channel::<()>();
     let blocked = std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async move {
+        faults::runtime().block_on(async move {
             let runner = TaskRunner::builder()
                 .queue("work", QueueConfig::new().concurrency(2))
                 .store(store)

@@ -73,6 +73,16 @@ pub fn child_log() -> Option<PathBuf> {
     std::env::var(LOG_ENV).ok().map(PathBuf::from)
 }
 
+/// The runtime of a process of its own (a child, or a thread that plays one): two worker
+/// threads.
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
 /// In a child: serves queue `work` (`concurrency` slots, `lease`, polling every 50 ms) with
 /// the definitions `register` adds, on the store it was given, until killed (or `max`).
 pub fn serve(
@@ -82,12 +92,7 @@ pub fn serve(
     register: impl FnOnce(TaskRunnerBuilder) -> TaskRunnerBuilder,
 ) {
     let locator = std::env::var(STORE_ENV).expect("a child has a store");
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async move {
+    runtime().block_on(async move {
         let builder = taskrunner::TaskRunner::builder()
             .queue("work", QueueConfig::new().concurrency(concurrency))
             .store(open_locator(&locator).await)
