@@ -10,38 +10,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use sqlx::Connection as _;
+use store_support::faults::{self, raw};
 use store_support::{eventually, TestDb};
 use taskrunner::store::{Ending, Finish, StepWrite, Store};
 use taskrunner::{QueueConfig, RetryPolicy, RunStatus, TaskContext, TaskDef, TaskRunner};
-
-/// Runs `sql` on the store a locator names, from outside the runner (another process's
-/// write, as far as the runner can tell).
-async fn raw(locator: &str, sql: &str) {
-    match locator.strip_prefix("sqlite:") {
-        Some(path) => {
-            let options = sqlx::sqlite::SqliteConnectOptions::new()
-                .filename(path)
-                .busy_timeout(Duration::from_secs(10));
-            let mut conn = sqlx::SqliteConnection::connect_with(&options)
-                .await
-                .unwrap();
-            sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned()))
-                .execute(&mut conn)
-                .await
-                .unwrap();
-            conn.close().await.unwrap();
-        }
-        None => {
-            let mut conn = sqlx::PgConnection::connect(locator).await.unwrap();
-            sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned()))
-                .execute(&mut conn)
-                .await
-                .unwrap();
-            conn.close().await.unwrap();
-        }
-    }
-}
 
 fn builder(store: Store) -> taskrunner::TaskRunnerBuilder {
     TaskRunner::builder()
@@ -256,12 +228,7 @@ async fn blocking_handlers_do_not_starve_the_heartbeat(db: TestDb) {
     let store = db.reopen().await;
     let (stop_tx, stop_rx) = std::sync::mpsc::channel::<()>();
     let blocked = std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async move {
+        faults::runtime().block_on(async move {
             let runner = TaskRunner::builder()
                 .queue("work", QueueConfig::new().concurrency(2))
                 .store(store)

@@ -8,16 +8,14 @@
 mod store_support;
 
 use std::collections::HashMap;
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
-use store_support::{open_locator, TestDb};
-use taskrunner::{QueueConfig, RunFilter, RunStatus, TaskContext, TaskDef, TaskRunner};
+use store_support::faults::{self, append, entries, kill};
+use store_support::TestDb;
+use taskrunner::{RunFilter, RunStatus, TaskContext, TaskDef, TaskRunner};
 
-const CHILD_ENV: &str = "TASKRUNNER_KILL_CHILD_STORE";
-const LOG_ENV: &str = "TASKRUNNER_KILL_CHILD_LOG";
 const RUNS: u32 = 1_000;
 const WORKERS: usize = 4;
 
@@ -51,53 +49,27 @@ fn work(
     .max_recoveries(1_000)
 }
 
-fn append(log: &Path, line: &str) {
-    let mut file = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(log)
-        .unwrap();
-    file.write_all(format!("{line}\n").as_bytes()).unwrap();
-}
-
 /// The child: runs the definition until it is killed. A no-op unless re-invoked by a test.
 #[test]
 fn kill_child() {
-    let (Ok(locator), Ok(log)) = (std::env::var(CHILD_ENV), std::env::var(LOG_ENV)) else {
+    let Some(log) = faults::child_log() else {
         return;
     };
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async move {
-        let def = work(Some(PathBuf::from(log)));
-        let _runner = TaskRunner::builder()
-            .queue("work", QueueConfig::new().concurrency(16))
-            .store(open_locator(&locator).await)
-            .register(&def)
-            .lease(Duration::from_millis(600))
-            .poll_interval(Duration::from_millis(50))
-            .build()
-            .unwrap();
-        tokio::time::sleep(Duration::from_secs(300)).await;
-    });
+    let def = work(Some(log));
+    faults::serve(
+        16,
+        Duration::from_millis(600),
+        Duration::from_secs(300),
+        |b| b.register(&def),
+    );
 }
 
 fn spawn(db: &TestDb, log: &Path) -> Child {
-    Command::new(std::env::current_exe().unwrap())
-        .args(["kill_child", "--exact", "--nocapture", "--test-threads=1"])
-        .env(CHILD_ENV, db.locator())
-        .env(LOG_ENV, log)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap()
+    faults::spawn("kill_child", db, log, &[])
 }
 
 async fn kill_loop(db: TestDb) {
-    let log = std::env::temp_dir().join(store_support::unique("taskrunner_kill_log"));
+    let log = faults::log_path("taskrunner_kill_log");
     let def = work(None);
     let submitter = TaskRunner::builder()
         .store(db.store.clone())
@@ -125,8 +97,7 @@ async fn kill_loop(db: TestDb) {
     while started.elapsed() < Duration::from_secs(20) {
         tokio::time::sleep(Duration::from_millis(300)).await;
         let victim = &mut children[kills % WORKERS];
-        victim.kill().unwrap(); // SIGKILL
-        victim.wait().unwrap();
+        kill(victim); // SIGKILL
         *victim = spawn(&db, &log);
         kills += 1;
     }
@@ -140,10 +111,7 @@ async fn kill_loop(db: TestDb) {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    for child in &mut children {
-        child.kill().unwrap();
-        child.wait().unwrap();
-    }
+    children.iter_mut().for_each(kill);
     // Every run completed once, with its output.
     let mut recoveries = 0;
     for (n, id) in ids.iter().enumerate() {
@@ -153,14 +121,15 @@ async fn kill_loop(db: TestDb) {
         recoveries += info.recoveries;
     }
     // No step ran again once it was stored.
-    let text = std::fs::read_to_string(&log).unwrap();
     let mut stored_at: HashMap<u32, usize> = HashMap::new();
     let mut step_runs: HashMap<u32, Vec<usize>> = HashMap::new();
-    for (i, line) in text.lines().enumerate() {
-        if let Some(n) = line.strip_prefix("stored ") {
-            stored_at.entry(n.parse().unwrap()).or_insert(i);
-        } else if let Some(n) = line.strip_prefix("step ") {
-            step_runs.entry(n.parse().unwrap()).or_default().push(i);
+    for (i, (word, n)) in entries(&log).into_iter().enumerate() {
+        match word.as_str() {
+            "stored" => {
+                stored_at.entry(n).or_insert(i);
+            }
+            "step" => step_runs.entry(n).or_default().push(i),
+            _ => {}
         }
     }
     for n in 0..RUNS {

@@ -3,29 +3,17 @@
 //! or a step lookup whose connection drops. SQLite has no connection to lose.
 #![cfg(all(feature = "sqlite", feature = "postgres", unix))]
 
-#[path = "store_support/proxy.rs"]
-mod proxy;
 mod store_support;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use proxy::{target_of, Cut, Proxy};
-use store_support::{Place, TestDb};
-use taskrunner::store::PgStore;
+use store_support::faults::proxied;
+use store_support::proxy::{Cut, Proxy};
+use store_support::TestDb;
+use taskrunner::store::{PgStore, RunId};
 use taskrunner::{QueueConfig, RunStatus, TaskContext, TaskDef, TaskRunner};
-
-/// A fresh database, and a proxy in front of it.
-async fn proxied() -> Option<(TestDb, Proxy, String)> {
-    let db = TestDb::pg().await?;
-    let Place::Pg { url, .. } = &db.place else {
-        unreachable!()
-    };
-    let proxy = Proxy::start(target_of(url)).await;
-    let via = proxy.url(url);
-    Some((db, proxy, via))
-}
 
 /// A definition without a retry policy whose one step counts its side effect.
 fn stepper(
@@ -67,38 +55,17 @@ async fn worker(
         .unwrap()
 }
 
-/// 4: the connection of a step lookup drops: the lookup is retried, the run (no retry
-/// policy) completes.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_dropped_step_lookup_is_retried() {
-    let Some((db, proxy, via)) = proxied().await else {
-        return;
-    };
+/// One run (input 1) of `stepper` through a proxy that cuts the connection sending
+/// `marker` at `cut`: it completes with 2 after one cut. Returns what to look at after:
+/// the database, the proxy, the runner, the run and how many times its step ran.
+async fn one_run_through_a_cut(
+    marker: &str,
+    cut: Cut,
+) -> Option<(TestDb, Proxy, TaskRunner, RunId, usize)> {
+    let (db, proxy, via) = proxied().await?;
     let effects = Arc::new(AtomicUsize::new(0));
     let def = stepper(&effects);
-    proxy.arm("SELECT output FROM taskrunner_steps", Cut::Before);
-    let runner = worker(&via, &def).await;
-    let run = runner.submit(&def, 1).await.unwrap();
-    let out = tokio::time::timeout(Duration::from_secs(20), run)
-        .await
-        .unwrap();
-    assert_eq!(proxy.cuts(), 1);
-    assert_eq!(out.unwrap(), 2);
-    assert_eq!(effects.load(Ordering::SeqCst), 1);
-    runner.shutdown().await;
-    drop(db);
-}
-
-/// 3: a step write commits and its answer is lost: the retry finds its own row and the
-/// run goes on (it failed `LeaseLost` before), the step's side effect done once.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_step_write_whose_answer_is_lost_succeeds() {
-    let Some((db, proxy, via)) = proxied().await else {
-        return;
-    };
-    let effects = Arc::new(AtomicUsize::new(0));
-    let def = stepper(&effects);
-    proxy.arm("INSERT INTO taskrunner_steps", Cut::AfterCommit);
+    proxy.arm(marker, cut);
     let runner = worker(&via, &def).await;
     let run = runner.submit(&def, 1).await.unwrap();
     let id = run.id();
@@ -107,7 +74,33 @@ async fn a_step_write_whose_answer_is_lost_succeeds() {
         .unwrap();
     assert_eq!(proxy.cuts(), 1);
     assert_eq!(out.unwrap(), 2);
-    assert_eq!(effects.load(Ordering::SeqCst), 1);
+    Some((db, proxy, runner, id, effects.load(Ordering::SeqCst)))
+}
+
+/// 4: the connection of a step lookup drops: the lookup is retried, the run (no retry
+/// policy) completes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_step_lookup_is_retried() {
+    let Some((db, _proxy, runner, _, effects)) =
+        one_run_through_a_cut("SELECT output FROM taskrunner_steps", Cut::Before).await
+    else {
+        return;
+    };
+    assert_eq!(effects, 1);
+    runner.shutdown().await;
+    drop(db);
+}
+
+/// 3: a step write commits and its answer is lost: the retry finds its own row and the
+/// run goes on (it failed `LeaseLost` before), the step's side effect done once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_step_write_whose_answer_is_lost_succeeds() {
+    let Some((db, _proxy, runner, id, effects)) =
+        one_run_through_a_cut("INSERT INTO taskrunner_steps", Cut::AfterCommit).await
+    else {
+        return;
+    };
+    assert_eq!(effects, 1);
     let info = runner.run_info(id).await.unwrap().unwrap();
     assert_eq!((info.status, info.attempts), (RunStatus::Completed, 1));
     runner.shutdown().await;
@@ -180,20 +173,11 @@ fn logged() -> &'static std::sync::Mutex<Vec<u8>> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_run_end_whose_answer_is_lost_is_not_a_lost_lease() {
     let log = logged();
-    let Some((db, proxy, via)) = proxied().await else {
+    let Some((db, _proxy, runner, id, _)) =
+        one_run_through_a_cut("error_kind = f.kind, finished_at", Cut::AfterCommit).await
+    else {
         return;
     };
-    let effects = Arc::new(AtomicUsize::new(0));
-    let def = stepper(&effects);
-    proxy.arm("error_kind = f.kind, finished_at", Cut::AfterCommit);
-    let runner = worker(&via, &def).await;
-    let run = runner.submit(&def, 1).await.unwrap();
-    let id = run.id();
-    let out = tokio::time::timeout(Duration::from_secs(20), run)
-        .await
-        .unwrap();
-    assert_eq!(out.unwrap(), 2);
-    assert_eq!(proxy.cuts(), 1);
     let info = runner.run_info(id).await.unwrap().unwrap();
     assert_eq!((info.status, info.attempts), (RunStatus::Completed, 1));
     runner.shutdown().await;

@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use sqlx::Connection as _;
+use store_support::faults::{self, raw};
 use store_support::{eventually, TestDb};
 use taskrunner::store::Store;
 use taskrunner::{QueueConfig, RunFilter, RunStatus, Schedule, TaskContext, TaskDef, TaskRunner};
@@ -61,13 +61,7 @@ async fn a_fast_clock_takes_no_live_run(db: TestDb) {
         .unwrap();
     let run = worker.submit(&long, 1).await.unwrap();
     let id = run.id();
-    assert_eq!(
-        tokio::time::timeout(Duration::from_secs(20), run)
-            .await
-            .unwrap()
-            .unwrap(),
-        1
-    );
+    assert_eq!(faults::outputs(vec![run]).await, [1]);
     let info = worker.run_info(id).await.unwrap().unwrap();
     assert_eq!(starts.load(Ordering::SeqCst), 1, "the live run ran twice");
     assert_eq!((info.attempts, info.recoveries), (1, 0), "{info:?}");
@@ -108,32 +102,6 @@ async fn a_fast_clock_fires_no_schedule_early(db: TestDb) {
     maker.shutdown().await;
 }
 
-async fn raw(locator: &str, sql: &str) {
-    match locator.strip_prefix("sqlite:") {
-        Some(path) => {
-            let options = sqlx::sqlite::SqliteConnectOptions::new()
-                .filename(path)
-                .busy_timeout(Duration::from_secs(10));
-            let mut conn = sqlx::SqliteConnection::connect_with(&options)
-                .await
-                .unwrap();
-            sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned()))
-                .execute(&mut conn)
-                .await
-                .unwrap();
-            conn.close().await.unwrap();
-        }
-        None => {
-            let mut conn = sqlx::PgConnection::connect(locator).await.unwrap();
-            sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned()))
-                .execute(&mut conn)
-                .await
-                .unwrap();
-            conn.close().await.unwrap();
-        }
-    }
-}
-
 /// After an outage longer than its lease (here: the run's lease made expired, over and
 /// over, as an outage leaves it), the live worker renews its run: it never rescues (and
 /// runs again) a run it is running itself.
@@ -166,13 +134,7 @@ async fn a_worker_never_rescues_its_own_live_run(db: TestDb) {
         _ = expire => {}
         _ = tokio::time::sleep(Duration::from_millis(2200)) => {}
     }
-    assert_eq!(
-        tokio::time::timeout(Duration::from_secs(20), run)
-            .await
-            .unwrap()
-            .unwrap(),
-        1
-    );
+    assert_eq!(faults::outputs(vec![run]).await, [1]);
     let info = worker.run_info(id).await.unwrap().unwrap();
     assert_eq!(info.status, RunStatus::Completed);
     assert_eq!(

@@ -7,18 +7,15 @@
 mod store_support;
 
 use std::collections::HashMap;
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use store_support::{eventually, open_locator, TestDb};
+use store_support::faults::{self, append, entries, kill};
+use store_support::{eventually, TestDb};
 use taskrunner::store::StepStatus;
 use taskrunner::{QueueConfig, RetryPolicy, RunStatus, TaskContext, TaskDef, TaskRunner};
 
 const RUNS: u32 = 3;
-const CHILD_ENV: &str = "TASKRUNNER_STEP_CRASH_CHILD_STORE";
-const LOG_ENV: &str = "TASKRUNNER_STEP_CRASH_CHILD_LOG";
 
 /// Three steps, each logging `<step> <n>` when it runs. In the child (`hang`), step 3 never
 /// ends, so the kill lands in it.
@@ -57,24 +54,11 @@ fn agent(
     .retry(RetryPolicy::fixed(Duration::from_millis(10)).max_retries(2))
 }
 
-fn append(log: &Path, line: &str) {
-    let mut file = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(log)
-        .unwrap();
-    file.write_all(format!("{line}\n").as_bytes()).unwrap();
-}
-
 /// How many times each `(step, run)` ran, from the side file.
 fn calls(log: &Path) -> HashMap<(String, u32), usize> {
     let mut counts = HashMap::new();
-    for line in std::fs::read_to_string(log).unwrap_or_default().lines() {
-        if let Some((step, n)) = line.split_once(' ') {
-            *counts
-                .entry((step.to_owned(), n.parse().unwrap()))
-                .or_insert(0) += 1;
-        }
+    for entry in entries(log) {
+        *counts.entry(entry).or_insert(0) += 1;
     }
     counts
 }
@@ -82,51 +66,22 @@ fn calls(log: &Path) -> HashMap<(String, u32), usize> {
 /// The child: runs the agent until it is killed. A no-op unless re-invoked by a test.
 #[test]
 fn step_crash_child() {
-    let (Ok(locator), Ok(log)) = (std::env::var(CHILD_ENV), std::env::var(LOG_ENV)) else {
+    let Some(log) = faults::child_log() else {
         return;
     };
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async move {
-        let def = agent(PathBuf::from(log), true);
-        let _runner = TaskRunner::builder()
-            .queue("work", QueueConfig::new().concurrency(4))
-            .store(open_locator(&locator).await)
-            .register(&def)
-            .lease(Duration::from_secs(1))
-            .poll_interval(Duration::from_millis(50))
-            .build()
-            .unwrap();
-        tokio::time::sleep(Duration::from_secs(120)).await;
+    let def = agent(log, true);
+    faults::serve(4, Duration::from_secs(1), Duration::from_secs(120), |b| {
+        b.register(&def)
     });
 }
 
 async fn killed_in_step_3_resumes_at_step_3(db: TestDb) {
-    let log = std::env::temp_dir().join(store_support::unique("taskrunner_step_crash_log"));
+    let log = faults::log_path("taskrunner_step_crash_log");
     let def = agent(log.clone(), false);
-    let submitter = TaskRunner::builder()
-        .store(db.store.clone())
-        .poll_interval(Duration::from_millis(50))
-        .build()
-        .unwrap();
+    let submitter = faults::submitter(&db);
     let runs = submitter.submit_many(&def, 0..RUNS).await.unwrap();
 
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "step_crash_child",
-            "--exact",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(CHILD_ENV, db.locator())
-        .env(LOG_ENV, &log)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = faults::spawn("step_crash_child", &db, &log, &[]);
     eventually(
         Duration::from_secs(30),
         "the child to reach step 3 of every run",
@@ -136,8 +91,7 @@ async fn killed_in_step_3_resumes_at_step_3(db: TestDb) {
         },
     )
     .await;
-    child.kill().unwrap(); // SIGKILL, inside step 3
-    child.wait().unwrap();
+    kill(&mut child); // SIGKILL, inside step 3
     for run in &runs {
         let info = submitter.run_info(run.id()).await.unwrap().unwrap();
         assert_eq!(info.status, RunStatus::Running, "killed mid-run");
@@ -159,11 +113,7 @@ async fn killed_in_step_3_resumes_at_step_3(db: TestDb) {
         .build()
         .unwrap();
     let ids: Vec<_> = runs.iter().map(|r| r.id()).collect();
-    for (n, run) in runs.into_iter().enumerate() {
-        let out = tokio::time::timeout(Duration::from_secs(30), run)
-            .await
-            .expect("a run never finished")
-            .unwrap();
+    for (n, out) in faults::outputs(runs).await.into_iter().enumerate() {
         assert_eq!(out, format!("summary of facts of page {n}"));
     }
     let calls = calls(&log);

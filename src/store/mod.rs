@@ -37,6 +37,7 @@
 //! `taskrunner_signals`.
 
 mod error;
+mod migrate;
 mod row;
 mod types;
 
@@ -106,6 +107,7 @@ macro_rules! dispatch {
 }
 
 mod dashboard;
+mod dialect;
 pub(crate) mod events;
 mod notifications;
 mod schedules;

@@ -1,6 +1,7 @@
 //! Durable notifications: [`RunNotification`], deposited in the store when a run submitted
 //! with [`RunOptions::notify`](super::RunOptions::notify) ends, and handed to exactly one
-//! drainer by [`TaskRunner::drain_run_notifications`](crate::TaskRunner::drain_run_notifications).
+//! drainer by [`TaskRunner::drain_run_notifications`](crate::TaskRunner::drain_run_notifications);
+//! taken and pruned the same way on every backend (`notifications_on!`).
 
 use std::time::SystemTime;
 
@@ -82,3 +83,86 @@ impl Store {
         dispatch!(self, s => s.prune_notifications(max_age_ms).await)
     }
 }
+
+/// Deletes and returns up to `$1` notifications, oldest first; `$lock` is how the backend
+/// keeps two drainers from taking the same rows.
+macro_rules! take_notifications {
+    ($lock:literal) => {
+        concat!(
+            "DELETE FROM taskrunner_notifications WHERE id IN \
+               (SELECT id FROM taskrunner_notifications ORDER BY id LIMIT $1",
+            $lock,
+            ") RETURNING id, run_id, call_id, name, queue, status, text, finished_at"
+        )
+    };
+}
+pub(crate) use take_notifications;
+
+/// Deletes the notifications that ended more than `$1` ms before `$now`.
+macro_rules! prune_notifications {
+    ($now:literal) => {
+        concat!(
+            "DELETE FROM taskrunner_notifications WHERE finished_at < ",
+            $now,
+            " - $1"
+        )
+    };
+}
+pub(crate) use prune_notifications;
+
+/// The durable notifications of store `$store` (a [`Dialect`](super::dialect::Dialect)):
+/// taken (deleted and returned) in one statement, so each goes to one drainer.
+macro_rules! notifications_on {
+    ($store:ty) => {
+        impl $store {
+            pub(crate) async fn prune_notifications(
+                &self,
+                max_age_ms: i64,
+            ) -> Result<u64, $crate::store::StoreError> {
+                use $crate::store::dialect::Dialect as _;
+                let mut one = self.one().await?;
+                let done = $crate::store::dialect::bind_now!(
+                    self.bound_now(),
+                    sqlx::query(<Self as $crate::store::dialect::Dialect>::PRUNE_NOTIFICATIONS)
+                        .bind(max_age_ms)
+                )
+                .execute(&mut *one)
+                .await
+                .map_err(|e| self.error(e))?;
+                self.done(one).await?;
+                Ok(done.rows_affected())
+            }
+
+            pub(crate) async fn take_notifications(
+                &self,
+                max: i64,
+            ) -> Result<
+                Vec<$crate::store::notifications::StoredNotification>,
+                $crate::store::StoreError,
+            > {
+                use $crate::store::dialect::Dialect as _;
+                let mut one = self.one().await?;
+                let rows =
+                    sqlx::query(<Self as $crate::store::dialect::Dialect>::TAKE_NOTIFICATIONS)
+                        .bind(max)
+                        .fetch_all(&mut *one)
+                        .await
+                        .map_err(|e| self.error(e))?;
+                self.done(one).await?;
+                let mut taken: Vec<(i64, $crate::store::notifications::StoredNotification)> = rows
+                    .iter()
+                    .map(|row| {
+                        Ok((
+                            sqlx::Row::try_get(row, "id")?,
+                            $crate::store::notifications::stored(row)?,
+                        ))
+                    })
+                    .collect::<Result<_, sqlx::Error>>()
+                    .map_err(|e| self.error(e))?;
+                taken.sort_by_key(|(id, _)| *id);
+                Ok(taken.into_iter().map(|(_, n)| n).collect())
+            }
+        }
+    };
+}
+pub(crate) use notifications_on;

@@ -18,13 +18,11 @@ mod batch;
 mod children;
 mod claim;
 mod dashboard;
+mod dialect;
 mod events;
 mod manage;
 mod migrate;
-mod notifications;
-mod schedules;
 mod signals;
-mod steps;
 mod submit;
 
 /// The channel a submit notifies, with the queue's name as payload.

@@ -1,12 +1,15 @@
 //! Durable schedules in the store: the rows behind
 //! [`TaskRunner::schedule_run`](crate::TaskRunner::schedule_run), and the fire that is a
-//! compare-and-swap of the nominal time due.
+//! compare-and-swap of the nominal time due, written once for every backend (`schedules_on!`,
+//! expanded by each backend's `dialect.rs`).
 
 use sqlx::{ColumnIndex, Decode, Row, Type};
 
 use super::types::RunId;
 use super::{Backend, Store, StoreError};
 use crate::Overlap;
+
+pub(crate) mod sql;
 
 /// A durable schedule to create.
 #[derive(Debug, Clone)]
@@ -72,6 +75,17 @@ where
         skipped: row.try_get("skipped")?,
         last_error: row.try_get("last_error")?,
     })
+}
+
+/// [`schedule_row`] of each of `rows`.
+pub(crate) fn schedule_rows<R>(rows: &[R]) -> Result<Vec<ScheduleRow>, sqlx::Error>
+where
+    R: Row,
+    &'static str: ColumnIndex<R>,
+    for<'r> i64: Decode<'r, R::Database> + Type<R::Database>,
+    for<'r> String: Decode<'r, R::Database> + Type<R::Database>,
+{
+    rows.iter().map(schedule_row).collect()
 }
 
 /// One fire of a schedule: applied only if its `next_fire_at` is still `expected` (no other

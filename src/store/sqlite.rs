@@ -19,13 +19,11 @@ mod children;
 mod claim;
 mod clock;
 mod dashboard;
+mod dialect;
 mod events;
 mod manage;
 mod migrate;
-mod notifications;
-mod schedules;
 mod signals;
-mod steps;
 mod submit;
 
 use migrate::migrate;

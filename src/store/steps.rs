@@ -1,6 +1,7 @@
 //! Durable steps in the store: [`StepInfo`] as [`RunInfo::steps`](super::RunInfo::steps)
 //! shows them, and the fenced reads and writes behind
-//! [`TaskContext::step`](crate::TaskContext::step).
+//! [`TaskContext::step`](crate::TaskContext::step), written once for every backend
+//! (`steps_on!`, expanded by each backend's `dialect.rs`).
 
 use std::time::SystemTime;
 
@@ -166,3 +167,120 @@ impl Store {
         dispatch!(self, s => s.steps(id).await)
     }
 }
+
+/// Whether step `name`#`index` of run `run` is stored completed by the claim `token`.
+pub(crate) const OWN_STEP: &str = "SELECT count(*) FROM taskrunner_steps WHERE run_id = $1 \
+     AND name = $2 AND idx = $3 AND status = 'completed' AND claim_token = $4";
+
+/// A step's stored output, if it completed.
+pub(crate) const LOAD_STEP: &str = "SELECT output FROM taskrunner_steps \
+     WHERE run_id = $1 AND name = $2 AND idx = $3 AND status = 'completed'";
+
+/// A run's steps, in the order they first started.
+pub(crate) const STEPS: &str = "SELECT name, idx, status, attempts, started_at, finished_at, \
+     output, error FROM taskrunner_steps WHERE run_id = $1 ORDER BY started_at, name, idx";
+
+/// The start of a step's write, the same on every backend: the columns written.
+macro_rules! insert_step {
+    () => {
+        "INSERT INTO taskrunner_steps (run_id, name, idx, status, output, error, attempts, \
+         claim_token, started_at, finished_at) "
+    };
+}
+pub(crate) use insert_step;
+
+/// The end of a step's write, the same on every backend: a completed step is never
+/// overwritten, a failed one is, counting its attempts.
+macro_rules! upsert_step {
+    () => {
+        " ON CONFLICT (run_id, name, idx) DO UPDATE SET status = excluded.status, \
+           output = excluded.output, error = excluded.error, \
+           attempts = taskrunner_steps.attempts + 1, claim_token = excluded.claim_token, \
+           finished_at = excluded.finished_at \
+         WHERE taskrunner_steps.status <> 'completed'"
+    };
+}
+pub(crate) use upsert_step;
+
+/// The durable steps of store `$store` (a [`Dialect`](super::dialect::Dialect)).
+macro_rules! steps_on {
+    ($store:ty) => {
+        impl $store {
+            pub(crate) async fn load_step(
+                &self,
+                id: $crate::store::RunId,
+                name: &str,
+                index: i32,
+            ) -> Result<Option<String>, $crate::store::StoreError> {
+                use $crate::store::dialect::Dialect as _;
+                let output: Option<Option<String>> =
+                    sqlx::query_scalar($crate::store::steps::LOAD_STEP)
+                        .bind(id.as_i64())
+                        .bind(name)
+                        .bind(index)
+                        .fetch_optional(self.reads())
+                        .await
+                        .map_err(|e| self.error(e))?;
+                Ok(output.map(|o| o.unwrap_or_else(|| "null".to_owned())))
+            }
+
+            pub(crate) async fn save_step(
+                &self,
+                step: &$crate::store::StepWrite<'_>,
+            ) -> Result<bool, $crate::store::StoreError> {
+                use $crate::store::dialect::Dialect as _;
+                let mut one = self.one().await?;
+                // The run is checked and the step written in one statement (SQLite: inside
+                // `BEGIN IMMEDIATE`; PostgreSQL: holding the run's row `FOR SHARE`): no
+                // claim can take the run in between.
+                let done = $crate::store::dialect::bind_now!(
+                    self.bound_now(),
+                    sqlx::query(<Self as $crate::store::dialect::Dialect>::SAVE_STEP)
+                        .bind(step.run.as_i64())
+                        .bind(step.token)
+                        .bind(step.name)
+                        .bind(step.index)
+                        .bind(step.status())
+                        .bind(step.output)
+                        .bind(step.error)
+                        .bind(step.elapsed_ms)
+                )
+                .execute(&mut *one)
+                .await
+                .map_err(|e| self.error(e))?;
+                // Refused: a completed step is never overwritten. If it is this claim's own
+                // (a retry after the answer to its write was lost), the write is done.
+                let written = done.rows_affected() == 1
+                    || (step.output.is_some()
+                        && sqlx::query_scalar::<_, i64>($crate::store::steps::OWN_STEP)
+                            .bind(step.run.as_i64())
+                            .bind(step.name)
+                            .bind(step.index)
+                            .bind(step.token)
+                            .fetch_one(&mut *one)
+                            .await
+                            .map_err(|e| self.error(e))?
+                            == 1);
+                self.done(one).await?;
+                Ok(written)
+            }
+
+            pub(crate) async fn steps(
+                &self,
+                id: $crate::store::RunId,
+            ) -> Result<Vec<$crate::store::StepInfo>, $crate::store::StoreError> {
+                use $crate::store::dialect::Dialect as _;
+                let rows = sqlx::query($crate::store::steps::STEPS)
+                    .bind(id.as_i64())
+                    .fetch_all(self.reads())
+                    .await
+                    .map_err(|e| self.error(e))?;
+                rows.iter()
+                    .map($crate::store::steps::step_info)
+                    .collect::<Result<_, _>>()
+                    .map_err(|e| self.error(e))
+            }
+        }
+    };
+}
+pub(crate) use steps_on;

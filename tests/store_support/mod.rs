@@ -2,6 +2,9 @@
 //! PostgreSQL database of its own (created through `TASKRUNNER_PG_URL`, dropped at the end).
 #![allow(dead_code, unreachable_pub)]
 
+pub mod faults;
+pub mod proxy;
+
 use std::path::PathBuf;
 use std::time::Duration;
 

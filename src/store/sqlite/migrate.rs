@@ -18,34 +18,10 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/sqlite/0008_run_events.sql"),
 ];
 
+crate::store::migrate::migrations_on!(sqlx::Sqlite, "INTEGER");
+
 pub(super) async fn migrate(writer: &SqlitePool) -> Result<(), StoreError> {
     let mut tx = writer.begin_with("BEGIN IMMEDIATE").await.map_err(db)?;
-    sqlx::raw_sql("CREATE TABLE IF NOT EXISTS taskrunner_schema (version INTEGER NOT NULL)")
-        .execute(&mut *tx)
-        .await
-        .map_err(db)?;
-    let found: Option<i64> = sqlx::query_scalar("SELECT max(version) FROM taskrunner_schema")
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(db)?;
-    let found = found.unwrap_or(0);
-    let supported = MIGRATIONS.len() as i64;
-    if found > supported {
-        return Err(StoreError::SchemaTooNew { found, supported });
-    }
-    for sql in &MIGRATIONS[found as usize..] {
-        sqlx::raw_sql(*sql).execute(&mut *tx).await.map_err(db)?;
-    }
-    if found < supported {
-        sqlx::query("DELETE FROM taskrunner_schema")
-            .execute(&mut *tx)
-            .await
-            .map_err(db)?;
-        sqlx::query("INSERT INTO taskrunner_schema (version) VALUES ($1)")
-            .bind(supported)
-            .execute(&mut *tx)
-            .await
-            .map_err(db)?;
-    }
+    apply(&mut tx, MIGRATIONS, db).await?;
     tx.commit().await.map_err(db)
 }

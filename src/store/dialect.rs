@@ -1,0 +1,146 @@
+//! One store layer for every database: what differs between SQLite and PostgreSQL, named
+//! once, as the [`Dialect`] each backend implements in its `dialect.rs`.
+//!
+//! A store capability (steps, schedules, notifications, the migrations) is written once,
+//! in its own `store/<capability>.rs`: its types, its `Store` method, and a macro
+//! (`steps_on!`, `schedules_on!`, ...) whose body is the capability's transactions, row
+//! handling and semantics. A backend's `dialect.rs` implements [`Dialect`] (SQL text that
+//! differs, how it reads, writes and tells the time) and expands each capability's macro
+//! on its store type. The macros expand to plain methods on the concrete store, so each
+//! backend's code is type-checked against its own sqlx driver, with none of the bounds a
+//! function generic over `sqlx::Database` needs; the trait is what a new backend must
+//! provide, checked by the compiler.
+//!
+//! Rules of the statements:
+//! - SQL that is the same on every backend lives beside its capability as a `const`; only
+//!   text that really differs is a [`Dialect`] constant.
+//! - The store's clock: where a statement needs "now", the backend's text reads it from the
+//!   database (`taskrunner_now_ms()` on PostgreSQL) or from one extra parameter, always the
+//!   last (SQLite, whose clock is the file's, read by the process): the shared code binds
+//!   [`Dialect::bound_now`] last when it is `Some`.
+//! - A write of one statement goes through [`Dialect::one`]/[`Dialect::done`] (SQLite: a
+//!   `BEGIN IMMEDIATE` transaction; PostgreSQL: one pooled connection, autocommit), a write
+//!   of several through [`Dialect::begin_write`] (one transaction on both).
+
+use sqlx::{Database, Pool, Transaction};
+
+use super::StoreError;
+
+/// What a backend gives the shared store layer: how it reads, writes and tells the time,
+/// and the SQL text that differs from the other backends'.
+pub(crate) trait Dialect: Sync {
+    /// The sqlx driver.
+    type Db: Database;
+    /// A connection for a write of one statement, handed back with [`Dialect::done`].
+    type One: std::ops::DerefMut<Target = <Self::Db as Database>::Connection> + Send;
+
+    /// The pool reads go to.
+    fn reads(&self) -> &Pool<Self::Db>;
+    /// A transaction that writes (locks taken as the backend needs them).
+    async fn begin_write(&self) -> Result<Transaction<'static, Self::Db>, StoreError>;
+    /// A connection for one statement that writes.
+    async fn one(&self) -> Result<Self::One, StoreError>;
+    /// Ends the write of [`Dialect::one`] (commits it where it was a transaction).
+    async fn done(&self, one: Self::One) -> Result<(), StoreError>;
+    /// `error` as this store reports it (secrets scrubbed).
+    fn error(&self, error: sqlx::Error) -> StoreError;
+    /// The store's clock as a value to bind last, or `None` where the statements read the
+    /// database's own clock.
+    fn bound_now(&self) -> Option<i64>;
+
+    // ----- steps (`store/steps.rs`)
+
+    /// Writes a step's end: `$1` run, `$2` token, `$3` name, `$4` index, `$5` status,
+    /// `$6` output, `$7` error, `$8` elapsed ms (then now): only if the run is `running`
+    /// under that token, never over a completed step; affects one row if written.
+    const SAVE_STEP: &'static str;
+
+    // ----- durable notifications (`store/notifications.rs`)
+
+    /// Deletes and returns (`id, run_id, call_id, name, queue, status, text, finished_at`)
+    /// up to `$1` notifications, oldest first, each to one caller.
+    const TAKE_NOTIFICATIONS: &'static str;
+    /// Deletes notifications that ended more than `$1` ms ago (then now).
+    const PRUNE_NOTIFICATIONS: &'static str;
+
+    // ----- durable schedules (`store/schedules.rs`)
+
+    /// Creates schedule `$1`.. (see `store/schedules.rs`), created at now; one row affected
+    /// if it created or replaced a stopped one.
+    const CREATE_SCHEDULE: &'static str;
+    /// The schedules (`schedule_columns!`) active, due at `$1`, of the names in JSON array `$2`.
+    const DUE_SCHEDULES: &'static str;
+    /// The earliest due time of the active schedules of the names in JSON array `$1`.
+    const NEXT_SCHEDULE_DUE: &'static str;
+    /// Reads schedule `$1` for a fire, locked against a concurrent fire until commit.
+    const LOCK_SCHEDULE: &'static str;
+    /// Cancels run `$1` if pending, finished at now.
+    const CANCEL_PENDING: &'static str;
+    /// Asks running run `$1` to stop (and tells its process where the backend can).
+    const CANCEL_RUNNING: &'static str;
+    /// Inserts a schedule's run: `$1` name, `$2` queue, `$3` priority, `$4` input,
+    /// `$5` max attempts, `$6` schedule, `$7` call id, due and created now; returns its id.
+    const INSERT_SCHEDULED_RUN: &'static str;
+
+    // ----- notifications of new runs
+
+    /// Tells the processes that queue `$1` has a new run, in the transaction that inserted
+    /// it (`None`: the backend's processes poll).
+    const NOTIFY_QUEUE: Option<&'static str>;
+}
+
+/// Binds `$now` (a [`Dialect::bound_now`]) last, where the backend's statements take the
+/// store's clock as a parameter.
+macro_rules! bind_now {
+    ($now:expr, $query:expr) => {{
+        let query = $query;
+        match $now {
+            Some(now) => query.bind(now),
+            None => query,
+        }
+    }};
+}
+pub(crate) use bind_now;
+
+#[cfg(all(test, feature = "sqlite", feature = "postgres"))]
+mod tests {
+    use super::Dialect;
+    use crate::store::{PgStore, SqliteStore};
+
+    /// The highest `$n` in `sql`.
+    fn params(sql: &str) -> u32 {
+        sql.split('$')
+            .skip(1)
+            .filter_map(|rest| {
+                let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+                digits.parse().ok()
+            })
+            .max()
+            .unwrap_or(0)
+    }
+
+    #[test]
+    fn the_dialects_take_the_same_parameters_and_sqlite_the_clock_last() {
+        macro_rules! check {
+            ($($name:ident: $clocked:expr),* $(,)?) => {$(
+                let (lite, pg) = (
+                    params(<SqliteStore as Dialect>::$name),
+                    params(<PgStore as Dialect>::$name),
+                );
+                assert_eq!(lite, pg + u32::from($clocked), stringify!($name));
+            )*};
+        }
+        check!(
+            SAVE_STEP: true,
+            TAKE_NOTIFICATIONS: false,
+            PRUNE_NOTIFICATIONS: true,
+            CREATE_SCHEDULE: true,
+            DUE_SCHEDULES: false,
+            NEXT_SCHEDULE_DUE: false,
+            LOCK_SCHEDULE: false,
+            CANCEL_PENDING: true,
+            CANCEL_RUNNING: false,
+            INSERT_SCHEDULED_RUN: true,
+        );
+    }
+}

@@ -1,0 +1,94 @@
+//! What the shared store layer needs from PostgreSQL ([`Dialect`]): one pool, writes of one
+//! statement in autocommit, rows locked where a transaction must hold them (`FOR UPDATE`,
+//! `FOR SHARE`, `SKIP LOCKED`), the database's clock (`taskrunner_now_ms()`) read inside
+//! the statements, JSON arrays read with `jsonb_array_elements_text`, and `NOTIFY` for new
+//! runs and cancels.
+
+use sqlx::pool::PoolConnection;
+use sqlx::postgres::PgPool;
+use sqlx::{Postgres, Transaction};
+
+use super::PgStore;
+use crate::store::dialect::Dialect;
+use crate::store::notifications::{prune_notifications, take_notifications};
+use crate::store::schedules::sql::{
+    cancel_pending, create_schedule, due_schedules, insert_scheduled_run, lock_schedule,
+    next_schedule_due,
+};
+use crate::store::steps::{insert_step, upsert_step};
+use crate::store::StoreError;
+
+impl Dialect for PgStore {
+    type Db = Postgres;
+    type One = PoolConnection<Postgres>;
+
+    fn reads(&self) -> &PgPool {
+        &self.inner.pool
+    }
+
+    async fn begin_write(&self) -> Result<Transaction<'static, Postgres>, StoreError> {
+        self.inner.pool.begin().await.map_err(|e| self.db(e))
+    }
+
+    async fn one(&self) -> Result<Self::One, StoreError> {
+        self.inner.pool.acquire().await.map_err(|e| self.db(e))
+    }
+
+    async fn done(&self, one: Self::One) -> Result<(), StoreError> {
+        drop(one);
+        Ok(())
+    }
+
+    fn error(&self, error: sqlx::Error) -> StoreError {
+        self.db(error)
+    }
+
+    fn bound_now(&self) -> Option<i64> {
+        None
+    }
+
+    const SAVE_STEP: &'static str = concat!(
+        "WITH r AS (SELECT id FROM taskrunner_runs \
+           WHERE id = $1 AND claim_token = $2 AND status = 'running' FOR SHARE) ",
+        insert_step!(),
+        "SELECT r.id, $3, $4, $5, $6, $7, 1, $2, taskrunner_now_ms() - $8, taskrunner_now_ms() \
+         FROM r",
+        upsert_step!()
+    );
+
+    const TAKE_NOTIFICATIONS: &'static str = take_notifications!(" FOR UPDATE SKIP LOCKED");
+    const PRUNE_NOTIFICATIONS: &'static str = prune_notifications!("taskrunner_now_ms()");
+
+    const CREATE_SCHEDULE: &'static str = create_schedule!("taskrunner_now_ms()");
+    const DUE_SCHEDULES: &'static str =
+        due_schedules!("SELECT jsonb_array_elements_text($2::jsonb)");
+    const NEXT_SCHEDULE_DUE: &'static str =
+        next_schedule_due!("SELECT jsonb_array_elements_text($1::jsonb)");
+    const LOCK_SCHEDULE: &'static str = lock_schedule!(" FOR UPDATE");
+    const CANCEL_PENDING: &'static str = cancel_pending!("taskrunner_now_ms()");
+    // The channel is `CANCEL_CHANNEL` (checked by a test below).
+    const CANCEL_RUNNING: &'static str = "WITH c AS (UPDATE taskrunner_runs \
+           SET cancel_requested = TRUE WHERE id = $1 AND status = 'running' RETURNING id) \
+         SELECT pg_notify('taskrunner_cancel', c.id::text) FROM c";
+    const INSERT_SCHEDULED_RUN: &'static str = insert_scheduled_run!("taskrunner_now_ms()");
+
+    // The channel is `RUNS_CHANNEL` (checked by a test below).
+    const NOTIFY_QUEUE: Option<&'static str> = Some("SELECT pg_notify('taskrunner_runs', $1)");
+}
+
+crate::store::steps::steps_on!(PgStore);
+crate::store::notifications::notifications_on!(PgStore);
+crate::store::schedules::sql::schedules_on!(PgStore);
+
+#[cfg(test)]
+mod tests {
+    use super::super::{CANCEL_CHANNEL, RUNS_CHANNEL};
+    use super::*;
+
+    #[test]
+    fn the_notifications_name_the_channels_listened_to() {
+        assert!(<PgStore as Dialect>::CANCEL_RUNNING.contains(&format!("'{CANCEL_CHANNEL}'")));
+        let notify = <PgStore as Dialect>::NOTIFY_QUEUE.unwrap_or_default();
+        assert!(notify.contains(&format!("'{RUNS_CHANNEL}'")));
+    }
+}

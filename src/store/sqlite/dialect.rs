@@ -1,0 +1,72 @@
+//! What the shared store layer needs from SQLite ([`Dialect`]): reads on the readers, every
+//! write in a `BEGIN IMMEDIATE` transaction on the one writer (the file's lock taken first,
+//! so no write fails with `SQLITE_BUSY` halfway), the file's clock bound as the last
+//! parameter, JSON arrays read with `json_each`, and no notifications (processes poll).
+
+use sqlx::sqlite::SqlitePool;
+use sqlx::{Sqlite, Transaction};
+
+use super::{db, SqliteStore};
+use crate::store::dialect::Dialect;
+use crate::store::notifications::{prune_notifications, take_notifications};
+use crate::store::schedules::sql::{
+    cancel_pending, create_schedule, due_schedules, insert_scheduled_run, lock_schedule,
+    next_schedule_due,
+};
+use crate::store::steps::{insert_step, upsert_step};
+use crate::store::StoreError;
+
+impl Dialect for SqliteStore {
+    type Db = Sqlite;
+    type One = Transaction<'static, Sqlite>;
+
+    fn reads(&self) -> &SqlitePool {
+        &self.inner.readers
+    }
+
+    async fn begin_write(&self) -> Result<Transaction<'static, Sqlite>, StoreError> {
+        self.write().await
+    }
+
+    async fn one(&self) -> Result<Self::One, StoreError> {
+        self.write().await
+    }
+
+    async fn done(&self, one: Self::One) -> Result<(), StoreError> {
+        one.commit().await.map_err(db)
+    }
+
+    fn error(&self, error: sqlx::Error) -> StoreError {
+        db(error)
+    }
+
+    fn bound_now(&self) -> Option<i64> {
+        Some(self.now())
+    }
+
+    const SAVE_STEP: &'static str = concat!(
+        insert_step!(),
+        "SELECT $1, $3, $4, $5, $6, $7, 1, $2, $9 - $8, $9 \
+         WHERE EXISTS (SELECT 1 FROM taskrunner_runs \
+           WHERE id = $1 AND claim_token = $2 AND status = 'running')",
+        upsert_step!()
+    );
+
+    const TAKE_NOTIFICATIONS: &'static str = take_notifications!("");
+    const PRUNE_NOTIFICATIONS: &'static str = prune_notifications!("$2");
+
+    const CREATE_SCHEDULE: &'static str = create_schedule!("$11");
+    const DUE_SCHEDULES: &'static str = due_schedules!("SELECT value FROM json_each($2)");
+    const NEXT_SCHEDULE_DUE: &'static str = next_schedule_due!("SELECT value FROM json_each($1)");
+    const LOCK_SCHEDULE: &'static str = lock_schedule!("");
+    const CANCEL_PENDING: &'static str = cancel_pending!("$2");
+    const CANCEL_RUNNING: &'static str = "UPDATE taskrunner_runs SET cancel_requested = TRUE \
+         WHERE id = $1 AND status = 'running'";
+    const INSERT_SCHEDULED_RUN: &'static str = insert_scheduled_run!("$8");
+
+    const NOTIFY_QUEUE: Option<&'static str> = None;
+}
+
+crate::store::steps::steps_on!(SqliteStore);
+crate::store::notifications::notifications_on!(SqliteStore);
+crate::store::schedules::sql::schedules_on!(SqliteStore);
