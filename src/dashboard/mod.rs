@@ -35,7 +35,7 @@
 //! |---|---|---|
 //! | `` (the prefix) | every queue: local and durable counts, wait and run times, limits; pause, resume, concurrency | `api/queues` |
 //! | `runs` | durable runs: filters (`status`, `queue`, `name`, `q` in the input, `from`/`to`), newest first, keyset pages (`before`) | `api/runs` |
-//! | `runs/{id}` | one run: input, output, error, steps, attempts; cancel, retry | `api/runs/{id}`, `POST api/runs/{id}/cancel`, `.../retry` |
+//! | `runs/{id}` | one run: input, output, error, steps, attempts, what it waits for, recoveries, parent and children, its event stream live; cancel, retry, send a signal | `api/runs/{id}`, `POST api/runs/{id}/cancel`, `.../retry`, `.../signal`; `GET api/runs/{id}/events` (server-sent events) |
 //! | `schedules` | in-process and durable schedules; pause, resume, trigger | `api/schedules`, `POST api/schedules/{kind}/{name}/{pause,resume,trigger}` |
 //! | `tasks` | this runner's in-process tasks | `api/tasks`, `api/tasks/{id}`, `POST api/tasks/{id}/cancel` |
 //!
@@ -51,9 +51,11 @@
 mod access;
 mod actions;
 mod api;
+mod events;
 mod failure;
 mod filter;
 mod pages;
+mod signal;
 mod view;
 
 use std::sync::Arc;
@@ -89,6 +91,8 @@ pub fn router(runner: TaskRunner, dashboard: Dashboard) -> Router {
         .route("/api/queues/{name}/{action}", post(actions::queue))
         .route("/api/runs", get(api::runs))
         .route("/api/runs/{id}", get(api::run))
+        .route("/api/runs/{id}/events", get(events::events))
+        .route("/api/runs/{id}/signal", post(signal::signal))
         .route("/api/runs/{id}/{action}", post(actions::run))
         .route("/api/schedules", get(api::schedules))
         .route(

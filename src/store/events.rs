@@ -257,7 +257,18 @@ impl Store {
         from: i64,
         limit: i64,
     ) -> Result<Vec<EventRow>, StoreError> {
-        dispatch!(self, s => s.read_events(run, from, limit).await)
+        dispatch!(self, s => s.read_events(run, from, limit, false).await)
+    }
+
+    /// Up to `limit` events of `run`'s log from offset `from` that are not emits (status
+    /// changes and new attempts), in order: a run's history without reading its emits.
+    pub(crate) async fn read_status_events(
+        &self,
+        run: RunId,
+        from: i64,
+        limit: i64,
+    ) -> Result<Vec<EventRow>, StoreError> {
+        dispatch!(self, s => s.read_events(run, from, limit, true).await)
     }
 
     /// `run`'s stored status, or `None` if it is not in the store.
