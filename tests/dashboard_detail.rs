@@ -342,7 +342,8 @@ async fn signal_access_levels_and_bad_input() {
         .is_some());
 
     // Bad input: 400 with a message, 404 for an unknown run.
-    let cases: [(&[(&str, &str)], &str, &str); 4] = [
+    type Case<'a> = (&'a [(&'a str, &'a str)], &'a str, &'a str);
+    let cases: [Case; 4] = [
         (&[HX, FORM], "name=approve&value=%7Bnot%20json", "not JSON"),
         (
             &[HX, JSON],
