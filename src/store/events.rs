@@ -4,7 +4,7 @@
 //!
 //! Wake-ups, so that a reader tails a log without asking the database over and over:
 //! - an append by this process wakes its readers of that run at once;
-//! - SQLite: a watcher looks at the `-wal` file's size and time every millisecond while
+//! - SQLite: a watcher thread looks at the `-wal` file's size and time every 250 µs while
 //!   anyone reads, and wakes every reader when another writer (another process, or a status
 //!   change here) committed;
 //! - PostgreSQL: every append (status changes included, by trigger) notifies
