@@ -511,6 +511,19 @@ async fn a_parent_lists_its_children_and_each_child_links_back() {
     let (status, body) = get(&app, &format!("/api/runs?parent={}", f.parent)).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(json(&body)["runs"].as_array().unwrap().len(), 2);
+    let (status, body) = get(&app, "/api/runs?status=waiting").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let waiting: Vec<i64> = json(&body)["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|r| r["id"].as_i64())
+        .collect();
+    assert!(
+        waiting.contains(&f.parent.as_i64()) && waiting.contains(&f.waiting.as_i64()),
+        "{body}"
+    );
+    assert!(!waiting.contains(&f.done.as_i64()));
     let (status, body) = get(&app, "/api/runs?parent=abc").await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
     f.runner.shutdown_now().await;
