@@ -6,7 +6,8 @@
 //! cargo run --example dashboard --features dashboard
 //! ```
 //!
-//! Open the page, filter the runs, open a failed one and retry it, cancel a waiting one.
+//! Open the page, filter the runs, open a failed one and retry it, open a waiting one and
+//! send it the signal `approve` (its events appear as they come), or cancel it.
 //! Requests with the header `x-read-only: 1` get a read-only dashboard.
 
 use std::time::Duration;
@@ -22,6 +23,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     // Works in three steps, a second or two each.
     let research = TaskDef::new("research", |ctx: TaskContext, topic: String| async move {
+        ctx.emit("topic", &topic).await.map_err(|e| e.to_string())?;
         let plan = ctx
             .step("plan", || async {
                 tokio::time::sleep(Duration::from_millis(800)).await;
@@ -29,6 +31,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             })
             .await
             .map_err(|e| e.to_string())?;
+        ctx.emit("plan", &plan).await.map_err(|e| e.to_string())?;
         for query in &plan {
             ctx.step("search", || async {
                 tokio::time::sleep(Duration::from_millis(1200)).await;
@@ -51,12 +54,25 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     })
     .queue("tools")
     .retry(RetryPolicy::exponential(Duration::from_millis(200)).max_retries(1));
-    // Waits for a person: cancel it from the dashboard.
+    // Waits for a person (holding no worker): send it the signal `approve` from its page
+    // (value `true` or `false`), or cancel it.
     let approval = TaskDef::new(
         "wait_for_approval",
-        |_: TaskContext, what: String| async move {
-            tokio::time::sleep(Duration::from_secs(600)).await;
-            Ok::<_, String>(format!("approved: {what}"))
+        |ctx: TaskContext, what: String| async move {
+            let fail = |e: &dyn std::fmt::Display| e.to_string();
+            ctx.emit("asked", &format!("may I {what}?"))
+                .await
+                .map_err(|e| fail(&e))?;
+            let ok: Option<bool> = ctx
+                .wait_for_signal("approve", Duration::from_secs(3600))
+                .await
+                .map_err(|e| fail(&e))?;
+            ctx.emit("decision", &ok).await.map_err(|e| fail(&e))?;
+            match ok {
+                Some(true) => Ok(format!("approved: {what}")),
+                Some(false) => Err(format!("refused: {what}")),
+                None => Err(format!("nobody answered within the hour: {what}")),
+            }
         },
     )
     .queue("agents");

@@ -1,6 +1,6 @@
 //! The `taskrunner` binary end to end, as a child process: on a SQLite file that a runner in
 //! this process works on, and on PostgreSQL (through `TASKRUNNER_PG_URL`; skipped without
-//! it). Tables and `-o json`, cancel (one and by filter), retry, schedules, queues, prune,
+//! it). Tables and `-o json`, cancel (one and by filter), retry, signal, schedules, queues, prune,
 //! migrate, `ui` with its one-time token, and a password that never shows.
 #![cfg(all(feature = "cli", feature = "dashboard"))]
 
@@ -325,4 +325,90 @@ async fn the_cli_on_postgres() {
     let queues = json(&taskrunner(url, &["queues", "-o", "json"]));
     assert_eq!(queues[0]["durable"]["completed_last_hour"], 1);
     runner.shutdown().await;
+}
+
+/// `runs signal` on `db` (the CLI's `--db`), to a run a runner on `store` in this process
+/// works on: a malformed value, a sent signal the run takes, then a finished and an unknown
+/// run, each failing with its reason.
+async fn signal_end_to_end(db: &str, store: taskrunner::store::Store) {
+    let approval = TaskDef::new("cli_approval", |ctx: TaskContext, _: ()| async move {
+        let ok: Option<serde_json::Value> = ctx
+            .wait_for_signal("approve", Duration::from_secs(3600))
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok::<_, String>(ok)
+    });
+    let runner = TaskRunner::builder()
+        .store(store)
+        .poll_interval(Duration::from_millis(50))
+        .register(&approval)
+        .build()
+        .unwrap();
+    let run = runner.submit(&approval, ()).await.unwrap();
+    let id = run.id().to_string();
+    for _ in 0..1500 {
+        let info = runner.run_info(run.id()).await.unwrap().unwrap();
+        if info.waiting_for.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let out = taskrunner(
+        db,
+        &["runs", "signal", &id, "approve", "{oops", "-o", "json"],
+    );
+    assert!(!out.status.success(), "a malformed value fails");
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(said.contains("is not JSON"), "{said}");
+    assert!(serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()["error"].is_string());
+    let done = json(&taskrunner(
+        db,
+        &[
+            "-o",
+            "json",
+            "runs",
+            "signal",
+            &id,
+            "approve",
+            r#"{"ok":true}"#,
+        ],
+    ));
+    assert_eq!(done["done"], true, "{done}");
+    assert_eq!(done["action"], "signal_run(approve)");
+    let output = tokio::time::timeout(Duration::from_secs(30), run)
+        .await
+        .expect("the run resumes")
+        .unwrap();
+    assert_eq!(output, Some(serde_json::json!({ "ok": true })));
+    let out = taskrunner(db, &["runs", "signal", &id, "approve", "true"]);
+    assert!(!out.status.success(), "a finished run takes no signal");
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(said.contains("already ended (completed)"), "{said}");
+    let out = taskrunner(db, &["runs", "signal", "987654", "approve"]);
+    assert!(!out.status.success(), "an unknown run takes no signal");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no such run"));
+    runner.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runs_signal_on_a_sqlite_file() {
+    let dir = std::env::temp_dir().join(format!(
+        "taskrunner_cli_signal_{}_{:08x}",
+        std::process::id(),
+        fastrand::u32(..)
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("runs.db");
+    let store = taskrunner::store::SqliteStore::open(&path).await.unwrap();
+    signal_end_to_end(path.to_str().unwrap(), store.into()).await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runs_signal_on_postgres() {
+    let Some(db) = TestDb::pg().await else { return };
+    let store_support::Place::Pg { url, .. } = &db.place else {
+        unreachable!()
+    };
+    signal_end_to_end(url, db.store.clone()).await;
 }

@@ -1,8 +1,10 @@
 //! The dashboard in a real browser: Debian's `chromium` driven headless through
 //! `chromedriver` (WebDriver). It loads the dashboard of a runner at work, filters the runs,
 //! opens a failed run (its `<script>` error shown as text), cancels a running run with the
-//! button (and checks the store), and saves screenshots in light and dark mode under
-//! `target/` (`dashboard-light.png`, `dashboard-dark.png`, `dashboard-run.png`).
+//! button (and checks the store), sends a signal to a waiting run from its page's form (the
+//! run completes with it, and the page appends its new events live), and saves screenshots
+//! in light and dark mode under `target/` (`dashboard-light.png`, `dashboard-dark.png`,
+//! `dashboard-run.png`, `dashboard-signal.png`).
 //!
 //! Without `chromium` and `chromedriver` it fails under CI (`CI=true`; `.ci/run` installs
 //! them) and is skipped with a message elsewhere.
@@ -10,6 +12,7 @@
 
 mod dashboard_support;
 
+use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -17,7 +20,7 @@ use std::time::Duration;
 use dashboard_support::{fixture, wait_status, SCRIPT};
 use fantoccini::{Client, ClientBuilder, Locator};
 use taskrunner::dashboard::{router, Dashboard};
-use taskrunner::RunStatus;
+use taskrunner::{RunStatus, TaskContext, TaskDef, TaskRunner};
 
 const LIMIT: Duration = Duration::from_secs(30);
 
@@ -29,11 +32,14 @@ fn find_program(names: &[&str]) -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
-/// A chromedriver child, killed on drop.
+/// A chromedriver child in a process group of its own, killed with the browsers it started
+/// on drop (a test that fails leaves no browser behind).
 struct Driver(Child);
 
 impl Drop for Driver {
     fn drop(&mut self) {
+        let group = format!("-{}", self.0.id());
+        let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
@@ -92,19 +98,18 @@ async fn screenshot(client: &Client, name: &str) -> PathBuf {
 async fn until_text(client: &Client, what: &str, check: impl Fn(&str) -> bool) {
     let deadline = tokio::time::Instant::now() + LIMIT;
     loop {
-        let text = client
-            .find(Locator::Css("body"))
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        // The page may be between two loads: read it again.
+        let text = match client.find(Locator::Css("body")).await {
+            Ok(body) => body.text().await.unwrap_or_default(),
+            Err(_) => String::new(),
+        };
         if check(&text) {
             return;
         }
         assert!(
             tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}: {text}"
+            "timed out waiting for {what} at {:?}: {text}",
+            client.current_url().await.map(|u| u.to_string())
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -134,6 +139,7 @@ async fn the_dashboard_in_a_real_browser() {
     let _driver = Driver(
         Command::new(&chromedriver)
             .arg(format!("--port={driver_port}"))
+            .process_group(0)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -238,7 +244,71 @@ async fn the_dashboard_in_a_real_browser() {
         t.contains("cancelled")
     })
     .await;
+
+    // A run waiting for an approval: the page's form sends the signal, the run goes on, and
+    // its events (the decision, the end) are appended live over server-sent events.
+    let approval = TaskDef::new("approval", |ctx: TaskContext, to: String| async move {
+        let fail = |e: &dyn std::fmt::Display| e.to_string();
+        ctx.emit("plan", &format!("ask before mailing {to}"))
+            .await
+            .map_err(|e| fail(&e))?;
+        let ok: Option<serde_json::Value> = ctx
+            .wait_for_signal("approve", Duration::from_secs(3600))
+            .await
+            .map_err(|e| fail(&e))?;
+        ctx.emit("decision", &ok).await.map_err(|e| fail(&e))?;
+        Ok::<_, String>(ok)
+    });
+    let approver = TaskRunner::builder()
+        .store(f.runner.store().unwrap().clone())
+        .poll_interval(Duration::from_millis(50))
+        .register(&approval)
+        .build()
+        .unwrap();
+    let waiting = approver
+        .submit(&approval, "ana@example.com".to_owned())
+        .await
+        .unwrap()
+        .id();
+    client
+        .goto(&format!("{base}/runs/{waiting}"))
+        .await
+        .unwrap();
+    until_text(&client, "the run to wait for its approval", |t| {
+        t.contains("the signal `approve`") && t.contains("ask before mailing")
+    })
+    .await;
+    // The form was rendered with the page (maybe before the run waited): name it.
+    let name = client
+        .find(Locator::Css("#signal input[name=name]"))
+        .await
+        .unwrap();
+    name.clear().await.unwrap();
+    name.send_keys("approve").await.unwrap();
+    let value = client
+        .find(Locator::Css("#signal input[name=value]"))
+        .await
+        .unwrap();
+    value.clear().await.unwrap();
+    value.send_keys(r#"{"ok": true}"#).await.unwrap();
+    client
+        .find(Locator::Css("#signal button[type=submit]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    until_text(&client, "the signal to be sent", |t| t.contains("Done.")).await;
+    wait_status(&approver, waiting, RunStatus::Completed).await;
+    let output = approver.run_info(waiting).await.unwrap().unwrap().output;
+    assert_eq!(output, Some(serde_json::json!({ "ok": true })));
+    until_text(&client, "the decision and the end, appended live", |t| {
+        t.contains("emitted · decision") && t.contains("the run has ended")
+    })
+    .await;
+    screenshot(&client, "dashboard-signal.png").await;
     client.close().await.unwrap();
+    approver.shutdown_now().await;
 
     // Dark: the same runs page with the system in dark mode.
     let client = browser(driver_port, &chromium, true).await;

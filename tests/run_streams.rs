@@ -1,6 +1,7 @@
 //! Run streams in one process, on both backends: stored emits at the run's next offsets,
 //! status changes in the log, readers that replay, tail, resume by offset with no gap and
-//! no duplicate, and end after the terminal status; live events; the size limit; pruning;
+//! no duplicate, and end after the terminal status; emits before a wait stored while it
+//! waits; live events; the size limit; pruning;
 //! emits of ordinary tasks on the event stream.
 #![cfg(all(feature = "sqlite", feature = "postgres"))]
 
@@ -260,11 +261,64 @@ async fn an_unknown_or_pruned_run_is_an_error(db: TestDb) {
     runner.shutdown().await;
 }
 
+/// The emits before a wait are in the log while the run waits (a reader sees the plan
+/// before anyone answers), and each once after it resumes.
+async fn emits_before_a_wait_are_stored_while_it_waits(db: TestDb) {
+    let def = TaskDef::new("approval", |ctx: TaskContext, _: ()| async move {
+        ctx.emit("plan", &"mail ana").await?;
+        let ok: Option<bool> = ctx
+            .wait_for_signal("approve", Duration::from_secs(3600))
+            .await?;
+        ctx.emit("decision", &ok).await?;
+        Ok::<_, String>(())
+    });
+    let runner = builder(&db).register(&def).build().unwrap();
+    let run = runner.submit(&def, ()).await.unwrap();
+    let id = run.id();
+    let mut events = runner.run_events(id);
+    within("the plan, before the signal", async {
+        loop {
+            let event = events.next().await.unwrap().unwrap();
+            if matches!(&event.kind, RunEventKind::Emitted { topic, .. } if topic == "plan") {
+                break;
+            }
+        }
+    })
+    .await;
+    within("the run to wait", async {
+        while runner
+            .run_info(id)
+            .await
+            .unwrap()
+            .unwrap()
+            .waiting_for
+            .is_none()
+        {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    runner.signal(id, "approve", &true).await.unwrap();
+    within("the run", run).await.unwrap();
+    let events = all(runner.run_events(id)).await;
+    check_log(&events, 0);
+    let topics: Vec<&str> = events
+        .iter()
+        .filter_map(|e| match &e.kind {
+            RunEventKind::Emitted { topic, .. } => Some(topic.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(topics, ["plan", "decision"]);
+    runner.shutdown().await;
+}
+
 conformance!(
     a_thousand_events_read_from_several_offsets,
     a_retried_attempt_does_not_emit_twice,
     an_oversized_value_is_refused,
     an_unknown_or_pruned_run_is_an_error,
+    emits_before_a_wait_are_stored_while_it_waits,
 );
 
 /// In an ordinary task, emits go to the event stream; the size limit holds there too.

@@ -20,7 +20,13 @@ use super::AppState;
 use crate::store::RunId;
 
 /// The answer to an action, and its `tracing` event.
-fn done(who: &Who, headers: &HeaderMap, action: &str, target: &str, done: bool) -> Response {
+pub(crate) fn done(
+    who: &Who,
+    headers: &HeaderMap,
+    action: &str,
+    target: &str,
+    done: bool,
+) -> Response {
     tracing::info!(
         target: "taskrunner::dashboard",
         who = %who.0,

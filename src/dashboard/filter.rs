@@ -31,6 +31,8 @@ pub(crate) struct RunsQuery {
     #[serde(default)]
     pub(crate) to: String,
     #[serde(default)]
+    pub(crate) parent: String,
+    #[serde(default)]
     pub(crate) before: String,
     #[serde(default)]
     pub(crate) limit: String,
@@ -48,7 +50,7 @@ pub(crate) struct Parsed {
 pub(crate) fn parse_status(text: &str) -> Result<RunStatus, Failure> {
     serde_json::from_value(serde_json::Value::String(text.to_owned())).map_err(|_| {
         Failure::BadRequest(format!(
-            "unknown status `{text}`: use pending, delayed, running, completed, failed or cancelled"
+            "unknown status `{text}`: use pending, delayed, running, waiting, completed, failed or cancelled"
         ))
     })
 }
@@ -92,6 +94,12 @@ impl RunsQuery {
         }
         if let Some(name) = some(&self.name) {
             filter = filter.name(name);
+        }
+        if let Some(parent) = some(&self.parent) {
+            let id = parent
+                .parse::<RunId>()
+                .map_err(|e| Failure::BadRequest(format!("`parent`: {e}")))?;
+            filter = filter.parent(id);
         }
         let search = some(&self.q).is_some();
         if let Some(q) = some(&self.q) {
@@ -141,6 +149,7 @@ impl RunsQuery {
             ("q", &self.q),
             ("from", &self.from),
             ("to", &self.to),
+            ("parent", &self.parent),
             ("limit", &self.limit),
         ]
         .into_iter()

@@ -4,7 +4,7 @@
 //!
 //! Wake-ups, so that a reader tails a log without asking the database over and over:
 //! - an append by this process wakes its readers of that run at once;
-//! - SQLite: a watcher looks at the `-wal` file's size and time every millisecond while
+//! - SQLite: a watcher thread looks at the `-wal` file's size and time every 250 µs while
 //!   anyone reads, and wakes every reader when another writer (another process, or a status
 //!   change here) committed;
 //! - PostgreSQL: every append (status changes included, by trigger) notifies
@@ -257,7 +257,18 @@ impl Store {
         from: i64,
         limit: i64,
     ) -> Result<Vec<EventRow>, StoreError> {
-        dispatch!(self, s => s.read_events(run, from, limit).await)
+        dispatch!(self, s => s.read_events(run, from, limit, false).await)
+    }
+
+    /// Up to `limit` events of `run`'s log from offset `from` that are not emits (status
+    /// changes and new attempts), in order: a run's history without reading its emits.
+    pub(crate) async fn read_status_events(
+        &self,
+        run: RunId,
+        from: i64,
+        limit: i64,
+    ) -> Result<Vec<EventRow>, StoreError> {
+        dispatch!(self, s => s.read_events(run, from, limit, true).await)
     }
 
     /// `run`'s stored status, or `None` if it is not in the store.

@@ -24,7 +24,7 @@ pub(crate) enum Format {
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
-    /// Durable runs: list, show, cancel, retry.
+    /// Durable runs: list, show, cancel, retry, signal.
     #[command(subcommand)]
     Runs(Runs),
     /// Durable schedules: list, pause, resume, trigger.
@@ -101,6 +101,16 @@ pub(crate) enum Runs {
     },
     /// Runs a failed or cancelled run again (same id).
     Retry { id: String },
+    /// Sends a signal to a run that has not finished (an approval, say): kept until the
+    /// run's `wait_for_signal(name, ..)` takes it.
+    Signal {
+        id: String,
+        /// The signal's name, as the run waits for it.
+        name: String,
+        /// Its value, as JSON: '{"ok":true}', '"text"', 42 (default: null).
+        #[arg(default_value = "null")]
+        value: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -75,13 +75,28 @@ impl Api {
         }
     }
 
-    async fn call(&self, method: Method, path: &str) -> Result<serde_json::Value, String> {
-        let request = Request::builder()
+    async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        form: Option<&[(&str, &str)]>,
+    ) -> Result<serde_json::Value, String> {
+        let mut request = Request::builder()
             .method(method)
             .uri(path)
-            .header("x-requested-with", "taskrunner-cli")
-            .body(Body::empty())
-            .map_err(|e| e.to_string())?;
+            .header("x-requested-with", "taskrunner-cli");
+        let body = match form {
+            Some(pairs) => {
+                request = request.header("content-type", "application/x-www-form-urlencoded");
+                let encoded: Vec<String> = pairs
+                    .iter()
+                    .map(|(k, v)| format!("{}={}", encode(k), encode(v)))
+                    .collect();
+                Body::from(encoded.join("&"))
+            }
+            None => Body::empty(),
+        };
+        let request = request.body(body).map_err(|e| e.to_string())?;
         let response = self
             .app
             .clone()
@@ -104,11 +119,20 @@ impl Api {
     }
 
     pub(crate) async fn get(&self, path: &str) -> Result<serde_json::Value, String> {
-        self.call(Method::GET, path).await
+        self.call(Method::GET, path, None).await
     }
 
     pub(crate) async fn post(&self, path: &str) -> Result<serde_json::Value, String> {
-        self.call(Method::POST, path).await
+        self.call(Method::POST, path, None).await
+    }
+
+    /// `POST`s a form (`application/x-www-form-urlencoded`).
+    pub(crate) async fn post_form(
+        &self,
+        path: &str,
+        form: &[(&str, &str)],
+    ) -> Result<serde_json::Value, String> {
+        self.call(Method::POST, path, Some(form)).await
     }
 }
 

@@ -128,6 +128,9 @@ async fn command(api: &Api, format: Format, command: Command) -> Result<(), Stri
                     ("status", "status"),
                     ("attempts", "attempts"),
                     ("max attempts", "max_attempts"),
+                    ("recoveries", "recoveries"),
+                    ("waiting for", "waiting_for"),
+                    ("parent", "parent"),
                     ("created", "created_at"),
                     ("started", "started_at"),
                     ("finished", "finished_at"),
@@ -147,6 +150,25 @@ async fn command(api: &Api, format: Format, command: Command) -> Result<(), Stri
                 &done,
                 &format!("run {id} will run again"),
                 "it has not failed or been cancelled",
+            )?;
+        }
+        Command::Runs(Runs::Signal { id, name, value }) => {
+            if let Err(e) = serde_json::from_str::<Value>(&value) {
+                return Err(format!(
+                    "the signal's value `{value}` is not JSON: {e}; quote it for the shell, e.g. '{{\"ok\":true}}' or '\"text\"'"
+                ));
+            }
+            let done = api
+                .post_form(
+                    &format!("/api/runs/{}/signal", encode(&id)),
+                    &[("name", &name), ("value", &value)],
+                )
+                .await?;
+            report(
+                format,
+                &done,
+                &format!("signal `{name}` sent to run {id}"),
+                "the run did not take it",
             )?;
         }
         Command::Runs(Runs::Cancel { id: Some(id), .. }) => {

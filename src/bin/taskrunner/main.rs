@@ -4,6 +4,7 @@
 //! ```sh
 //! taskrunner --db runs.db runs list --status failed --name research -o json
 //! taskrunner --db runs.db runs show 42 | cancel 42 | retry 42
+//! taskrunner --db runs.db runs signal 42 approve '{"ok":true}'
 //! taskrunner --db postgres://app@db/app schedules list | pause NAME | resume NAME | trigger NAME
 //! taskrunner --db runs.db queues | prune | migrate
 //! taskrunner --db runs.db ui --port 8080

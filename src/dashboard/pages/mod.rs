@@ -3,6 +3,7 @@
 
 mod layout;
 mod overview;
+mod run;
 mod runs;
 mod schedules;
 mod tasks;
@@ -12,7 +13,8 @@ use axum::response::{IntoResponse, Response};
 
 pub(crate) use layout::layout;
 pub(crate) use overview::overview;
-pub(crate) use runs::{run, runs};
+pub(crate) use run::run;
+pub(crate) use runs::runs;
 pub(crate) use schedules::schedules;
 pub(crate) use tasks::{task, tasks};
 

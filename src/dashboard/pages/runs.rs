@@ -1,24 +1,22 @@
-//! The runs page (filters, newest first, keyset pages) and one run's page (input, output,
-//! error, steps; cancel and retry).
+//! The runs page: filters, newest first, keyset pages.
 
-use axum::extract::{Path, Query};
-use axum::http::Uri;
+use axum::extract::Query;
 use axum::response::Html;
 use maud::{html, Markup};
 
-use super::layout::{action, capped, layout, live, millis, opt, status};
-use super::root_of;
+use super::layout::{capped, layout, live, millis, opt, status};
 use crate::dashboard::failure::PageFailure;
 use crate::dashboard::filter::RunsQuery;
-use crate::dashboard::view::{self, Run};
+use crate::dashboard::view;
 use axum::extract::State;
 
 use crate::dashboard::AppState;
 
-const STATUSES: [&str; 6] = [
+const STATUSES: [&str; 7] = [
     "pending",
     "delayed",
     "running",
+    "waiting",
     "completed",
     "failed",
     "cancelled",
@@ -92,90 +90,4 @@ pub(crate) async fn runs(
         }
     };
     Ok(layout(Some("./"), "Runs", live(&own, body)))
-}
-
-fn detail(r: &Run) -> Markup {
-    let finished = matches!(r.status.as_str(), "completed" | "failed" | "cancelled");
-    html! {
-        h1 { "Run " (r.id) " · " (r.name) " " (status(&r.status)) }
-        div.actions {
-            @if !finished {
-                (action(&format!("{}/cancel", api(r)), "Cancel", "danger", Some(&format!("Cancel run {}?", r.id))))
-            }
-            @if matches!(r.status.as_str(), "failed" | "cancelled") {
-                (action(&format!("{}/retry", api(r)), "Retry", "primary", None))
-            }
-            @if r.cancel_requested && !finished { span.muted { "cancel requested: its process stops it within a heartbeat" } }
-        }
-        h2 { "Record" }
-        dl.kv {
-            dt { "Queue" } dd { (r.queue) }
-            dt { "Priority" } dd { (r.priority) }
-            dt { "Attempts" } dd { (r.attempts) " of " (r.max_attempts) }
-            dt { "Recoveries" } dd { (r.recoveries) span.muted { " (claims lost with their process, not counted as attempts)" } }
-            dt { "Created" } dd { (r.created_at) }
-            dt { "Scheduled" } dd { (r.scheduled_at) }
-            dt { "Started" } dd { (opt(r.started_at.as_deref())) }
-            dt { "Finished" } dd { (opt(r.finished_at.as_deref())) }
-            dt { "Took" } dd { (millis(r.duration_ms)) }
-            dt { "Call id" } dd { (opt(r.call_id.as_deref())) }
-            dt { "Dedup key" } dd { (opt(r.dedup_key.as_deref())) }
-        }
-        @if let Some(error) = &r.error {
-            h2 { "Error (last attempt)" }
-            pre.err #error { (error) }
-        }
-        h2 { "Input" }
-        pre #input { (pretty(&r.input)) }
-        @if let Some(output) = &r.output {
-            h2 { "Output" }
-            pre #output { (serde_json::to_string_pretty(output).unwrap_or_default()) }
-        }
-        h2 { "Steps" }
-        @if r.steps.is_empty() { p.muted { "No durable steps." } } @else {
-            table {
-                thead { tr { th { "Step" } th { "Status" } th.num { "Runs" } th { "Started" } th.num { "Took" } th { "Output or error" } } }
-                tbody { @for s in &r.steps {
-                    tr {
-                        td { (s.name) @if s.index > 0 { " #" (s.index) } }
-                        td { (status(&s.status)) } td.num { (s.attempts) }
-                        td { (s.started_at) } td.num { (millis(Some(s.duration_ms))) }
-                        td {
-                            @if let Some(e) = &s.error { span.err { (e) } }
-                            @else if let Some(o) = &s.output { code { (view::truncate(&o.to_string(), 200)) } }
-                        }
-                    }
-                } }
-            }
-        }
-    }
-}
-
-/// The run's API path, relative to its page (`runs/{id}`).
-fn api(r: &Run) -> String {
-    format!("../api/runs/{}", r.id)
-}
-
-fn pretty(json: &str) -> String {
-    serde_json::from_str::<serde_json::Value>(json)
-        .and_then(|v| serde_json::to_string_pretty(&v))
-        .unwrap_or_else(|_| json.to_owned())
-}
-
-pub(crate) async fn run(
-    State(app): State<AppState>,
-    Path(id): Path<String>,
-    uri: Uri,
-) -> Result<Html<String>, PageFailure> {
-    let r = view::run(&app, &id).await?;
-    let root = root_of(&uri);
-    let body = html! {
-        p { a href={ (root) "runs" } { "« Runs" } }
-        (detail(&r))
-    };
-    Ok(layout(
-        Some(&root),
-        &format!("Run {}", r.id),
-        live(&r.id.to_string(), body),
-    ))
 }

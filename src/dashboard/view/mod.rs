@@ -10,8 +10,11 @@ use super::failure::Failure;
 use super::App;
 use crate::store::COUNT_CAP;
 
+mod detail;
 mod local;
 mod runs;
+
+pub(crate) use detail::{EventView, Waiting, CHILDREN_SHOWN};
 
 pub(crate) use local::{schedules, task, tasks, Schedule, Task};
 pub(crate) use runs::{run, runs, Run, RunsPage};

@@ -2,6 +2,7 @@
 
 use serde::Serialize;
 
+use super::detail::{detail, Detail, Waiting};
 use super::{lower, ms, time, truncate, INPUT_PREVIEW};
 use crate::dashboard::failure::Failure;
 use crate::dashboard::filter::{Parsed, SEARCH_WINDOW};
@@ -31,6 +32,13 @@ pub(crate) struct Run {
     pub(crate) call_id: Option<String>,
     pub(crate) dedup_key: Option<String>,
     pub(crate) steps: Vec<Step>,
+    /// What it waits for, while waiting.
+    pub(crate) waiting_for: Option<Waiting>,
+    /// The run that spawned it.
+    pub(crate) parent: Option<RunId>,
+    /// One run's page only: children, history, events.
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub(crate) detail: Option<Detail>,
 }
 
 #[derive(Debug, Serialize)]
@@ -92,6 +100,9 @@ impl Run {
             max_attempts: info.max_attempts,
             recoveries: info.recoveries,
             cancel_requested: info.cancel_requested,
+            waiting_for: info.waiting_for.map(Waiting::of),
+            parent: info.parent,
+            detail: None,
             call_id: info.call_id,
             dedup_key: info.dedup_key,
         }
@@ -162,7 +173,11 @@ pub(crate) async fn run(app: &App, id: &str) -> Result<Run, Failure> {
         .parse()
         .map_err(|e: crate::store::ParseRunIdError| Failure::NotFound(e.to_string()))?;
     match app.runner.run_info(id).await? {
-        Some(info) => Ok(Run::of(info, true)),
+        Some(info) => {
+            let mut run = Run::of(info, true);
+            run.detail = Some(detail(app, id).await?);
+            Ok(run)
+        }
         None => Err(Failure::NotFound(format!(
             "no run {id}: it never existed, or it was pruned"
         ))),

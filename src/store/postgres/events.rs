@@ -84,14 +84,16 @@ impl PgStore {
         run: RunId,
         from: i64,
         limit: i64,
+        status_only: bool,
     ) -> Result<Vec<EventRow>, StoreError> {
         let rows = sqlx::query(
             "SELECT seq, at, kind, topic, value FROM taskrunner_run_events \
-             WHERE run_id = $1 AND seq >= $2 ORDER BY seq LIMIT $3",
+             WHERE run_id = $1 AND seq >= $2 AND (NOT $4 OR kind <> 'emit') ORDER BY seq LIMIT $3",
         )
         .bind(run.as_i64())
         .bind(from)
         .bind(limit)
+        .bind(status_only)
         .fetch_all(&self.inner.pool)
         .await
         .map_err(|e| self.db(e))?;

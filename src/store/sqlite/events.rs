@@ -16,7 +16,11 @@ use crate::store::StoreError;
 const INSERT_CHUNK: usize = 1000;
 
 /// How often the watcher looks at the `-wal` file.
-const WATCH_EVERY: Duration = Duration::from_millis(1);
+const WATCH_EVERY: Duration = Duration::from_micros(250);
+
+/// After a change of the `-wal` file, readers are woken again this much later (see
+/// [`watch_wal`]).
+const WAKE_AGAIN: [Duration; 2] = [Duration::from_micros(400), Duration::from_millis(1)];
 
 impl SqliteStore {
     pub(crate) fn hub(&self) -> &Arc<Hub> {
@@ -92,14 +96,16 @@ impl SqliteStore {
         run: RunId,
         from: i64,
         limit: i64,
+        status_only: bool,
     ) -> Result<Vec<EventRow>, StoreError> {
         let rows = sqlx::query(
             "SELECT seq, at, kind, topic, value FROM taskrunner_run_events \
-             WHERE run_id = $1 AND seq >= $2 ORDER BY seq LIMIT $3",
+             WHERE run_id = $1 AND seq >= $2 AND ($4 = 0 OR kind <> 'emit') ORDER BY seq LIMIT $3",
         )
         .bind(run.as_i64())
         .bind(from)
         .bind(limit)
+        .bind(status_only)
         .fetch_all(&self.inner.readers)
         .await
         .map_err(db)?;
@@ -130,7 +136,7 @@ impl SqliteStore {
         if start {
             let mut wal = self.inner.path.clone().into_os_string();
             wal.push("-wal");
-            tokio::spawn(watch_wal(Arc::clone(&self.inner.hub), wal.into()));
+            watch_wal(Arc::clone(&self.inner.hub), wal.into());
         }
         sub
     }
@@ -139,28 +145,53 @@ impl SqliteStore {
 /// Wakes every reader of `hub` when the `-wal` file changes (a commit by any connection, in
 /// any process), until nobody has read for [`WATCH_IDLE`]. A commit the file's size and
 /// time do not show (the same size, within the clock's tick) is seen by the readers' poll.
-async fn watch_wal(hub: Arc<Hub>, wal: std::path::PathBuf) {
+///
+/// A thread of its own, not a tokio timer: the timer's millisecond ticks would add a
+/// millisecond or two to every delivery across processes; a look costs one `stat`.
+fn watch_wal(hub: Arc<Hub>, wal: std::path::PathBuf) {
     let look = |wal: &std::path::Path| {
         std::fs::metadata(wal)
             .ok()
             .map(|m| (m.len(), m.modified().ok()))
     };
-    let mut seen: Option<(u64, Option<SystemTime>)> = look(&wal);
-    let mut idle_since: Option<tokio::time::Instant> = None;
-    loop {
-        tokio::time::sleep(WATCH_EVERY).await;
-        let now = look(&wal);
-        if now != seen {
-            seen = now;
-            hub.wake_all();
-        }
-        if hub.idle(false) {
-            let since = *idle_since.get_or_insert_with(tokio::time::Instant::now);
-            if since.elapsed() >= WATCH_IDLE && hub.idle(true) {
-                return;
+    let watcher = Arc::clone(&hub);
+    let spawned = std::thread::Builder::new()
+        .name("taskrunner-wal-watch".into())
+        .spawn(move || {
+            let hub = watcher;
+            let mut seen: Option<(u64, Option<SystemTime>)> = look(&wal);
+            let mut idle_since: Option<std::time::Instant> = None;
+            // The file changes as a commit's frames are written, a moment before the commit
+            // is visible: a reader woken then may find nothing, so it is woken twice more.
+            let mut again: Vec<std::time::Instant> = Vec::new();
+            loop {
+                std::thread::sleep(WATCH_EVERY);
+                let now = look(&wal);
+                if now != seen {
+                    seen = now;
+                    hub.wake_all();
+                    let at = std::time::Instant::now();
+                    again = WAKE_AGAIN.iter().rev().map(|d| at + *d).collect();
+                } else if again
+                    .last()
+                    .is_some_and(|at| std::time::Instant::now() >= *at)
+                {
+                    again.pop();
+                    hub.wake_all();
+                }
+                if hub.idle(false) {
+                    let since = *idle_since.get_or_insert_with(std::time::Instant::now);
+                    if since.elapsed() >= WATCH_IDLE && hub.idle(true) {
+                        return;
+                    }
+                } else {
+                    idle_since = None;
+                }
             }
-        } else {
-            idle_since = None;
-        }
+        });
+    if let Err(e) = spawned {
+        // The readers' poll still finds every event, only later.
+        tracing::warn!("could not start the SQLite run-stream watcher: {e}");
+        hub.watcher_gone();
     }
 }
