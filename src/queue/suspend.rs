@@ -119,4 +119,8 @@ impl QueueControl for Queue {
     fn resume(&self, job: &Arc<dyn Job>) -> bool {
         Queue::resume_slot(self, job)
     }
+
+    fn charge(&self, job: &Arc<dyn Job>, actual: u64) {
+        Queue::charge(self, job, actual);
+    }
 }
