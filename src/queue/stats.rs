@@ -135,7 +135,7 @@ impl Queue {
     }
 
     /// (units used in the queue budget's window, tasks waiting for a budget).
-    fn budget_counts(state: &mut super::State) -> (Option<u64>, usize) {
+    pub(super) fn budget_counts(state: &mut super::State) -> (Option<u64>, usize) {
         let pending = state.pending();
         let Some(flow) = state.flow.as_deref_mut() else {
             return (None, 0);

@@ -105,6 +105,14 @@ impl Gauged for Queue {
         let state = self.lock();
         (state.pending(), state.running, state.retrying)
     }
+
+    fn budget(&self) -> Option<(u64, usize)> {
+        if self.budgets == [None, None] {
+            return None;
+        }
+        let (used, waiting) = Queue::budget_counts(&mut self.lock());
+        Some((used.unwrap_or(0), waiting))
+    }
 }
 
 impl QueueControl for Queue {
