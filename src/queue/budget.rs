@@ -31,7 +31,7 @@ pub(super) struct Budgets {
     sweep_at: usize,
     /// The reservation of each attempt that started (suspended ones included) and has not
     /// ended.
-    running: HashMap<TaskId, Reserved>,
+    running: HashMap<TaskId, Reserved, IdHasher>,
     /// Keys held back by their budget, and when their best task fits.
     held_keys: Vec<(Instant, Arc<str>)>,
     /// The queue's best waiting task does not fit the queue's budget until then.
@@ -64,7 +64,7 @@ impl Budgets {
             key_budget: config.key_budget,
             keys: HashMap::new(),
             sweep_at: 64,
-            running: HashMap::new(),
+            running: HashMap::default(),
             held_keys: Vec::new(),
             head_until: None,
         })
@@ -74,14 +74,14 @@ impl Budgets {
     /// budget it waits for and until when: (`true` for the key's, when).
     fn wait_for(
         &mut self,
-        header: &Header,
+        id: TaskId,
+        cost: u64,
         key: Option<&Arc<str>>,
         now: Instant,
     ) -> Option<(bool, Instant)> {
-        if self.running.contains_key(&header.id) {
+        if self.running.contains_key(&id) {
             return None;
         }
-        let cost = header.cost().unwrap_or(0);
         if let Some(at) = self.queue.as_mut().and_then(|l| l.wait_for(cost, now)) {
             return Some((false, at));
         }
@@ -91,7 +91,8 @@ impl Budgets {
 
     /// Whether `header`'s attempt may start now.
     pub(super) fn fits(&mut self, header: &Header, key: Option<&Arc<str>>, now: Instant) -> bool {
-        self.wait_for(header, key, now).is_none()
+        let cost = header.cost().unwrap_or(0);
+        self.wait_for(header.id, cost, key, now).is_none()
     }
 
     /// `header`'s attempt starts at `now`: reserves its estimate (once an attempt).
@@ -183,6 +184,37 @@ impl Budgets {
     }
 }
 
+/// Task ids are unique numbers: a multiply spreads them well enough, at a fraction of
+/// SipHash's cost (a lookup at every start, end and charge).
+#[derive(Default, Clone, Copy)]
+struct IdHasher;
+
+impl std::hash::BuildHasher for IdHasher {
+    type Hasher = IdHash;
+
+    fn build_hasher(&self) -> IdHash {
+        IdHash(0)
+    }
+}
+
+struct IdHash(u64);
+
+impl std::hash::Hasher for IdHash {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &byte in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(byte)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0 ^ n).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
+
 // ===== impl Queue: budgets =====
 
 impl Queue {
@@ -232,13 +264,22 @@ impl Queue {
             // A tombstone: the pop drops it.
             return Gate::Go;
         }
-        let job = Arc::clone(&entry.job);
-        let header = job.header();
-        let key = flow.key_of(header).cloned();
+        // What the check needs of the task, so that the entry's borrow (of the keys, with
+        // `from_key`) ends here: no clone of its handle on this path.
+        let header = entry.job.header();
+        let (id, cost) = (header.id, header.cost().unwrap_or(0));
+        // From a key's token: the queue has keys, so the task's key is the one it counts on.
+        let key = if from_key {
+            header
+                .options()
+                .and_then(|o| o.flow.concurrency_key.clone())
+        } else {
+            None
+        };
         let Some(budgets) = flow.budgets.as_mut() else {
             return Gate::Go;
         };
-        match budgets.wait_for(header, key.as_ref(), now) {
+        match budgets.wait_for(id, cost, key.as_ref(), now) {
             None => Gate::Go,
             Some((false, at)) => {
                 budgets.head_until = Some(at);
