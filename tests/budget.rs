@@ -384,3 +384,29 @@ async fn a_task_without_an_estimate_reserves_nothing_until_it_charges(
     );
     Ok(())
 }
+
+#[tokio::test(start_paused = true)]
+async fn cancelling_a_waiting_large_task_lets_the_smaller_ones_behind_it_start_at_once(
+) -> Result<(), Box<dyn std::error::Error>> {
+    let runner = runner(
+        QueueConfig::new()
+            .concurrency(8)
+            .budget(Budget::new(100, PER)),
+    );
+    let (log, t0) = (Log::default(), Instant::now());
+    let first = runner.enqueue_task(call("first", &log, t0, secs(5), None).cost(50))?;
+    let big = runner.enqueue_task(call("big", &log, t0, secs(1), None).cost(100))?;
+    let small = runner.enqueue_task(call("small", &log, t0, secs(1), None).cost(10))?;
+    settle().await;
+    assert_eq!(runner.queue_stats("llm").unwrap().waiting_for_budget, 2);
+    let at = t0.elapsed();
+    assert!(runner.cancel(big.id()));
+    settle().await;
+    assert_eq!(
+        starts(&log),
+        vec![("first".into(), secs(0)), ("small".into(), at)]
+    );
+    first.await?;
+    small.await?;
+    Ok(())
+}

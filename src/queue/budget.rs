@@ -322,6 +322,23 @@ impl Queue {
         }
     }
 
+    /// A waiting task was cancelled: if a budget held the queue or a key back (behind it,
+    /// perhaps), tries again at once. What starts is run once the lock is released.
+    pub(super) fn budget_after_cancel(&self, state: &mut State) {
+        let Some(budgets) = state.flow.as_deref_mut().and_then(|f| f.budgets.as_mut()) else {
+            return;
+        };
+        if budgets.head_until.is_none() && !budgets.holds_keys() {
+            return;
+        }
+        budgets.head_until = None;
+        self.release_keys(state, Instant::now(), true);
+        let started = self.fill(state, Stamp::now());
+        if let Some(flow) = state.flow.as_deref_mut() {
+            flow.to_start.extend(started);
+        }
+    }
+
     /// The running `job`'s attempt cost `actual`: corrects the ledgers, and starts what
     /// fits now if that freed room.
     pub(super) fn charge(&self, job: &Arc<dyn Job>, actual: u64) {

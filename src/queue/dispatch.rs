@@ -186,6 +186,7 @@ impl Queue {
                 state.tombstones -= keys.cancel_queued(key, &|e| is_live(moved, e));
             }
         }
+        self.budget_after_cancel(state);
     }
 
     /// Pops the best task that may start now and marks it running (the caller counts its
