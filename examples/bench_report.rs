@@ -3,7 +3,7 @@
 //!
 //! Run with `cargo run --release --example bench_report` (about a minute). `ROUNDS=9` for
 //! more rounds, `QUICK=1` for smaller sizes, `ONLY=text` for the cases whose name contains
-//! `text`.
+//! `text` (and their baselines).
 //!
 //! Cases (all on a multi-thread runtime with 2 workers unless named otherwise):
 //! - burst: enqueue N no-op tasks, then await them all. Baselines: `tokio::spawn` each
@@ -20,6 +20,9 @@
 //! - flow: the burst on one queue with 1,000 concurrency keys (`key_concurrency(1)`), and
 //!   under a rate limit that never binds (the cost of its bookkeeping), against the same
 //!   queue without them.
+//! - budget: the burst under a `Budget` that never binds (every task `cost(1)`), with and
+//!   without each handler calling `ctx.charge(1)`, against the plain queue (target: at most
+//!   10% slower).
 //! - groups: the burst (equal priorities, c=3) with every task in one task group, uncapped
 //!   and capped at 3, against no group; and the time of `cancel()` on a group of 10k
 //!   waiting tasks (its ns/task is the cost a cancelled task).
@@ -48,6 +51,9 @@ mod common;
 
 #[path = "support/groups_bench.rs"]
 mod groups;
+
+#[path = "support/budget_bench.rs"]
+mod budget;
 
 use common::Work;
 
@@ -321,6 +327,25 @@ fn main() {
         }),
     );
 
+    add(
+        "budget: no budget, tasks with cost(1), c=3",
+        Some(plain),
+        n,
+        Box::new(move |rt| budget::burst(rt, n, 3, false, false)),
+    );
+    add(
+        "budget: 2^40 units/s (not binding), cost 1, c=3",
+        Some(plain),
+        n,
+        Box::new(move |rt| budget::burst(rt, n, 3, true, false)),
+    );
+    add(
+        "budget: the same, each handler charges 1",
+        Some(plain),
+        n,
+        Box::new(move |rt| budget::burst(rt, n, 3, true, true)),
+    );
+
     let ungrouped = add(
         "groups: no group, c=3 equal prio",
         None,
@@ -374,16 +399,28 @@ fn main() {
         Box::new(move |_| common::round_trip_runner(&c2, m)),
     );
 
-    // `ONLY=text` keeps the cases whose name contains it (for profiling one case).
+    // `ONLY=text` keeps the cases whose name contains it (for profiling one case), and their
+    // baselines.
     if let Ok(only) = std::env::var("ONLY") {
-        let keep: Vec<bool> = cases.iter().map(|c| c.name.contains(&only)).collect();
+        let mut keep: Vec<bool> = cases.iter().map(|c| c.name.contains(&only)).collect();
+        for case in cases.iter().zip(keep.clone()).filter(|(_, k)| *k) {
+            if let Some(base) = case.0.baseline {
+                keep[base] = true;
+            }
+        }
+        let mut new_index = Vec::with_capacity(cases.len());
+        let mut next = 0;
+        for &k in &keep {
+            new_index.push(next);
+            next += usize::from(k);
+        }
         let mut index = 0;
         cases.retain(|_| {
             index += 1;
             keep[index - 1]
         });
         for case in cases.iter_mut() {
-            case.baseline = None;
+            case.baseline = case.baseline.map(|base| new_index[base]);
         }
     }
 

@@ -154,6 +154,22 @@ pub enum EnqueueError {
         /// The group.
         group: GroupId,
     },
+    /// The task's [`cost`](crate::Task::cost) estimate is larger than a whole
+    /// [`Budget`](crate::Budget) of its queue (its `budget`, or its `key_budget` for a task
+    /// with a concurrency key), so it could never start.
+    #[error(
+        "a task's estimated cost of {cost} units is more than a whole budget of queue \
+         `{queue}` ({units} units a window), so it could never start: lower its Task::cost, \
+         or raise the queue's budget (key_budget for a task with a concurrency key)"
+    )]
+    OverBudget {
+        /// Its queue.
+        queue: String,
+        /// Its estimate.
+        cost: u64,
+        /// The units per window of the budget it exceeds.
+        units: u64,
+    },
 }
 
 /// Why a task did not produce a value. The error side of awaiting a

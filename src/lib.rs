@@ -202,8 +202,8 @@ mod task;
 mod wait;
 
 pub use config::{
-    QueueConfig, RateLimit, DEFAULT_EVENT_CAPACITY, DEFAULT_NOTIFICATION_CAPACITY, DEFAULT_QUEUE,
-    DEFAULT_RETAIN_FINISHED, DEFAULT_SUMMARY_LEN, MAX_RATE,
+    Budget, QueueConfig, RateLimit, DEFAULT_EVENT_CAPACITY, DEFAULT_NOTIFICATION_CAPACITY,
+    DEFAULT_QUEUE, DEFAULT_RETAIN_FINISHED, DEFAULT_SUMMARY_LEN, MAX_RATE,
 };
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 #[cfg_attr(docsrs, doc(cfg(any(feature = "sqlite", feature = "postgres"))))]

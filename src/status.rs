@@ -152,6 +152,12 @@ pub struct TaskInfo {
     pub schedule: Option<String>,
     /// The [group](crate::TaskGroup) it was enqueued into, if any.
     pub group: Option<GroupId>,
+    /// Its estimated cost per attempt ([`Task::cost`](crate::Task::cost)), if it has one.
+    pub cost: Option<u64>,
+    /// The units its queue's [budgets](crate::Budget) charged it across its attempts: each
+    /// attempt's estimate, replaced by what its handler
+    /// [charged](crate::TaskContext::charge). `None` until an attempt starts under a budget.
+    pub charged: Option<u64>,
 }
 /// Why a waiting task does not start, in [`QueueStats::waiting_for`](crate::QueueStats::waiting_for)
 /// and [`TaskInfo::waiting_for`](crate::TaskInfo::waiting_for): where to look when a queue
@@ -188,6 +194,10 @@ pub enum WaitReason {
     KeyBusy,
     /// Every slot of its queue is taken.
     NoSlot,
+    /// Its estimated [cost](crate::Task::cost) does not fit its queue's (or its key's)
+    /// [`Budget`](crate::Budget) until older charges leave the window; or a task ahead of
+    /// it in its queue waits so.
+    Budget,
     /// Its [group](crate::TaskGroup) runs as many tasks as its
     /// [`concurrency`](crate::TaskGroup::concurrency) allows (across queues); it waits
     /// outside its queue's order, so it holds up no other task there.

@@ -8,7 +8,7 @@ use super::QueueConfig;
 use crate::error::ConfigError;
 
 /// The longest window a rate limit may count over.
-const MAX_RATE_WINDOW: Duration = Duration::from_secs(365 * 86_400);
+pub(super) const MAX_RATE_WINDOW: Duration = Duration::from_secs(365 * 86_400);
 
 impl QueueConfig {
     /// At most `n` tasks may wait (be [`Pending`](crate::TaskStatus::Pending)) in the queue.
@@ -145,30 +145,12 @@ impl QueueConfig {
                 "is 0, so no task with a key could ever run: use 1 or more",
             );
         }
-        if let Some(rate) = self.rate_limit {
-            if rate.n == 0 {
-                return invalid(
-                    "rate_limit",
-                    "allows 0 starts, so nothing would run: use 1 or more",
-                );
-            }
-            if rate.n > MAX_RATE {
-                return invalid(
-                    "rate_limit",
-                    "counts more than 1,000,000 starts a window: use a shorter window",
-                );
-            }
-            if rate.per > MAX_RATE_WINDOW {
-                return invalid(
-                    "rate_limit",
-                    "has a window over a year: use a shorter one (a year at most)",
-                );
-            }
-            if rate.per.is_zero() {
-                return invalid(
-                    "rate_limit",
-                    "has a zero window: give it a positive duration",
-                );
+        if let Some(problem) = self.rate_limit.and_then(rate_problem) {
+            return invalid("rate_limit", problem);
+        }
+        for (setting, budget) in [("budget", self.budget), ("key_budget", self.key_budget)] {
+            if let Some(problem) = budget.and_then(|b| b.problem()) {
+                return invalid(setting, problem);
             }
         }
         if let Some(interval) = self.aging {
@@ -191,5 +173,24 @@ impl QueueConfig {
             || self.rate_limit.is_some()
             || self.key_concurrency.is_some()
             || self.aging.is_some()
+            || self.budget.is_some()
+            || self.key_budget.is_some()
     }
+}
+
+/// What is wrong with a rate limit, if anything.
+fn rate_problem(rate: RateLimit) -> Option<&'static str> {
+    if rate.n == 0 {
+        return Some("allows 0 starts, so nothing would run: use 1 or more");
+    }
+    if rate.n > MAX_RATE {
+        return Some("counts more than 1,000,000 starts a window: use a shorter window");
+    }
+    if rate.per > MAX_RATE_WINDOW {
+        return Some("has a window over a year: use a shorter one (a year at most)");
+    }
+    if rate.per.is_zero() {
+        return Some("has a zero window: give it a positive duration");
+    }
+    None
 }

@@ -3,9 +3,12 @@
 //!
 //! A leaf: it imports nothing of the crate but [`ConfigError`](crate::ConfigError).
 
+mod budget;
+mod budgets;
 mod flow;
 mod rate;
 
+pub use budget::Budget;
 pub use rate::{RateLimit, MAX_RATE};
 
 use std::time::Duration;
@@ -37,6 +40,9 @@ pub struct QueueConfig {
     pub(crate) rate_limit: Option<RateLimit>,
     pub(crate) key_concurrency: Option<usize>,
     pub(crate) aging: Option<Duration>,
+    /// Units charged per window, for the whole queue and for each concurrency key.
+    pub(crate) budget: Option<Budget>,
+    pub(crate) key_budget: Option<Budget>,
 }
 
 impl QueueConfig {
@@ -49,6 +55,8 @@ impl QueueConfig {
             rate_limit: None,
             key_concurrency: None,
             aging: None,
+            budget: None,
+            key_budget: None,
         }
     }
 

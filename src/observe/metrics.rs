@@ -17,6 +17,8 @@
 //! | `taskrunner_tasks_retrying` | gauge | tasks waiting out a retry delay |
 //! | `taskrunner_task_wait_seconds` | histogram | from enqueue to first start |
 //! | `taskrunner_task_run_seconds` | histogram | each attempt's run time |
+//! | `taskrunner_budget_used_units` | gauge | units charged in the queue budget's window (queues with a budget) |
+//! | `taskrunner_tasks_waiting_for_budget` | gauge | waiting tasks held back by a budget (queues with a budget) |
 //!
 //! The gauges are set whenever a task enters or leaves a state, from the queue's own
 //! counts (the same as [`TaskRunner::queue_stats`](crate::TaskRunner::queue_stats)).
@@ -29,6 +31,11 @@ pub(crate) trait Gauged {
     fn name(&self) -> &str;
     /// Pending, running and retrying tasks.
     fn counts(&self) -> (usize, usize, usize);
+    /// Units used in the queue budget's window and tasks waiting for a budget, if the
+    /// queue has budgets.
+    fn budget(&self) -> Option<(u64, usize)> {
+        None
+    }
 }
 
 /// How a task ended, as the counters count it.
@@ -102,6 +109,10 @@ pub(crate) fn gauges(queue: &dyn Gauged) {
         metrics::gauge!("taskrunner_tasks_pending", &labels).set(pending as f64);
         metrics::gauge!("taskrunner_tasks_running", &labels).set(running as f64);
         metrics::gauge!("taskrunner_tasks_retrying", &labels).set(retrying as f64);
+        if let Some((used, waiting)) = queue.budget() {
+            metrics::gauge!("taskrunner_budget_used_units", &labels).set(used as f64);
+            metrics::gauge!("taskrunner_tasks_waiting_for_budget", &labels).set(waiting as f64);
+        }
     }
     #[cfg(not(feature = "metrics"))]
     let _ = queue;

@@ -8,9 +8,10 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use super::budget::Gate;
 use super::flow::{is_live, Block, Came, Flow};
 use super::keys::Keys;
-use super::{group_admits, Entry, Queue, QueueConfig, State, WaitReason};
+use super::{group_admits, Entry, Queue, QueueConfig, State};
 use crate::task::Phase;
 use crate::task::{Header, Job, Stamp};
 use crate::TaskId;
@@ -73,7 +74,11 @@ impl Queue {
             && idle
             && key
                 .as_ref()
-                .is_none_or(|k| flow.keys.as_ref().is_some_and(|keys| keys.is_free(k)));
+                .is_none_or(|k| flow.keys.as_ref().is_some_and(|keys| keys.is_free(k)))
+            && flow
+                .budgets
+                .as_mut()
+                .is_none_or(|b| b.fits(header, key, now));
         if start && header.group.is_some() && header.admissible() && !group_admits(&job) {
             // It waits, outside the order: it keeps (or takes) its place under max_pending.
             match came {
@@ -110,7 +115,7 @@ impl Queue {
         }
         if start {
             state.running += 1;
-            flow.record_start(now);
+            flow.record_start(now, header);
             if let (Some(key), Some(keys)) = (key, &mut flow.keys) {
                 keys.acquire(key);
             }
@@ -181,6 +186,7 @@ impl Queue {
                 state.tombstones -= keys.cancel_queued(key, &|e| is_live(moved, e));
             }
         }
+        self.budget_after_cancel(state);
     }
 
     /// Pops the best task that may start now and marks it running (the caller counts its
@@ -213,11 +219,18 @@ impl Queue {
                 (None, Some(_)) => true,
                 (Some(_), None) => false,
             };
+            if flow.budgets.is_some() {
+                match self.budget_gate(flow, waiting, from_key, now) {
+                    Gate::Go => {}
+                    Gate::Stop => return None,
+                    Gate::Again => continue,
+                }
+            }
             if !from_key {
                 let entry = waiting.pop()?;
                 match try_start(&mut flow.moved, &entry, stamp) {
                     Popped::Started => {
-                        flow.record_start(now);
+                        flow.record_start(now, entry.job.header());
                         self.leave_room(flow);
                         return Some(entry.job);
                     }
@@ -234,7 +247,7 @@ impl Queue {
                     Some(entry) => match try_start(moved, &entry, stamp) {
                         Popped::Started => {
                             *tombstones -= keys.started(slot, &|e| is_live(moved, e));
-                            flow.record_start(now);
+                            flow.record_start(now, entry.job.header());
                             self.leave_room(flow);
                             return Some(entry.job);
                         }
@@ -283,12 +296,17 @@ impl Queue {
         if flow.hold_until.is_some_and(|t| t <= now) {
             flow.hold_until = None;
         }
+        self.release_keys(&mut state, now, false);
         self.fill(&mut state, stamp)
     }
 
     /// Sets a timer to [`wake`](Self::wake) the queue at `at`, unless one fires by then.
     /// The timer is set when the queue lock is released ([`Locked`](super::Locked)): spawning
     /// it runs other code.
+    pub(super) fn arm_at(&self, flow: &mut Flow, at: Instant) {
+        self.arm(flow, at);
+    }
+
     fn arm(&self, flow: &mut Flow, at: Instant) {
         if flow.timer.is_some_and(|t| t <= at) {
             return;
@@ -361,30 +379,5 @@ impl Queue {
         }
         state.compact();
         true
-    }
-
-    /// Why `header`'s waiting task does not start, as far as the queue can tell.
-    pub(crate) fn why_waiting(&self, header: &Header) -> Option<WaitReason> {
-        let state = self.lock();
-        match header.phase() {
-            Phase::Delayed => return Some(WaitReason::Delayed),
-            Phase::Held => return Some(WaitReason::GroupLimit),
-            Phase::Queued => {}
-            _ => return None,
-        }
-        let Some(flow) = state.flow.as_deref() else {
-            return Some(WaitReason::NoSlot);
-        };
-        match flow.blocked(Instant::now()) {
-            Some(Block::Paused) => return Some(WaitReason::Paused),
-            Some(Block::Until(_, why)) => return Some(why),
-            None => {}
-        }
-        if let (Some(key), Some(keys)) = (flow.key_of(header), &flow.keys) {
-            if !keys.is_free(key) {
-                return Some(WaitReason::KeyBusy);
-            }
-        }
-        Some(WaitReason::NoSlot)
     }
 }

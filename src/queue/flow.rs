@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use tokio::time::Instant;
 
+use super::budget::Budgets;
 use super::keys::Keys;
 use super::order::Order;
 use super::rate::Window;
@@ -54,9 +55,14 @@ pub(super) struct Flow {
     /// Places under `max_pending` given back under the queue lock, to be added to the room
     /// once it is released.
     pub(super) room_back: usize,
+    /// Tasks started under the queue lock by an operation whose caller starts nothing (a
+    /// cancel that let a budget's waiting tasks go), to be run once it is released.
+    pub(super) to_start: Vec<Arc<dyn Job>>,
     /// Tasks moved by `set_priority`: the key of their live entry (older ones are tombstones).
     pub(super) moved: HashMap<TaskId, u128>,
     pub(super) keys: Option<Keys>,
+    /// The queue's budget and its keys' (`None` without either).
+    pub(super) budgets: Option<Budgets>,
     aging: Option<Aging>,
     /// Waiting tasks that hold no place of `max_pending` (back from a backoff or a delay when
     /// the queue was full).
@@ -82,8 +88,11 @@ impl Flow {
             timer: None,
             arm: None,
             room_back: 0,
+            to_start: Vec::new(),
             moved: HashMap::new(),
-            keys: config.key_concurrency.map(|n| match config.aging {
+            budgets: Budgets::new(config),
+            // A key budget needs the keys' own orders, without a limit of their own if none.
+            keys: key_limit(config).map(|n| match config.aging {
                 Some(_) => Keys::flat(n),
                 None => Keys::ranked(n),
             }),
@@ -117,7 +126,11 @@ impl Flow {
     /// The time, for what needs it (a rate limit, a hold, aging); a queue with none of these
     /// (keys or `max_pending` only) reads no clock.
     pub(super) fn now(&self) -> Instant {
-        if self.rate.is_some() || self.aging.is_some() || self.hold_until.is_some() {
+        if self.rate.is_some()
+            || self.aging.is_some()
+            || self.hold_until.is_some()
+            || self.budgets.is_some()
+        {
             Instant::now()
         } else {
             self.epoch
@@ -148,6 +161,13 @@ impl Flow {
         let why = match self.blocked(now) {
             Some(Block::Paused) => Some(WaitReason::Paused),
             Some(Block::Until(_, why)) => Some(why),
+            None if self
+                .budgets
+                .as_ref()
+                .is_some_and(|b| b.head_waits(now) || b.holds_keys()) =>
+            {
+                Some(WaitReason::Budget)
+            }
             None => self.keys.as_ref().map(|_| WaitReason::KeyBusy),
         };
         (paused, why.filter(|_| stuck))
@@ -173,9 +193,17 @@ impl Flow {
         }
     }
 
-    pub(super) fn record_start(&mut self, now: Instant) {
+    /// `header`'s attempt starts at `now`: counted by the rate limit, reserved in the
+    /// budgets.
+    pub(super) fn record_start(&mut self, now: Instant, header: &Header) {
         if let Some(rate) = &mut self.rate {
             rate.record(now);
+        }
+        if self.budgets.is_some() {
+            let key = self.key_of(header).cloned();
+            if let Some(budgets) = &mut self.budgets {
+                budgets.reserve(header, key.as_ref(), now);
+            }
         }
     }
 
@@ -188,6 +216,14 @@ impl Flow {
             keys.retain(live);
         }
     }
+}
+
+/// The per-key limit of a queue's keys, if it has keys: its `key_concurrency`, or none
+/// under a `key_budget` alone.
+fn key_limit(config: &QueueConfig) -> Option<usize> {
+    config
+        .key_concurrency
+        .or(config.key_budget.map(|_| usize::MAX))
 }
 
 /// Whether `entry` is its task's current entry and the task still waits.

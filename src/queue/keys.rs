@@ -44,6 +44,9 @@ struct KeyState {
     /// The key of this key's valid token, if it has one. Token keys are unique, so a stale
     /// token never matches, even once its slot holds another key.
     token: Option<u128>,
+    /// Its best task does not fit its key budget: no token until the queue lets it try
+    /// again.
+    held: bool,
 }
 
 struct Token {
@@ -120,6 +123,7 @@ impl Keys {
             queued: 0,
             waiting: Heap::new(),
             token: None,
+            held: false,
         };
         let slot = match self.free.pop() {
             Some(slot) => {
@@ -282,6 +286,46 @@ impl Keys {
         Some(entry)
     }
 
+    /// The best valid token's key's best waiting entry, live or not, and its slot.
+    pub(super) fn peek_entry(&mut self) -> Option<(usize, &Entry)> {
+        self.peek_key()?;
+        let slot = self.tokens.peek()?.slot;
+        let entry = self.slots.get(slot)?.as_ref()?.waiting.peek()?;
+        Some((slot, entry))
+    }
+
+    /// The key in `slot` may start nothing until [`unhold`](Self::unhold) (its budget has no
+    /// room for its best task).
+    pub(super) fn hold(&mut self, slot: usize) {
+        if let Some(state) = self.slots.get_mut(slot).and_then(Option::as_mut) {
+            state.held = true;
+            state.token = None;
+        }
+    }
+
+    /// `name` may try again. Returns how many tombstones were dropped.
+    pub(super) fn unhold(&mut self, name: &str, live: Live<'_>) -> usize {
+        match self.index.get(name) {
+            Some(&slot) => self.update(slot, live, |state| state.held = false),
+            None => 0,
+        }
+    }
+
+    /// Whether `name` is held back (see [`hold`](Self::hold)).
+    pub(super) fn is_held(&self, name: &str) -> bool {
+        let slot = self
+            .index
+            .get(name)
+            .and_then(|&slot| self.slots[slot].as_ref());
+        slot.is_some_and(|state| state.held)
+    }
+
+    /// Waiting tasks of held keys.
+    pub(super) fn held_queued(&self) -> usize {
+        let held = self.slots.iter().flatten().filter(|state| state.held);
+        held.map(|state| state.queued).sum()
+    }
+
     /// Keeps the entries for which `keep` is true, in every key's order. O(n).
     pub(super) fn retain(&mut self, mut keep: impl FnMut(&Entry) -> bool) {
         self.len = 0;
@@ -323,7 +367,7 @@ fn settle(
         return (dropped, true);
     }
     let head = match state.waiting.peek_key() {
-        Some(head) if state.running < limit && state.queued > 0 => head,
+        Some(head) if state.running < limit && state.queued > 0 && !state.held => head,
         _ => {
             state.token = None;
             return (dropped, false);

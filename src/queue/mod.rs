@@ -15,7 +15,6 @@ use tokio::time::Instant;
 
 use crate::config::QueueConfig;
 use crate::observe::Observers;
-use crate::status::WaitReason;
 use crate::sync::Mutex;
 use crate::task::{
     AttemptEnd, Cancel, CancelCause, CancelFrom, GroupCore, Header, Job, QueueControl, QueueTag,
@@ -45,6 +44,8 @@ pub(crate) struct Queue {
     /// (first come, first served) by `enqueue_task_wait`.
     /// Boxed: a plain queue pays one word for it, and its hot fields stay close together.
     room: Option<Box<Room>>,
+    /// The queue's budget and its key budget, for the check at enqueue.
+    budgets: [Option<crate::config::Budget>; 2],
 }
 
 /// What a queue needs of the runner that owns it: a timer that wakes the queue at `at` and
@@ -141,6 +142,7 @@ impl Queue {
         Queue {
             tag: Arc::new(tag),
             host: OnceLock::new(),
+            budgets: [config.budget, config.key_budget],
             room: config.max_pending.map(|n| {
                 Box::new(Room {
                     places: Semaphore::new(n.min(Semaphore::MAX_PERMITS)),
@@ -273,6 +275,9 @@ impl Queue {
         let group = job.header().group.as_ref();
         let mut state = self.lock();
         let (end, slotless) = job.header().end_attempt(transition, now);
+        if let Some(budgets) = state.flow.as_deref_mut().and_then(|f| f.budgets.as_mut()) {
+            budgets.ended(job.header().id);
+        }
         if matches!(end, AttemptEnd::Retrying(_)) {
             state.retrying += 1;
         }
@@ -359,10 +364,12 @@ impl Queue {
     }
 }
 
+mod budget;
 mod dispatch;
 mod flow;
 mod heap;
 mod keys;
+mod ledger;
 mod locked;
 mod order;
 mod rate;

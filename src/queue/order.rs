@@ -58,6 +58,11 @@ impl<T: Prioritized> Order<T> {
         self.levels.last_key_value()?.1.peek_key()
     }
 
+    /// The entry with the greatest key.
+    pub(super) fn peek(&self) -> Option<&T> {
+        self.levels.last_key_value()?.1.peek()
+    }
+
     pub(super) fn len(&self) -> usize {
         self.len
     }

@@ -105,6 +105,14 @@ impl Gauged for Queue {
         let state = self.lock();
         (state.pending(), state.running, state.retrying)
     }
+
+    fn budget(&self) -> Option<(u64, usize)> {
+        if self.budgets == [None, None] {
+            return None;
+        }
+        let (used, waiting) = Queue::budget_counts(&mut self.lock());
+        Some((used.unwrap_or(0), waiting))
+    }
 }
 
 impl QueueControl for Queue {
@@ -118,5 +126,9 @@ impl QueueControl for Queue {
 
     fn resume(&self, job: &Arc<dyn Job>) -> bool {
         Queue::resume_slot(self, job)
+    }
+
+    fn charge(&self, job: &Arc<dyn Job>, actual: u64) {
+        Queue::charge(self, job, actual);
     }
 }

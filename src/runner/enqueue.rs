@@ -117,6 +117,10 @@ impl TaskRunner {
             };
             return Err(Rejected { error, task });
         }
+        if let Err(error) = queue.check_cost(&task) {
+            give_back(room_taken);
+            return Err(Rejected { error, task });
+        }
         if let Err(error) = shared.ensure_runtime() {
             give_back(room_taken);
             return Err(Rejected { error, task });

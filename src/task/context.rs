@@ -141,6 +141,36 @@ impl TaskContext {
         self.job.header().queue.hold_for(duration);
     }
 
+    /// This attempt cost `actual` units (the tokens the provider reported): replaces the
+    /// attempt's [`cost`](crate::Task::cost) estimate in its queue's
+    /// [budgets](crate::Budget) at once, more or less, so the next starts see the truth (a
+    /// smaller actual lets waiting tasks start now). A second call replaces the first. On a
+    /// queue without a budget it does nothing. See [`Budget`](crate::Budget) for the
+    /// overshoot of an actual above the estimate.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use taskrunner::{Budget, QueueConfig, Task, TaskContext, TaskRunner};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let runner = TaskRunner::builder()
+    ///     .queue("llm", QueueConfig::new().budget(Budget::new(1_000, Duration::from_secs(60))))
+    ///     .build()?;
+    /// runner.enqueue_task(Task::new("call", |ctx: TaskContext| async move {
+    ///     ctx.charge(120); // estimated 900, used 120
+    ///     Ok::<_, String>(())
+    /// }).queue("llm").cost(900))?.await?;
+    /// assert_eq!(runner.queue_stats("llm").unwrap().budget_used, Some(120));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn charge(&self, actual: u64) {
+        if let Some(control) = self.job.header().queue.control() {
+            control.charge(&self.job, actual);
+        }
+    }
+
     /// Sends `kind` on the runner's event stream as this task's, if anyone listens.
     pub(crate) fn report(&self, kind: impl FnOnce() -> crate::observe::EventKind) {
         let header = self.job.header();

@@ -92,6 +92,43 @@ impl<F, P> Task<F, P> {
         self
     }
 
+    /// The estimate of what each attempt costs, in its queue's [`Budget`](crate::Budget)
+    /// units (tokens): an attempt starts only when it fits every budget that applies, and
+    /// reserves it at its start; [`TaskContext::charge`](crate::TaskContext::charge) replaces
+    /// it with the actual. An estimate larger than a whole budget of its queue is refused by
+    /// `enqueue_task` with [`EnqueueError::OverBudget`](crate::EnqueueError::OverBudget). On
+    /// a queue without a budget it is only shown ([`TaskInfo::cost`](crate::TaskInfo::cost)).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use taskrunner::{Budget, QueueConfig, Task, TaskContext, TaskRunner};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let runner = TaskRunner::builder()
+    ///     .queue("llm", QueueConfig::new().budget(Budget::new(10_000, Duration::from_secs(60))))
+    ///     .build()?;
+    /// let call = runner.enqueue_task(
+    ///     Task::new("summarize", |ctx: TaskContext| async move {
+    ///         ctx.charge(1_734); // the tokens the provider reported
+    ///         Ok::<_, String>(())
+    ///     })
+    ///     .queue("llm")
+    ///     .cost(1_200),
+    /// )?;
+    /// let id = call.id();
+    /// call.await?;
+    /// let info = runner.get_status(id).unwrap();
+    /// assert_eq!((info.cost, info.charged), (Some(1_200), Some(1_734)));
+    /// assert_eq!(runner.queue_stats("llm").unwrap().budget_used, Some(1_734));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn cost(mut self, estimate: u64) -> Self {
+        self.flow_mut().cost = Some(estimate);
+        self
+    }
+
     pub(super) fn flow_mut(&mut self) -> &mut TaskFlow {
         &mut self.options.get_or_insert_default().flow
     }

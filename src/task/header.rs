@@ -59,7 +59,13 @@ pub(crate) struct Header {
     /// locked while this is held, but for the event channel's own lock when a progress or
     /// retry event goes out (so that no event follows the terminal one).
     pub(super) record: Mutex<Record>,
+    /// Units charged under its queue's budgets across its attempts ([`NOT_CHARGED`] until
+    /// an attempt reserves any). Changed under the queue lock.
+    charged: std::sync::atomic::AtomicU64,
 }
+
+/// [`Header::charged`] of a task no budget has charged.
+const NOT_CHARGED: u64 = u64::MAX;
 
 impl Header {
     pub(crate) fn new(
@@ -87,6 +93,7 @@ impl Header {
             resuming: std::sync::atomic::AtomicBool::new(false),
             token: OnceLock::new(),
             record: Mutex::new(Record::new()),
+            charged: std::sync::atomic::AtomicU64::new(NOT_CHARGED),
         }
     }
 
@@ -110,6 +117,25 @@ impl Header {
     }
 
     /// The task's priority now (see [`Header::set_priority`]).
+    /// The estimate each attempt reserves under its queue's budgets.
+    pub(crate) fn cost(&self) -> Option<u64> {
+        self.options()?.flow.cost
+    }
+
+    /// Units charged across its attempts, if a budget charged any.
+    pub(crate) fn charged(&self) -> Option<u64> {
+        Some(self.charged.load(Ordering::Relaxed)).filter(|&c| c != NOT_CHARGED)
+    }
+
+    /// An attempt's charge went from `was` to `now` (`was` 0 for a new reservation). Under
+    /// the queue lock.
+    pub(crate) fn recharge(&self, was: u64, now: u64) {
+        let total = self.charged().unwrap_or(0);
+        let total = total.saturating_sub(was).saturating_add(now);
+        self.charged
+            .store(total.min(NOT_CHARGED - 1), Ordering::Relaxed);
+    }
+
     pub(crate) fn priority(&self) -> i32 {
         self.priority.load(Ordering::Relaxed)
     }
@@ -306,6 +332,8 @@ impl Header {
                 .and_then(|options| options.schedule.as_deref())
                 .map(str::to_owned),
             group: self.group_id(),
+            cost: self.cost(),
+            charged: self.charged(),
         }
     }
 }

@@ -107,6 +107,8 @@ pub(crate) struct TaskFlow {
     pub(crate) dedup_key: Option<Box<str>>,
     /// The wait an error asks for, given the error as `&dyn Any` (always the task's `E`).
     pub(crate) retry_after: Option<RetryAfter>,
+    /// The estimate each attempt reserves under its queue's budgets (`Task::cost`).
+    pub(crate) cost: Option<u64>,
 }
 
 pub(crate) type RetryAfter = Box<dyn Fn(&dyn std::any::Any) -> Option<Duration> + Send + Sync>;
@@ -118,6 +120,7 @@ impl fmt::Debug for TaskFlow {
             .field("concurrency_key", &self.concurrency_key)
             .field("dedup_key", &self.dedup_key)
             .field("retry_after", &self.retry_after.is_some())
+            .field("cost", &self.cost)
             .finish()
     }
 }

@@ -32,6 +32,8 @@ pub(crate) trait QueueControl: Send + Sync {
     /// The suspended `job` asks for a slot again: true if it has one now; else it waits in
     /// the queue's order, and its worker is woken once it is started.
     fn resume(&self, job: &Arc<dyn Job>) -> bool;
+    /// The running `job`'s attempt cost `actual` units: replaces what it reserved.
+    fn charge(&self, job: &Arc<dyn Job>, actual: u64);
 }
 
 impl QueueTag {
