@@ -258,6 +258,12 @@ impl Queue {
                         break;
                     }
                 }
+                if flow.budgets.is_some() {
+                    // The key's next task passes the budget gate too: back to the top.
+                    let Flow { moved, keys, .. } = &mut *flow;
+                    *tombstones -= keys.as_mut()?.exhausted(slot, &|e| is_live(moved, e));
+                    break;
+                }
             }
         }
     }
