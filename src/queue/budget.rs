@@ -120,7 +120,11 @@ impl Budgets {
         self.running.insert(header.id, reserved);
         self.head_until = None;
         if self.keys.len() >= self.sweep_at {
-            self.keys.retain(|_, ledger| !ledger.is_empty(now));
+            // A running attempt's ledger stays: a new one would reuse its record's number.
+            let running: std::collections::HashSet<&str> = (self.running.values())
+                .filter_map(|r| r.key.as_ref().map(|(key, _)| &**key))
+                .collect();
+            (self.keys).retain(|key, ledger| running.contains(&**key) || !ledger.is_empty(now));
             self.sweep_at = 2 * self.keys.len() + 64;
         }
     }
