@@ -43,6 +43,8 @@ struct Reserved {
     queue: Option<u64>,
     key: Option<(Arc<str>, u64)>,
     amount: u64,
+    /// The attempt's number: a context kept from an earlier attempt charges nothing.
+    attempt: u32,
 }
 
 /// Whether the best waiting task may start as far as the budgets go.
@@ -116,6 +118,8 @@ impl Budgets {
             queue,
             key,
             amount: cost,
+            // Counted by its worker once started.
+            attempt: header.attempts() + 1,
         };
         self.running.insert(header.id, reserved);
         self.head_until = None;
@@ -130,10 +134,13 @@ impl Budgets {
     }
 
     /// `header`'s running attempt cost `actual`. True if that freed room.
-    fn charge(&mut self, header: &Header, actual: u64) -> bool {
+    fn charge(&mut self, header: &Header, attempt: u32, actual: u64) -> bool {
         let Some(reserved) = self.running.get_mut(&header.id) else {
             return false;
         };
+        if reserved.attempt != attempt {
+            return false;
+        }
         if let (Some(seq), Some(ledger)) = (reserved.queue, self.queue.as_mut()) {
             ledger.set(seq, actual);
         }
@@ -287,13 +294,13 @@ impl Queue {
 
     /// The running `job`'s attempt cost `actual`: corrects the ledgers, and starts what
     /// fits now if that freed room.
-    pub(super) fn charge(&self, job: &Arc<dyn Job>, actual: u64) {
+    pub(super) fn charge(&self, job: &Arc<dyn Job>, attempt: u32, actual: u64) {
         let stamp = Stamp::now();
         let mut state = self.lock();
         let Some(budgets) = state.flow.as_deref_mut().and_then(|f| f.budgets.as_mut()) else {
             return;
         };
-        if !budgets.charge(job.header(), actual) {
+        if !budgets.charge(job.header(), attempt, actual) {
             return;
         }
         budgets.head_until = None;
