@@ -292,6 +292,33 @@ impl Queue {
         }
     }
 
+    /// A waiting task was cancelled or moved: if a budget held the queue (or a key) back for
+    /// its best waiting task, the best may be another one now. Returns what starts.
+    pub(super) fn budget_recheck(&self, state: &mut State) -> Vec<Arc<dyn Job>> {
+        let now = Instant::now();
+        let Some(budgets) = state.flow.as_deref_mut().and_then(|f| f.budgets.as_mut()) else {
+            return Vec::new();
+        };
+        if !budgets.head_waits(now) && !budgets.holds_keys() {
+            return Vec::new();
+        }
+        budgets.head_until = None;
+        self.release_keys(state, now, true);
+        self.fill(state, Stamp::now())
+    }
+
+    /// Runs `started` (from [`budget_recheck`](Self::budget_recheck)), outside the lock.
+    pub(super) fn start_jobs(&self, started: Vec<Arc<dyn Job>>) {
+        if started.is_empty() {
+            return;
+        }
+        if let Some(host) = self.host.get().and_then(Weak::upgrade) {
+            for job in started {
+                host.start_job(job);
+            }
+        }
+    }
+
     /// The running `job`'s attempt cost `actual`: corrects the ledgers, and starts what
     /// fits now if that freed room.
     pub(super) fn charge(&self, job: &Arc<dyn Job>, attempt: u32, actual: u64) {

@@ -383,6 +383,10 @@ impl Queue {
             _ => state.waiting.push(entry),
         }
         state.compact();
+        // A budget may have held the queue back for the task it moved, or behind it.
+        let started = self.budget_recheck(state);
+        drop(guard);
+        self.start_jobs(started);
         true
     }
 }
