@@ -752,3 +752,117 @@ fn zero_and_oversized_budgets_are_refused_by_build_with_the_setting_named() {
         assert!(err.to_string().contains(setting), "{err}");
     }
 }
+
+// ===== budgets next to the other flow controls =====
+
+/// The largest sum of `costs` (by label) started in any window of `per`, from the log.
+fn max_window(log: &Log, costs: &[(&str, u64)], per: Duration) -> u64 {
+    let log = log.lock().unwrap().clone();
+    let cost = |label: &str| costs.iter().find(|(l, _)| *l == label).map_or(0, |c| c.1);
+    log.iter()
+        .map(|(_, s)| {
+            let inside = log.iter().filter(|(_, at)| at >= s && *at < *s + per);
+            inside.map(|(label, _)| cost(label)).sum::<u64>()
+        })
+        .max()
+        .unwrap_or(0)
+}
+
+#[tokio::test(start_paused = true)]
+async fn under_aging_a_large_task_reaches_the_head_and_starts_when_the_window_empties() -> Res {
+    let runner = runner(
+        QueueConfig::new()
+            .concurrency(8)
+            .aging(secs(1))
+            .budget(Budget::new(100, PER)),
+    );
+    let (log, t0) = (Log::default(), Instant::now());
+    let mut handles = vec![runner.enqueue_task(call("first", &log, t0, secs(1), None).cost(50))?];
+    handles.push(runner.enqueue_task(call("big", &log, t0, secs(1), None).cost(100))?);
+    let mut costs = vec![("first", 50), ("big", 100)];
+    // Smaller tasks of a higher priority keep coming: aging lifts big above them.
+    let labels: Vec<String> = (0..15).map(|i| format!("s{i}")).collect();
+    for label in &labels {
+        handles
+            .push(runner.enqueue_task(call(label, &log, t0, secs(1), None).cost(10).priority(2))?);
+        costs.push((label, 10));
+        tokio::time::sleep(secs(2)).await;
+    }
+    for h in handles {
+        h.await?;
+    }
+    let big = start_of(&log, "big").unwrap();
+    assert!(big <= 2 * PER, "big waited {big:?}");
+    assert!(max_window(&log, &costs, PER) <= 100);
+    Ok(())
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_delayed_task_that_becomes_due_in_a_full_window_starts_when_it_frees() -> Res {
+    let runner = runner(
+        QueueConfig::new()
+            .concurrency(8)
+            .budget(Budget::new(100, PER)),
+    );
+    let (log, t0) = (Log::default(), Instant::now());
+    let first = runner.enqueue_task(call("first", &log, t0, secs(1), None).cost(60))?;
+    let later = runner.enqueue_task(
+        call("later", &log, t0, secs(1), None)
+            .cost(60)
+            .delay(secs(3)),
+    )?;
+    first.await?;
+    later.await?;
+    assert_eq!(start_of(&log, "later"), Some(PER));
+    Ok(())
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_rate_limit_and_a_budget_both_hold() -> Res {
+    let runner = runner(
+        QueueConfig::new()
+            .concurrency(8)
+            .rate_limit(taskrunner::RateLimit::new(1, secs(1)))
+            .budget(Budget::new(100, PER)),
+    );
+    let (log, t0) = (Log::default(), Instant::now());
+    let handles: Vec<_> = (0..5)
+        .map(|i| runner.enqueue_task(call(&format!("t{i}"), &log, t0, secs(1), None).cost(30)))
+        .collect::<Result<_, _>>()?;
+    for h in handles {
+        h.await?;
+    }
+    let starts: Vec<_> = log.lock().unwrap().iter().map(|(_, at)| *at).collect();
+    // One a second by the rate, and the fourth 30 waits for the first to leave the budget.
+    assert_eq!(starts, vec![secs(0), secs(1), secs(2), secs(10), secs(11)]);
+    Ok(())
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_charge_that_frees_room_during_a_hold_starts_nothing_until_the_hold_ends() -> Res {
+    let runner = runner(
+        QueueConfig::new()
+            .concurrency(8)
+            .budget(Budget::new(100, PER)),
+    );
+    let (log, t0) = (Log::default(), Instant::now());
+    let first = Task::new("first", |ctx: TaskContext| async move {
+        ctx.pause_queue_for(secs(5)); // a 429
+        ctx.charge(10);
+        Ok::<_, String>(())
+    })
+    .queue("llm")
+    .cost(100);
+    let first = runner.enqueue_task(first)?;
+    let second = runner.enqueue_task(call("second", &log, t0, secs(1), None).cost(50))?;
+    first.await?;
+    settle().await;
+    assert_eq!(
+        second.status(),
+        TaskStatus::Pending,
+        "held, though 50 fits now"
+    );
+    second.await?;
+    assert_eq!(start_of(&log, "second"), Some(secs(5)));
+    Ok(())
+}
