@@ -674,8 +674,8 @@ async fn an_estimate_over_the_budget_is_refused_by_every_enqueue_path() -> Res {
     let (log, t0) = (Log::default(), Instant::now());
     let rejected = runner
         .try_enqueue_task(call("over", &log, t0, secs(1), None).cost(101))
-        .err()
-        .expect("refused");
+        .map(drop)
+        .expect_err("refused");
     let task = rejected.into_task();
     // The task comes back whole: with a smaller estimate it runs.
     runner.enqueue_task(task.cost(100))?.await?;
@@ -686,8 +686,8 @@ async fn an_estimate_over_the_budget_is_refused_by_every_enqueue_path() -> Res {
                 .concurrency_key("k"),
         )
         .await
-        .err()
-        .expect("refused");
+        .map(drop)
+        .expect_err("refused");
     assert!(
         matches!(
             err,
@@ -702,8 +702,8 @@ async fn an_estimate_over_the_budget_is_refused_by_every_enqueue_path() -> Res {
     let group = runner.group();
     let err = group
         .enqueue_task(call("over", &log, t0, secs(1), None).cost(u64::MAX))
-        .err()
-        .expect("refused");
+        .map(drop)
+        .expect_err("refused");
     assert!(err.to_string().contains("`llm`"), "names the queue: {err}");
     assert_eq!(runner.queue_stats("llm").unwrap().pending, 0);
     // Nothing refused took a place under max_pending: four wait behind a hog.
@@ -743,8 +743,8 @@ fn zero_and_oversized_budgets_are_refused_by_build_with_the_setting_named() {
         let err = TaskRunner::builder()
             .queue("llm", config)
             .build()
-            .err()
-            .expect("refused");
+            .map(drop)
+            .expect_err("refused");
         assert!(
             matches!(&err, ConfigError::InvalidSetting { setting: s, .. } if *s == setting),
             "{err:?}"
