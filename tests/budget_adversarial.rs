@@ -866,3 +866,33 @@ async fn a_charge_that_frees_room_during_a_hold_starts_nothing_until_the_hold_en
     assert_eq!(start_of(&log, "second"), Some(secs(5)));
     Ok(())
 }
+
+#[tokio::test(start_paused = true)]
+async fn shutdown_now_starts_no_task_behind_a_cancelled_large_head() -> Res {
+    let runner = runner(
+        QueueConfig::new()
+            .concurrency(8)
+            .budget(Budget::new(100, PER)),
+    );
+    let (log, t0) = (Log::default(), Instant::now());
+    let first = runner.enqueue_task(call("first", &log, t0, secs(60), None).cost(50))?;
+    let big = runner.enqueue_task(call("big", &log, t0, secs(1), None).cost(100))?;
+    let smalls: Vec<_> = (0..4)
+        .map(|i| runner.enqueue_task(call(&format!("s{i}"), &log, t0, secs(1), None).cost(10)))
+        .collect::<Result<_, _>>()?;
+    let ids: Vec<_> = smalls.iter().map(|h| h.id()).collect();
+    settle().await;
+    tokio::time::timeout(secs(1), runner.shutdown_now()).await?;
+    for h in smalls.into_iter().chain([first, big]) {
+        assert!(matches!(h.await, Err(TaskError::Shutdown)));
+    }
+    assert_eq!(log.lock().unwrap().len(), 1, "only first ran: {log:?}");
+    for id in ids {
+        assert_eq!(
+            runner.get_status(id).unwrap().charged,
+            None,
+            "never started"
+        );
+    }
+    Ok(())
+}
