@@ -896,3 +896,35 @@ async fn shutdown_now_starts_no_task_behind_a_cancelled_large_head() -> Res {
     }
     Ok(())
 }
+
+#[tokio::test(start_paused = true)]
+async fn cancelling_a_group_starts_none_of_its_members_behind_its_large_head() -> Res {
+    let runner = runner(
+        QueueConfig::new()
+            .concurrency(8)
+            .budget(Budget::new(100, PER)),
+    );
+    let (log, t0) = (Log::default(), Instant::now());
+    let first = runner.enqueue_task(call("first", &log, t0, secs(60), None).cost(50))?;
+    let group = runner.group();
+    let big = group.enqueue_task(call("big", &log, t0, secs(1), None).cost(100))?;
+    let smalls: Vec<_> = (0..4)
+        .map(|i| group.enqueue_task(call(&format!("s{i}"), &log, t0, secs(1), None).cost(10)))
+        .collect::<Result<_, _>>()?;
+    let ids: Vec<_> = smalls.iter().map(|h| h.id()).collect();
+    settle().await;
+    assert_eq!(group.cancel(), 5);
+    for h in smalls.into_iter().chain([big]) {
+        assert!(matches!(h.await, Err(TaskError::Cancelled)));
+    }
+    assert_eq!(log.lock().unwrap().len(), 1, "only first ran: {log:?}");
+    for id in ids {
+        assert_eq!(
+            runner.get_status(id).unwrap().charged,
+            None,
+            "never started"
+        );
+    }
+    first.cancel();
+    Ok(())
+}
