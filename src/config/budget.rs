@@ -19,13 +19,15 @@ use std::time::Duration;
 /// more or less, at once: the next starts see the truth. A charge counts at the time its
 /// attempt started.
 ///
-/// - **Overshoot.** A task that charges more than its estimate may take a window over
-///   `units` by the difference (it already ran); the next starts wait until the window has
-///   absorbed it. Nothing else ever takes a window over `units`.
+/// - **Overshoot.** A task whose charge rises above the least it held in the window before
+///   (its estimate, or a lower charge it made earlier) may take a window over `units` by
+///   that rise (it already ran); the next starts wait until the window has absorbed it.
+///   Nothing else ever takes a window over `units`.
 /// - **Retries charge again**: each attempt reserves its estimate at its start.
 /// - **Cancel**: a task cancelled before it starts reserved nothing; one cancelled while it
 ///   runs keeps what it reserved or charged.
-/// - **A task without an estimate** reserves 0 (it always fits) until it charges.
+/// - **A task without an estimate** reserves 0 (it fits whenever the window is not over
+///   `units`) until it charges.
 /// - **Order.** Waiting tasks start in their queue's priority order: when the best waiting
 ///   task's estimate does not fit the queue's budget, nothing behind it starts until it does
 ///   (a large task at the head reserves the window; it is never starved by small ones). A

@@ -43,6 +43,8 @@ struct Reserved {
     queue: Option<u64>,
     key: Option<(Arc<str>, u64)>,
     amount: u64,
+    /// The attempt's number: a context kept from an earlier attempt charges nothing.
+    attempt: u32,
 }
 
 /// Whether the best waiting task may start as far as the budgets go.
@@ -117,20 +119,29 @@ impl Budgets {
             queue,
             key,
             amount: cost,
+            // Counted by its worker once started.
+            attempt: header.attempts() + 1,
         };
         self.running.insert(header.id, reserved);
         self.head_until = None;
         if self.keys.len() >= self.sweep_at {
-            self.keys.retain(|_, ledger| !ledger.is_empty(now));
+            // A running attempt's ledger stays: a new one would reuse its record's number.
+            let running: std::collections::HashSet<&str> = (self.running.values())
+                .filter_map(|r| r.key.as_ref().map(|(key, _)| &**key))
+                .collect();
+            (self.keys).retain(|key, ledger| running.contains(&**key) || !ledger.is_empty(now));
             self.sweep_at = 2 * self.keys.len() + 64;
         }
     }
 
     /// `header`'s running attempt cost `actual`. True if that freed room.
-    fn charge(&mut self, header: &Header, actual: u64) -> bool {
+    fn charge(&mut self, header: &Header, attempt: u32, actual: u64) -> bool {
         let Some(reserved) = self.running.get_mut(&header.id) else {
             return false;
         };
+        if reserved.attempt != attempt {
+            return false;
+        }
         if let (Some(seq), Some(ledger)) = (reserved.queue, self.queue.as_mut()) {
             ledger.set(seq, actual);
         }
@@ -322,32 +333,42 @@ impl Queue {
         }
     }
 
-    /// A waiting task was cancelled: if a budget held the queue or a key back (behind it,
-    /// perhaps), tries again at once. What starts is run once the lock is released.
-    pub(super) fn budget_after_cancel(&self, state: &mut State) {
+    /// A waiting task was cancelled or moved: if a budget held the queue (or a key) back for
+    /// its best waiting task, the best may be another one now. Returns what starts.
+    pub(super) fn budget_recheck(&self, state: &mut State) -> Vec<Arc<dyn Job>> {
+        let now = Instant::now();
         let Some(budgets) = state.flow.as_deref_mut().and_then(|f| f.budgets.as_mut()) else {
-            return;
+            return Vec::new();
         };
-        if budgets.head_until.is_none() && !budgets.holds_keys() {
-            return;
+        if !budgets.head_waits(now) && !budgets.holds_keys() {
+            return Vec::new();
         }
         budgets.head_until = None;
-        self.release_keys(state, Instant::now(), true);
-        let started = self.fill(state, Stamp::now());
-        if let Some(flow) = state.flow.as_deref_mut() {
-            flow.to_start.extend(started);
+        self.release_keys(state, now, true);
+        self.fill(state, Stamp::now())
+    }
+
+    /// Runs `started` (from [`budget_recheck`](Self::budget_recheck)), outside the lock.
+    pub(super) fn start_jobs(&self, started: Vec<Arc<dyn Job>>) {
+        if started.is_empty() {
+            return;
+        }
+        if let Some(host) = self.host.get().and_then(Weak::upgrade) {
+            for job in started {
+                host.start_job(job);
+            }
         }
     }
 
     /// The running `job`'s attempt cost `actual`: corrects the ledgers, and starts what
     /// fits now if that freed room.
-    pub(super) fn charge(&self, job: &Arc<dyn Job>, actual: u64) {
+    pub(super) fn charge(&self, job: &Arc<dyn Job>, attempt: u32, actual: u64) {
         let stamp = Stamp::now();
         let mut state = self.lock();
         let Some(budgets) = state.flow.as_deref_mut().and_then(|f| f.budgets.as_mut()) else {
             return;
         };
-        if !budgets.charge(job.header(), actual) {
+        if !budgets.charge(job.header(), attempt, actual) {
             return;
         }
         budgets.head_until = None;

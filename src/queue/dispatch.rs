@@ -186,7 +186,6 @@ impl Queue {
                 state.tombstones -= keys.cancel_queued(key, &|e| is_live(moved, e));
             }
         }
-        self.budget_after_cancel(state);
     }
 
     /// Pops the best task that may start now and marks it running (the caller counts its
@@ -258,6 +257,12 @@ impl Queue {
                         *tombstones -= keys.exhausted(slot, &|e| is_live(moved, e));
                         break;
                     }
+                }
+                if flow.budgets.is_some() {
+                    // The key's next task passes the budget gate too: back to the top.
+                    let Flow { moved, keys, .. } = &mut *flow;
+                    *tombstones -= keys.as_mut()?.exhausted(slot, &|e| is_live(moved, e));
+                    break;
                 }
             }
         }
@@ -378,6 +383,10 @@ impl Queue {
             _ => state.waiting.push(entry),
         }
         state.compact();
+        // A budget may have held the queue back for the task it moved, or behind it.
+        let started = self.budget_recheck(state);
+        drop(guard);
+        self.start_jobs(started);
         true
     }
 }

@@ -55,9 +55,6 @@ pub(super) struct Flow {
     /// Places under `max_pending` given back under the queue lock, to be added to the room
     /// once it is released.
     pub(super) room_back: usize,
-    /// Tasks started under the queue lock by an operation whose caller starts nothing (a
-    /// cancel that let a budget's waiting tasks go), to be run once it is released.
-    pub(super) to_start: Vec<Arc<dyn Job>>,
     /// Tasks moved by `set_priority`: the key of their live entry (older ones are tombstones).
     pub(super) moved: HashMap<TaskId, u128>,
     pub(super) keys: Option<Keys>,
@@ -88,7 +85,6 @@ impl Flow {
             timer: None,
             arm: None,
             room_back: 0,
-            to_start: Vec::new(),
             moved: HashMap::new(),
             budgets: Budgets::new(config),
             // A key budget needs the keys' own orders, without a limit of their own if none.

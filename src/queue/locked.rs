@@ -6,9 +6,8 @@ use super::{Queue, State};
 use crate::sync::{lock, MutexGuard};
 
 /// The queue's state, locked. Dropping it releases the lock, then gives back the places
-/// under `max_pending`, starts the tasks an operation started under it for a caller that
-/// starts nothing, and sets the timer it decided on (a rate limit or a hold that runs
-/// out): nothing that wakes or runs other code is done under the queue
+/// under `max_pending` and sets the timer an operation decided on under it (a rate limit or
+/// a hold that runs out): nothing that wakes or runs other code is done under the queue
 /// lock.
 pub(super) struct Locked<'a> {
     guard: Option<MutexGuard<'a, State>>,
@@ -37,19 +36,7 @@ impl Drop for Locked<'_> {
         let (arm, room_back) = guard.flow.as_mut().map_or((None, 0), |flow| {
             (flow.arm.take(), std::mem::take(&mut flow.room_back))
         });
-        let to_start = guard
-            .flow
-            .as_mut()
-            .filter(|flow| !flow.to_start.is_empty())
-            .map(|flow| std::mem::take(&mut flow.to_start));
         drop(guard);
-        if let Some(jobs) = to_start {
-            if let Some(host) = self.queue.host.get().and_then(Weak::upgrade) {
-                for job in jobs {
-                    host.start_job(job);
-                }
-            }
-        }
         if let (true, Some(room)) = (room_back > 0, self.queue.room()) {
             room.add_permits(room_back);
         }

@@ -335,10 +335,14 @@ impl Queue {
             }
             _ => {}
         }
+        // A budget may have held the queue back for this task (none starts in a shutdown).
+        let queued = cancel.from == CancelFrom::Queued && cause == CancelCause::User;
+        let started = queued.then(|| self.budget_recheck(&mut state));
         drop(state);
         if !matches!(cancel.from, CancelFrom::Cancelling | CancelFrom::Finished) {
             header.wake_cancelled();
         }
+        self.start_jobs(started.unwrap_or_default());
         cancel
     }
 

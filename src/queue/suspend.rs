@@ -128,7 +128,7 @@ impl QueueControl for Queue {
         Queue::resume_slot(self, job)
     }
 
-    fn charge(&self, job: &Arc<dyn Job>, actual: u64) {
-        Queue::charge(self, job, actual);
+    fn charge(&self, job: &Arc<dyn Job>, attempt: u32, actual: u64) {
+        Queue::charge(self, job, attempt, actual);
     }
 }

@@ -167,7 +167,7 @@ impl TaskContext {
     /// ```
     pub fn charge(&self, actual: u64) {
         if let Some(control) = self.job.header().queue.control() {
-            control.charge(&self.job, actual);
+            control.charge(&self.job, self.attempt, actual);
         }
     }
 

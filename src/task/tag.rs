@@ -32,8 +32,9 @@ pub(crate) trait QueueControl: Send + Sync {
     /// The suspended `job` asks for a slot again: true if it has one now; else it waits in
     /// the queue's order, and its worker is woken once it is started.
     fn resume(&self, job: &Arc<dyn Job>) -> bool;
-    /// The running `job`'s attempt cost `actual` units: replaces what it reserved.
-    fn charge(&self, job: &Arc<dyn Job>, actual: u64);
+    /// The running `job`'s attempt number `attempt` cost `actual` units: replaces what it
+    /// reserved (nothing if that attempt is not the one running).
+    fn charge(&self, job: &Arc<dyn Job>, attempt: u32, actual: u64);
 }
 
 impl QueueTag {
