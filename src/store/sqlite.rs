@@ -23,6 +23,7 @@ mod events;
 mod manage;
 mod migrate;
 mod notifications;
+mod plan;
 mod schedules;
 mod signals;
 mod steps;
