@@ -20,6 +20,7 @@ mod claim;
 mod clock;
 mod dashboard;
 mod events;
+mod group;
 mod manage;
 mod migrate;
 mod notifications;
@@ -87,6 +88,8 @@ struct Inner {
     clock: Option<std::fs::File>,
     /// This process's readers of run streams.
     hub: Arc<super::events::Hub>,
+    /// Waits' and signals' writes queued for a group commit (`group.rs`).
+    group: group::Group,
 }
 
 impl fmt::Debug for SqliteStore {
@@ -161,6 +164,7 @@ impl SqliteStore {
                 options: base,
                 clock,
                 hub: super::events::Hub::new(),
+                group: group::Group::default(),
             }),
             skew_ms: 0,
         })
@@ -196,6 +200,7 @@ impl SqliteStore {
                 options: self.inner.options.clone(),
                 clock: self.inner.clock.as_ref().and_then(|c| c.try_clone().ok()),
                 hub: Arc::clone(&self.inner.hub),
+                group: group::Group::default(),
             }),
             skew_ms: self.skew_ms,
         }
