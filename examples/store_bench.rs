@@ -2,7 +2,7 @@
 //! enqueue-to-completion latency, and `submit_many` throughput; and for waiting runs, the
 //! latency from `runner.signal` to the resumed handler and the drain rate of runs that each
 //! wait once for a signal sent by another task (up to 64 signals in flight; `claim_ahead`
-//! 248, as in the fastest drain above); on SQLite (a file in a temp dir,
+//! 248, as in the fastest drain above; at concurrency 8, then 64); on SQLite (a file in a temp dir,
 //! `synchronous = FULL`) and on PostgreSQL if `TASKRUNNER_PG_URL` is set.
 //!
 //! Run streams (`streams`): stored-emit throughput within one run, and emit → delivered
@@ -124,10 +124,10 @@ fn waiter() -> Waiter {
     TaskDef::new("waiter", handler as fn(_, _) -> _).queue("bench")
 }
 
-async fn bench_waits(label: &str, store: Store, runs: u32) {
+async fn bench_waits(label: &str, store: Store, runs: u32, concurrency: usize) {
     let def = waiter();
     let runner = TaskRunner::builder()
-        .queue("bench", QueueConfig::new().concurrency(CONCURRENCY))
+        .queue("bench", QueueConfig::new().concurrency(concurrency))
         .store(store)
         .register(&def)
         .poll_interval(Duration::from_millis(100))
@@ -170,7 +170,7 @@ async fn bench_waits(label: &str, store: Store, runs: u32) {
     let drain = t.elapsed();
     runner.shutdown().await;
     println!(
-        "{label:<8} waits: signal -> resumed handler p50 {:.2} ms, p99 {:.2} ms | {runs} runs each waiting once for a signal: {:>7.0} runs/s ({:.2} s)",
+        "{label:<8} waits c={concurrency:<3}: signal -> resumed handler p50 {:.2} ms, p99 {:.2} ms | {runs} runs each waiting once for a signal: {:>7.0} runs/s ({:.2} s)",
         p(0.5).as_secs_f64() * 1e3,
         p(0.99).as_secs_f64() * 1e3,
         f64::from(runs) / drain.as_secs_f64(),
@@ -200,7 +200,9 @@ async fn main() {
             streams::bench("sqlite", store.clone().into(), &locator).await;
         }
         if only == "all" || only == "waits" {
-            bench_waits("sqlite", store.clone().into(), runs.min(2_000)).await;
+            for concurrency in [CONCURRENCY, 64] {
+                bench_waits("sqlite", store.clone().into(), runs.min(2_000), concurrency).await;
+            }
         }
         std::fs::remove_dir_all(&dir).unwrap();
     }
@@ -229,7 +231,15 @@ async fn main() {
             streams::bench("postgres", store.clone().into(), &url).await;
         }
         if only == "all" || only == "waits" {
-            bench_waits("postgres", store.clone().into(), runs.min(2_000)).await;
+            for concurrency in [CONCURRENCY, 64] {
+                bench_waits(
+                    "postgres",
+                    store.clone().into(),
+                    runs.min(2_000),
+                    concurrency,
+                )
+                .await;
+            }
         }
         Store::from(store).close().await;
         sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
