@@ -1,4 +1,4 @@
-//! Child runs (`spawn`, `join`, `join_all`), cascade cancel, and the due-run query's plan, in
+//! Child runs (`spawn`, `join`, `join_all`) and cascade cancel, in
 //! the conformance style: SQLite and PostgreSQL (skipped without `TASKRUNNER_PG_URL`).
 #![cfg(all(feature = "sqlite", feature = "postgres"))]
 
@@ -10,8 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::future::BoxFuture;
-use sqlx::Connection as _;
-use store_support::{eventually, Place, TestDb};
+use store_support::{eventually, TestDb};
 use taskrunner::{
     QueueConfig, RunFilter, RunHandle, RunStatus, TaskContext, TaskDef, TaskError, TaskRunner,
     WaitingFor,
@@ -190,69 +189,7 @@ async fn cancel_cascades_three_levels_deep(db: TestDb) {
     runner.shutdown().await;
 }
 
-/// 1,000 waiting runs: the claim's query, which also finds due waiting runs, reads the claim
-/// index, never the whole table.
-async fn the_due_run_query_uses_an_index(db: TestDb) {
-    let plan = match &db.place {
-        Place::Sqlite(path) => {
-            db.execute(
-                "WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n WHERE x < 1000) \
-                 INSERT INTO taskrunner_runs (name, queue, input, scheduled_at, created_at, \
-                   wait_kind, wait_signal) \
-                 SELECT 'w', 'agents', 'null', 253402300799999, 0, 'signal', 'go' FROM n; \
-                 ANALYZE;",
-            )
-            .await;
-            let options = sqlx::sqlite::SqliteConnectOptions::new().filename(path);
-            let mut conn = sqlx::SqliteConnection::connect_with(&options)
-                .await
-                .unwrap();
-            // The claim's own selection (src/store/sqlite/claim.rs).
-            let rows: Vec<(i64, i64, i64, String)> = sqlx::query_as(
-                "EXPLAIN QUERY PLAN SELECT id FROM taskrunner_runs WHERE status = 'pending' \
-                 AND queue = 'agents' AND scheduled_at <= 1000 \
-                 AND name IN (SELECT value FROM json_each('[\"w\"]')) \
-                 ORDER BY priority DESC, scheduled_at, id LIMIT 10",
-            )
-            .fetch_all(&mut conn)
-            .await
-            .unwrap();
-            rows.into_iter().map(|r| r.3).collect::<Vec<_>>().join("\n")
-        }
-        Place::Pg { url, .. } => {
-            db.execute(
-                "INSERT INTO taskrunner_runs (name, queue, input, scheduled_at, created_at, \
-                   wait_kind, wait_signal) \
-                 SELECT 'w', 'agents', 'null', 253402300799999, 0, 'signal', 'go' \
-                 FROM generate_series(1, 1000); \
-                 INSERT INTO taskrunner_runs (name, queue, input, scheduled_at, created_at, status) \
-                 SELECT 'w', 'agents', 'null', 0, 0, 'completed' FROM generate_series(1, 5000); \
-                 ANALYZE taskrunner_runs;",
-            )
-            .await;
-            let mut conn = sqlx::PgConnection::connect(url).await.unwrap();
-            // The claim's own selection (src/store/postgres/claim.rs).
-            let rows: Vec<(String,)> = sqlx::query_as(
-                "EXPLAIN SELECT id FROM taskrunner_runs \
-                 WHERE status = 'pending' AND queue = 'agents' \
-                   AND scheduled_at <= taskrunner_now_ms() AND name = ANY('{w}') \
-                 ORDER BY priority DESC, scheduled_at, id LIMIT 10 FOR UPDATE SKIP LOCKED",
-            )
-            .fetch_all(&mut conn)
-            .await
-            .unwrap();
-            rows.into_iter().map(|r| r.0).collect::<Vec<_>>().join("\n")
-        }
-    };
-    assert!(
-        plan.contains("taskrunner_runs_claim"),
-        "the due-run query does not use the claim index:\n{plan}"
-    );
-    assert!(!plan.contains("Seq Scan"), "{plan}");
-}
-
 conformance!(
     parent_and_children_on_one_concurrency_1_queue_complete,
     cancel_cascades_three_levels_deep,
-    the_due_run_query_uses_an_index,
 );

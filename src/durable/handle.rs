@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use futures::future::BoxFuture;
 use serde::de::DeserializeOwned;
+use tokio::sync::oneshot;
 
 use super::Durable;
 use crate::store::{Outcome, RunId, RunInfo, StoreError};
@@ -53,8 +54,9 @@ pub struct RunHandle<T> {
     id: RunId,
     durable: Arc<Durable>,
     wait: Option<BoxFuture<'static, Result<T, TaskError<String>>>>,
-    /// Submitted by this process a moment ago: the store need not be asked at once.
-    fresh: bool,
+    /// Submitted here: the hand-over of its outcome, registered at once, so that a run that
+    /// ends before the handle is first awaited is not looked for in the store.
+    fresh: Option<oneshot::Receiver<Outcome>>,
     types: PhantomData<fn() -> T>,
 }
 
@@ -64,13 +66,13 @@ impl<T> RunHandle<T> {
             id,
             durable,
             wait: None,
-            fresh: false,
+            fresh: None,
             types: PhantomData,
         }
     }
 
     pub(crate) fn fresh(mut self) -> Self {
-        self.fresh = true;
+        self.fresh = Some(self.durable.watch(self.id));
         self
     }
 
@@ -103,9 +105,9 @@ impl<T: DeserializeOwned + Send + 'static> Future for RunHandle<T> {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = &mut *self;
-        let wait = this
-            .wait
-            .get_or_insert_with(|| Box::pin(wait(Arc::clone(&this.durable), this.id, this.fresh)));
+        let wait = this.wait.get_or_insert_with(|| {
+            Box::pin(wait(Arc::clone(&this.durable), this.id, this.fresh.take()))
+        });
         wait.as_mut().poll(cx)
     }
 }
@@ -119,19 +121,18 @@ impl<T> fmt::Debug for RunHandle<T> {
 async fn wait<T: DeserializeOwned>(
     durable: Arc<Durable>,
     id: RunId,
-    mut fresh: bool,
+    mut fresh: Option<oneshot::Receiver<Outcome>>,
 ) -> Result<T, TaskError<String>> {
     // A handle dropped while waiting leaves no entry behind.
     let _unwatch = Unwatch(Arc::clone(&durable), id);
     let mut delay = Duration::from_millis(5);
     loop {
-        let handed = durable.watch(id);
-        // A run submitted here a moment ago has not ended: wait for the hand-over or the
-        // first poll delay before asking the store.
-        let polled = if std::mem::take(&mut fresh) {
-            Ok(Some(Outcome::pending()))
-        } else {
-            durable.store.outcome(id).await
+        // A run submitted here: its hand-over was registered at the submit, so it holds
+        // the outcome if the run already ended; wait for it or the first poll delay before
+        // asking the store.
+        let (handed, polled) = match fresh.take() {
+            Some(handed) => (handed, Ok(Some(Outcome::pending()))),
+            None => (durable.watch(id), durable.store.outcome(id).await),
         };
         match polled {
             Ok(Some(outcome)) if is_terminal(&outcome) => {
@@ -154,6 +155,14 @@ async fn wait<T: DeserializeOwned>(
             _ = tokio::time::sleep(delay) => {}
         }
         delay = (delay * 2).min(durable.poll);
+    }
+}
+
+impl<T> Drop for RunHandle<T> {
+    fn drop(&mut self) {
+        if self.fresh.take().is_some() {
+            self.durable.unwatch(self.id); // never awaited: its hand-over is not kept
+        }
     }
 }
 

@@ -314,6 +314,8 @@ impl Durable {
     pub(crate) async fn cancel(&self, id: RunId) -> Result<bool, crate::store::StoreError> {
         use crate::store::CancelFound;
         let (found, tree) = self.store.cancel(id).await?;
+        // A cancelled run may have been the last one a waiting run joined: it is due now.
+        self.wake_all();
         self.cancelled_tree(tree);
         match found {
             CancelFound::Nothing => Ok(false),

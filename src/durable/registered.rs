@@ -191,6 +191,7 @@ where
                 let input: I = serde_json::from_str(&input).map_err(|e| e.to_string())?;
                 let emits = scope.emits.clone();
                 let parked = scope.park.clone();
+                let marker = ctx.clone();
                 // A wait that parked the run stops the attempt: the handler is dropped and
                 // the run resumes from the top, replaying, once what it waits for happens.
                 let output = tokio::select! {
@@ -200,6 +201,7 @@ where
                         if let Err(e) = emits.flush().await {
                             tracing::warn!("a parked run's emits were not stored: {e}");
                         }
+                        marker.mark_parked();
                         return Ok(super::wait::PARKED.to_owned());
                     }
                 };

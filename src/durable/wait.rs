@@ -103,15 +103,14 @@ async fn fenced<T>(scope: &RunScope, what: &str) -> T {
     std::future::pending().await
 }
 
-/// A claim already known lost in this process makes no store call. The emits queued before
-/// the wait are committed first, as before a step: a wait may park the run, ending the claim
-/// that fences them.
+/// A claim already known lost in this process makes no store call. Before a wait that may
+/// park the run, the attempt's emits are stored: its stream shows them before its `Waiting`.
 async fn check_lease(scope: &RunScope, what: &str) {
     if scope.lease.is_lost() {
         fenced::<()>(scope, what).await;
     }
     if let Err(e) = scope.emits.flush().await {
-        tracing::warn!(run = %scope.id, wait = what, "the emits before a wait were not stored: {e}");
+        tracing::warn!(run = %scope.id, wait = what, "the run's emits before a wait were not stored: {e}");
     }
 }
 

@@ -46,6 +46,7 @@ pub(super) async fn writer(
         }
         let finishes: Vec<_> = batch.iter().map(|d| d.finish.clone()).collect();
         let stored = store_ends(&durable, finishes).await;
+        wake_joiners(&durable, &stored).await;
         for (done, (finish, stored)) in batch.drain(..).zip(stored) {
             match stored {
                 Some(true) => durable.deliver(
@@ -80,6 +81,20 @@ pub(super) async fn writer(
         if lock_std(&durable.active).is_empty() {
             durable.flushed.notify_waiters();
         }
+    }
+}
+
+/// Wakes the claimers here of the runs that were joining the runs just ended and are due now
+/// (on another queue, too), instead of at their next poll.
+async fn wake_joiners(durable: &Durable, stored: &[(Finish, Option<bool>)]) {
+    let ended: Vec<_> = stored
+        .iter()
+        .filter(|(_, stored)| *stored == Some(true))
+        .map(|(finish, _)| finish.id)
+        .collect();
+    match durable.store.joiners_due(&ended).await {
+        Ok(queues) => queues.iter().for_each(|q| durable.wake_queue(q)),
+        Err(e) => tracing::debug!("finding the runs joining ended runs failed: {e}"),
     }
 }
 

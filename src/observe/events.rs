@@ -51,13 +51,15 @@ pub struct Event {
 }
 
 /// What happened to a task. Every task gets exactly one terminal event ([`Completed`],
-/// [`Failed`], [`TimedOut`], [`Panicked`] or [`Cancelled`]), however it ended.
+/// [`Failed`], [`TimedOut`], [`Panicked`], [`Cancelled`], or [`Waiting`] for a durable run's
+/// attempt that parked), however it ended.
 ///
 /// [`Completed`]: EventKind::Completed
 /// [`Failed`]: EventKind::Failed
 /// [`TimedOut`]: EventKind::TimedOut
 /// [`Panicked`]: EventKind::Panicked
 /// [`Cancelled`]: EventKind::Cancelled
+/// [`Waiting`]: EventKind::Waiting
 ///
 /// ```
 /// use taskrunner::EventKind;
@@ -108,6 +110,12 @@ pub enum EventKind {
     },
     /// The task was cancelled, or stopped by `shutdown_now`.
     Cancelled,
+    /// A durable run's attempt parked on a wait ([`wait_for_signal`](crate::TaskContext::wait_for_signal),
+    /// a durable `sleep`, a `join`): this task ends here, holding nothing, and its run
+    /// waits in the store ([`RunStatus::Waiting`](crate::RunStatus::Waiting)); the process that
+    /// claims the run again resumes it as a new task. Not a completion: the metrics count it
+    /// in `taskrunner_tasks_parked_total`, and `on_complete`/`on_error` are not called.
+    Waiting,
     /// The handler said something with [`TaskContext::emit`](crate::TaskContext::emit)
     /// (`live: false`) or [`emit_live`](crate::TaskContext::emit_live) (`live: true`). A
     /// durable run's emits are also in its stored stream,
@@ -155,6 +163,7 @@ impl EventKind {
                 | EventKind::TimedOut
                 | EventKind::Panicked { .. }
                 | EventKind::Cancelled
+                | EventKind::Waiting
         )
     }
 }

@@ -46,6 +46,8 @@ pub(crate) enum Ended {
     Failed,
     /// Cancelled or stopped by shutdown.
     Cancelled,
+    /// A durable run's attempt parked on a wait: the run waits in the store.
+    Waiting,
 }
 
 #[cfg(feature = "metrics")]
@@ -91,6 +93,7 @@ pub(crate) fn ended(queue: &dyn Gauged, ended: Ended) {
             Ended::Completed => "taskrunner_tasks_completed_total",
             Ended::Failed => "taskrunner_tasks_failed_total",
             Ended::Cancelled => "taskrunner_tasks_cancelled_total",
+            Ended::Waiting => "taskrunner_tasks_parked_total",
         };
         metrics::counter!(name, &label(queue.name())).increment(1);
         gauges(queue);

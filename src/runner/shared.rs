@@ -96,6 +96,9 @@ fn run_callbacks(shared: &Shared, job: &dyn Job) {
     let Some(options) = header.options() else {
         return;
     };
+    if header.parked.load(Ordering::Acquire) {
+        return; // its run is waiting, not done: the callbacks are for ends
+    }
     if options.on_complete.is_none() && options.on_error.is_none() {
         return;
     }
@@ -241,10 +244,13 @@ impl Shared {
             }
         }
         let queue = self.queue_of(header);
+        // A durable run's attempt that parked on a wait ended its task, not its run.
+        let parked = header.parked.load(Ordering::Acquire);
         queue
             .observers()
             .events
             .emit(header, || match finished.ending() {
+                Ending::Completed if parked => EventKind::Waiting,
                 Ending::Completed => EventKind::Completed,
                 Ending::Failed => EventKind::Failed {
                     error: header.last_error().unwrap_or_default(),
@@ -256,6 +262,7 @@ impl Shared {
                 Ending::Cancelled | Ending::Shutdown => EventKind::Cancelled,
             });
         let counted = match finished.ending() {
+            Ending::Completed if parked => Ended::Waiting,
             Ending::Completed => Ended::Completed,
             Ending::Cancelled | Ending::Shutdown => Ended::Cancelled,
             Ending::Failed | Ending::TimedOut | Ending::Panicked(_) => Ended::Failed,

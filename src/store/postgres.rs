@@ -22,6 +22,7 @@ mod dialect;
 mod events;
 mod manage;
 mod migrate;
+mod plan;
 mod signals;
 mod submit;
 

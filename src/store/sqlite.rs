@@ -21,8 +21,10 @@ mod clock;
 mod dashboard;
 mod dialect;
 mod events;
+mod group;
 mod manage;
 mod migrate;
+mod plan;
 mod signals;
 mod submit;
 
@@ -84,6 +86,8 @@ struct Inner {
     clock: Option<std::fs::File>,
     /// This process's readers of run streams.
     hub: Arc<super::events::Hub>,
+    /// Waits' and signals' writes queued for a group commit (`group.rs`).
+    group: group::Group,
 }
 
 impl fmt::Debug for SqliteStore {
@@ -158,6 +162,7 @@ impl SqliteStore {
                 options: base,
                 clock,
                 hub: super::events::Hub::new(),
+                group: group::Group::default(),
             }),
             skew_ms: 0,
         })
@@ -193,6 +198,7 @@ impl SqliteStore {
                 options: self.inner.options.clone(),
                 clock: self.inner.clock.as_ref().and_then(|c| c.try_clone().ok()),
                 hub: Arc::clone(&self.inner.hub),
+                group: group::Group::default(),
             }),
             skew_ms: self.skew_ms,
         }

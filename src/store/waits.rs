@@ -155,3 +155,27 @@ impl Store {
         dispatch!(self, s => s.signal(id, name, value).await)
     }
 }
+
+impl Store {
+    /// The query plans (`EXPLAIN`) of the claim and of the next-due query for `queue` and
+    /// `names`, as this store runs them: for the test that asserts they read indexes only.
+    /// The queues of the runs that were joining any of `ended` and are now due. Only SQLite
+    /// answers: on PostgreSQL the run's end notifies the joiner's queue (`NOTIFY`), which
+    /// wakes the claimers of every process, this one's included.
+    pub(crate) async fn joiners_due(&self, ended: &[RunId]) -> Result<Vec<String>, StoreError> {
+        match &self.0 {
+            #[cfg(feature = "sqlite")]
+            Backend::Sqlite(s) if !ended.is_empty() => s.joiners_due(ended).await,
+            _ => Ok(Vec::new()),
+        }
+    }
+
+    #[doc(hidden)]
+    pub async fn due_plans(
+        &self,
+        queue: &str,
+        names: &[String],
+    ) -> Result<Vec<String>, StoreError> {
+        dispatch!(self, s => s.due_plans(queue, names).await)
+    }
+}

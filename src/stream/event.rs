@@ -58,8 +58,15 @@ pub enum RunEventKind {
         live: bool,
     },
     /// The run's status changed, as the store recorded it: `Running` when a process claimed
-    /// it, `Pending` (or `Delayed`) when it was put back for another try, and its terminal
-    /// status (`Completed`, `Failed`, `Cancelled`) last.
+    /// it, `Pending` (or `Delayed`) when it was put back for another try, `Waiting` when a
+    /// wait (a signal, a durable sleep, child runs) parked it holding nothing, and its
+    /// terminal status (`Completed`, `Failed`, `Cancelled`) last.
+    ///
+    /// A wait shows as `Status(Waiting)`, then `Status(Running)` when a process claims the
+    /// run again to resume it (after the signal, the wake time or the last child): a
+    /// `Running` that follows a `Waiting` is a resume, never a retry (a retry follows a
+    /// `Pending`/`Delayed`, or is a [`Retrying`](Self::Retrying)). A wait that needs no
+    /// parking (its signal was already there) records nothing.
     Status(RunStatus),
     /// The process running it started another attempt after the previous one failed or
     /// timed out (the run stays claimed).
@@ -99,6 +106,7 @@ impl RunEvent {
             },
             "status" => RunEventKind::Status(match row.topic.as_deref() {
                 Some("delayed") => RunStatus::Delayed,
+                Some("waiting") => RunStatus::Waiting,
                 Some(status) => status_of(status)?,
                 None => return None,
             }),

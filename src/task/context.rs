@@ -43,6 +43,15 @@ impl TaskContext {
         &self.job
     }
 
+    /// Marks the task's attempt as parked by a durable wait: the task ends `Waiting` (its
+    /// run waits in the store and resumes as another task), not `Completed`.
+    pub(crate) fn mark_parked(&self) {
+        self.job
+            .header()
+            .parked
+            .store(true, std::sync::atomic::Ordering::Release);
+    }
+
     pub(crate) fn new(job: Arc<dyn Job>, attempt: u32) -> Self {
         TaskContext {
             job,

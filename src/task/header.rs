@@ -54,6 +54,9 @@ pub(crate) struct Header {
     /// A handler that gave its slot back waits to get one: the start wakes it (see
     /// `Header::set_resuming`).
     pub(super) resuming: std::sync::atomic::AtomicBool,
+    /// A durable run's attempt that parked on a wait (see `TaskContext::mark_parked`): it
+    /// ends `Waiting`, not `Completed`, in the events and metrics.
+    pub(crate) parked: std::sync::atomic::AtomicBool,
     pub(super) token: OnceLock<CancellationToken>,
     /// The task's status record. Lock order: a queue's `state` lock, then this; nothing is
     /// locked while this is held, but for the event channel's own lock when a progress or
@@ -91,6 +94,7 @@ impl Header {
             waited_out: AtomicU32::new(0),
             waker: AtomicWaker::new(),
             resuming: std::sync::atomic::AtomicBool::new(false),
+            parked: std::sync::atomic::AtomicBool::new(false),
             token: OnceLock::new(),
             record: Mutex::new(Record::new()),
             charged: std::sync::atomic::AtomicU64::new(NOT_CHARGED),

@@ -11,6 +11,34 @@ use super::{PgStore, LOCK_CLASS, RUNS_CHANNEL};
 use crate::store::types::{Claimed, Finish, Held, RunId};
 use crate::store::StoreError;
 
+/// The claim: the runs ready to start (the claim index) and the waiting runs whose deadline
+/// or wake time passed (the waiting index), in claim order. "Now" is computed once per
+/// statement (an uncorrelated subquery), so it bounds both index scans.
+/// Binds: queue, names, limit, owner, lease (ms).
+pub(super) const CLAIM: &str = "\
+    WITH ready AS ( \
+      SELECT id, priority, scheduled_at FROM taskrunner_runs \
+      WHERE status = 'pending' AND wait_kind IS NULL AND queue = $1 \
+        AND scheduled_at <= (SELECT taskrunner_now_ms()) AND name = ANY($2) \
+      ORDER BY priority DESC, scheduled_at, id \
+      LIMIT $3 FOR UPDATE SKIP LOCKED), \
+    due AS ( \
+      SELECT id, priority, scheduled_at FROM taskrunner_runs \
+      WHERE status = 'pending' AND wait_kind IS NOT NULL AND queue = $1 \
+        AND scheduled_at <= (SELECT taskrunner_now_ms()) AND name = ANY($2) \
+      ORDER BY scheduled_at LIMIT $3 FOR UPDATE SKIP LOCKED), \
+    picked AS ( \
+      SELECT id FROM (SELECT * FROM ready UNION ALL SELECT * FROM due) AS c \
+      ORDER BY priority DESC, scheduled_at, id LIMIT $3) \
+    UPDATE taskrunner_runs r SET status = 'running', attempts = r.attempts + 1, \
+      claim_token = r.claim_token + 1, lease_owner = $4, \
+      lease_expires_at = taskrunner_now_ms() + $5, \
+      started_at = coalesce(r.started_at, taskrunner_now_ms()), wait_kind = NULL, \
+      wait_signal = NULL, wait_children = 0 \
+    FROM picked WHERE r.id = picked.id \
+    RETURNING r.id, r.name, r.priority, r.input, r.attempts, r.max_attempts, \
+      r.claim_token, r.call_id, r.scheduled_at, r.recoveries";
+
 impl PgStore {
     pub(crate) async fn claim(
         &self,
@@ -22,22 +50,7 @@ impl PgStore {
         global: Option<usize>,
     ) -> Result<Vec<Claimed>, StoreError> {
         let db = |e| self.db(e);
-        let claim = sqlx::query(
-            "WITH picked AS ( \
-               SELECT id FROM taskrunner_runs \
-               WHERE status = 'pending' AND queue = $1 AND scheduled_at <= taskrunner_now_ms() \
-                 AND name = ANY($2) \
-               ORDER BY priority DESC, scheduled_at, id \
-               LIMIT $3 FOR UPDATE SKIP LOCKED) \
-             UPDATE taskrunner_runs r SET status = 'running', attempts = r.attempts + 1, \
-               claim_token = r.claim_token + 1, lease_owner = $4, \
-               lease_expires_at = taskrunner_now_ms() + $5, \
-               started_at = coalesce(r.started_at, taskrunner_now_ms()), wait_kind = NULL, \
-               wait_signal = NULL, wait_children = 0 \
-             FROM picked WHERE r.id = picked.id \
-             RETURNING r.id, r.name, r.priority, r.input, r.attempts, r.max_attempts, \
-               r.claim_token, r.call_id, r.scheduled_at, r.recoveries",
-        );
+        let claim = sqlx::query(CLAIM);
         let rows = match global {
             None => claim
                 .bind(queue)

@@ -2,6 +2,21 @@
 
 use super::*;
 
+/// How long until the next delayed or waiting run is due: the first of each kind, each found
+/// in its own index (the claim's, the waiting runs').
+pub(super) const NEXT_DUE: &str = "\
+    WITH now AS MATERIALIZED (SELECT taskrunner_now_ms() AS t) \
+    SELECT min(due) - (SELECT t FROM now) FROM ( \
+      (SELECT scheduled_at AS due FROM taskrunner_runs \
+       WHERE status = 'pending' AND wait_kind IS NULL AND queue = $1 \
+         AND scheduled_at > (SELECT t FROM now) AND name = ANY($2) \
+       ORDER BY scheduled_at LIMIT 1) \
+      UNION ALL \
+      (SELECT scheduled_at AS due FROM taskrunner_runs \
+       WHERE status = 'pending' AND wait_kind IS NOT NULL AND queue = $1 \
+         AND scheduled_at > (SELECT t FROM now) AND name = ANY($2) \
+       ORDER BY scheduled_at LIMIT 1)) AS d";
+
 impl PgStore {
     /// Puts back the runs whose lease expired by the database's clock (all, or all but
     /// `except`'s: a live process never takes its own runs), a recovery each (not an
@@ -116,22 +131,19 @@ impl PgStore {
         }
     }
 
-    /// How long until the next delayed run of `names` in `queue` is due, in milliseconds.
+    /// How long until the next delayed or waiting run of `names` in `queue` is due, in
+    /// milliseconds: the first of each kind, each found in its own index.
     pub(crate) async fn next_due(
         &self,
         queue: &str,
         names: &[String],
     ) -> Result<Option<i64>, StoreError> {
-        sqlx::query_scalar(
-            "SELECT min(scheduled_at) - taskrunner_now_ms() FROM taskrunner_runs \
-             WHERE status = 'pending' AND queue = $1 AND scheduled_at > taskrunner_now_ms() \
-               AND name = ANY($2)",
-        )
-        .bind(queue)
-        .bind(names)
-        .fetch_one(&self.inner.pool)
-        .await
-        .map_err(|e| self.db(e))
+        sqlx::query_scalar(NEXT_DUE)
+            .bind(queue)
+            .bind(names)
+            .fetch_one(&self.inner.pool)
+            .await
+            .map_err(|e| self.db(e))
     }
 
     pub(crate) async fn run_info(&self, id: RunId) -> Result<Option<RunInfo>, StoreError> {

@@ -13,6 +13,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/postgres/0006_waits.sql"),
     include_str!("../migrations/postgres/0007_dashboard.sql"),
     include_str!("../migrations/postgres/0008_run_events.sql"),
+    include_str!("../migrations/postgres/0009_waiting_index.sql"),
 ];
 
 crate::store::migrate::migrations_on!(sqlx::Postgres, "BIGINT");

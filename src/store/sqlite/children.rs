@@ -19,6 +19,24 @@ macro_rules! tree {
 }
 
 impl SqliteStore {
+    /// The queues of the runs that were joining any of `ended` and are now due (their last
+    /// awaited run ended): their claimers here are woken at once.
+    pub(crate) async fn joiners_due(&self, ended: &[RunId]) -> Result<Vec<String>, StoreError> {
+        let ended = serde_json::to_string(&ended.iter().map(|id| id.as_i64()).collect::<Vec<_>>())
+            .unwrap_or_default();
+        sqlx::query_scalar(
+            "SELECT DISTINCT r.queue FROM taskrunner_waits w \
+             JOIN taskrunner_runs r ON r.id = w.run_id \
+             WHERE w.kind = 'join' AND w.done = 0 AND w.idx = 0 \
+               AND w.name IN (SELECT CAST(value AS TEXT) FROM json_each($1)) \
+               AND r.status = 'pending' AND r.wait_kind IS NULL",
+        )
+        .bind(&ended)
+        .fetch_all(&self.inner.readers)
+        .await
+        .map_err(db)
+    }
+
     pub(crate) async fn spawn_child(
         &self,
         id: RunId,

@@ -8,6 +8,31 @@ use super::{db, SqliteStore};
 use crate::store::types::{Claimed, Finish, Held, RunId};
 use crate::store::StoreError;
 
+/// The claim: the runs ready to start (the claim index) and the waiting runs whose deadline
+/// or wake time passed (the waiting index), in claim order, each scan bounded by "now" ($3).
+/// The indexes are named: neither scan may ever walk the other kind of run.
+/// Binds: owner, lease end, now, queue, names (JSON), limit.
+pub(super) const CLAIM: &str = "\
+    UPDATE taskrunner_runs SET status = 'running', attempts = attempts + 1, \
+    claim_token = claim_token + 1, lease_owner = $1, lease_expires_at = $2, \
+    started_at = coalesce(started_at, $3), wait_kind = NULL, wait_signal = NULL, \
+    wait_children = 0 \
+    WHERE id IN (SELECT id FROM ( \
+      SELECT * FROM (SELECT id, priority, scheduled_at FROM taskrunner_runs \
+        INDEXED BY taskrunner_runs_claim \
+        WHERE status = 'pending' AND wait_kind IS NULL AND queue = $4 \
+          AND scheduled_at <= $3 AND name IN (SELECT value FROM json_each($5)) \
+        ORDER BY priority DESC, scheduled_at, id LIMIT $6) \
+      UNION ALL \
+      SELECT * FROM (SELECT id, priority, scheduled_at FROM taskrunner_runs \
+        INDEXED BY taskrunner_runs_waiting \
+        WHERE status = 'pending' AND wait_kind IS NOT NULL AND queue = $4 \
+          AND scheduled_at <= $3 AND name IN (SELECT value FROM json_each($5)) \
+        ORDER BY scheduled_at LIMIT $6)) \
+      ORDER BY priority DESC, scheduled_at, id LIMIT $6) \
+    RETURNING id, name, priority, input, attempts, max_attempts, claim_token, call_id, \
+      scheduled_at, recoveries";
+
 impl SqliteStore {
     pub(crate) async fn claim(
         &self,
@@ -38,26 +63,16 @@ impl SqliteStore {
             tx.rollback().await.map_err(db)?;
             return Ok(Vec::new());
         }
-        let rows = sqlx::query(
-            "UPDATE taskrunner_runs SET status = 'running', attempts = attempts + 1, \
-             claim_token = claim_token + 1, lease_owner = $1, lease_expires_at = $2, \
-             started_at = coalesce(started_at, $3), wait_kind = NULL, wait_signal = NULL, \
-             wait_children = 0 \
-             WHERE id IN (SELECT id FROM taskrunner_runs WHERE status = 'pending' AND queue = $4 \
-               AND scheduled_at <= $3 AND name IN (SELECT value FROM json_each($5)) \
-               ORDER BY priority DESC, scheduled_at, id LIMIT $6) \
-             RETURNING id, name, priority, input, attempts, max_attempts, claim_token, call_id, \
-               scheduled_at, recoveries",
-        )
-        .bind(owner)
-        .bind(now.saturating_add(lease_ms))
-        .bind(now)
-        .bind(queue)
-        .bind(&names)
-        .bind(limit)
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(db)?;
+        let rows = sqlx::query(CLAIM)
+            .bind(owner)
+            .bind(now.saturating_add(lease_ms))
+            .bind(now)
+            .bind(queue)
+            .bind(&names)
+            .bind(limit)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(db)?;
         tx.commit().await.map_err(db)?;
         rows.iter()
             .map(claimed)

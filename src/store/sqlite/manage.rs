@@ -14,6 +14,23 @@ const RESCUE: &str = "UPDATE taskrunner_runs SET \
        lease_owner = NULL, lease_expires_at = NULL \
      WHERE status = 'running' AND lease_expires_at <= $1 AND lease_owner IS NOT $2";
 
+/// How long until the next delayed or waiting run is due: the first of each kind, each found
+/// in its own index (the claim's, named: the planner would otherwise take the dashboard's
+/// (status, queue, id) and walk the waiting runs too; the waiting runs').
+pub(super) const NEXT_DUE: &str = "\
+    SELECT min(due) - $2 FROM ( \
+      SELECT * FROM (SELECT scheduled_at AS due FROM taskrunner_runs \
+        INDEXED BY taskrunner_runs_claim \
+        WHERE status = 'pending' AND wait_kind IS NULL AND queue = $1 \
+          AND scheduled_at > $2 AND name IN (SELECT value FROM json_each($3)) \
+        ORDER BY scheduled_at LIMIT 1) \
+      UNION ALL \
+      SELECT * FROM (SELECT scheduled_at AS due FROM taskrunner_runs \
+        INDEXED BY taskrunner_runs_waiting \
+        WHERE status = 'pending' AND wait_kind IS NOT NULL AND queue = $1 \
+          AND scheduled_at > $2 AND name IN (SELECT value FROM json_each($3)) \
+        ORDER BY scheduled_at LIMIT 1))";
+
 impl SqliteStore {
     /// Puts back the runs whose lease expired (all, or all but `except`'s: a live process
     /// never takes its own runs), a recovery each, or cancels those whose cancel was asked.
@@ -105,23 +122,21 @@ impl SqliteStore {
         }
     }
 
-    /// How long until the next delayed run of `names` in `queue` is due, in milliseconds.
+    /// How long until the next delayed or waiting run of `names` in `queue` is due, in
+    /// milliseconds: the first of each kind, each found in its own index.
     pub(crate) async fn next_due(
         &self,
         queue: &str,
         names: &[String],
     ) -> Result<Option<i64>, StoreError> {
         let names = serde_json::to_string(names).unwrap_or_default();
-        sqlx::query_scalar(
-            "SELECT min(scheduled_at) - $2 FROM taskrunner_runs WHERE status = 'pending' \
-             AND queue = $1 AND scheduled_at > $2 AND name IN (SELECT value FROM json_each($3))",
-        )
-        .bind(queue)
-        .bind(self.now())
-        .bind(&names)
-        .fetch_one(&self.inner.readers)
-        .await
-        .map_err(db)
+        sqlx::query_scalar(NEXT_DUE)
+            .bind(queue)
+            .bind(self.now())
+            .bind(&names)
+            .fetch_one(&self.inner.readers)
+            .await
+            .map_err(db)
     }
 
     pub(crate) async fn run_info(&self, id: RunId) -> Result<Option<RunInfo>, StoreError> {

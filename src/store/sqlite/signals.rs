@@ -2,7 +2,7 @@
 //! run. Each is one `BEGIN IMMEDIATE` transaction: SQLite has one writer, so a signal and the
 //! wait that would miss it cannot interleave.
 
-use sqlx::{Row, Sqlite, Transaction};
+use sqlx::{Row, Sqlite, SqliteConnection, Transaction};
 
 use super::{db, SqliteStore};
 use crate::store::types::RunId;
@@ -19,21 +19,25 @@ pub(super) struct Record {
 }
 
 /// Whether claim `token` holds run `id` (running, no cancel pending).
-pub(super) async fn holds(tx: &mut Tx, id: RunId, token: i64) -> Result<bool, StoreError> {
+pub(super) async fn holds(
+    conn: &mut SqliteConnection,
+    id: RunId,
+    token: i64,
+) -> Result<bool, StoreError> {
     let found: Option<i64> = sqlx::query_scalar(
         "SELECT 1 FROM taskrunner_runs WHERE id = $1 AND claim_token = $2 \
          AND status = 'running' AND NOT cancel_requested",
     )
     .bind(id.as_i64())
     .bind(token)
-    .fetch_optional(&mut **tx)
+    .fetch_optional(&mut *conn)
     .await
     .map_err(db)?;
     Ok(found.is_some())
 }
 
 pub(super) async fn record(
-    tx: &mut Tx,
+    conn: &mut SqliteConnection,
     id: RunId,
     kind: &str,
     name: &str,
@@ -47,7 +51,7 @@ pub(super) async fn record(
     .bind(kind)
     .bind(name)
     .bind(idx)
-    .fetch_optional(&mut **tx)
+    .fetch_optional(&mut *conn)
     .await
     .map_err(db)?;
     row.map(|row| {
@@ -64,7 +68,7 @@ pub(super) async fn record(
 /// Writes wait (`kind`, `name`, `idx`) of run `id`, replacing what it held.
 #[allow(clippy::too_many_arguments)]
 pub(super) async fn write_record(
-    tx: &mut Tx,
+    conn: &mut SqliteConnection,
     id: RunId,
     kind: &str,
     name: &str,
@@ -87,7 +91,7 @@ pub(super) async fn write_record(
     .bind(done)
     .bind(value)
     .bind(crate::store::types::now_ms())
-    .execute(&mut **tx)
+    .execute(&mut *conn)
     .await
     .map_err(db)?;
     Ok(())
@@ -96,7 +100,7 @@ pub(super) async fn write_record(
 /// Parks run `id`: `pending`, due at `until`, its lease given back and this attempt not
 /// counted (the claim that resumes it counts it again).
 pub(super) async fn park(
-    tx: &mut Tx,
+    conn: &mut SqliteConnection,
     id: RunId,
     token: i64,
     until: i64,
@@ -116,7 +120,7 @@ pub(super) async fn park(
     .bind(children)
     .bind(id.as_i64())
     .bind(token)
-    .execute(&mut **tx)
+    .execute(&mut *conn)
     .await
     .map_err(db)?;
     Ok(())
@@ -131,21 +135,38 @@ impl SqliteStore {
         idx: i32,
         timeout_ms: i64,
     ) -> Result<WaitStep, StoreError> {
-        let mut tx = self.write().await?;
+        let (store, name) = (self.clone(), name.to_owned());
+        self.grouped(move |conn| {
+            Box::pin(async move {
+                store
+                    .wait_signal_in(conn, id, token, &name, idx, timeout_ms)
+                    .await
+            })
+        })
+        .await
+    }
+
+    async fn wait_signal_in(
+        &self,
+        conn: &mut SqliteConnection,
+        id: RunId,
+        token: i64,
+        name: &str,
+        idx: i32,
+        timeout_ms: i64,
+    ) -> Result<WaitStep, StoreError> {
         let now = self.now();
-        if !holds(&mut tx, id, token).await? {
-            tx.rollback().await.map_err(db)?;
+        if !holds(conn, id, token).await? {
             return Ok(WaitStep::Fenced);
         }
-        let until = match record(&mut tx, id, "signal", name, idx).await? {
+        let until = match record(conn, id, "signal", name, idx).await? {
             Some(r) if r.done => {
-                tx.commit().await.map_err(db)?;
                 return Ok(WaitStep::Ready(r.value));
             }
             Some(r) => r.until.unwrap_or(now),
             None => {
                 let until = now.saturating_add(timeout_ms);
-                write_record(&mut tx, id, "signal", name, idx, Some(until), false, None).await?;
+                write_record(conn, id, "signal", name, idx, Some(until), false, None).await?;
                 until
             }
         };
@@ -155,7 +176,7 @@ impl SqliteStore {
         )
         .bind(id.as_i64())
         .bind(name)
-        .fetch_optional(&mut *tx)
+        .fetch_optional(&mut *conn)
         .await
         .map_err(db)?;
         let step = if let Some(row) = kept {
@@ -164,11 +185,11 @@ impl SqliteStore {
             sqlx::query("UPDATE taskrunner_signals SET consumed_at = $1 WHERE id = $2")
                 .bind(now)
                 .bind(signal)
-                .execute(&mut *tx)
+                .execute(&mut *conn)
                 .await
                 .map_err(db)?;
             write_record(
-                &mut tx,
+                conn,
                 id,
                 "signal",
                 name,
@@ -180,13 +201,12 @@ impl SqliteStore {
             .await?;
             WaitStep::Ready(Some(value))
         } else if until <= now {
-            write_record(&mut tx, id, "signal", name, idx, Some(until), true, None).await?;
+            write_record(conn, id, "signal", name, idx, Some(until), true, None).await?;
             WaitStep::Ready(None)
         } else {
-            park(&mut tx, id, token, until, "signal", Some(name), 0).await?;
+            park(conn, id, token, until, "signal", Some(name), 0).await?;
             WaitStep::Parked
         };
-        tx.commit().await.map_err(db)?;
         Ok(step)
     }
 
@@ -197,15 +217,27 @@ impl SqliteStore {
         idx: i32,
         wake: Wake,
     ) -> Result<WaitStep, StoreError> {
-        let mut tx = self.write().await?;
+        let store = self.clone();
+        self.grouped(move |conn| {
+            Box::pin(async move { store.wait_sleep_in(conn, id, token, idx, wake).await })
+        })
+        .await
+    }
+
+    async fn wait_sleep_in(
+        &self,
+        conn: &mut SqliteConnection,
+        id: RunId,
+        token: i64,
+        idx: i32,
+        wake: Wake,
+    ) -> Result<WaitStep, StoreError> {
         let now = self.now();
-        if !holds(&mut tx, id, token).await? {
-            tx.rollback().await.map_err(db)?;
+        if !holds(conn, id, token).await? {
             return Ok(WaitStep::Fenced);
         }
-        let until = match record(&mut tx, id, "sleep", "", idx).await? {
+        let until = match record(conn, id, "sleep", "", idx).await? {
             Some(r) if r.done => {
-                tx.commit().await.map_err(db)?;
                 return Ok(WaitStep::Ready(None));
             }
             Some(r) => r.until.unwrap_or(now),
@@ -215,14 +247,13 @@ impl SqliteStore {
             },
         };
         let step = if until <= now {
-            write_record(&mut tx, id, "sleep", "", idx, Some(until), true, None).await?;
+            write_record(conn, id, "sleep", "", idx, Some(until), true, None).await?;
             WaitStep::Ready(None)
         } else {
-            write_record(&mut tx, id, "sleep", "", idx, Some(until), false, None).await?;
-            park(&mut tx, id, token, until, "sleep", None, 0).await?;
+            write_record(conn, id, "sleep", "", idx, Some(until), false, None).await?;
+            park(conn, id, token, until, "sleep", None, 0).await?;
             WaitStep::Parked
         };
-        tx.commit().await.map_err(db)?;
         Ok(step)
     }
 
@@ -232,23 +263,34 @@ impl SqliteStore {
         name: &str,
         value: &str,
     ) -> Result<SignalSent, StoreError> {
-        let mut tx = self.write().await?;
+        let (store, name, value) = (self.clone(), name.to_owned(), value.to_owned());
+        self.grouped(move |conn| {
+            Box::pin(async move { store.signal_in(conn, id, &name, &value).await })
+        })
+        .await
+    }
+
+    async fn signal_in(
+        &self,
+        conn: &mut SqliteConnection,
+        id: RunId,
+        name: &str,
+        value: &str,
+    ) -> Result<SignalSent, StoreError> {
         let now = self.now();
         let row = sqlx::query(
             "SELECT status, queue, wait_kind, wait_signal, scheduled_at FROM taskrunner_runs \
              WHERE id = $1",
         )
         .bind(id.as_i64())
-        .fetch_optional(&mut *tx)
+        .fetch_optional(&mut *conn)
         .await
         .map_err(db)?;
         let Some(row) = row else {
-            tx.rollback().await.map_err(db)?;
             return Ok(SignalSent::Unknown);
         };
         let status: String = row.try_get("status").map_err(db)?;
         if matches!(status.as_str(), "completed" | "failed" | "cancelled") {
-            tx.rollback().await.map_err(db)?;
             return Ok(SignalSent::Finished(status));
         }
         let queue: String = row.try_get("queue").map_err(db)?;
@@ -262,7 +304,7 @@ impl SqliteStore {
         .bind(name)
         .bind(value)
         .bind(now)
-        .execute(&mut *tx)
+        .execute(&mut *conn)
         .await
         .map_err(db)?;
         if status == "pending"
@@ -275,11 +317,10 @@ impl SqliteStore {
             )
             .bind(now)
             .bind(id.as_i64())
-            .execute(&mut *tx)
+            .execute(&mut *conn)
             .await
             .map_err(db)?;
         }
-        tx.commit().await.map_err(db)?;
         Ok(SignalSent::Sent { queue })
     }
 }
