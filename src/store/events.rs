@@ -268,6 +268,7 @@ impl Store {
 
     /// Up to `limit` events of `run`'s log from offset `from` that are not emits (status
     /// changes and new attempts), in order: a run's history without reading its emits.
+    #[cfg_attr(not(feature = "dashboard"), allow(dead_code))]
     pub(crate) async fn read_status_events(
         &self,
         run: RunId,
