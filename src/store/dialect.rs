@@ -22,8 +22,12 @@
 //!   `BEGIN IMMEDIATE` transaction; PostgreSQL: one pooled connection, autocommit), a write
 //!   of several through [`Dialect::begin_write`] (one transaction on both).
 
+use std::sync::Arc;
+
 use sqlx::{Database, Pool, Transaction};
 
+use super::events::{EmitRow, Hub, LiveRow};
+use super::types::RunId;
 use super::StoreError;
 
 /// What a backend gives the shared store layer: how it reads, writes and tells the time,
@@ -81,6 +85,28 @@ pub(crate) trait Dialect: Sync {
     /// Inserts a schedule's run: `$1` name, `$2` queue, `$3` priority, `$4` input,
     /// `$5` max attempts, `$6` schedule, `$7` call id, due and created now; returns its id.
     const INSERT_SCHEDULED_RUN: &'static str;
+
+    // ----- run streams (`store/events.rs`, `store/events/sql.rs`)
+
+    /// This store's readers of run streams.
+    fn hub(&self) -> &Arc<Hub>;
+    /// Appends to `run`'s log, as one write fenced by the claim (`token` holds `run` and it
+    /// is `running`, else `None`), the `emits` whose index is not below the run's count of
+    /// stored emits, at the log's next offsets; returns the log's next offset and whether
+    /// this process's readers are to be woken. The shape is the backend's: its statements
+    /// must hold the run against every other writer of its log while they take offsets.
+    async fn append_fenced(
+        &self,
+        run: RunId,
+        token: i64,
+        emits: &[EmitRow],
+    ) -> Result<Option<(i64, bool)>, StoreError>;
+    /// Hands live events, already handed to this process's readers, to other processes'
+    /// where the backend can.
+    async fn send_live(&self, rows: &[Arc<LiveRow>]) -> Result<(), StoreError>;
+    /// Starts the watcher that wakes this process's readers when another writer appended
+    /// (it stops itself once nobody reads: see [`Hub::idle`]).
+    fn start_watcher(&self);
 
     // ----- notifications of new runs
 

@@ -13,6 +13,10 @@
 //!
 //! A reader also polls (every second by default), so a lost wake-up delays an event but
 //! never loses it.
+//!
+//! The store's side is written once (`events_on!`, in `events/sql.rs`): the fenced append's
+//! meaning, paged reads, live events to this process; a backend's `dialect.rs` gives the
+//! append's shape, live events to other processes and its watcher.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -23,6 +27,8 @@ use tokio::sync::{broadcast, watch};
 use super::types::RunId;
 use super::{Backend, Store, StoreError};
 use crate::sync::lock_std;
+
+pub(crate) mod sql;
 
 /// The `NOTIFY` channel of run streams (PostgreSQL).
 #[cfg(feature = "postgres")]
@@ -247,7 +253,7 @@ impl Store {
 
     /// This store's hub origin, stamped on live events.
     pub(crate) fn events_origin(&self) -> u64 {
-        dispatch!(self, s => s.hub().origin)
+        dispatch!(self, s => super::dialect::Dialect::hub(s).origin)
     }
 
     /// Up to `limit` events of `run`'s log from offset `from`, in order.
@@ -262,6 +268,7 @@ impl Store {
 
     /// Up to `limit` events of `run`'s log from offset `from` that are not emits (status
     /// changes and new attempts), in order: a run's history without reading its emits.
+    #[cfg_attr(not(feature = "dashboard"), allow(dead_code))]
     pub(crate) async fn read_status_events(
         &self,
         run: RunId,

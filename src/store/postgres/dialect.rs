@@ -4,18 +4,22 @@
 //! the statements, JSON arrays read with `jsonb_array_elements_text`, and `NOTIFY` for new
 //! runs and cancels.
 
+use std::sync::Arc;
+
 use sqlx::pool::PoolConnection;
 use sqlx::postgres::PgPool;
 use sqlx::{Postgres, Transaction};
 
 use super::PgStore;
 use crate::store::dialect::Dialect;
+use crate::store::events::{EmitRow, Hub, LiveRow};
 use crate::store::notifications::{prune_notifications, take_notifications};
 use crate::store::schedules::sql::{
     cancel_pending, create_schedule, due_schedules, insert_scheduled_run, lock_schedule,
     next_schedule_due,
 };
 use crate::store::steps::{insert_step, upsert_step};
+use crate::store::types::RunId;
 use crate::store::StoreError;
 
 impl Dialect for PgStore {
@@ -72,6 +76,27 @@ impl Dialect for PgStore {
          SELECT pg_notify('taskrunner_cancel', c.id::text) FROM c";
     const INSERT_SCHEDULED_RUN: &'static str = insert_scheduled_run!("taskrunner_now_ms()");
 
+    fn hub(&self) -> &Arc<Hub> {
+        &self.inner.hub
+    }
+
+    async fn append_fenced(
+        &self,
+        run: RunId,
+        token: i64,
+        emits: &[EmitRow],
+    ) -> Result<Option<(i64, bool)>, StoreError> {
+        self.append_in_call(run, token, emits).await
+    }
+
+    async fn send_live(&self, rows: &[Arc<LiveRow>]) -> Result<(), StoreError> {
+        self.notify_live(rows).await
+    }
+
+    fn start_watcher(&self) {
+        self.spawn_listen();
+    }
+
     // The channel is `RUNS_CHANNEL` (checked by a test below).
     const NOTIFY_QUEUE: Option<&'static str> = Some("SELECT pg_notify('taskrunner_runs', $1)");
 }
@@ -79,6 +104,7 @@ impl Dialect for PgStore {
 crate::store::steps::steps_on!(PgStore);
 crate::store::notifications::notifications_on!(PgStore);
 crate::store::schedules::sql::schedules_on!(PgStore);
+crate::store::events::sql::events_on!(PgStore);
 
 #[cfg(test)]
 mod tests {

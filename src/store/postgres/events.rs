@@ -1,16 +1,13 @@
-//! Run streams on PostgreSQL: appends in one call of `taskrunner_append_emits` (migration
-//! 0008), which holds the run's row while it takes offsets; paged reads; live events through
+//! What run streams do only on PostgreSQL (the rest is `events_on!`, expanded by
+//! `dialect.rs`): appends in one call of `taskrunner_append_emits` (migration 0008), which
+//! holds the run's row while it takes offsets; live events to other processes through
 //! `NOTIFY`; and the `LISTEN` loop that wakes this process's readers.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use sqlx::Row;
-
 use super::PgStore;
-use crate::store::events::{
-    Appended, EmitRow, EventRow, Hub, LiveRow, Subscription, EVENTS_CHANNEL, WATCH_IDLE,
-};
+use crate::store::events::{EmitRow, Hub, LiveRow, EVENTS_CHANNEL, WATCH_IDLE};
 use crate::store::types::RunId;
 use crate::store::StoreError;
 
@@ -18,19 +15,17 @@ use crate::store::StoreError;
 const MAX_NOTIFY: usize = 7900;
 
 impl PgStore {
-    pub(crate) fn hub(&self) -> &Arc<Hub> {
-        &self.inner.hub
-    }
-
-    pub(crate) async fn append_emits(
+    /// [`Dialect::append_fenced`](crate::store::dialect::Dialect::append_fenced): one round
+    /// trip, a call of `taskrunner_append_emits`, which holds the run's row (`FOR NO KEY
+    /// UPDATE`, fenced by the claim), so that the append is ordered with every other writer
+    /// of the run's log (a status change's trigger runs under its update's lock), then takes
+    /// the offsets and notifies `taskrunner_events` if it wrote.
+    pub(super) async fn append_in_call(
         &self,
         run: RunId,
         token: i64,
         emits: &[EmitRow],
-    ) -> Result<Appended, StoreError> {
-        // One round trip: the function holds the run's row (`FOR NO KEY UPDATE`, fenced by
-        // the claim), which orders this append with every other writer of the run's log (a
-        // status change's trigger runs under its update's lock), then takes the offsets.
+    ) -> Result<Option<(i64, bool)>, StoreError> {
         let next_seq: i64 = sqlx::query_scalar(
             "SELECT taskrunner_append_emits($1, $2, $3::int8[], $4::text[], $5::text[], $6::int8[])",
         )
@@ -43,19 +38,16 @@ impl PgStore {
         .fetch_one(&self.inner.pool)
         .await
         .map_err(|e| self.db(e))?;
-        if next_seq < 0 {
-            return Ok(Appended::LeaseLost);
-        }
-        self.inner.hub.wake(run);
-        Ok(Appended::Done { next_seq })
+        // The function does not say whether it wrote: this process's readers are woken.
+        Ok((next_seq >= 0).then_some((next_seq, true)))
     }
 
-    /// This process's readers at once; other processes' through `NOTIFY` (a payload over
-    /// 7,900 bytes stays in this process).
-    pub(crate) async fn publish_live(&self, rows: Vec<LiveRow>) -> Result<(), StoreError> {
+    /// [`Dialect::send_live`](crate::store::dialect::Dialect::send_live): other processes'
+    /// readers through `NOTIFY` (a payload over 7,900 bytes stays in this process).
+    pub(super) async fn notify_live(&self, rows: &[Arc<LiveRow>]) -> Result<(), StoreError> {
         let mut payloads = Vec::with_capacity(rows.len());
         for row in rows {
-            match serde_json::to_string(&row) {
+            match serde_json::to_string(&**row) {
                 Ok(text) if text.len() <= MAX_NOTIFY => payloads.push(text),
                 _ => tracing::debug!(
                     run = row.run,
@@ -63,7 +55,6 @@ impl PgStore {
                     "a live event over 7,900 bytes reaches only this process's readers"
                 ),
             }
-            self.inner.hub.live(Arc::new(row));
         }
         if payloads.is_empty() {
             return Ok(());
@@ -79,52 +70,10 @@ impl PgStore {
         Ok(())
     }
 
-    pub(crate) async fn read_events(
-        &self,
-        run: RunId,
-        from: i64,
-        limit: i64,
-        status_only: bool,
-    ) -> Result<Vec<EventRow>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT seq, at, kind, topic, value FROM taskrunner_run_events \
-             WHERE run_id = $1 AND seq >= $2 AND (NOT $4 OR kind <> 'emit') ORDER BY seq LIMIT $3",
-        )
-        .bind(run.as_i64())
-        .bind(from)
-        .bind(limit)
-        .bind(status_only)
-        .fetch_all(&self.inner.pool)
-        .await
-        .map_err(|e| self.db(e))?;
-        rows.iter()
-            .map(|row| {
-                Ok(EventRow {
-                    seq: row.try_get("seq")?,
-                    at: row.try_get("at")?,
-                    kind: row.try_get("kind")?,
-                    topic: row.try_get("topic")?,
-                    value: row.try_get("value")?,
-                })
-            })
-            .collect::<Result<_, sqlx::Error>>()
-            .map_err(|e| self.db(e))
-    }
-
-    pub(crate) async fn run_status(&self, run: RunId) -> Result<Option<String>, StoreError> {
-        sqlx::query_scalar("SELECT status FROM taskrunner_runs WHERE id = $1")
-            .bind(run.as_i64())
-            .fetch_optional(&self.inner.pool)
-            .await
-            .map_err(|e| self.db(e))
-    }
-
-    pub(crate) fn subscribe_events(&self, run: RunId) -> Subscription {
-        let (sub, start) = self.inner.hub.subscribe(run);
-        if start {
-            tokio::spawn(listen(self.clone()));
-        }
-        sub
+    /// [`Dialect::start_watcher`](crate::store::dialect::Dialect::start_watcher): the
+    /// `LISTEN` loop.
+    pub(super) fn spawn_listen(&self) {
+        tokio::spawn(listen(self.clone()));
     }
 }
 

@@ -3,17 +3,21 @@
 //! so no write fails with `SQLITE_BUSY` halfway), the file's clock bound as the last
 //! parameter, JSON arrays read with `json_each`, and no notifications (processes poll).
 
+use std::sync::Arc;
+
 use sqlx::sqlite::SqlitePool;
 use sqlx::{Sqlite, Transaction};
 
 use super::{db, SqliteStore};
 use crate::store::dialect::Dialect;
+use crate::store::events::{EmitRow, Hub, LiveRow};
 use crate::store::notifications::{prune_notifications, take_notifications};
 use crate::store::schedules::sql::{
     cancel_pending, create_schedule, due_schedules, insert_scheduled_run, lock_schedule,
     next_schedule_due,
 };
 use crate::store::steps::{insert_step, upsert_step};
+use crate::store::types::RunId;
 use crate::store::StoreError;
 
 impl Dialect for SqliteStore {
@@ -64,9 +68,31 @@ impl Dialect for SqliteStore {
          WHERE id = $1 AND status = 'running'";
     const INSERT_SCHEDULED_RUN: &'static str = insert_scheduled_run!("$8");
 
+    fn hub(&self) -> &Arc<Hub> {
+        &self.inner.hub
+    }
+
+    async fn append_fenced(
+        &self,
+        run: RunId,
+        token: i64,
+        emits: &[EmitRow],
+    ) -> Result<Option<(i64, bool)>, StoreError> {
+        self.append_in_write(run, token, emits).await
+    }
+
+    async fn send_live(&self, _rows: &[Arc<LiveRow>]) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    fn start_watcher(&self) {
+        self.watch_wal();
+    }
+
     const NOTIFY_QUEUE: Option<&'static str> = None;
 }
 
 crate::store::steps::steps_on!(SqliteStore);
 crate::store::notifications::notifications_on!(SqliteStore);
 crate::store::schedules::sql::schedules_on!(SqliteStore);
+crate::store::events::sql::events_on!(SqliteStore);

@@ -1,6 +1,7 @@
-//! Run streams on SQLite: appends under the one writer's `BEGIN IMMEDIATE` (so offsets are
-//! taken one at a time), paged reads on the readers, and the `-wal` watcher that wakes this
-//! process's readers when any writer commits.
+//! What run streams do only on SQLite (the rest is `events_on!`, expanded by `dialect.rs`):
+//! appends under the one writer's `BEGIN IMMEDIATE` (so offsets are taken one at a time),
+//! and the `-wal` watcher that wakes this process's readers when any writer commits. Live
+//! events stay in their process: SQLite has no way to reach another.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -8,9 +9,25 @@ use std::time::{Duration, SystemTime};
 use sqlx::{QueryBuilder, Row};
 
 use super::{db, SqliteStore};
-use crate::store::events::{Appended, EmitRow, EventRow, Hub, LiveRow, Subscription, WATCH_IDLE};
+use crate::store::events::{EmitRow, Hub, WATCH_IDLE};
 use crate::store::types::RunId;
 use crate::store::StoreError;
+
+/// The fence of an append: run `$1` is `running` under claim token `$2` (a backend that
+/// appends in several statements holds its write lock first).
+const FENCE_RUN: &str = "SELECT 1 FROM taskrunner_runs WHERE id = $1 \
+     AND claim_token = $2 AND status = 'running'";
+
+/// Run `$1`'s next offset (`next_seq`) and its count of stored emits (`stored`).
+const NEXT_OFFSETS: &str = "SELECT (SELECT coalesce(max(seq) + 1, 0) \
+       FROM taskrunner_run_events WHERE run_id = $1) AS next_seq, \
+     (SELECT coalesce(max(emit_index) + 1, 0) FROM taskrunner_run_events \
+       WHERE run_id = $1 AND emit_index IS NOT NULL) AS stored";
+
+/// The head of the `INSERT` of emits; its rows are `(run, seq, at, 'emit', topic, value,
+/// emit index)`.
+const INSERT_EVENTS: &str =
+    "INSERT INTO taskrunner_run_events (run_id, seq, at, kind, topic, value, emit_index) ";
 
 /// Rows one `INSERT` carries (six bound values a row, well under SQLite's limit).
 const INSERT_CHUNK: usize = 1000;
@@ -23,47 +40,35 @@ const WATCH_EVERY: Duration = Duration::from_micros(250);
 const WAKE_AGAIN: [Duration; 2] = [Duration::from_micros(400), Duration::from_millis(1)];
 
 impl SqliteStore {
-    pub(crate) fn hub(&self) -> &Arc<Hub> {
-        &self.inner.hub
-    }
-
-    pub(crate) async fn append_emits(
+    /// [`Dialect::append_fenced`](crate::store::dialect::Dialect::append_fenced): one
+    /// `BEGIN IMMEDIATE` transaction on the one writer, so offsets are taken one at a time.
+    pub(super) async fn append_in_write(
         &self,
         run: RunId,
         token: i64,
         emits: &[EmitRow],
-    ) -> Result<Appended, StoreError> {
+    ) -> Result<Option<(i64, bool)>, StoreError> {
         let mut tx = self.write().await?;
-        let held: Option<i64> = sqlx::query_scalar(
-            "SELECT 1 FROM taskrunner_runs WHERE id = $1 AND claim_token = $2 \
-             AND status = 'running'",
-        )
-        .bind(run.as_i64())
-        .bind(token)
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(db)?;
+        let held: Option<i64> = sqlx::query_scalar(FENCE_RUN)
+            .bind(run.as_i64())
+            .bind(token)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db)?;
         if held.is_none() {
             tx.rollback().await.map_err(db)?;
-            return Ok(Appended::LeaseLost);
+            return Ok(None);
         }
-        let row = sqlx::query(
-            "SELECT (SELECT coalesce(max(seq) + 1, 0) FROM taskrunner_run_events \
-               WHERE run_id = $1) AS next_seq, \
-             (SELECT coalesce(max(emit_index) + 1, 0) FROM taskrunner_run_events \
-               WHERE run_id = $1 AND emit_index IS NOT NULL) AS stored",
-        )
-        .bind(run.as_i64())
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(db)?;
+        let row = sqlx::query(NEXT_OFFSETS)
+            .bind(run.as_i64())
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(db)?;
         let mut next_seq: i64 = row.try_get("next_seq").map_err(db)?;
         let stored: i64 = row.try_get("stored").map_err(db)?;
         let fresh: Vec<&EmitRow> = emits.iter().filter(|e| e.index >= stored).collect();
         for chunk in fresh.chunks(INSERT_CHUNK) {
-            let mut insert = QueryBuilder::new(
-                "INSERT INTO taskrunner_run_events (run_id, seq, at, kind, topic, value, emit_index) ",
-            );
+            let mut insert = QueryBuilder::new(INSERT_EVENTS);
             insert.push_values(chunk, |mut b, e| {
                 b.push_bind(run.as_i64())
                     .push_bind(next_seq)
@@ -77,68 +82,15 @@ impl SqliteStore {
             insert.build().execute(&mut *tx).await.map_err(db)?;
         }
         tx.commit().await.map_err(db)?;
-        if !fresh.is_empty() {
-            self.inner.hub.wake(run);
-        }
-        Ok(Appended::Done { next_seq })
+        Ok(Some((next_seq, !fresh.is_empty())))
     }
 
-    /// Live events stay in this process: SQLite has no way to reach another.
-    pub(crate) async fn publish_live(&self, rows: Vec<LiveRow>) -> Result<(), StoreError> {
-        for row in rows {
-            self.inner.hub.live(Arc::new(row));
-        }
-        Ok(())
-    }
-
-    pub(crate) async fn read_events(
-        &self,
-        run: RunId,
-        from: i64,
-        limit: i64,
-        status_only: bool,
-    ) -> Result<Vec<EventRow>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT seq, at, kind, topic, value FROM taskrunner_run_events \
-             WHERE run_id = $1 AND seq >= $2 AND ($4 = 0 OR kind <> 'emit') ORDER BY seq LIMIT $3",
-        )
-        .bind(run.as_i64())
-        .bind(from)
-        .bind(limit)
-        .bind(status_only)
-        .fetch_all(&self.inner.readers)
-        .await
-        .map_err(db)?;
-        rows.iter()
-            .map(|row| {
-                Ok(EventRow {
-                    seq: row.try_get("seq")?,
-                    at: row.try_get("at")?,
-                    kind: row.try_get("kind")?,
-                    topic: row.try_get("topic")?,
-                    value: row.try_get("value")?,
-                })
-            })
-            .collect::<Result<_, sqlx::Error>>()
-            .map_err(db)
-    }
-
-    pub(crate) async fn run_status(&self, run: RunId) -> Result<Option<String>, StoreError> {
-        sqlx::query_scalar("SELECT status FROM taskrunner_runs WHERE id = $1")
-            .bind(run.as_i64())
-            .fetch_optional(&self.inner.readers)
-            .await
-            .map_err(db)
-    }
-
-    pub(crate) fn subscribe_events(&self, run: RunId) -> Subscription {
-        let (sub, start) = self.inner.hub.subscribe(run);
-        if start {
-            let mut wal = self.inner.path.clone().into_os_string();
-            wal.push("-wal");
-            watch_wal(Arc::clone(&self.inner.hub), wal.into());
-        }
-        sub
+    /// [`Dialect::start_watcher`](crate::store::dialect::Dialect::start_watcher): the
+    /// `-wal` watcher.
+    pub(super) fn watch_wal(&self) {
+        let mut wal = self.inner.path.clone().into_os_string();
+        wal.push("-wal");
+        watch_wal(Arc::clone(&self.inner.hub), wal.into());
     }
 }
 
