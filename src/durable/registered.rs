@@ -148,8 +148,12 @@ where
         // Attempts already used by earlier claims (this claim's first attempt included).
         let base = run.attempts;
         let span_name = run.name.clone();
+        // The error of this claim's last attempt, stored with the next attempt's number.
+        let failed: Arc<std::sync::Mutex<Option<String>>> = Arc::default();
         let mut task = crate::Task::new(run.name.clone(), move |ctx: TaskContext| {
             let handler = Arc::clone(&handler);
+            let failed = Arc::clone(&failed);
+            let failed_slot = Arc::clone(&failed);
             let input = Arc::clone(&input);
             let scope = RunScope {
                 steps: Default::default(),
@@ -166,16 +170,18 @@ where
             };
             let attempt = base - 1 + ctx.attempt() as i32;
             let span = tracing::info_span!("run", run_id = %scope.id, name = %span_name, attempt);
-            async move {
+            let attempt_body = async move {
                 if scope.lease.is_lost() {
                     // The claim is over in this process: never run the handler again.
                     return Err(LEASE_LOST.to_owned());
                 }
                 if ctx.attempt() > 1 {
-                    // A retry in this process: count it in the store, fenced.
+                    // A retry in this process: count it in the store, fenced, with the
+                    // error of the attempt before (none if it timed out or panicked).
+                    let error = failed.lock().map(|mut e| e.take()).unwrap_or_default();
                     match scope
                         .store
-                        .record_attempt(scope.id, scope.token, attempt)
+                        .record_attempt(scope.id, scope.token, attempt, error.as_deref())
                         .await
                     {
                         Ok(true) => {}
@@ -212,6 +218,13 @@ where
                         .map_err(|e| format!("the run's output does not serialize to JSON: {e}")),
                     Err(e) => Err(e.to_string()),
                 }
+            };
+            async move {
+                let result = attempt_body.await;
+                if let (Err(e), Ok(mut slot)) = (&result, failed_slot.lock()) {
+                    *slot = Some(e.clone());
+                }
+                result
             }
             .instrument(span)
         })

@@ -299,13 +299,17 @@ impl Store {
         dispatch!(self, s => s.heartbeat(owner, held, lease, release).await)
     }
 
+    /// Counts `attempts` for `id` while `token` holds it; `error` (the attempt before's, if
+    /// known) goes with the `retry` event the count appends, for the run's page.
     pub(crate) async fn record_attempt(
         &self,
         id: RunId,
         token: i64,
         attempts: i32,
+        error: Option<&str>,
     ) -> Result<bool, StoreError> {
-        dispatch!(self, s => s.record_attempt(id, token, attempts).await)
+        let error = error.map(types::clean_text);
+        dispatch!(self, s => s.record_attempt(id, token, attempts, error.as_deref()).await)
     }
 
     pub(crate) async fn release(&self, runs: &[(RunId, i64)]) -> Result<(), StoreError> {

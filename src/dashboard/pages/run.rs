@@ -120,7 +120,7 @@ fn attempts(r: &Run) -> Markup {
     let history = r.detail.as_ref().map_or(&[][..], |d| &d.history[..]);
     html! {
         h2 { "Attempts and status changes" }
-        p.muted { "From the run's event log. The store keeps the error of the last attempt only (above); each failed attempt shows here as the next one starting." }
+        p.muted { "From the run's event log. Each failed attempt shows here as the next one starting, with its error; the last attempt's error is above." }
         @if history.is_empty() { p.muted { "None recorded." } } @else {
             table #history {
                 thead { tr { th.num { "Offset" } th { "At (UTC)" } th { "What" } } }

@@ -91,6 +91,9 @@ pub(crate) struct EventView {
     /// A new attempt's number.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) attempt: Option<u32>,
+    /// A new attempt's: the error the attempt before it failed with, if the store has it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) error: Option<String>,
     /// The run ended with this event: nothing follows.
     pub(crate) terminal: bool,
     /// One line for a person.
@@ -108,6 +111,7 @@ impl EventView {
             live: false,
             status: None,
             attempt: None,
+            error: None,
             terminal: event.is_terminal(),
             text: String::new(),
         };
@@ -144,8 +148,8 @@ pub(crate) struct Detail {
     pub(crate) children: Vec<Child>,
     /// It has more children than listed.
     pub(crate) more_children: bool,
-    /// Its status changes and new attempts, oldest first, from its event log (the store
-    /// keeps only the last attempt's error: see the run's `error`).
+    /// Its status changes and new attempts, oldest first, from its event log; a new attempt
+    /// carries the error of the one before (the last attempt's is the run's `error`).
     pub(crate) history: Vec<EventView>,
     /// The first events of its log.
     pub(crate) events: Vec<EventView>,
@@ -177,7 +181,21 @@ pub(crate) async fn detail(app: &App, id: RunId) -> Result<Detail, Failure> {
             .map(|e| EventView::of(&e))
             .collect::<Vec<_>>()
     };
-    let history = views(store.read_status_events(id, 0, HISTORY_SHOWN).await?);
+    let history = store
+        .read_status_events(id, 0, HISTORY_SHOWN)
+        .await?
+        .into_iter()
+        .filter_map(|row| {
+            // A `retry` row's topic is the error of the attempt before.
+            let error = (row.kind == "retry").then(|| row.topic.clone()).flatten();
+            let mut view = EventView::of(&RunEvent::from_row(row)?);
+            if let (Some(error), Some(attempt)) = (error, view.attempt) {
+                view.text = format!("attempt {}: {error}", attempt.saturating_sub(1));
+                view.error = Some(error);
+            }
+            Some(view)
+        })
+        .collect();
     let rows = store.read_events(id, 0, EVENTS_SHOWN).await?;
     let events_next = rows
         .last()

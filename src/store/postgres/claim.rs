@@ -196,7 +196,9 @@ impl PgStore {
         id: RunId,
         token: i64,
         attempts: i32,
+        error: Option<&str>,
     ) -> Result<bool, StoreError> {
+        let mut tx = self.inner.pool.begin().await.map_err(|e| self.db(e))?;
         let done = sqlx::query(
             "UPDATE taskrunner_runs SET attempts = $1 \
              WHERE id = $2 AND claim_token = $3 AND status = 'running'",
@@ -204,9 +206,25 @@ impl PgStore {
         .bind(attempts)
         .bind(id.as_i64())
         .bind(token)
-        .execute(&self.inner.pool)
+        .execute(&mut *tx)
         .await
         .map_err(|e| self.db(e))?;
+        if let (Some(error), 1) = (error, done.rows_affected()) {
+            // The trigger's `retry` row, seen by this later statement of the transaction:
+            // it gets the attempt before's error (its `topic`, unused otherwise).
+            sqlx::query(
+                "UPDATE taskrunner_run_events SET topic = $1 \
+                 WHERE run_id = $2 AND kind = 'retry' AND value = $3 AND seq = \
+                   (SELECT max(seq) FROM taskrunner_run_events WHERE run_id = $2)",
+            )
+            .bind(error)
+            .bind(id.as_i64())
+            .bind(attempts.to_string())
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| self.db(e))?;
+        }
+        tx.commit().await.map_err(|e| self.db(e))?;
         Ok(done.rows_affected() == 1)
     }
 

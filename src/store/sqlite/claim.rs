@@ -190,6 +190,7 @@ impl SqliteStore {
         id: RunId,
         token: i64,
         attempts: i32,
+        error: Option<&str>,
     ) -> Result<bool, StoreError> {
         let mut tx = self.write().await?;
         let done = sqlx::query(
@@ -202,6 +203,15 @@ impl SqliteStore {
         .execute(&mut *tx)
         .await
         .map_err(db)?;
+        if let (Some(error), 1) = (error, done.rows_affected()) {
+            sqlx::query(RETRY_ERROR)
+                .bind(error)
+                .bind(id.as_i64())
+                .bind(attempts.to_string())
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?;
+        }
         tx.commit().await.map_err(db)?;
         Ok(done.rows_affected() == 1)
     }
@@ -238,3 +248,9 @@ fn claimed(row: &sqlx::sqlite::SqliteRow) -> Result<Claimed, sqlx::Error> {
         recoveries: row.try_get("recoveries")?,
     })
 }
+
+/// Puts the error of the attempt before on the `retry` event a new attempt just appended
+/// (the event's `topic`, unused otherwise for `retry`).
+const RETRY_ERROR: &str = "UPDATE taskrunner_run_events SET topic = $1 \
+     WHERE run_id = $2 AND kind = 'retry' AND value = $3 AND seq = \
+       (SELECT max(seq) FROM taskrunner_run_events WHERE run_id = $2)";
