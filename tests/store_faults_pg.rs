@@ -122,7 +122,8 @@ async fn a_claim_whose_answer_is_lost_is_handed_back() {
         .unwrap();
     let runs = submitter.submit_many(&def, 0..3u32).await.unwrap();
     // The worker's first claim takes the three runs; its answer never arrives.
-    proxy.arm("WITH picked AS", Cut::AfterCommit);
+    // The claim statement (src/store/postgres/claim.rs, `CLAIM`) begins with this CTE.
+    proxy.arm("WITH ready AS", Cut::AfterCommit);
     let runner = worker(&via, &def).await;
     for (n, run) in runs.into_iter().enumerate() {
         let out = tokio::time::timeout(Duration::from_secs(15), run)
