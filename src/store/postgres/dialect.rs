@@ -20,6 +20,7 @@ use crate::store::schedules::sql::{
 };
 use crate::store::steps::{insert_step, upsert_step};
 use crate::store::types::RunId;
+use crate::store::waits::sql::{holds_run, park_run, signaled_run, write_wait};
 use crate::store::StoreError;
 
 impl Dialect for PgStore {
@@ -59,6 +60,12 @@ impl Dialect for PgStore {
          FROM r",
         upsert_step!()
     );
+
+    // ----- waits (signals, children)
+    const HOLDS_RUN: &'static str = holds_run!("taskrunner_now_ms()", " FOR UPDATE");
+    const WRITE_WAIT: &'static str = write_wait!("taskrunner_now_ms()");
+    const PARK_RUN: &'static str = park_run!("greatest");
+    const SIGNALED_RUN: &'static str = signaled_run!("taskrunner_now_ms()", " FOR UPDATE");
 
     const TAKE_NOTIFICATIONS: &'static str = take_notifications!(" FOR UPDATE SKIP LOCKED");
     const PRUNE_NOTIFICATIONS: &'static str = prune_notifications!("taskrunner_now_ms()");
@@ -102,6 +109,7 @@ impl Dialect for PgStore {
 }
 
 crate::store::steps::steps_on!(PgStore);
+crate::store::waits::sql::waits_on!(PgStore);
 crate::store::notifications::notifications_on!(PgStore);
 crate::store::schedules::sql::schedules_on!(PgStore);
 crate::store::events::sql::events_on!(PgStore);

@@ -2,7 +2,7 @@
 //! that records the children's outcomes or parks the parent until the last one ends (the
 //! `taskrunner_runs_child_done` trigger counts down), and the cancel of a run's tree.
 
-use super::signals::{holds, park, record, write_record, Tx};
+use super::signals::Tx;
 use super::{db, SqliteStore};
 use crate::store::types::{CancelFound, NewRun, Outcome, RunId};
 use crate::store::waits::{missing_child, outcome_from_json, outcome_json, JoinStep, NEVER_MS};
@@ -45,11 +45,11 @@ impl SqliteStore {
         child: &NewRun,
     ) -> Result<Option<RunId>, StoreError> {
         let mut tx = self.write().await?;
-        if !holds(&mut tx, id, token).await? {
+        if self.holds(&mut tx, id, token).await?.is_none() {
             tx.rollback().await.map_err(db)?;
             return Ok(None);
         }
-        if let Some(r) = record(&mut tx, id, "spawn", &child.name, idx).await? {
+        if let Some(r) = self.record(&mut tx, id, "spawn", &child.name, idx).await? {
             tx.commit().await.map_err(db)?;
             let child = r.value.and_then(|v| v.parse().ok()).unwrap_or(0);
             return Ok(Some(RunId::from_i64(child)));
@@ -74,7 +74,7 @@ impl SqliteStore {
         .await
         .map_err(db)?;
         let value = child_id.to_string();
-        write_record(
+        self.write_record(
             &mut tx,
             id,
             "spawn",
@@ -96,7 +96,7 @@ impl SqliteStore {
         children: &[RunId],
     ) -> Result<JoinStep, StoreError> {
         let mut tx = self.write().await?;
-        if !holds(&mut tx, id, token).await? {
+        if self.holds(&mut tx, id, token).await?.is_none() {
             tx.rollback().await.map_err(db)?;
             return Ok(JoinStep::Fenced);
         }
@@ -104,7 +104,7 @@ impl SqliteStore {
         let mut left = Vec::new();
         for child in children {
             let key = child.to_string();
-            if let Some(r) = record(&mut tx, id, "join", &key, 0).await? {
+            if let Some(r) = self.record(&mut tx, id, "join", &key, 0).await? {
                 if r.done {
                     outcomes.push(outcome_from_json(r.value.as_deref().unwrap_or("")));
                     continue;
@@ -123,9 +123,11 @@ impl SqliteStore {
             };
             if is_terminal(&outcome) {
                 let json = outcome_json(&outcome);
-                write_record(&mut tx, id, "join", &key, 0, None, true, Some(&json)).await?;
+                self.write_record(&mut tx, id, "join", &key, 0, None, true, Some(&json))
+                    .await?;
             } else {
-                write_record(&mut tx, id, "join", &key, 0, None, false, None).await?;
+                self.write_record(&mut tx, id, "join", &key, 0, None, false, None)
+                    .await?;
                 // A run joined twice ends once: it counts once.
                 if !left.contains(child) {
                     left.push(*child);
@@ -137,7 +139,8 @@ impl SqliteStore {
             JoinStep::Ready(outcomes)
         } else {
             let n = i32::try_from(left.len()).unwrap_or(i32::MAX);
-            park(&mut tx, id, token, NEVER_MS, "children", None, n).await?;
+            self.park(&mut tx, id, token, NEVER_MS, "children", None, n)
+                .await?;
             JoinStep::Parked
         };
         tx.commit().await.map_err(db)?;
