@@ -70,6 +70,9 @@ pub(crate) trait Dialect: Sync {
     const PARK_RUN: &'static str;
     /// Reads run `$1` for a signal, with the store's time as `now` (then now).
     const SIGNALED_RUN: &'static str;
+    /// The children's rows (`id, status, output, error, error_kind`) of the ids in JSON
+    /// array `$1`, in id order, locked `FOR SHARE` where the backend locks rows.
+    const CHILD_OUTCOMES: &'static str;
 
     // ----- durable notifications (`store/notifications.rs`)
 
@@ -183,6 +186,7 @@ mod tests {
             WRITE_WAIT: true,
             PARK_RUN: false,
             SIGNALED_RUN: true,
+            CHILD_OUTCOMES: false,
         );
     }
 }
