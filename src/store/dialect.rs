@@ -59,6 +59,21 @@ pub(crate) trait Dialect: Sync {
     /// under that token, never over a completed step; affects one row if written.
     const SAVE_STEP: &'static str;
 
+    // ----- waits (signals, children) (`store/waits.rs`, `store/waits/sql.rs`)
+
+    /// The store's time if claim `$2` holds run `$1` (running, no cancel pending), its row
+    /// locked until commit where the backend locks rows (then now).
+    const HOLDS_RUN: &'static str;
+    /// Writes wait `$1`..`$7` (see `write_wait!`), created at now.
+    const WRITE_WAIT: &'static str;
+    /// Parks run `$5` under claim `$6` (see `park_run!`).
+    const PARK_RUN: &'static str;
+    /// Reads run `$1` for a signal, with the store's time as `now` (then now).
+    const SIGNALED_RUN: &'static str;
+    /// The children's rows (`id, status, output, error, error_kind`) of the ids in JSON
+    /// array `$1`, in id order, locked `FOR SHARE` where the backend locks rows.
+    const CHILD_OUTCOMES: &'static str;
+
     // ----- durable notifications (`store/notifications.rs`)
 
     /// Deletes and returns (`id, run_id, call_id, name, queue, status, text, finished_at`)
@@ -167,6 +182,11 @@ mod tests {
             CANCEL_PENDING: true,
             CANCEL_RUNNING: false,
             INSERT_SCHEDULED_RUN: true,
+            HOLDS_RUN: true,
+            WRITE_WAIT: true,
+            PARK_RUN: false,
+            SIGNALED_RUN: true,
+            CHILD_OUTCOMES: false,
         );
     }
 }

@@ -5,6 +5,9 @@
 //! Every operation that a handler's wait makes runs in one transaction fenced by the run's
 //! claim token: a stale worker can neither consume a signal nor park the run.
 
+pub(crate) mod children;
+pub(crate) mod sql;
+
 use super::types::{NewRun, Outcome, RunId};
 use super::{Backend, Store, StoreError};
 

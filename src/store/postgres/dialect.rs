@@ -20,6 +20,8 @@ use crate::store::schedules::sql::{
 };
 use crate::store::steps::{insert_step, upsert_step};
 use crate::store::types::RunId;
+use crate::store::waits::children::child_outcomes;
+use crate::store::waits::sql::{holds_run, park_run, signaled_run, write_wait};
 use crate::store::StoreError;
 
 impl Dialect for PgStore {
@@ -58,6 +60,16 @@ impl Dialect for PgStore {
         "SELECT r.id, $3, $4, $5, $6, $7, 1, $2, taskrunner_now_ms() - $8, taskrunner_now_ms() \
          FROM r",
         upsert_step!()
+    );
+
+    // ----- waits (signals, children)
+    const HOLDS_RUN: &'static str = holds_run!("taskrunner_now_ms()", " FOR UPDATE");
+    const WRITE_WAIT: &'static str = write_wait!("taskrunner_now_ms()");
+    const PARK_RUN: &'static str = park_run!("greatest");
+    const SIGNALED_RUN: &'static str = signaled_run!("taskrunner_now_ms()", " FOR UPDATE");
+    const CHILD_OUTCOMES: &'static str = child_outcomes!(
+        "SELECT jsonb_array_elements_text($1::jsonb)::bigint",
+        " FOR SHARE"
     );
 
     const TAKE_NOTIFICATIONS: &'static str = take_notifications!(" FOR UPDATE SKIP LOCKED");
@@ -102,6 +114,8 @@ impl Dialect for PgStore {
 }
 
 crate::store::steps::steps_on!(PgStore);
+crate::store::waits::sql::waits_on!(PgStore);
+crate::store::waits::children::children_on!(PgStore);
 crate::store::notifications::notifications_on!(PgStore);
 crate::store::schedules::sql::schedules_on!(PgStore);
 crate::store::events::sql::events_on!(PgStore);

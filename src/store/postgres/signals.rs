@@ -1,138 +1,29 @@
-//! Waits on PostgreSQL: the mailbox of signals, durable sleeps, and the fenced write that
-//! parks a run. A wait and a signal both lock the run's row first (`FOR UPDATE`), so a signal
+//! Waits on PostgreSQL: the shared waits (`waits_on!`, `store/waits/sql.rs`) each in one
+//! transaction. A wait and a signal both lock the run's row first (`FOR UPDATE`), so a signal
 //! sent while a run parks is either seen by the wait or finds the run parked and makes it due.
 
-use sqlx::{Postgres, Row, Transaction};
+use sqlx::{Postgres, Transaction};
 
-use super::{PgStore, RUNS_CHANNEL};
+use super::PgStore;
 use crate::store::types::RunId;
 use crate::store::waits::{SignalSent, WaitStep, Wake};
 use crate::store::StoreError;
 
 pub(super) type Tx = Transaction<'static, Postgres>;
 
-/// A recorded wait: its stored time, whether it is over, and its value.
-pub(super) struct Record {
-    pub(super) until: Option<i64>,
-    pub(super) done: bool,
-    pub(super) value: Option<String>,
-}
-
 impl PgStore {
     pub(super) async fn begin(&self) -> Result<Tx, StoreError> {
         self.inner.pool.begin().await.map_err(|e| self.db(e))
     }
 
-    /// Whether claim `token` holds run `id` (running, no cancel pending), locking its row;
-    /// the database's time.
-    pub(super) async fn holds(
-        &self,
-        tx: &mut Tx,
-        id: RunId,
-        token: i64,
-    ) -> Result<Option<i64>, StoreError> {
-        sqlx::query_scalar(
-            "SELECT taskrunner_now_ms() FROM taskrunner_runs WHERE id = $1 AND claim_token = $2 \
-             AND status = 'running' AND NOT cancel_requested FOR UPDATE",
-        )
-        .bind(id.as_i64())
-        .bind(token)
-        .fetch_optional(&mut **tx)
-        .await
+    /// Commits `tx` if `wrote`, else rolls it back (it only read and locked).
+    async fn end(&self, tx: Tx, wrote: bool) -> Result<(), StoreError> {
+        if wrote {
+            tx.commit().await
+        } else {
+            tx.rollback().await
+        }
         .map_err(|e| self.db(e))
-    }
-
-    pub(super) async fn record(
-        &self,
-        tx: &mut Tx,
-        id: RunId,
-        kind: &str,
-        name: &str,
-        idx: i32,
-    ) -> Result<Option<Record>, StoreError> {
-        let row = sqlx::query(
-            "SELECT until_at, done, value FROM taskrunner_waits \
-             WHERE run_id = $1 AND kind = $2 AND name = $3 AND idx = $4",
-        )
-        .bind(id.as_i64())
-        .bind(kind)
-        .bind(name)
-        .bind(idx)
-        .fetch_optional(&mut **tx)
-        .await
-        .map_err(|e| self.db(e))?;
-        row.map(|row| {
-            Ok(Record {
-                until: row.try_get("until_at")?,
-                done: row.try_get("done")?,
-                value: row.try_get("value")?,
-            })
-        })
-        .transpose()
-        .map_err(|e| self.db(e))
-    }
-
-    /// Writes wait (`kind`, `name`, `idx`) of run `id`, replacing what it held.
-    #[allow(clippy::too_many_arguments)]
-    pub(super) async fn write_record(
-        &self,
-        tx: &mut Tx,
-        id: RunId,
-        kind: &str,
-        name: &str,
-        idx: i32,
-        until: Option<i64>,
-        done: bool,
-        value: Option<&str>,
-    ) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO taskrunner_waits (run_id, kind, name, idx, until_at, done, value, \
-               created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, taskrunner_now_ms()) \
-             ON CONFLICT (run_id, kind, name, idx) DO UPDATE SET until_at = excluded.until_at, \
-               done = excluded.done, value = excluded.value",
-        )
-        .bind(id.as_i64())
-        .bind(kind)
-        .bind(name)
-        .bind(idx)
-        .bind(until)
-        .bind(done)
-        .bind(value)
-        .execute(&mut **tx)
-        .await
-        .map_err(|e| self.db(e))?;
-        Ok(())
-    }
-
-    /// Parks run `id`: `pending`, due at `until`, its lease given back and this attempt not
-    /// counted (the claim that resumes it counts it again).
-    #[allow(clippy::too_many_arguments)]
-    pub(super) async fn park(
-        &self,
-        tx: &mut Tx,
-        id: RunId,
-        token: i64,
-        until: i64,
-        kind: &str,
-        signal: Option<&str>,
-        children: i32,
-    ) -> Result<(), StoreError> {
-        sqlx::query(
-            "UPDATE taskrunner_runs SET status = 'pending', scheduled_at = $1, wait_kind = $2, \
-             wait_signal = $3, wait_children = $4, lease_owner = NULL, lease_expires_at = NULL, \
-             attempts = greatest(attempts - 1, 0) \
-             WHERE id = $5 AND claim_token = $6 AND status = 'running'",
-        )
-        .bind(until)
-        .bind(kind)
-        .bind(signal)
-        .bind(children)
-        .bind(id.as_i64())
-        .bind(token)
-        .execute(&mut **tx)
-        .await
-        .map_err(|e| self.db(e))?;
-        Ok(())
     }
 
     pub(crate) async fn wait_signal(
@@ -143,60 +34,11 @@ impl PgStore {
         idx: i32,
         timeout_ms: i64,
     ) -> Result<WaitStep, StoreError> {
-        let db = |e| self.db(e);
         let mut tx = self.begin().await?;
-        let Some(now) = self.holds(&mut tx, id, token).await? else {
-            tx.rollback().await.map_err(db)?;
-            return Ok(WaitStep::Fenced);
-        };
-        let until = match self.record(&mut tx, id, "signal", name, idx).await? {
-            Some(r) if r.done => {
-                tx.commit().await.map_err(db)?;
-                return Ok(WaitStep::Ready(r.value));
-            }
-            Some(r) => r.until.unwrap_or(now),
-            None => {
-                let until = now.saturating_add(timeout_ms);
-                self.write_record(&mut tx, id, "signal", name, idx, Some(until), false, None)
-                    .await?;
-                until
-            }
-        };
-        let kept = sqlx::query(
-            "UPDATE taskrunner_signals SET consumed_at = $3 WHERE id = (SELECT id \
-               FROM taskrunner_signals WHERE run_id = $1 AND name = $2 AND consumed_at IS NULL \
-               ORDER BY id LIMIT 1) RETURNING value",
-        )
-        .bind(id.as_i64())
-        .bind(name)
-        .bind(now)
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(db)?;
-        let step = if let Some(row) = kept {
-            let value: String = row.try_get("value").map_err(db)?;
-            self.write_record(
-                &mut tx,
-                id,
-                "signal",
-                name,
-                idx,
-                Some(until),
-                true,
-                Some(&value),
-            )
+        let step = self
+            .wait_signal_in(&mut tx, id, token, name, idx, timeout_ms)
             .await?;
-            WaitStep::Ready(Some(value))
-        } else if until <= now {
-            self.write_record(&mut tx, id, "signal", name, idx, Some(until), true, None)
-                .await?;
-            WaitStep::Ready(None)
-        } else {
-            self.park(&mut tx, id, token, until, "signal", Some(name), 0)
-                .await?;
-            WaitStep::Parked
-        };
-        tx.commit().await.map_err(db)?;
+        self.end(tx, step != WaitStep::Fenced).await?;
         Ok(step)
     }
 
@@ -207,34 +49,9 @@ impl PgStore {
         idx: i32,
         wake: Wake,
     ) -> Result<WaitStep, StoreError> {
-        let db = |e| self.db(e);
         let mut tx = self.begin().await?;
-        let Some(now) = self.holds(&mut tx, id, token).await? else {
-            tx.rollback().await.map_err(db)?;
-            return Ok(WaitStep::Fenced);
-        };
-        let until = match self.record(&mut tx, id, "sleep", "", idx).await? {
-            Some(r) if r.done => {
-                tx.commit().await.map_err(db)?;
-                return Ok(WaitStep::Ready(None));
-            }
-            Some(r) => r.until.unwrap_or(now),
-            None => match wake {
-                Wake::After(ms) => now.saturating_add(ms),
-                Wake::At(at) => at,
-            },
-        };
-        let done = until <= now;
-        self.write_record(&mut tx, id, "sleep", "", idx, Some(until), done, None)
-            .await?;
-        let step = if done {
-            WaitStep::Ready(None)
-        } else {
-            self.park(&mut tx, id, token, until, "sleep", None, 0)
-                .await?;
-            WaitStep::Parked
-        };
-        tx.commit().await.map_err(db)?;
+        let step = self.wait_sleep_in(&mut tx, id, token, idx, wake).await?;
+        self.end(tx, step != WaitStep::Fenced).await?;
         Ok(step)
     }
 
@@ -244,61 +61,10 @@ impl PgStore {
         name: &str,
         value: &str,
     ) -> Result<SignalSent, StoreError> {
-        let db = |e| self.db(e);
         let mut tx = self.begin().await?;
-        let row = sqlx::query(
-            "SELECT status, queue, wait_kind, wait_signal, scheduled_at, taskrunner_now_ms() AS now \
-             FROM taskrunner_runs WHERE id = $1 FOR UPDATE",
-        )
-        .bind(id.as_i64())
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(db)?;
-        let Some(row) = row else {
-            tx.rollback().await.map_err(db)?;
-            return Ok(SignalSent::Unknown);
-        };
-        let status: String = row.try_get("status").map_err(db)?;
-        if matches!(status.as_str(), "completed" | "failed" | "cancelled") {
-            tx.rollback().await.map_err(db)?;
-            return Ok(SignalSent::Finished(status));
-        }
-        let queue: String = row.try_get("queue").map_err(db)?;
-        let kind: Option<String> = row.try_get("wait_kind").map_err(db)?;
-        let awaited: Option<String> = row.try_get("wait_signal").map_err(db)?;
-        let due: i64 = row.try_get("scheduled_at").map_err(db)?;
-        let now: i64 = row.try_get("now").map_err(db)?;
-        sqlx::query(
-            "INSERT INTO taskrunner_signals (run_id, name, value, sent_at) VALUES ($1, $2, $3, $4)",
-        )
-        .bind(id.as_i64())
-        .bind(name)
-        .bind(value)
-        .bind(now)
-        .execute(&mut *tx)
-        .await
-        .map_err(db)?;
-        if status == "pending"
-            && kind.as_deref() == Some("signal")
-            && awaited.as_deref() == Some(name)
-            && due > now
-        {
-            sqlx::query(
-                "UPDATE taskrunner_runs SET scheduled_at = $1, wait_kind = NULL WHERE id = $2",
-            )
-            .bind(now)
-            .bind(id.as_i64())
-            .execute(&mut *tx)
-            .await
-            .map_err(db)?;
-            sqlx::query("SELECT pg_notify($1, $2)")
-                .bind(RUNS_CHANNEL)
-                .bind(&queue)
-                .execute(&mut *tx)
-                .await
-                .map_err(db)?;
-        }
-        tx.commit().await.map_err(db)?;
-        Ok(SignalSent::Sent { queue })
+        let sent = self.signal_in(&mut tx, id, name, value).await?;
+        self.end(tx, matches!(sent, SignalSent::Sent { .. }))
+            .await?;
+        Ok(sent)
     }
 }

@@ -18,6 +18,8 @@ use crate::store::schedules::sql::{
 };
 use crate::store::steps::{insert_step, upsert_step};
 use crate::store::types::RunId;
+use crate::store::waits::children::child_outcomes;
+use crate::store::waits::sql::{holds_run, park_run, signaled_run, write_wait};
 use crate::store::StoreError;
 
 impl Dialect for SqliteStore {
@@ -56,6 +58,13 @@ impl Dialect for SqliteStore {
         upsert_step!()
     );
 
+    // ----- waits (signals, children)
+    const HOLDS_RUN: &'static str = holds_run!("$3", "");
+    const WRITE_WAIT: &'static str = write_wait!("$8");
+    const PARK_RUN: &'static str = park_run!("max");
+    const SIGNALED_RUN: &'static str = signaled_run!("$2", "");
+    const CHILD_OUTCOMES: &'static str = child_outcomes!("SELECT value FROM json_each($1)", "");
+
     const TAKE_NOTIFICATIONS: &'static str = take_notifications!("");
     const PRUNE_NOTIFICATIONS: &'static str = prune_notifications!("$2");
 
@@ -93,6 +102,8 @@ impl Dialect for SqliteStore {
 }
 
 crate::store::steps::steps_on!(SqliteStore);
+crate::store::waits::sql::waits_on!(SqliteStore);
+crate::store::waits::children::children_on!(SqliteStore);
 crate::store::notifications::notifications_on!(SqliteStore);
 crate::store::schedules::sql::schedules_on!(SqliteStore);
 crate::store::events::sql::events_on!(SqliteStore);
