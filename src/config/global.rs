@@ -16,7 +16,7 @@ impl QueueConfig {
     /// Unlimited unless set; [`rate_limit`](Self::rate_limit) still limits each process. A
     /// zero count or window, a count over [`MAX_RATE`](crate::MAX_RATE) or a window over a
     /// year is rejected by [`build`](crate::TaskRunnerBuilder::build) with
-    /// [`ConfigError::InvalidSetting`](crate::ConfigError::InvalidQueueSetting).
+    /// [`ConfigError::InvalidSetting`](crate::ConfigError::InvalidSetting).
     ///
     /// ```
     /// use std::time::Duration;
