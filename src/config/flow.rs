@@ -148,6 +148,9 @@ impl QueueConfig {
         if let Some(problem) = self.rate_limit.and_then(rate_problem) {
             return invalid("rate_limit", problem);
         }
+        if let Some(problem) = self.global_rate_limit.and_then(rate_problem) {
+            return invalid("global_rate_limit", problem);
+        }
         for (setting, budget) in [("budget", self.budget), ("key_budget", self.key_budget)] {
             if let Some(problem) = budget.and_then(|b| b.problem()) {
                 return invalid(setting, problem);

@@ -6,6 +6,7 @@
 mod budget;
 mod budgets;
 mod flow;
+mod global;
 mod rate;
 
 pub use budget::Budget;
@@ -36,6 +37,8 @@ pub struct QueueConfig {
     pub(crate) concurrency: usize,
     /// At most this many of the queue's durable runs at once across every process.
     pub(crate) global_concurrency: Option<usize>,
+    /// At most this many claims of the queue's durable runs in any window, across every process.
+    pub(crate) global_rate_limit: Option<RateLimit>,
     pub(crate) max_pending: Option<usize>,
     pub(crate) rate_limit: Option<RateLimit>,
     pub(crate) key_concurrency: Option<usize>,
@@ -51,6 +54,7 @@ impl QueueConfig {
         QueueConfig {
             concurrency: 3,
             global_concurrency: None,
+            global_rate_limit: None,
             max_pending: None,
             rate_limit: None,
             key_concurrency: None,

@@ -68,6 +68,11 @@ pub(super) async fn claim_loop(weak: Weak<Shared>, durable: Arc<Durable>, index:
                 if let Ok(Some(due)) = durable.store.next_due(&plan.queue, &plan.names).await {
                     wait = wait.min(Duration::from_millis(due.max(1) as u64));
                 }
+                // Held back by the global rate limit (or nothing due): claim again one
+                // average gap later, not at once.
+                if let Some(gap) = plan.global.rate_gap() {
+                    wait = wait.max(gap.min(durable.poll));
+                }
             }
         }
         drop(runner);

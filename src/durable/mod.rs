@@ -96,7 +96,7 @@ impl fmt::Debug for Settings {
 struct Plan {
     queue: String,
     names: Vec<String>,
-    global: Option<usize>,
+    global: crate::store::GlobalLimits,
     wake: Notify,
 }
 
@@ -189,7 +189,11 @@ impl BuildHook for Settings {
             let global = queues
                 .iter()
                 .find(|(q, _)| q == def.queue())
-                .and_then(|(_, c)| c.global_concurrency);
+                .map(|(_, c)| {
+                    let rate = c.global_rate_limit.map(|r| (r.starts(), r.per()));
+                    crate::store::GlobalLimits::new(c.global_concurrency, rate)
+                })
+                .unwrap_or_default();
             match plans.iter_mut().find(|p| p.queue == def.queue()) {
                 Some(plan) => plan.names.push(def.name().to_owned()),
                 None => plans.push(Plan {

@@ -37,6 +37,7 @@
 //! `taskrunner_signals`.
 
 mod error;
+mod limits;
 mod migrate;
 mod row;
 mod types;
@@ -52,6 +53,8 @@ use std::time::Duration;
 
 pub use dashboard::{QueueOverview, COUNT_CAP};
 pub use error::StoreError;
+#[doc(hidden)]
+pub use limits::GlobalLimits;
 #[cfg(feature = "postgres")]
 #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
 pub use postgres::PgStore;
@@ -220,9 +223,10 @@ impl Store {
         max: usize,
         owner: &str,
         lease: Duration,
-        global: Option<usize>,
+        global: impl Into<GlobalLimits>,
     ) -> Result<Vec<Claimed>, StoreError> {
         let lease = duration_ms(lease);
+        let global = global.into();
         dispatch!(self, s => s.claim(queue, names, max, owner, lease, global).await)
     }
 

@@ -9,7 +9,7 @@ use sqlx::Row;
 
 use super::{PgStore, LOCK_CLASS, RUNS_CHANNEL};
 use crate::store::types::{Claimed, Finish, Held, RunId};
-use crate::store::StoreError;
+use crate::store::{GlobalLimits, StoreError};
 
 /// The claim: the runs ready to start (the claim index) and the waiting runs whose deadline
 /// or wake time passed (the waiting index), in claim order. "Now" is computed once per
@@ -47,12 +47,12 @@ impl PgStore {
         max: usize,
         owner: &str,
         lease_ms: i64,
-        global: Option<usize>,
+        global: GlobalLimits,
     ) -> Result<Vec<Claimed>, StoreError> {
         let db = |e| self.db(e);
         let claim = sqlx::query(CLAIM);
-        let rows = match global {
-            None => claim
+        let rows = match global.any() {
+            false => claim
                 .bind(queue)
                 .bind(names)
                 .bind(max as i64)
@@ -61,7 +61,7 @@ impl PgStore {
                 .fetch_all(&self.inner.pool)
                 .await
                 .map_err(db)?,
-            Some(global) => {
+            true => {
                 let mut tx = self.inner.pool.begin().await.map_err(db)?;
                 sqlx::query("SELECT pg_advisory_xact_lock($1, hashtext($2))")
                     .bind(LOCK_CLASS)
@@ -69,15 +69,33 @@ impl PgStore {
                     .execute(&mut *tx)
                     .await
                     .map_err(db)?;
-                let running: i64 = sqlx::query_scalar(
-                    "SELECT count(*) FROM taskrunner_runs WHERE status = 'running' \
-                     AND queue = $1 AND lease_expires_at > taskrunner_now_ms()",
-                )
-                .bind(queue)
-                .fetch_one(&mut *tx)
-                .await
-                .map_err(db)?;
-                let limit = (max as i64).min(global as i64 - running);
+                let mut limit = max as i64;
+                if let Some(global) = global.concurrency {
+                    let running: i64 = sqlx::query_scalar(
+                        "SELECT count(*) FROM taskrunner_runs WHERE status = 'running' \
+                         AND queue = $1 AND lease_expires_at > taskrunner_now_ms()",
+                    )
+                    .bind(queue)
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(db)?;
+                    limit = limit.min(global as i64 - running);
+                }
+                if let Some((starts, per)) = global.rate {
+                    // Rows older than the window go; the rest count.
+                    let used: i64 = sqlx::query_scalar(
+                        "WITH gone AS (DELETE FROM taskrunner_claim_times \
+                           WHERE queue = $1 AND at <= taskrunner_now_ms() - $2) \
+                         SELECT coalesce(sum(runs), 0)::int8 FROM taskrunner_claim_times \
+                         WHERE queue = $1 AND at > taskrunner_now_ms() - $2",
+                    )
+                    .bind(queue)
+                    .bind(per)
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(db)?;
+                    limit = limit.min(starts - used);
+                }
                 if limit <= 0 {
                     tx.rollback().await.map_err(db)?;
                     return Ok(Vec::new());
@@ -91,6 +109,18 @@ impl PgStore {
                     .fetch_all(&mut *tx)
                     .await
                     .map_err(db)?;
+                if global.rate.is_some() && !rows.is_empty() {
+                    // Stamped after the claim: never earlier than the runs' start times.
+                    sqlx::query(
+                        "INSERT INTO taskrunner_claim_times (queue, at, runs) \
+                         VALUES ($1, taskrunner_now_ms(), $2)",
+                    )
+                    .bind(queue)
+                    .bind(rows.len() as i32)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db)?;
+                }
                 tx.commit().await.map_err(db)?;
                 rows
             }

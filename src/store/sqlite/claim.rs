@@ -6,7 +6,7 @@ use sqlx::Row;
 
 use super::{db, SqliteStore};
 use crate::store::types::{Claimed, Finish, Held, RunId};
-use crate::store::StoreError;
+use crate::store::{GlobalLimits, StoreError};
 
 /// The claim: the runs ready to start (the claim index) and the waiting runs whose deadline
 /// or wake time passed (the waiting index), in claim order, each scan bounded by "now" ($3).
@@ -41,13 +41,13 @@ impl SqliteStore {
         max: usize,
         owner: &str,
         lease_ms: i64,
-        global: Option<usize>,
+        global: GlobalLimits,
     ) -> Result<Vec<Claimed>, StoreError> {
         let names = serde_json::to_string(names).unwrap_or_default();
         let mut tx = self.write().await?;
         let now = self.now();
         let mut limit = max as i64;
-        if let Some(global) = global {
+        if let Some(global) = global.concurrency {
             let running: i64 = sqlx::query_scalar(
                 "SELECT count(*) FROM taskrunner_runs \
                  WHERE status = 'running' AND queue = $1 AND lease_expires_at > $2",
@@ -58,6 +58,9 @@ impl SqliteStore {
             .await
             .map_err(db)?;
             limit = limit.min(global as i64 - running);
+        }
+        if let Some((starts, per)) = global.rate {
+            limit = limit.min(starts - claimed_in_window(&mut tx, queue, now, per).await?);
         }
         if limit <= 0 {
             tx.rollback().await.map_err(db)?;
@@ -73,6 +76,15 @@ impl SqliteStore {
             .fetch_all(&mut *tx)
             .await
             .map_err(db)?;
+        if global.rate.is_some() && !rows.is_empty() {
+            sqlx::query("INSERT INTO taskrunner_claim_times (queue, at, runs) VALUES ($1, $2, $3)")
+                .bind(queue)
+                .bind(now)
+                .bind(rows.len() as i64)
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?;
+        }
         tx.commit().await.map_err(db)?;
         rows.iter()
             .map(claimed)
@@ -232,6 +244,27 @@ impl SqliteStore {
         }
         tx.commit().await.map_err(db)
     }
+}
+
+/// How many runs of `queue` were claimed in the window of `per` ms before `now`; the rows
+/// older than the window are deleted first (the write transaction holds the file).
+async fn claimed_in_window(
+    tx: &mut sqlx::SqliteConnection,
+    queue: &str,
+    now: i64,
+    per: i64,
+) -> Result<i64, StoreError> {
+    sqlx::query("DELETE FROM taskrunner_claim_times WHERE queue = $1 AND at <= $2")
+        .bind(queue)
+        .bind(now.saturating_sub(per))
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
+    sqlx::query_scalar("SELECT coalesce(sum(runs), 0) FROM taskrunner_claim_times WHERE queue = $1")
+        .bind(queue)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(db)
 }
 
 fn claimed(row: &sqlx::sqlite::SqliteRow) -> Result<Claimed, sqlx::Error> {

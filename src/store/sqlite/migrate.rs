@@ -17,6 +17,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/sqlite/0007_dashboard.sql"),
     include_str!("../migrations/sqlite/0008_run_events.sql"),
     include_str!("../migrations/sqlite/0009_waiting_index.sql"),
+    include_str!("../migrations/sqlite/0010_limits.sql"),
 ];
 
 crate::store::migrate::migrations_on!(sqlx::Sqlite, "INTEGER");
