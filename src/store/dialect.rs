@@ -113,7 +113,17 @@ pub(crate) trait Dialect: Sync {
     /// Tells the processes that queue `$1` has a new run, in the transaction that inserted
     /// it (`None`: the backend's processes poll).
     const NOTIFY_QUEUE: Option<&'static str>;
+
+    // ----- runs (manage, submit) (`store/dialect/runs.rs`)
+
+    /// Puts back the runs whose lease expired at now and whose owner is not `$1` (a
+    /// recovery each), or cancels those whose cancel was asked (then now).
+    const RESCUE: &'static str;
+    /// Deletes up to `$2` runs that finished more than `$1` ms ago (then now).
+    const PRUNE_BY_AGE: &'static str;
 }
+
+pub(crate) mod runs;
 
 /// Binds `$now` (a [`Dialect::bound_now`]) last, where the backend's statements take the
 /// store's clock as a parameter.
@@ -167,6 +177,8 @@ mod tests {
             CANCEL_PENDING: true,
             CANCEL_RUNNING: false,
             INSERT_SCHEDULED_RUN: true,
+            RESCUE: true,
+            PRUNE_BY_AGE: true,
         );
     }
 }

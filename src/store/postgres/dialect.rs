@@ -99,6 +99,13 @@ impl Dialect for PgStore {
 
     // The channel is `RUNS_CHANNEL` (checked by a test below).
     const NOTIFY_QUEUE: Option<&'static str> = Some("SELECT pg_notify('taskrunner_runs', $1)");
+
+    // ----- runs (manage, submit)
+
+    const RESCUE: &'static str =
+        crate::store::dialect::runs::rescue!("taskrunner_now_ms()", "IS DISTINCT FROM");
+    const PRUNE_BY_AGE: &'static str =
+        crate::store::dialect::runs::prune_by_age!("taskrunner_now_ms()");
 }
 
 crate::store::steps::steps_on!(PgStore);
@@ -118,3 +125,5 @@ mod tests {
         assert!(notify.contains(&format!("'{RUNS_CHANNEL}'")));
     }
 }
+
+crate::store::dialect::runs::manage_on!(PgStore);

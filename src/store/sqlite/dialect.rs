@@ -90,9 +90,15 @@ impl Dialect for SqliteStore {
     }
 
     const NOTIFY_QUEUE: Option<&'static str> = None;
+
+    // ----- runs (manage, submit)
+
+    const RESCUE: &'static str = crate::store::dialect::runs::rescue!("$2", "IS NOT");
+    const PRUNE_BY_AGE: &'static str = crate::store::dialect::runs::prune_by_age!("$3");
 }
 
 crate::store::steps::steps_on!(SqliteStore);
 crate::store::notifications::notifications_on!(SqliteStore);
 crate::store::schedules::sql::schedules_on!(SqliteStore);
 crate::store::events::sql::events_on!(SqliteStore);
+crate::store::dialect::runs::manage_on!(SqliteStore);
