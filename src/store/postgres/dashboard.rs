@@ -9,37 +9,11 @@ const PG_TRIGGER_SQL: &str = "INSERT INTO taskrunner_runs (name, queue, priority
      SELECT def_name, queue, priority, input, max_attempts, name, \
        name || '@manual-' || taskrunner_now_ms()::text, taskrunner_now_ms(), taskrunner_now_ms() \
      FROM taskrunner_schedules WHERE name = $1 RETURNING id, queue";
-use crate::store::{QueueOverview, RunFilter, RunId, RunInfo, StoreError};
+use crate::store::{RunId, StoreError};
 
-dashboard_statements!(sqlx::Postgres, ("strpos(input, ", ") > 0"));
+dashboard_statements!(PgStore, sqlx::Postgres, ("strpos(input, ", ") > 0"));
 
 impl PgStore {
-    pub(crate) async fn list_runs(&self, filter: &RunFilter) -> Result<Vec<RunInfo>, StoreError> {
-        list_runs_on(&self.inner.pool, filter, self.process_now())
-            .await
-            .map_err(|e| self.db(e))
-    }
-
-    pub(crate) async fn count_runs(&self, filter: &RunFilter, cap: u64) -> Result<u64, StoreError> {
-        count_runs_on(&self.inner.pool, filter, cap, self.process_now())
-            .await
-            .map_err(|e| self.db(e))
-    }
-
-    pub(crate) async fn queue_overview(&self, cap: u64) -> Result<Vec<QueueOverview>, StoreError> {
-        let pool = &self.inner.pool;
-        let cap = i64::try_from(cap).unwrap_or(i64::MAX);
-        let mut out = Vec::new();
-        for queue in queues_on(pool).await.map_err(|e| self.db(e))? {
-            out.push(
-                queue_overview_on(pool, &queue, cap, self.process_now())
-                    .await
-                    .map_err(|e| self.db(e))?,
-            );
-        }
-        Ok(out)
-    }
-
     pub(crate) async fn trigger_schedule(
         &self,
         name: &str,

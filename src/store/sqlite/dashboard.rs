@@ -2,7 +2,7 @@
 
 use super::{db, SqliteStore};
 use crate::store::dashboard::{dashboard_statements, RETRY_SQL};
-use crate::store::{QueueOverview, RunFilter, RunId, RunInfo, StoreError};
+use crate::store::{RunId, StoreError};
 
 /// The statement of a manual fire of a durable schedule: a run of its definition on its
 /// input, tagged with the schedule, now.
@@ -11,35 +11,9 @@ const TRIGGER_SQL: &str = "INSERT INTO taskrunner_runs (name, queue, priority, i
      SELECT def_name, queue, priority, input, max_attempts, name, name || '@manual-' || $2, $2, $2 \
      FROM taskrunner_schedules WHERE name = $1 RETURNING id, queue";
 
-dashboard_statements!(sqlx::Sqlite, ("instr(input, ", ") > 0"));
+dashboard_statements!(SqliteStore, sqlx::Sqlite, ("instr(input, ", ") > 0"));
 
 impl SqliteStore {
-    pub(crate) async fn list_runs(&self, filter: &RunFilter) -> Result<Vec<RunInfo>, StoreError> {
-        list_runs_on(&self.inner.readers, filter, self.now())
-            .await
-            .map_err(db)
-    }
-
-    pub(crate) async fn count_runs(&self, filter: &RunFilter, cap: u64) -> Result<u64, StoreError> {
-        count_runs_on(&self.inner.readers, filter, cap, self.now())
-            .await
-            .map_err(db)
-    }
-
-    pub(crate) async fn queue_overview(&self, cap: u64) -> Result<Vec<QueueOverview>, StoreError> {
-        let pool = &self.inner.readers;
-        let cap = i64::try_from(cap).unwrap_or(i64::MAX);
-        let mut out = Vec::new();
-        for queue in queues_on(pool).await.map_err(db)? {
-            out.push(
-                queue_overview_on(pool, &queue, cap, self.now())
-                    .await
-                    .map_err(db)?,
-            );
-        }
-        Ok(out)
-    }
-
     pub(crate) async fn trigger_schedule(
         &self,
         name: &str,
