@@ -344,13 +344,6 @@ impl Store {
     }
 }
 
-/// The statement of a retry, the same on both backends.
-pub(crate) const RETRY_SQL: &str = "UPDATE taskrunner_runs SET status = 'pending', \
-     error = NULL, error_kind = NULL, output = NULL, finished_at = NULL, \
-     cancel_requested = FALSE, lease_owner = NULL, lease_expires_at = NULL, \
-     scheduled_at = $2, max_attempts = attempts + max_attempts \
-     WHERE id = $1 AND status IN ('failed', 'cancelled') RETURNING queue";
-
 impl Store {
     /// Submits a run of durable schedule `name` now: its id and queue, `None` if there is no
     /// such schedule.

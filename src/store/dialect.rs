@@ -121,6 +121,11 @@ pub(crate) trait Dialect: Sync {
     const RESCUE: &'static str;
     /// Deletes up to `$2` runs that finished more than `$1` ms ago (then now).
     const PRUNE_BY_AGE: &'static str;
+    /// Puts failed or cancelled run `$1` back to pending, due now (then now); returns its
+    /// queue.
+    const RETRY_RUN: &'static str;
+    /// Inserts a run of durable schedule `$1`, now (then now); returns its id and queue.
+    const TRIGGER_SCHEDULE: &'static str;
 }
 
 pub(crate) mod runs;
@@ -179,6 +184,8 @@ mod tests {
             INSERT_SCHEDULED_RUN: true,
             RESCUE: true,
             PRUNE_BY_AGE: true,
+            RETRY_RUN: true,
+            TRIGGER_SCHEDULE: true,
         );
     }
 }

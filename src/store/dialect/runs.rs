@@ -70,6 +70,42 @@ macro_rules! bind_new_run {
 }
 pub(crate) use bind_new_run;
 
+/// Puts failed or cancelled run `$1` back to pending, due at `$now` (same id; its attempts
+/// go on, with its retries again); returns its queue.
+macro_rules! retry_run {
+    ($now:literal) => {
+        concat!(
+            "UPDATE taskrunner_runs SET status = 'pending', \
+             error = NULL, error_kind = NULL, output = NULL, finished_at = NULL, \
+             cancel_requested = FALSE, lease_owner = NULL, lease_expires_at = NULL, \
+             scheduled_at = ",
+            $now,
+            ", max_attempts = attempts + max_attempts \
+             WHERE id = $1 AND status IN ('failed', 'cancelled') RETURNING queue"
+        )
+    };
+}
+pub(crate) use retry_run;
+
+/// A manual fire of durable schedule `$1`: a run of its definition on its input, tagged
+/// with the schedule, at `$now` (`$now_text`: the same as text); returns its id and queue.
+macro_rules! trigger_schedule {
+    ($now:literal, $now_text:literal) => {
+        concat!(
+            "INSERT INTO taskrunner_runs (name, queue, priority, input, \
+             max_attempts, schedule, call_id, scheduled_at, created_at) \
+             SELECT def_name, queue, priority, input, max_attempts, name, name || '@manual-' || ",
+            $now_text,
+            ", ",
+            $now,
+            ", ",
+            $now,
+            " FROM taskrunner_schedules WHERE name = $1 RETURNING id, queue"
+        )
+    };
+}
+pub(crate) use trigger_schedule;
+
 /// Recovery, cancel, retention and reading runs on store `$store` (a
 /// [`Dialect`](super::Dialect)).
 macro_rules! manage_on {
@@ -173,6 +209,52 @@ macro_rules! manage_on {
                         return Ok(total);
                     }
                 }
+            }
+
+            /// Puts a failed or cancelled run back to pending, in one statement, and tells
+            /// its queue where the backend can (a lost notification only delays the run
+            /// until the next poll): the queue, or `None` if it has not ended that way.
+            pub(crate) async fn retry_run(
+                &self,
+                id: $crate::store::RunId,
+            ) -> Result<Option<String>, $crate::store::StoreError> {
+                use $crate::store::dialect::Dialect;
+                let mut one = self.one().await?;
+                let queue: Option<String> = $crate::store::dialect::bind_now!(
+                    self.bound_now(),
+                    sqlx::query_scalar(<Self as Dialect>::RETRY_RUN).bind(id.as_i64())
+                )
+                .fetch_optional(&mut *one)
+                .await
+                .map_err(|e| self.error(e))?;
+                self.done(one).await?;
+                if let (Some(queue), Some(notify)) = (&queue, <Self as Dialect>::NOTIFY_QUEUE) {
+                    let _ = sqlx::query(notify).bind(queue).execute(self.reads()).await;
+                }
+                Ok(queue)
+            }
+
+            /// Submits a run of durable schedule `name` now, in one statement, and tells its
+            /// queue where the backend can: its id and queue, `None` if there is no such
+            /// schedule.
+            pub(crate) async fn trigger_schedule(
+                &self,
+                name: &str,
+            ) -> Result<Option<($crate::store::RunId, String)>, $crate::store::StoreError> {
+                use $crate::store::dialect::Dialect;
+                let mut one = self.one().await?;
+                let row: Option<(i64, String)> = $crate::store::dialect::bind_now!(
+                    self.bound_now(),
+                    sqlx::query_as(<Self as Dialect>::TRIGGER_SCHEDULE).bind(name)
+                )
+                .fetch_optional(&mut *one)
+                .await
+                .map_err(|e| self.error(e))?;
+                self.done(one).await?;
+                if let (Some((_, queue)), Some(notify)) = (&row, <Self as Dialect>::NOTIFY_QUEUE) {
+                    let _ = sqlx::query(notify).bind(queue).execute(self.reads()).await;
+                }
+                Ok(row.map(|(id, queue)| ($crate::store::RunId::from_i64(id), queue)))
             }
 
             pub(crate) async fn run_info(

@@ -106,6 +106,11 @@ impl Dialect for PgStore {
         crate::store::dialect::runs::rescue!("taskrunner_now_ms()", "IS DISTINCT FROM");
     const PRUNE_BY_AGE: &'static str =
         crate::store::dialect::runs::prune_by_age!("taskrunner_now_ms()");
+    const RETRY_RUN: &'static str = crate::store::dialect::runs::retry_run!("taskrunner_now_ms()");
+    const TRIGGER_SCHEDULE: &'static str = crate::store::dialect::runs::trigger_schedule!(
+        "taskrunner_now_ms()",
+        "taskrunner_now_ms()::text"
+    );
 }
 
 crate::store::steps::steps_on!(PgStore);

@@ -95,6 +95,9 @@ impl Dialect for SqliteStore {
 
     const RESCUE: &'static str = crate::store::dialect::runs::rescue!("$2", "IS NOT");
     const PRUNE_BY_AGE: &'static str = crate::store::dialect::runs::prune_by_age!("$3");
+    const RETRY_RUN: &'static str = crate::store::dialect::runs::retry_run!("$2");
+    const TRIGGER_SCHEDULE: &'static str =
+        crate::store::dialect::runs::trigger_schedule!("$2", "$2");
 }
 
 crate::store::steps::steps_on!(SqliteStore);
