@@ -52,6 +52,25 @@ pub(crate) const PRUNE_BY_COUNT: &str = "DELETE FROM taskrunner_runs WHERE id IN
 pub(crate) const OUTCOME: &str =
     "SELECT status, output, error, error_kind FROM taskrunner_runs WHERE id = $1";
 
+/// The start of a submitted run's insert, the same on every backend: the columns
+/// `bind_new_run!` binds, then due and created.
+macro_rules! insert_new_run {
+    () => {
+        "INSERT INTO taskrunner_runs (name, queue, priority, input, max_attempts, call_id, \
+         dedup_key, notify, scheduled_at, created_at) "
+    };
+}
+pub(crate) use insert_new_run;
+
+/// A submitted run's insert does nothing while another unfinished run holds its dedup key.
+macro_rules! unless_key_held {
+    () => {
+        " ON CONFLICT (dedup_key) WHERE dedup_key IS NOT NULL \
+         AND status IN ('pending', 'running') DO NOTHING"
+    };
+}
+pub(crate) use unless_key_held;
+
 /// Binds a submitted run's columns, in the order every backend's insert takes them:
 /// name, queue, priority, input, max attempts, call id, dedup key, notify.
 macro_rules! bind_new_run {
