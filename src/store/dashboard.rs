@@ -105,9 +105,57 @@ macro_rules! push_filter {
 pub(crate) use push_filter;
 
 /// The statements of a dashboard on a pool of database `$db`, each at `now` on the store's
-/// clock.
+/// clock, and the reads of store `$store` (a [`Dialect`](super::dialect::Dialect)) on them.
 macro_rules! dashboard_statements {
-    ($db:ty, $contains:expr) => {
+    ($store:ty, $db:ty, $contains:expr) => {
+        impl $store {
+            /// The store's clock: the one bound to statements (SQLite's file clock), else
+            /// this process's.
+            fn dashboard_now(&self) -> i64 {
+                use $crate::store::dialect::Dialect as _;
+                self.bound_now().unwrap_or_else(|| self.process_now())
+            }
+
+            pub(crate) async fn list_runs(
+                &self,
+                filter: &$crate::store::RunFilter,
+            ) -> Result<Vec<$crate::store::RunInfo>, $crate::store::StoreError> {
+                use $crate::store::dialect::Dialect as _;
+                list_runs_on(self.reads(), filter, self.dashboard_now())
+                    .await
+                    .map_err(|e| self.error(e))
+            }
+
+            pub(crate) async fn count_runs(
+                &self,
+                filter: &$crate::store::RunFilter,
+                cap: u64,
+            ) -> Result<u64, $crate::store::StoreError> {
+                use $crate::store::dialect::Dialect as _;
+                count_runs_on(self.reads(), filter, cap, self.dashboard_now())
+                    .await
+                    .map_err(|e| self.error(e))
+            }
+
+            pub(crate) async fn queue_overview(
+                &self,
+                cap: u64,
+            ) -> Result<Vec<$crate::store::QueueOverview>, $crate::store::StoreError> {
+                use $crate::store::dialect::Dialect as _;
+                let pool = self.reads();
+                let cap = i64::try_from(cap).unwrap_or(i64::MAX);
+                let mut out = Vec::new();
+                for queue in queues_on(pool).await.map_err(|e| self.error(e))? {
+                    out.push(
+                        queue_overview_on(pool, &queue, cap, self.dashboard_now())
+                            .await
+                            .map_err(|e| self.error(e))?,
+                    );
+                }
+                Ok(out)
+            }
+        }
+
         async fn list_runs_on(
             pool: &sqlx::Pool<$db>,
             filter: &$crate::store::RunFilter,
@@ -295,13 +343,6 @@ impl Store {
         dispatch!(self, s => s.retry_run(id).await)
     }
 }
-
-/// The statement of a retry, the same on both backends.
-pub(crate) const RETRY_SQL: &str = "UPDATE taskrunner_runs SET status = 'pending', \
-     error = NULL, error_kind = NULL, output = NULL, finished_at = NULL, \
-     cancel_requested = FALSE, lease_owner = NULL, lease_expires_at = NULL, \
-     scheduled_at = $2, max_attempts = attempts + max_attempts \
-     WHERE id = $1 AND status IN ('failed', 'cancelled') RETURNING queue";
 
 impl Store {
     /// Submits a run of durable schedule `name` now: its id and queue, `None` if there is no

@@ -128,7 +128,22 @@ pub(crate) trait Dialect: Sync {
     /// Tells the processes that queue `$1` has a new run, in the transaction that inserted
     /// it (`None`: the backend's processes poll).
     const NOTIFY_QUEUE: Option<&'static str>;
+
+    // ----- runs (manage, submit) (`store/dialect/runs.rs`)
+
+    /// Puts back the runs whose lease expired at now and whose owner is not `$1` (a
+    /// recovery each), or cancels those whose cancel was asked (then now).
+    const RESCUE: &'static str;
+    /// Deletes up to `$2` runs that finished more than `$1` ms ago (then now).
+    const PRUNE_BY_AGE: &'static str;
+    /// Puts failed or cancelled run `$1` back to pending, due now (then now); returns its
+    /// queue.
+    const RETRY_RUN: &'static str;
+    /// Inserts a run of durable schedule `$1`, now (then now); returns its id and queue.
+    const TRIGGER_SCHEDULE: &'static str;
 }
+
+pub(crate) mod runs;
 
 /// Binds `$now` (a [`Dialect::bound_now`]) last, where the backend's statements take the
 /// store's clock as a parameter.
@@ -187,6 +202,10 @@ mod tests {
             PARK_RUN: false,
             SIGNALED_RUN: true,
             CHILD_OUTCOMES: false,
+            RESCUE: true,
+            PRUNE_BY_AGE: true,
+            RETRY_RUN: true,
+            TRIGGER_SCHEDULE: true,
         );
     }
 }

@@ -10,8 +10,7 @@ use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions};
 use sqlx::Connection as _;
 
 use super::error::{redact_url, scrub};
-use super::row::{self, info_columns};
-use super::types::{now_ms, CancelFound, NewRun, Outcome, RunId, RunInfo};
+use super::types::{now_ms, NewRun, RunId};
 use super::StoreError;
 
 mod batch;

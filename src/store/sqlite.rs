@@ -11,8 +11,7 @@ use sqlx::sqlite::{
 };
 use sqlx::{Sqlite, Transaction};
 
-use super::row::{self, info_columns};
-use super::types::{now_ms, CancelFound, Outcome, RunId, RunInfo};
+use super::types::now_ms;
 use super::StoreError;
 
 mod children;

@@ -111,6 +111,18 @@ impl Dialect for PgStore {
 
     // The channel is `RUNS_CHANNEL` (checked by a test below).
     const NOTIFY_QUEUE: Option<&'static str> = Some("SELECT pg_notify('taskrunner_runs', $1)");
+
+    // ----- runs (manage, submit)
+
+    const RESCUE: &'static str =
+        crate::store::dialect::runs::rescue!("taskrunner_now_ms()", "IS DISTINCT FROM");
+    const PRUNE_BY_AGE: &'static str =
+        crate::store::dialect::runs::prune_by_age!("taskrunner_now_ms()");
+    const RETRY_RUN: &'static str = crate::store::dialect::runs::retry_run!("taskrunner_now_ms()");
+    const TRIGGER_SCHEDULE: &'static str = crate::store::dialect::runs::trigger_schedule!(
+        "taskrunner_now_ms()",
+        "taskrunner_now_ms()::text"
+    );
 }
 
 crate::store::steps::steps_on!(PgStore);
@@ -132,3 +144,5 @@ mod tests {
         assert!(notify.contains(&format!("'{RUNS_CHANNEL}'")));
     }
 }
+
+crate::store::dialect::runs::manage_on!(PgStore);

@@ -2,6 +2,7 @@
 //! held) through the batch.
 
 use super::{PgStore, RUNS_CHANNEL};
+use crate::store::dialect::runs::{bind_new_run, insert_new_run, unless_key_held};
 use crate::store::types::{NewRun, RunId};
 use crate::store::StoreError;
 
@@ -18,25 +19,18 @@ impl PgStore {
     /// One run in one statement (one round trip, its own transaction), notifying its queue;
     /// `None` if its dedup key is held, for the batch path to resolve.
     async fn submit_one(&self, run: &NewRun) -> Result<Option<RunId>, StoreError> {
-        let id: Option<i64> = sqlx::query_scalar(
-            "WITH ins AS ( \
-               INSERT INTO taskrunner_runs (name, queue, priority, input, max_attempts, call_id, \
-                 dedup_key, notify, scheduled_at, created_at) \
-               SELECT $1, $2, $3, $4, $5, $6, $7, $8, t.now + $9, t.now \
-               FROM (SELECT taskrunner_now_ms() AS now) AS t \
-               ON CONFLICT (dedup_key) WHERE dedup_key IS NOT NULL \
-                 AND status IN ('pending', 'running') DO NOTHING \
-               RETURNING id, queue) \
-             SELECT id FROM ins, LATERAL (SELECT pg_notify($10, ins.queue)) AS n",
+        let id: Option<i64> = bind_new_run!(
+            sqlx::query_scalar(concat!(
+                "WITH ins AS (",
+                insert_new_run!(),
+                "SELECT $1, $2, $3, $4, $5, $6, $7, $8, t.now + $9, t.now \
+                 FROM (SELECT taskrunner_now_ms() AS now) AS t",
+                unless_key_held!(),
+                " RETURNING id, queue) \
+                 SELECT id FROM ins, LATERAL (SELECT pg_notify($10, ins.queue)) AS n"
+            )),
+            run
         )
-        .bind(&run.name)
-        .bind(&run.queue)
-        .bind(run.priority)
-        .bind(&run.input)
-        .bind(run.max_attempts)
-        .bind(&run.call_id)
-        .bind(&run.dedup_key)
-        .bind(run.notify)
         .bind(run.delay_ms)
         .bind(RUNS_CHANNEL)
         .fetch_optional(&self.inner.pool)

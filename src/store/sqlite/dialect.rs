@@ -99,6 +99,14 @@ impl Dialect for SqliteStore {
     }
 
     const NOTIFY_QUEUE: Option<&'static str> = None;
+
+    // ----- runs (manage, submit)
+
+    const RESCUE: &'static str = crate::store::dialect::runs::rescue!("$2", "IS NOT");
+    const PRUNE_BY_AGE: &'static str = crate::store::dialect::runs::prune_by_age!("$3");
+    const RETRY_RUN: &'static str = crate::store::dialect::runs::retry_run!("$2");
+    const TRIGGER_SCHEDULE: &'static str =
+        crate::store::dialect::runs::trigger_schedule!("$2", "$2");
 }
 
 crate::store::steps::steps_on!(SqliteStore);
@@ -107,3 +115,4 @@ crate::store::waits::children::children_on!(SqliteStore);
 crate::store::notifications::notifications_on!(SqliteStore);
 crate::store::schedules::sql::schedules_on!(SqliteStore);
 crate::store::events::sql::events_on!(SqliteStore);
+crate::store::dialect::runs::manage_on!(SqliteStore);

@@ -2,6 +2,7 @@
 //! resolved to the run holding it.
 
 use super::{db, SqliteStore};
+use crate::store::dialect::runs::{bind_new_run, insert_new_run, unless_key_held};
 use crate::store::types::{NewRun, RunId};
 use crate::store::StoreError;
 
@@ -11,21 +12,15 @@ impl SqliteStore {
         let now = self.now();
         let mut ids = Vec::with_capacity(runs.len());
         for run in runs {
-            let inserted: Option<i64> = sqlx::query_scalar(
-                "INSERT INTO taskrunner_runs (name, queue, priority, input, max_attempts, call_id, \
-                 dedup_key, notify, scheduled_at, created_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
-                 ON CONFLICT (dedup_key) WHERE dedup_key IS NOT NULL \
-                 AND status IN ('pending', 'running') DO NOTHING RETURNING id",
+            let inserted: Option<i64> = bind_new_run!(
+                sqlx::query_scalar(concat!(
+                    insert_new_run!(),
+                    "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                    unless_key_held!(),
+                    " RETURNING id"
+                )),
+                run
             )
-            .bind(&run.name)
-            .bind(&run.queue)
-            .bind(run.priority)
-            .bind(&run.input)
-            .bind(run.max_attempts)
-            .bind(&run.call_id)
-            .bind(&run.dedup_key)
-            .bind(run.notify)
             .bind(now.saturating_add(run.delay_ms))
             .bind(now)
             .fetch_optional(&mut *tx)
