@@ -1,6 +1,7 @@
 //! Defects of waiting runs found in review (issue 19), each on both backends: a join of a run
 //! that is not a child, a join_all with a repeated handle, cascade cancel racing a child's
-//! park, and two concurrent waits in one run.
+//! park, two concurrent waits in one run, and a retried run that was cancelled while it
+//! waited.
 #![cfg(all(feature = "sqlite", feature = "postgres"))]
 
 #[macro_use]
@@ -274,8 +275,34 @@ async fn two_waits_at_once_fail_clearly(db: TestDb) {
     assert_eq!(info.status, RunStatus::Failed);
 }
 
+/// A run cancelled while it waited and then retried (`retry_run`) waits for nothing: it is
+/// `Pending`, claimable in priority order, not shown `Waiting` with its old wait.
+async fn a_retried_run_cancelled_while_waiting_waits_for_nothing(db: TestDb) {
+    let def = leaf().queue("agents");
+    let worker = builder(&db).register(&def).build().unwrap();
+    let id = worker.submit(&def, 7).await.unwrap().id();
+    eventually(Duration::from_secs(30), "the run to wait", || async {
+        status(&worker, id).await == RunStatus::Waiting
+    })
+    .await;
+    worker.shutdown().await;
+    let admin = TaskRunner::builder().store(db.store.clone()).build().unwrap();
+    assert!(admin.cancel_run(id).await.unwrap());
+    assert_eq!(status(&admin, id).await, RunStatus::Cancelled);
+    assert!(admin.retry_run(id).await.unwrap());
+    let info = admin.run_info(id).await.unwrap().unwrap();
+    assert_eq!((info.status, info.waiting_for), (RunStatus::Pending, None));
+    // Its stored wait is gone too (it is not in the waiting runs' index): marked through
+    // the one column a run's info shows that nothing else here changes.
+    db.execute("UPDATE taskrunner_runs SET priority = 42 WHERE wait_kind IS NOT NULL")
+        .await;
+    assert_ne!(admin.run_info(id).await.unwrap().unwrap().priority, 42);
+    admin.shutdown().await;
+}
+
 conformance!(
     join_of_a_run_that_is_not_a_child_wakes,
     join_all_with_a_repeated_handle_wakes,
     two_waits_at_once_fail_clearly,
+    a_retried_run_cancelled_while_waiting_waits_for_nothing,
 );

@@ -11,7 +11,11 @@ impl QueueConfig {
     /// never both take the last place; a claim takes only what the window allows now, and a
     /// claim loop held back claims again one average gap (`per / starts`, at most its poll
     /// interval) later. A claim is a start: a retry's later attempts in the same process
-    /// are not counted again, a run claimed again after its worker was lost is.
+    /// are not counted again, a run claimed again after its worker was lost is. So the limit
+    /// is exact for runs that start when claimed: with
+    /// [`claim_ahead`](crate::TaskRunnerBuilder::claim_ahead), or a per-process limit that
+    /// holds claimed runs back, runs claimed in one window may start in the next. Every
+    /// process serving the queue must set the same limit: one without it claims uncounted.
     ///
     /// Unlimited unless set; [`rate_limit`](Self::rate_limit) still limits each process. A
     /// zero count or window, a count over [`MAX_RATE`](crate::MAX_RATE) or a window over a

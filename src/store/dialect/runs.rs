@@ -89,7 +89,8 @@ macro_rules! bind_new_run {
 }
 pub(crate) use bind_new_run;
 
-/// Puts failed or cancelled run `$1` back to pending, due at `$now` (same id; its attempts
+/// Puts failed or cancelled run `$1` back to pending, due at `$now`, waiting for nothing
+/// (a run cancelled while it waited is claimable, in priority order; same id, its attempts
 /// go on, with its retries again); returns its queue.
 macro_rules! retry_run {
     ($now:literal) => {
@@ -97,7 +98,7 @@ macro_rules! retry_run {
             "UPDATE taskrunner_runs SET status = 'pending', \
              error = NULL, error_kind = NULL, output = NULL, finished_at = NULL, \
              cancel_requested = FALSE, lease_owner = NULL, lease_expires_at = NULL, \
-             scheduled_at = ",
+             wait_kind = NULL, wait_signal = NULL, wait_children = 0, scheduled_at = ",
             $now,
             ", max_attempts = attempts + max_attempts \
              WHERE id = $1 AND status IN ('failed', 'cancelled') RETURNING queue"
