@@ -286,7 +286,10 @@ async fn a_retried_run_cancelled_while_waiting_waits_for_nothing(db: TestDb) {
     })
     .await;
     worker.shutdown().await;
-    let admin = TaskRunner::builder().store(db.store.clone()).build().unwrap();
+    let admin = TaskRunner::builder()
+        .store(db.store.clone())
+        .build()
+        .unwrap();
     assert!(admin.cancel_run(id).await.unwrap());
     assert_eq!(status(&admin, id).await, RunStatus::Cancelled);
     assert!(admin.retry_run(id).await.unwrap());
