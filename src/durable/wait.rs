@@ -188,7 +188,13 @@ pub(crate) async fn join(scope: &RunScope, children: &[RunId]) -> Result<Vec<Out
     .await?;
     match step {
         JoinStep::Ready(outcomes) => Ok(outcomes),
-        JoinStep::Parked => stop(scope).await,
+        JoinStep::Parked => {
+            // The join read its children's rows under a share lock (PostgreSQL): a claim of
+            // a just-spawned child meanwhile skipped it (`SKIP LOCKED`) and took the spawn's
+            // wake-up. Wake this process's claimers to look again.
+            scope.durable.wake_all();
+            stop(scope).await
+        }
         JoinStep::Fenced => fenced(scope, "join").await,
     }
 }

@@ -93,6 +93,9 @@ pub(crate) trait Dialect: Sync {
     const NEXT_SCHEDULE_DUE: &'static str;
     /// Reads schedule `$1` for a fire, locked against a concurrent fire until commit.
     const LOCK_SCHEDULE: &'static str;
+    /// Locks run `$1`'s row until the transaction ends (where the backend locks rows), so a
+    /// cancel's two statements see one status: a run that parks between them is not missed.
+    const LOCK_RUN: &'static str;
     /// Cancels run `$1` if pending, finished at now.
     const CANCEL_PENDING: &'static str;
     /// Asks running run `$1` to stop (and tells its process where the backend can).
@@ -194,6 +197,7 @@ mod tests {
             DUE_SCHEDULES: false,
             NEXT_SCHEDULE_DUE: false,
             LOCK_SCHEDULE: false,
+            LOCK_RUN: false,
             CANCEL_PENDING: true,
             CANCEL_RUNNING: false,
             INSERT_SCHEDULED_RUN: true,

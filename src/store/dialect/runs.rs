@@ -163,6 +163,13 @@ macro_rules! manage_on {
                 use $crate::store::types::CancelFound;
                 let db = |e| self.error(e);
                 let mut tx = self.begin_write().await?;
+                // Under READ COMMITTED a run parking between the two statements below
+                // would be missed by both: its row is locked first.
+                sqlx::query(<Self as Dialect>::LOCK_RUN)
+                    .bind(id.as_i64())
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(db)?;
                 let pending = $crate::store::dialect::bind_now!(
                     self.bound_now(),
                     sqlx::query(<Self as Dialect>::CANCEL_PENDING).bind(id.as_i64())

@@ -81,6 +81,7 @@ impl Dialect for PgStore {
     const NEXT_SCHEDULE_DUE: &'static str =
         next_schedule_due!("SELECT jsonb_array_elements_text($1::jsonb)");
     const LOCK_SCHEDULE: &'static str = lock_schedule!(" FOR UPDATE");
+    const LOCK_RUN: &'static str = "SELECT 1 FROM taskrunner_runs WHERE id = $1 FOR UPDATE";
     const CANCEL_PENDING: &'static str = cancel_pending!("taskrunner_now_ms()");
     // The channel is `CANCEL_CHANNEL` (checked by a test below).
     const CANCEL_RUNNING: &'static str = "WITH c AS (UPDATE taskrunner_runs \

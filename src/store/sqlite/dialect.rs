@@ -72,6 +72,8 @@ impl Dialect for SqliteStore {
     const DUE_SCHEDULES: &'static str = due_schedules!("SELECT value FROM json_each($2)");
     const NEXT_SCHEDULE_DUE: &'static str = next_schedule_due!("SELECT value FROM json_each($1)");
     const LOCK_SCHEDULE: &'static str = lock_schedule!("");
+    // The one writer's transaction holds the file: no row lock needed.
+    const LOCK_RUN: &'static str = "SELECT 1 FROM taskrunner_runs WHERE id = $1";
     const CANCEL_PENDING: &'static str = cancel_pending!("$2");
     const CANCEL_RUNNING: &'static str = "UPDATE taskrunner_runs SET cancel_requested = TRUE \
          WHERE id = $1 AND status = 'running'";
