@@ -126,6 +126,9 @@ async fn wait<T: DeserializeOwned>(
     // A handle dropped while waiting leaves no entry behind.
     let _unwatch = Unwatch(Arc::clone(&durable), id);
     let mut delay = Duration::from_millis(5);
+    // A handle made for a run by its id (not at its submit) may be handed the end of an
+    // earlier attempt of a run retried since: the store says which end is current.
+    let by_id = fresh.is_none();
     loop {
         // A run submitted here: its hand-over was registered at the submit, so it holds
         // the outcome if the run already ended; wait for it or the first poll delay before
@@ -150,7 +153,15 @@ async fn wait<T: DeserializeOwned>(
         }
         tokio::select! {
             outcome = handed => if let Ok(outcome) = outcome {
-                return convert(id, outcome);
+                if !by_id {
+                    return convert(id, outcome);
+                }
+                if let Ok(Some(current)) = durable.store.outcome(id).await {
+                    if is_terminal(&current) {
+                        durable.unwatch(id);
+                        return convert(id, current);
+                    }
+                }
             },
             _ = tokio::time::sleep(delay) => {}
         }
