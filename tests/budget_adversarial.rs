@@ -3,49 +3,21 @@
 //! keys, stale contexts, charges twice, shutdown, pause, timeouts, panics, overflow, every
 //! enqueue path). On tokio's paused clock: every instant below is exact.
 
+mod budget_support;
 mod common;
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
+use budget_support::{call, runner, secs, Log, PER};
 use common::settle;
-use futures::future::BoxFuture;
 use taskrunner::{
     Budget, ConfigError, EnqueueError, QueueConfig, RetryPolicy, Task, TaskContext, TaskError,
     TaskRunner, TaskStatus, WaitReason,
 };
 use tokio::time::Instant;
 
-type Log = Arc<Mutex<Vec<(String, Duration)>>>;
-type Handler = Box<dyn Fn(TaskContext) -> BoxFuture<'static, Result<(), String>> + Send + Sync>;
 type Res = Result<(), Box<dyn std::error::Error>>;
-
-const PER: Duration = Duration::from_secs(10);
-
-fn secs(s: u64) -> Duration {
-    Duration::from_secs(s)
-}
-
-/// A task that logs `label` and its start offset, takes `work`, then charges `actual`.
-fn call(label: &str, log: &Log, t0: Instant, work: Duration, actual: Option<u64>) -> Task<Handler> {
-    let (name, log) = (label.to_owned(), Arc::clone(log));
-    let label = name.clone();
-    let handler: Handler = Box::new(move |ctx: TaskContext| {
-        log.lock().unwrap().push((label.clone(), t0.elapsed()));
-        Box::pin(async move {
-            tokio::time::sleep(work).await;
-            if let Some(actual) = actual {
-                ctx.charge(actual);
-            }
-            Ok(())
-        })
-    });
-    Task::new(name, handler).queue("llm")
-}
-
-fn runner(config: QueueConfig) -> TaskRunner {
-    TaskRunner::builder().queue("llm", config).build().unwrap()
-}
 
 /// When `label` started (its first attempt), if it did.
 fn start_of(log: &Log, label: &str) -> Option<Duration> {
