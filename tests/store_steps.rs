@@ -160,6 +160,49 @@ async fn run_info_shows_a_failed_step(db: TestDb) {
     runner.shutdown().await;
 }
 
+/// Steps run one after another within one millisecond are listed in the order they ran, not
+/// by name (their start times tie: the ordering by `started_at, name` listed `extract`
+/// before `fetch` in CI). Names chosen in reverse alphabetical order; a retry's rewrite of a
+/// failed step keeps its place.
+async fn steps_are_listed_in_the_order_they_ran(db: TestDb) {
+    let tries = counter();
+    let t = Arc::clone(&tries);
+    let agent = TaskDef::new("agent", move |ctx: TaskContext, _: u32| {
+        let t = Arc::clone(&t);
+        async move {
+            for name in ["zeta", "omega", "kappa", "delta", "alpha"] {
+                ctx.step(name, || async { Ok::<_, String>(1u32) }).await?;
+            }
+            ctx.step("beta", || async {
+                if t.fetch_add(1, Ordering::SeqCst) == 0 {
+                    return Err("flaky".to_owned());
+                }
+                Ok::<_, String>(2u32)
+            })
+            .await?;
+            ctx.step("aardvark", || async { Ok::<_, String>(3u32) })
+                .await
+        }
+    })
+    .queue("agents")
+    .retry(RetryPolicy::fixed(Duration::from_millis(10)).max_retries(1));
+    let runner = builder(&db).register(&agent).build().unwrap();
+    let run = runner.submit(&agent, 1).await.unwrap();
+    let id = run.id();
+    assert_eq!(within("the run", run).await.unwrap(), 3);
+    let info = runner.run_info(id).await.unwrap().unwrap();
+    let names: Vec<_> = info.steps.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(
+        names,
+        ["zeta", "omega", "kappa", "delta", "alpha", "beta", "aardvark"]
+    );
+    assert_eq!(
+        info.steps[5].attempts, 2,
+        "beta failed once, then completed"
+    );
+    runner.shutdown().await;
+}
+
 /// A worker whose claim was taken over cannot store a step, before or after the newer claim
 /// stored its own.
 async fn a_stale_worker_cannot_write_a_step(db: TestDb) {
@@ -347,6 +390,7 @@ async fn outside_a_durable_run_a_step_just_runs() {
 conformance!(
     steps_that_succeeded_are_not_run_again_on_retry,
     run_info_shows_a_failed_step,
+    steps_are_listed_in_the_order_they_ran,
     a_stale_worker_cannot_write_a_step,
     a_changed_or_unserializable_step_type_is_a_clear_error,
 );

@@ -162,7 +162,8 @@ impl Store {
         dispatch!(self, s => s.save_step(&step).await)
     }
 
-    /// Run `id`'s steps, in the order they first started.
+    /// Run `id`'s steps, in the order they were first stored: for steps run one after
+    /// another, the order they ran.
     pub(crate) async fn steps(&self, id: RunId) -> Result<Vec<StepInfo>, StoreError> {
         dispatch!(self, s => s.steps(id).await)
     }
@@ -176,18 +177,28 @@ pub(crate) const OWN_STEP: &str = "SELECT count(*) FROM taskrunner_steps WHERE r
 pub(crate) const LOAD_STEP: &str = "SELECT output FROM taskrunner_steps \
      WHERE run_id = $1 AND name = $2 AND idx = $3 AND status = 'completed'";
 
-/// A run's steps, in the order they first started.
+/// A run's steps, in the order they were first stored (`seq`; rows of a schema before 11
+/// have 0 and keep the older order, by start time).
 pub(crate) const STEPS: &str = "SELECT name, idx, status, attempts, started_at, finished_at, \
-     output, error FROM taskrunner_steps WHERE run_id = $1 ORDER BY started_at, name, idx";
+     output, error FROM taskrunner_steps WHERE run_id = $1 ORDER BY seq, started_at, name, idx";
 
 /// The start of a step's write, the same on every backend: the columns written.
 macro_rules! insert_step {
     () => {
         "INSERT INTO taskrunner_steps (run_id, name, idx, status, output, error, attempts, \
-         claim_token, started_at, finished_at) "
+         claim_token, started_at, finished_at, seq) "
     };
 }
 pub(crate) use insert_step;
+
+/// The last value of a step's write, the same on every backend: its place in the run's
+/// order (one more than the run's highest; the upsert never changes it).
+macro_rules! next_step_seq {
+    () => {
+        ", (SELECT coalesce(max(seq), 0) + 1 FROM taskrunner_steps WHERE run_id = $1)"
+    };
+}
+pub(crate) use next_step_seq;
 
 /// The end of a step's write, the same on every backend: a completed step is never
 /// overwritten, a failed one is, counting its attempts.

@@ -18,7 +18,7 @@ use crate::store::schedules::sql::{
     cancel_pending, create_schedule, due_schedules, insert_scheduled_run, lock_schedule,
     next_schedule_due,
 };
-use crate::store::steps::{insert_step, upsert_step};
+use crate::store::steps::{insert_step, next_step_seq, upsert_step};
 use crate::store::types::RunId;
 use crate::store::waits::children::child_outcomes;
 use crate::store::waits::sql::{holds_run, park_run, signaled_run, write_wait};
@@ -57,8 +57,9 @@ impl Dialect for PgStore {
         "WITH r AS (SELECT id FROM taskrunner_runs \
            WHERE id = $1 AND claim_token = $2 AND status = 'running' FOR SHARE) ",
         insert_step!(),
-        "SELECT r.id, $3, $4, $5, $6, $7, 1, $2, taskrunner_now_ms() - $8, taskrunner_now_ms() \
-         FROM r",
+        "SELECT r.id, $3, $4, $5, $6, $7, 1, $2, taskrunner_now_ms() - $8, taskrunner_now_ms()",
+        next_step_seq!(),
+        " FROM r",
         upsert_step!()
     );
 

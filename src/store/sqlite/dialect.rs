@@ -16,7 +16,7 @@ use crate::store::schedules::sql::{
     cancel_pending, create_schedule, due_schedules, insert_scheduled_run, lock_schedule,
     next_schedule_due,
 };
-use crate::store::steps::{insert_step, upsert_step};
+use crate::store::steps::{insert_step, next_step_seq, upsert_step};
 use crate::store::types::RunId;
 use crate::store::waits::children::child_outcomes;
 use crate::store::waits::sql::{holds_run, park_run, signaled_run, write_wait};
@@ -52,8 +52,9 @@ impl Dialect for SqliteStore {
 
     const SAVE_STEP: &'static str = concat!(
         insert_step!(),
-        "SELECT $1, $3, $4, $5, $6, $7, 1, $2, $9 - $8, $9 \
-         WHERE EXISTS (SELECT 1 FROM taskrunner_runs \
+        "SELECT $1, $3, $4, $5, $6, $7, 1, $2, $9 - $8, $9",
+        next_step_seq!(),
+        " WHERE EXISTS (SELECT 1 FROM taskrunner_runs \
            WHERE id = $1 AND claim_token = $2 AND status = 'running')",
         upsert_step!()
     );

@@ -18,6 +18,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/sqlite/0008_run_events.sql"),
     include_str!("../migrations/sqlite/0009_waiting_index.sql"),
     include_str!("../migrations/sqlite/0010_limits.sql"),
+    include_str!("../migrations/sqlite/0011_step_order.sql"),
 ];
 
 crate::store::migrate::migrations_on!(sqlx::Sqlite, "INTEGER");
