@@ -151,7 +151,11 @@ impl QueueConfig {
         if let Some(problem) = self.global_rate_limit.and_then(rate_problem) {
             return invalid("global_rate_limit", problem);
         }
-        for (setting, budget) in [("budget", self.budget), ("key_budget", self.key_budget)] {
+        for (setting, budget) in [
+            ("budget", self.budget),
+            ("key_budget", self.key_budget),
+            ("global_budget", self.global_budget),
+        ] {
             if let Some(problem) = budget.and_then(|b| b.problem()) {
                 return invalid(setting, problem);
             }

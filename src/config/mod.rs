@@ -39,6 +39,8 @@ pub struct QueueConfig {
     pub(crate) global_concurrency: Option<usize>,
     /// At most this many claims of the queue's durable runs in any window, across every process.
     pub(crate) global_rate_limit: Option<RateLimit>,
+    /// At most this many units charged by the queue's durable runs in any window, across every process.
+    pub(crate) global_budget: Option<Budget>,
     pub(crate) max_pending: Option<usize>,
     pub(crate) rate_limit: Option<RateLimit>,
     pub(crate) key_concurrency: Option<usize>,
@@ -55,6 +57,7 @@ impl QueueConfig {
             concurrency: 3,
             global_concurrency: None,
             global_rate_limit: None,
+            global_budget: None,
             max_pending: None,
             rate_limit: None,
             key_concurrency: None,

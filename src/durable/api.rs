@@ -116,13 +116,15 @@ impl TaskRunner {
         self.submit_with(def, input, RunOptions::new()).await
     }
 
-    /// Like [`submit`](Self::submit), with a priority, a delay, a deduplication key or a
-    /// call id. A `dedup_key` held by a run that has not finished returns that run's handle
-    /// (same id) instead of submitting another.
+    /// Like [`submit`](Self::submit), with a priority, a delay, a deduplication key, a
+    /// call id or a cost estimate. A `dedup_key` held by a run that has not finished
+    /// returns that run's handle (same id) instead of submitting another.
     ///
     /// # Errors
     ///
-    /// As [`submit`](Self::submit).
+    /// As [`submit`](Self::submit), and [`StoreError::OverBudget`] if the
+    /// [`cost`](RunOptions::cost) estimate is larger than the whole
+    /// [`global_budget`](crate::QueueConfig::global_budget) of the run's queue.
     pub async fn submit_with<H, I, Fut, T, E>(
         &self,
         def: &TaskDef<H>,
@@ -165,7 +167,7 @@ impl TaskRunner {
     ///
     /// # Errors
     ///
-    /// As [`submit`](Self::submit).
+    /// As [`submit_with`](Self::submit_with): one run over budget refuses them all.
     pub async fn submit_many_with<H, I, Fut, T, E>(
         &self,
         def: &TaskDef<H>,
@@ -189,6 +191,19 @@ impl TaskRunner {
                     what: "input",
                     reason: e.to_string(),
                 })?;
+                let cost = options.cost.map(|c| i64::try_from(c).unwrap_or(i64::MAX));
+                if let (Some(cost), Some(budget)) =
+                    (options.cost, durable.global_budgets.get(def.queue_name()))
+                {
+                    if cost > budget.units() {
+                        return Err(StoreError::OverBudget {
+                            name: def.name().to_owned(),
+                            queue: def.queue_name().to_owned(),
+                            cost,
+                            units: budget.units(),
+                        });
+                    }
+                }
                 Ok(NewRun {
                     name: def.name().to_owned(),
                     queue: def.queue_name().to_owned(),
@@ -199,6 +214,7 @@ impl TaskRunner {
                     dedup_key: options.dedup_key,
                     call_id: options.call_id,
                     notify: options.notify,
+                    cost,
                 })
             })
             .collect::<Result<Vec<_>, StoreError>>()?;

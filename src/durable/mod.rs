@@ -9,6 +9,7 @@
 //! process are handed the outcome; others see it when they poll (`handle.rs`).
 
 mod api;
+mod charge;
 mod claim;
 pub(crate) mod emit;
 mod handle;
@@ -129,6 +130,8 @@ pub(crate) struct Durable {
     claim_ahead: usize,
     defs: HashMap<String, Arc<dyn Registered>>,
     plans: Vec<Plan>,
+    /// The queues' global budgets, for the check at submit.
+    global_budgets: HashMap<String, crate::Budget>,
     active: std::sync::Mutex<HashMap<RunId, Active>>,
     waiters: std::sync::Mutex<HashMap<RunId, Vec<oneshot::Sender<Outcome>>>>,
     done_tx: mpsc::UnboundedSender<Done>,
@@ -192,6 +195,7 @@ impl BuildHook for Settings {
                 .map(|(_, c)| {
                     let rate = c.global_rate_limit.map(|r| (r.starts(), r.per()));
                     crate::store::GlobalLimits::new(c.global_concurrency, rate)
+                        .with_budget(c.global_budget.map(|b| (b.units(), b.per())))
                 })
                 .unwrap_or_default();
             match plans.iter_mut().find(|p| p.queue == def.queue()) {
@@ -220,6 +224,10 @@ impl BuildHook for Settings {
                     .map(|d| (d.name().to_owned(), Arc::clone(d)))
                     .collect(),
                 plans,
+                global_budgets: queues
+                    .iter()
+                    .filter_map(|(q, c)| Some((q.clone(), c.global_budget?)))
+                    .collect(),
                 active: std::sync::Mutex::new(HashMap::new()),
                 waiters: std::sync::Mutex::new(HashMap::new()),
                 done_tx,

@@ -43,6 +43,8 @@ pub(crate) struct RunScope {
     pub(crate) lease: super::LeaseWatch,
     /// This attempt's emits (fresh every attempt, counted like steps).
     pub(crate) emits: super::emit::Emitter,
+    /// This attempt's charges and pauses (fresh every attempt).
+    pub(crate) limits: super::charge::AttemptLimits,
 }
 
 tokio::task_local! {
@@ -128,6 +130,26 @@ where
     ) -> Result<TaskHandle<String, String>, EnqueueError> {
         let handler = Arc::clone(self.def.handler());
         let input: Arc<str> = run.input.as_str().into();
+        let budgeted = durable
+            .plans
+            .iter()
+            .any(|p| p.queue == self.def.queue_name() && p.global.budget.is_some());
+        let (queue, reserved) = (self.def.queue_name().to_owned(), run.reserved);
+        let (store, limits_lease, id, token) =
+            (durable.store.clone(), lease.clone(), run.id, run.token);
+        // An attempt's charges and pauses: the claim's reservation is its first attempt's.
+        let attempt_limits = move |attempt: i32, first: bool| {
+            super::charge::AttemptLimits::new(super::charge::AttemptOf {
+                store: &store,
+                lease: &limits_lease,
+                run: id,
+                token,
+                attempt,
+                queue: &queue,
+                budgeted,
+                reserved: if first { reserved } else { 0 },
+            })
+        };
         let scope = RunScope {
             id: run.id,
             token: run.token,
@@ -143,6 +165,7 @@ where
                 durable.store.clone(),
                 lease.clone(),
             ),
+            limits: attempt_limits(run.attempts, true),
             lease,
         };
         // Attempts already used by earlier claims (this claim's first attempt included).
@@ -166,6 +189,7 @@ where
                     scope.store.clone(),
                     scope.lease.clone(),
                 ),
+                limits: attempt_limits(base - 1 + ctx.attempt() as i32, ctx.attempt() == 1),
                 ..scope.clone()
             };
             let attempt = base - 1 + ctx.attempt() as i32;
@@ -196,14 +220,19 @@ where
                 }
                 let input: I = serde_json::from_str(&input).map_err(|e| e.to_string())?;
                 let emits = scope.emits.clone();
+                let limits = scope.limits.clone();
                 let parked = scope.park.clone();
                 let marker = ctx.clone();
                 // A wait that parked the run stops the attempt: the handler is dropped and
                 // the run resumes from the top, replaying, once what it waits for happens.
                 let output = tokio::select! {
                     biased;
-                    output = RUN.scope(scope, handler(ctx, input)) => output,
+                    output = RUN.scope(
+                        scope,
+                        crate::task::DURABLE_LIMITS.scope(Arc::new(limits.clone()), handler(ctx, input)),
+                    ) => output,
                     () = parked.cancelled() => {
+                        limits.flush().await;
                         if let Err(e) = emits.flush().await {
                             tracing::warn!("a parked run's emits were not stored: {e}");
                         }
@@ -211,7 +240,9 @@ where
                         return Ok(super::wait::PARKED.to_owned());
                     }
                 };
-                // The attempt's emits are committed before its end is stored.
+                // The attempt's charges, pauses and emits are committed before its end is
+                // stored.
+                limits.flush().await;
                 emits.flush().await.map_err(|e| e.to_string())?;
                 match output {
                     Ok(value) => serde_json::to_string(&value)

@@ -94,6 +94,24 @@ pub enum StoreError {
          or submitted to another store"
     )]
     UnknownRun(super::RunId),
+    /// The run's [`cost`](crate::store::RunOptions::cost) estimate is larger than the whole
+    /// [`global_budget`](crate::QueueConfig::global_budget) of its queue, so no claim could
+    /// ever take it. Nothing was submitted.
+    #[error(
+        "run `{name}`: its estimated cost of {cost} units is more than the whole global budget \
+         of queue `{queue}` ({units} units a window), so it could never start: lower its \
+         RunOptions::cost, or raise the queue's global_budget"
+    )]
+    OverBudget {
+        /// The definition's name.
+        name: String,
+        /// Its queue.
+        queue: String,
+        /// Its estimate.
+        cost: u64,
+        /// The units per window of the queue's global budget.
+        units: u64,
+    },
     /// A query failed.
     #[error("durable store: {0}")]
     Database(String),

@@ -1,7 +1,14 @@
 //! The limits a queue's claims hold across every process on one store, checked inside the
-//! claim's transaction: `global_concurrency` (runs running now) and `global_rate_limit`
+//! claim's transaction: `global_concurrency` (runs running now), `global_rate_limit`
 //! (claims in the last window, kept as one `taskrunner_claim_times` row per claim and
-//! pruned as they age out; migration 0010).
+//! pruned as they age out; migration 0010), `global_budget` (units charged in the last
+//! window, one `taskrunner_charges` row per charged attempt: [`budget`]) and a queue's
+//! pause (`taskrunner_queue_pauses`, one row per paused queue; migration 0012).
+
+pub(crate) mod budget;
+mod writes;
+
+pub(crate) use writes::Charge;
 
 use std::time::Duration;
 
@@ -13,6 +20,8 @@ pub struct GlobalLimits {
     pub concurrency: Option<usize>,
     /// At most `.0` claims in any window of `.1` milliseconds.
     pub rate: Option<(i64, i64)>,
+    /// At most `.0` units charged in any window of `.1` milliseconds.
+    pub budget: Option<(i64, i64)>,
 }
 
 impl GlobalLimits {
@@ -21,16 +30,21 @@ impl GlobalLimits {
     pub fn new(concurrency: Option<usize>, rate: Option<(u32, Duration)>) -> Self {
         GlobalLimits {
             concurrency,
-            rate: rate.map(|(n, per)| {
-                let per = i64::try_from(per.as_millis()).unwrap_or(i64::MAX).max(1);
-                (i64::from(n), per)
-            }),
+            rate: rate.map(|(n, per)| (i64::from(n), millis(per))),
+            budget: None,
         }
+    }
+
+    /// The same with a `global_budget` of `units` per `per`.
+    pub fn with_budget(mut self, budget: Option<(u64, Duration)>) -> Self {
+        self.budget =
+            budget.map(|(units, per)| (i64::try_from(units).unwrap_or(i64::MAX), millis(per)));
+        self
     }
 
     /// Whether any limit is set (the claim then counts under a lock).
     pub(crate) const fn any(&self) -> bool {
-        self.concurrency.is_some() || self.rate.is_some()
+        self.concurrency.is_some() || self.rate.is_some() || self.budget.is_some()
     }
 
     /// How long a claim loop held back by the rate limit waits before it claims again: one
@@ -49,3 +63,24 @@ impl From<Option<usize>> for GlobalLimits {
         GlobalLimits::new(concurrency, None)
     }
 }
+
+/// A window in milliseconds, at least 1.
+fn millis(per: Duration) -> i64 {
+    i64::try_from(per.as_millis()).unwrap_or(i64::MAX).max(1)
+}
+
+/// The condition a claim adds so that a paused queue claims nothing: queue `$queue` has no
+/// pause ending after `$now` (`ctx.pause_queue_for` on a durable run; see `writes.rs`).
+macro_rules! not_paused {
+    ($queue:literal, $now:literal) => {
+        concat!(
+            " AND NOT EXISTS (SELECT 1 FROM taskrunner_queue_pauses \
+             WHERE queue = ",
+            $queue,
+            " AND until_at > ",
+            $now,
+            ")"
+        )
+    };
+}
+pub(crate) use not_paused;

@@ -53,6 +53,7 @@ use std::time::Duration;
 
 pub use dashboard::{QueueOverview, COUNT_CAP};
 pub use error::StoreError;
+pub(crate) use limits::Charge;
 #[doc(hidden)]
 pub use limits::GlobalLimits;
 #[cfg(feature = "postgres")]

@@ -9,7 +9,7 @@ macro_rules! info_columns {
     () => {
         "id, name, queue, priority, status, attempts, max_attempts, call_id, dedup_key, \
          created_at, scheduled_at, started_at, finished_at, error, output, cancel_requested, \
-         recoveries, input, parent_id, wait_kind, wait_signal, wait_children"
+         recoveries, input, parent_id, wait_kind, wait_signal, wait_children, cost, charged"
     };
 }
 pub(crate) use info_columns;
@@ -67,7 +67,14 @@ where
         parent: row
             .try_get::<Option<i64>, _>("parent_id")?
             .map(RunId::from_i64),
+        cost: units(row.try_get("cost")?),
+        charged: units(row.try_get("charged")?),
     })
+}
+
+/// A stored count of budget units (never negative) as the `u64` the API shows.
+fn units(stored: Option<i64>) -> Option<u64> {
+    stored.map(|units| u64::try_from(units).unwrap_or(0))
 }
 
 pub(crate) fn outcome<'r, R>(row: &'r R) -> Result<Outcome, sqlx::Error>

@@ -130,6 +130,12 @@ impl TaskContext {
     /// provider meanwhile either. Running tasks go on. A longer hold already in place is
     /// kept; [`QueueStats::paused`](crate::QueueStats::paused) is true while it lasts.
     ///
+    /// In a durable run it also pauses the queue in every process on the store: the pause's
+    /// end is stored (on the store's clock), and no process claims the queue's runs before
+    /// it (a claim loop looks again within its
+    /// [`poll_interval`](crate::TaskRunnerBuilder::poll_interval)). It is stored before the
+    /// attempt's end is.
+    ///
     /// ```
     /// use std::time::Duration;
     /// use taskrunner::{Task, TaskContext, TaskRunner};
@@ -148,6 +154,7 @@ impl TaskContext {
     /// ```
     pub fn pause_queue_for(&self, duration: std::time::Duration) {
         self.job.header().queue.hold_for(duration);
+        let _ = DURABLE_LIMITS.try_with(|limits| limits.pause_queue_for(duration));
     }
 
     /// This attempt cost `actual` units (the tokens the provider reported): replaces the
@@ -156,6 +163,12 @@ impl TaskContext {
     /// smaller actual lets waiting tasks start now). A second call replaces the first. On a
     /// queue without a budget it does nothing. See [`Budget`](crate::Budget) for the
     /// overshoot of an actual above the estimate.
+    ///
+    /// In a durable run it is also stored, before the attempt's end: it replaces the
+    /// estimate its claim reserved ([`RunOptions::cost`](crate::store::RunOptions::cost)) in
+    /// its queue's [`global_budget`](crate::QueueConfig::global_budget), so the next claims of
+    /// every process see it, and shows in
+    /// [`RunInfo::charged`](crate::store::RunInfo::charged).
     ///
     /// ```
     /// use std::time::Duration;
@@ -178,6 +191,7 @@ impl TaskContext {
         if let Some(control) = self.job.header().queue.control() {
             control.charge(&self.job, self.attempt, actual);
         }
+        let _ = DURABLE_LIMITS.try_with(|limits| limits.charge(actual));
     }
 
     /// Sends `kind` on the runner's event stream as this task's, if anyone listens.
@@ -203,4 +217,18 @@ impl fmt::Debug for TaskContext {
             .field("attempt", &self.attempt)
             .finish()
     }
+}
+
+/// Where a durable run's handler sends its charges and pauses, to be stored (implemented by
+/// the durable layer, above this one, and set for the handler's future).
+pub(crate) trait DurableLimits: Send + Sync {
+    /// The attempt cost `units` in all.
+    fn charge(&self, units: u64);
+    /// Pause the queue in every process for `duration` from now.
+    fn pause_queue_for(&self, duration: std::time::Duration);
+}
+
+tokio::task_local! {
+    /// The durable run's [`DurableLimits`], while its handler runs.
+    pub(crate) static DURABLE_LIMITS: Arc<dyn DurableLimits>;
 }

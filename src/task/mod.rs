@@ -31,6 +31,7 @@ pub(crate) use attempt::Attempt;
 pub use boxed::{BoxHandler, BoxRetryPredicate, BoxTask};
 pub(crate) use cell::{Job, TaskCell, TypedJob};
 pub use context::TaskContext;
+pub(crate) use context::{DurableLimits, DURABLE_LIMITS};
 pub use def::TaskDef;
 pub(crate) use group::GroupCore;
 pub(crate) use header::Header;

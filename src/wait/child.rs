@@ -150,6 +150,7 @@ impl TaskContext {
             dedup_key: None,
             call_id: None,
             notify: false,
+            cost: None,
         };
         let id = crate::durable::wait::spawn(&scope, child).await?;
         Ok(RunHandle::new(id, std::sync::Arc::clone(&scope.durable)))

@@ -53,11 +53,11 @@ pub(crate) const OUTCOME: &str =
     "SELECT status, output, error, error_kind FROM taskrunner_runs WHERE id = $1";
 
 /// The start of a submitted run's insert, the same on every backend: the columns
-/// `bind_new_run!` binds, then due and created.
+/// `bind_new_run!` binds, then due, created and the cost estimate.
 macro_rules! insert_new_run {
     () => {
         "INSERT INTO taskrunner_runs (name, queue, priority, input, max_attempts, call_id, \
-         dedup_key, notify, scheduled_at, created_at) "
+         dedup_key, notify, scheduled_at, created_at, cost) "
     };
 }
 pub(crate) use insert_new_run;

@@ -20,12 +20,13 @@ impl PgStore {
         let column = |f: &dyn Fn(&NewRun) -> Option<String>| runs.iter().map(f).collect::<Vec<_>>();
         let inserted: Vec<i64> = sqlx::query_scalar(
             "INSERT INTO taskrunner_runs (id, name, queue, priority, input, max_attempts, call_id, \
-               dedup_key, notify, scheduled_at, created_at) \
+               dedup_key, notify, scheduled_at, created_at, cost) \
              SELECT u.id, u.name, u.queue, u.priority, u.input, u.max_attempts, u.call_id, \
-               u.dedup_key, u.notify, t.now + u.delay, t.now \
+               u.dedup_key, u.notify, t.now + u.delay, t.now, u.cost \
              FROM UNNEST($1::int8[], $2::text[], $3::text[], $4::int4[], $5::text[], $6::int4[], \
-               $7::text[], $8::text[], $9::bool[], $10::int8[]) \
-               AS u(id, name, queue, priority, input, max_attempts, call_id, dedup_key, notify, delay), \
+               $7::text[], $8::text[], $9::bool[], $10::int8[], $11::int8[]) \
+               AS u(id, name, queue, priority, input, max_attempts, call_id, dedup_key, notify, delay, \
+                 cost), \
                (SELECT taskrunner_now_ms() AS now) AS t \
              ORDER BY u.id \
              ON CONFLICT (dedup_key) WHERE dedup_key IS NOT NULL \
@@ -42,6 +43,7 @@ impl PgStore {
         .bind(column(&|r| r.dedup_key.clone()))
         .bind(runs.iter().map(|r| r.notify).collect::<Vec<_>>())
         .bind(runs.iter().map(|r| r.delay_ms).collect::<Vec<_>>())
+        .bind(runs.iter().map(|r| r.cost).collect::<Vec<_>>())
         .fetch_all(&mut *tx)
         .await
         .map_err(db)?;

@@ -8,6 +8,7 @@ use sqlx::postgres::PgRow;
 use sqlx::Row;
 
 use super::{PgStore, LOCK_CLASS, RUNS_CHANNEL};
+use crate::store::limits::{budget, not_paused};
 use crate::store::types::{Claimed, Finish, Held, RunId};
 use crate::store::{GlobalLimits, StoreError};
 
@@ -15,8 +16,8 @@ use crate::store::{GlobalLimits, StoreError};
 /// or wake time passed (the waiting index), in claim order. "Now" is computed once per
 /// statement (an uncorrelated subquery), so it bounds both index scans.
 /// Binds: queue, names, limit, owner, lease (ms).
-pub(super) const CLAIM: &str = "\
-    WITH ready AS ( \
+pub(super) const CLAIM: &str = concat!(
+    "WITH ready AS ( \
       SELECT id, priority, scheduled_at FROM taskrunner_runs \
       WHERE status = 'pending' AND wait_kind IS NULL AND queue = $1 \
         AND scheduled_at <= (SELECT taskrunner_now_ms()) AND name = ANY($2) \
@@ -35,9 +36,11 @@ pub(super) const CLAIM: &str = "\
       lease_expires_at = taskrunner_now_ms() + $5, \
       started_at = coalesce(r.started_at, taskrunner_now_ms()), wait_kind = NULL, \
       wait_signal = NULL, wait_children = 0 \
-    FROM picked WHERE r.id = picked.id \
-    RETURNING r.id, r.name, r.priority, r.input, r.attempts, r.max_attempts, \
-      r.claim_token, r.call_id, r.scheduled_at, r.recoveries";
+    FROM picked WHERE r.id = picked.id",
+    not_paused!("$1", "taskrunner_now_ms()"),
+    " RETURNING r.id, r.name, r.priority, r.input, r.attempts, r.max_attempts, \
+      r.claim_token, r.call_id, r.scheduled_at, r.recoveries"
+);
 
 impl PgStore {
     pub(crate) async fn claim(
@@ -100,15 +103,22 @@ impl PgStore {
                     tx.rollback().await.map_err(db)?;
                     return Ok(Vec::new());
                 }
-                let rows = claim
-                    .bind(queue)
-                    .bind(names)
-                    .bind(limit)
-                    .bind(owner)
-                    .bind(lease_ms)
-                    .fetch_all(&mut *tx)
-                    .await
-                    .map_err(db)?;
+                let rows = match global.budget {
+                    // The runs whose estimates fit the global budget (store/limits/budget.rs).
+                    Some(budget) => {
+                        let to = (owner, lease_ms);
+                        budget::claim_pg(&mut tx, queue, names, limit, to, budget, db).await?
+                    }
+                    None => claim
+                        .bind(queue)
+                        .bind(names)
+                        .bind(limit)
+                        .bind(owner)
+                        .bind(lease_ms)
+                        .fetch_all(&mut *tx)
+                        .await
+                        .map_err(db)?,
+                };
                 if global.rate.is_some() && !rows.is_empty() {
                     // Stamped after the claim: never earlier than the runs' start times.
                     sqlx::query(
@@ -290,5 +300,7 @@ fn claimed(row: &PgRow) -> Result<Claimed, sqlx::Error> {
         call_id: row.try_get("call_id")?,
         scheduled_at: row.try_get("scheduled_at")?,
         recoveries: row.try_get("recoveries")?,
+        // Only a budgeted claim returns it (store/limits/budget.rs).
+        reserved: row.try_get("reserved").unwrap_or(0),
     })
 }

@@ -16,6 +16,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/postgres/0009_waiting_index.sql"),
     include_str!("../migrations/postgres/0010_limits.sql"),
     include_str!("../migrations/postgres/0011_step_order.sql"),
+    include_str!("../migrations/postgres/0012_budgets.sql"),
 ];
 
 crate::store::migrate::migrations_on!(sqlx::Postgres, "BIGINT");

@@ -23,7 +23,7 @@ impl PgStore {
             sqlx::query_scalar(concat!(
                 "WITH ins AS (",
                 insert_new_run!(),
-                "SELECT $1, $2, $3, $4, $5, $6, $7, $8, t.now + $9, t.now \
+                "SELECT $1, $2, $3, $4, $5, $6, $7, $8, t.now + $9, t.now, $11 \
                  FROM (SELECT taskrunner_now_ms() AS now) AS t",
                 unless_key_held!(),
                 " RETURNING id, queue) \
@@ -33,6 +33,7 @@ impl PgStore {
         )
         .bind(run.delay_ms)
         .bind(RUNS_CHANNEL)
+        .bind(run.cost)
         .fetch_optional(&self.inner.pool)
         .await
         .map_err(|e| self.db(e))?;

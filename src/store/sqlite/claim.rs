@@ -5,6 +5,7 @@
 use sqlx::Row;
 
 use super::{db, SqliteStore};
+use crate::store::limits::{budget, not_paused};
 use crate::store::types::{Claimed, Finish, Held, RunId};
 use crate::store::{GlobalLimits, StoreError};
 
@@ -12,8 +13,8 @@ use crate::store::{GlobalLimits, StoreError};
 /// or wake time passed (the waiting index), in claim order, each scan bounded by "now" ($3).
 /// The indexes are named: neither scan may ever walk the other kind of run.
 /// Binds: owner, lease end, now, queue, names (JSON), limit.
-pub(super) const CLAIM: &str = "\
-    UPDATE taskrunner_runs SET status = 'running', attempts = attempts + 1, \
+pub(super) const CLAIM: &str = concat!(
+    "UPDATE taskrunner_runs SET status = 'running', attempts = attempts + 1, \
     claim_token = claim_token + 1, lease_owner = $1, lease_expires_at = $2, \
     started_at = coalesce(started_at, $3), wait_kind = NULL, wait_signal = NULL, \
     wait_children = 0 \
@@ -29,9 +30,11 @@ pub(super) const CLAIM: &str = "\
         WHERE status = 'pending' AND wait_kind IS NOT NULL AND queue = $4 \
           AND scheduled_at <= $3 AND name IN (SELECT value FROM json_each($5)) \
         ORDER BY scheduled_at LIMIT $6)) \
-      ORDER BY priority DESC, scheduled_at, id LIMIT $6) \
-    RETURNING id, name, priority, input, attempts, max_attempts, claim_token, call_id, \
-      scheduled_at, recoveries";
+      ORDER BY priority DESC, scheduled_at, id LIMIT $6)",
+    not_paused!("$4", "$3"),
+    " RETURNING id, name, priority, input, attempts, max_attempts, claim_token, call_id, \
+      scheduled_at, recoveries"
+);
 
 impl SqliteStore {
     pub(crate) async fn claim(
@@ -66,16 +69,24 @@ impl SqliteStore {
             tx.rollback().await.map_err(db)?;
             return Ok(Vec::new());
         }
-        let rows = sqlx::query(CLAIM)
-            .bind(owner)
-            .bind(now.saturating_add(lease_ms))
-            .bind(now)
-            .bind(queue)
-            .bind(&names)
-            .bind(limit)
-            .fetch_all(&mut *tx)
-            .await
-            .map_err(db)?;
+        let lease_end = now.saturating_add(lease_ms);
+        let rows = match global.budget {
+            // The runs whose estimates fit the global budget (store/limits/budget.rs).
+            Some(budget) => {
+                let to = (owner, lease_end, now);
+                budget::claim_sqlite(&mut tx, queue, &names, limit, to, budget).await?
+            }
+            None => sqlx::query(CLAIM)
+                .bind(owner)
+                .bind(lease_end)
+                .bind(now)
+                .bind(queue)
+                .bind(&names)
+                .bind(limit)
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(db)?,
+        };
         if global.rate.is_some() && !rows.is_empty() {
             sqlx::query("INSERT INTO taskrunner_claim_times (queue, at, runs) VALUES ($1, $2, $3)")
                 .bind(queue)
@@ -279,6 +290,8 @@ fn claimed(row: &sqlx::sqlite::SqliteRow) -> Result<Claimed, sqlx::Error> {
         call_id: row.try_get("call_id")?,
         scheduled_at: row.try_get("scheduled_at")?,
         recoveries: row.try_get("recoveries")?,
+        // Only a budgeted claim returns it (store/limits/budget.rs).
+        reserved: row.try_get("reserved").unwrap_or(0),
     })
 }
 

@@ -19,6 +19,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/sqlite/0009_waiting_index.sql"),
     include_str!("../migrations/sqlite/0010_limits.sql"),
     include_str!("../migrations/sqlite/0011_step_order.sql"),
+    include_str!("../migrations/sqlite/0012_budgets.sql"),
 ];
 
 crate::store::migrate::migrations_on!(sqlx::Sqlite, "INTEGER");

@@ -15,7 +15,7 @@ impl SqliteStore {
             let inserted: Option<i64> = bind_new_run!(
                 sqlx::query_scalar(concat!(
                     insert_new_run!(),
-                    "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                    "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
                     unless_key_held!(),
                     " RETURNING id"
                 )),
@@ -23,6 +23,7 @@ impl SqliteStore {
             )
             .bind(now.saturating_add(run.delay_ms))
             .bind(now)
+            .bind(run.cost)
             .fetch_optional(&mut *tx)
             .await
             .map_err(db)?;

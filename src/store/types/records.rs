@@ -16,6 +16,8 @@ pub(crate) struct NewRun {
     pub(crate) dedup_key: Option<String>,
     pub(crate) call_id: Option<String>,
     pub(crate) notify: bool,
+    /// Its estimate in its queue's budget units ([`RunOptions::cost`](super::RunOptions::cost)).
+    pub(crate) cost: Option<i64>,
 }
 
 /// A run a process has just claimed.
@@ -43,6 +45,8 @@ pub struct Claimed {
     /// How many times it was recovered after its process was lost (those attempts are not
     /// retries).
     pub recoveries: i32,
+    /// The units this claim reserved for it in its queue's global budget (0 without one).
+    pub reserved: i64,
 }
 
 /// How a run ended, as the process that ran it writes it.

@@ -60,4 +60,12 @@ pub struct RunInfo {
     pub waiting_for: Option<WaitingFor>,
     /// The run that spawned it ([`TaskContext::spawn`](crate::TaskContext::spawn)), if any.
     pub parent: Option<RunId>,
+    /// Its estimate in its queue's budget units, if submitted with
+    /// [`RunOptions::cost`](super::RunOptions::cost).
+    pub cost: Option<u64>,
+    /// The units charged for it across its claims: the estimate each claim of a queue with
+    /// a [`global_budget`](crate::QueueConfig::global_budget) reserved, replaced by what its
+    /// handler reported with [`TaskContext::charge`](crate::TaskContext::charge). `None`
+    /// until something is charged.
+    pub charged: Option<u64>,
 }

@@ -7,7 +7,8 @@ use std::time::Duration;
 ///
 /// # Default
 ///
-/// The definition's priority, no delay, no deduplication key, a generated call id.
+/// The definition's priority, no delay, no deduplication key, a generated call id, no cost
+/// estimate.
 ///
 /// ```
 /// use std::time::Duration;
@@ -27,6 +28,7 @@ pub struct RunOptions {
     pub(crate) dedup_key: Option<String>,
     pub(crate) call_id: Option<String>,
     pub(crate) notify: bool,
+    pub(crate) cost: Option<u64>,
 }
 
 impl RunOptions {
@@ -61,6 +63,27 @@ impl RunOptions {
     /// on any process to hand to exactly one drainer.
     pub fn notify(mut self) -> Self {
         self.notify = true;
+        self
+    }
+
+    /// The estimate of what the run costs, in its queue's
+    /// [`global_budget`](crate::QueueConfig::global_budget) units (tokens), stored with the
+    /// run: a claim takes it only when the estimate fits the budget's window across every
+    /// process, and reserves it; [`TaskContext::charge`](crate::TaskContext::charge) from its
+    /// handler replaces it with the actual, so the next claims see the truth. A submit whose
+    /// estimate is larger than the whole global budget of its queue (as this process
+    /// declared the queue) is refused with
+    /// [`StoreError::OverBudget`](crate::store::StoreError::OverBudget). Shown as
+    /// [`RunInfo::cost`](super::RunInfo::cost).
+    ///
+    /// ```
+    /// use taskrunner::RunOptions;
+    ///
+    /// let options = RunOptions::new().cost(1_200); // about 1,200 tokens
+    /// # drop(options);
+    /// ```
+    pub fn cost(mut self, estimate: u64) -> Self {
+        self.cost = Some(estimate);
         self
     }
 

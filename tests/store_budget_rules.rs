@@ -1,0 +1,201 @@
+//! Global budgets on a store, in one process (issue 22, points 1 and 3): an estimate over the
+//! whole budget is refused at submit (or failed by the claim, when the submitter did not
+//! know the budget) and holds nothing back; a charge above its estimate holds the next
+//! claims back until the window has absorbed it; `RunInfo` shows the estimate and the
+//! charge. Both backends.
+#![cfg(all(feature = "sqlite", feature = "postgres", unix))]
+
+#[macro_use]
+mod store_support;
+
+use std::time::{Duration, UNIX_EPOCH};
+
+use store_support::TestDb;
+use taskrunner::store::{RunOptions, StoreError};
+use taskrunner::{Budget, QueueConfig, RunFilter, RunStatus, TaskContext, TaskDef, TaskRunner};
+
+const UNITS: u64 = 100;
+const WINDOW: Duration = Duration::from_secs(1);
+
+/// Charges its input (unless 0) and returns it.
+fn call() -> TaskDef<
+    impl Fn(TaskContext, u64) -> futures::future::BoxFuture<'static, Result<u64, String>> + Clone,
+> {
+    TaskDef::new("call", |ctx: TaskContext, charge: u64| {
+        Box::pin(async move {
+            if charge > 0 {
+                ctx.charge(charge);
+            }
+            Ok(charge)
+        }) as futures::future::BoxFuture<'static, Result<u64, String>>
+    })
+    .queue("llm")
+}
+
+fn runner(db: &TestDb, budget: bool, register: bool) -> TaskRunner {
+    let mut queue = QueueConfig::new().concurrency(4);
+    if budget {
+        queue = queue.global_budget(Budget::new(UNITS, WINDOW));
+    }
+    let builder = TaskRunner::builder()
+        .queue("llm", queue)
+        .store(db.store.clone())
+        .poll_interval(Duration::from_millis(20));
+    match register {
+        true => builder.register(&call()).build().unwrap(),
+        false => builder.build().unwrap(),
+    }
+}
+
+/// A submit whose estimate is over the whole global budget is refused with a message that
+/// names the queue and what to do, and stores nothing; at the budget it is taken.
+async fn an_estimate_over_the_budget_is_refused_at_submit(db: TestDb) {
+    let runner = runner(&db, true, true);
+    let def = call();
+    let Err(err) = runner
+        .submit_with(&def, 0, RunOptions::new().cost(UNITS + 1))
+        .await
+    else {
+        panic!("an estimate over the whole budget is refused");
+    };
+    assert!(
+        matches!(
+            err,
+            StoreError::OverBudget {
+                cost: 101,
+                units: 100,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    let message = err.to_string();
+    for part in ["`llm`", "101", "RunOptions::cost", "global_budget"] {
+        assert!(message.contains(part), "{message}");
+    }
+    assert!(runner.list_runs(RunFilter::new()).await.unwrap().is_empty());
+    let run = runner
+        .submit_with(&def, 0, RunOptions::new().cost(UNITS))
+        .await
+        .unwrap();
+    tokio::time::timeout(Duration::from_secs(20), run)
+        .await
+        .unwrap()
+        .unwrap();
+    runner.shutdown().await;
+}
+
+/// A run submitted over the budget by a process that did not declare it fails at its claim
+/// with a message saying why, and the run behind it is not held back.
+async fn an_estimate_over_the_budget_fails_at_the_claim(db: TestDb) {
+    let submitter = runner(&db, false, false);
+    let def = call();
+    let over = submitter
+        .submit_with(&def, 0, RunOptions::new().cost(UNITS * 5).priority(9))
+        .await
+        .unwrap();
+    let behind = submitter
+        .submit_with(&def, 7, RunOptions::new().cost(10))
+        .await
+        .unwrap();
+    let (over_id, behind_id) = (over.id(), behind.id());
+    let worker = runner(&db, true, true);
+    let ran = tokio::time::timeout(Duration::from_secs(20), behind)
+        .await
+        .unwrap();
+    assert_eq!(ran.unwrap(), 7);
+    let failed = tokio::time::timeout(Duration::from_secs(20), over)
+        .await
+        .unwrap();
+    let message = failed.unwrap_err().to_string();
+    assert!(
+        message.contains("global budget of queue `llm`"),
+        "{message}"
+    );
+    let info = worker.run_info(over_id).await.unwrap().unwrap();
+    assert_eq!(info.status, RunStatus::Failed);
+    assert_eq!((info.attempts, info.charged), (0, None));
+    let info = worker.run_info(behind_id).await.unwrap().unwrap();
+    assert_eq!((info.cost, info.charged), (Some(10), Some(7)));
+    worker.shutdown().await;
+    submitter.shutdown().await;
+}
+
+/// A run estimated at 50 charges 150: the window is over, so the next run (estimated at
+/// 10) is claimed only once the charge has aged out of it, a window after the first started.
+async fn a_charge_over_the_estimate_holds_the_next_claims_back(db: TestDb) {
+    let runner = runner(&db, true, true);
+    let def = call();
+    let first = runner
+        .submit_with(&def, 150, RunOptions::new().cost(50))
+        .await
+        .unwrap();
+    let first_id = first.id();
+    tokio::time::timeout(Duration::from_secs(20), first)
+        .await
+        .unwrap()
+        .unwrap();
+    let next = runner
+        .submit_with(&def, 0, RunOptions::new().cost(10))
+        .await
+        .unwrap();
+    let next_id = next.id();
+    tokio::time::timeout(Duration::from_secs(20), next)
+        .await
+        .unwrap()
+        .unwrap();
+    let first = runner.run_info(first_id).await.unwrap().unwrap();
+    let next = runner.run_info(next_id).await.unwrap().unwrap();
+    assert_eq!((first.cost, first.charged), (Some(50), Some(150)));
+    assert_eq!(
+        (next.cost, next.charged),
+        (Some(10), Some(10)),
+        "the estimate stands"
+    );
+    let start = |i: &taskrunner::store::RunInfo| {
+        i.started_at
+            .unwrap()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_millis()
+    };
+    let gap = start(&next) - start(&first);
+    assert!(
+        gap >= WINDOW.as_millis(),
+        "the next run started {gap} ms after the overshoot"
+    );
+    runner.shutdown().await;
+}
+
+/// Without a global budget, the estimate and the handler's charge are still shown; a run
+/// that charges nothing shows no charge.
+async fn run_info_shows_the_estimate_and_the_charge(db: TestDb) {
+    let runner = runner(&db, false, true);
+    let def = call();
+    let charged = runner
+        .submit_with(&def, 42, RunOptions::new().cost(30))
+        .await
+        .unwrap();
+    let plain = runner.submit(&def, 0).await.unwrap();
+    let (charged_id, plain_id) = (charged.id(), plain.id());
+    tokio::time::timeout(Duration::from_secs(20), charged)
+        .await
+        .unwrap()
+        .unwrap();
+    tokio::time::timeout(Duration::from_secs(20), plain)
+        .await
+        .unwrap()
+        .unwrap();
+    let info = runner.run_info(charged_id).await.unwrap().unwrap();
+    assert_eq!((info.cost, info.charged), (Some(30), Some(42)));
+    let info = runner.run_info(plain_id).await.unwrap().unwrap();
+    assert_eq!((info.cost, info.charged), (None, None));
+    runner.shutdown().await;
+}
+
+conformance!(
+    an_estimate_over_the_budget_is_refused_at_submit,
+    an_estimate_over_the_budget_fails_at_the_claim,
+    a_charge_over_the_estimate_holds_the_next_claims_back,
+    run_info_shows_the_estimate_and_the_charge,
+);
