@@ -110,6 +110,7 @@ macro_rules! dispatch {
     };
 }
 
+mod claim;
 mod dashboard;
 mod dialect;
 pub(crate) mod events;

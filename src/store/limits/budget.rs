@@ -10,11 +10,6 @@ mod postgres;
 #[cfg(feature = "sqlite")]
 mod sqlite;
 
-#[cfg(feature = "postgres")]
-pub(crate) use postgres::claim_pg;
-#[cfg(feature = "sqlite")]
-pub(crate) use sqlite::claim_sqlite;
-
 /// A run a budgeted claim may take: its id, its estimate (0 without one) and whether it
 /// resumes after a wait (its first claim reserved its estimate: a wait reserves nothing).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

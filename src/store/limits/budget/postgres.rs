@@ -7,7 +7,7 @@ use sqlx::Row;
 
 use super::{plan, refused, Candidate};
 use crate::store::limits::not_paused;
-use crate::store::StoreError;
+use crate::store::{PgStore, StoreError};
 
 /// The candidates, as the claim orders them: `$1` queue, `$2` now, `$3` names, `$4` limit.
 const PICK: &str = concat!(
@@ -40,10 +40,36 @@ const CLAIM_PICKED: &str = "\
     RETURNING r.id, r.name, r.priority, r.input, r.attempts, r.max_attempts, \
       r.claim_token, r.call_id, r.scheduled_at, r.recoveries, p.reserved";
 
-/// Claims up to `limit` runs of `queue` whose estimates fit its global budget `(units,
-/// per)`: the rows of the claim, each with the units it `reserved`.
-/// `to` is the claim's owner and lease (ms).
-pub(crate) async fn claim_pg(
+impl PgStore {
+    /// Claims up to `limit` runs of `queue` whose estimates fit its global budget `(units,
+    /// per)`, in the claim's transaction (under its advisory lock): the rows of the claim,
+    /// each with the units it `reserved`. `to` is the claim's owner and lease (ms); "now"
+    /// is the database's, read once.
+    pub(crate) async fn claim_budgeted(
+        &self,
+        tx: &mut PgConnection,
+        queue: &str,
+        names: &[String],
+        limit: i64,
+        (owner, lease_ms, _): (&str, i64, Option<i64>),
+        (units, per): (i64, i64),
+    ) -> Result<Vec<PgRow>, StoreError> {
+        use crate::store::dialect::Dialect as _;
+        claim(
+            tx,
+            queue,
+            names,
+            limit,
+            (owner, lease_ms),
+            (units, per),
+            |e| self.error(e),
+        )
+        .await
+    }
+}
+
+/// [`PgStore::claim_budgeted`].
+async fn claim(
     tx: &mut PgConnection,
     queue: &str,
     names: &[String],

@@ -6,7 +6,7 @@ use sqlx::Row;
 
 use super::{plan, refused, Candidate};
 use crate::store::limits::not_paused;
-use crate::store::StoreError;
+use crate::store::{SqliteStore, StoreError};
 
 /// The candidates, as the claim orders them (each index named, as in the claim): `$1`
 /// queue, `$2` now, `$3` names (JSON), `$4` limit.
@@ -42,10 +42,34 @@ const CLAIM_PICKED: &str = "\
     RETURNING id, name, priority, input, attempts, max_attempts, claim_token, call_id, \
       scheduled_at, recoveries, json_extract($4, '$.r' || id) AS reserved";
 
-/// Claims up to `limit` runs of `queue` whose estimates fit its global budget `(units,
-/// per)`: the rows of the claim, in claim order, each with the units it `reserved`.
-/// `to` is the claim's owner, lease end and time.
-pub(crate) async fn claim_sqlite(
+impl SqliteStore {
+    /// Claims up to `limit` runs of `queue` whose estimates fit its global budget `(units,
+    /// per)`, in the claim's transaction: the rows of the claim, each with the units it
+    /// `reserved`. `to` is the claim's owner, lease (ms) and time.
+    pub(crate) async fn claim_budgeted(
+        &self,
+        tx: &mut SqliteConnection,
+        queue: &str,
+        names: &str,
+        limit: i64,
+        (owner, lease_ms, now): (&str, i64, Option<i64>),
+        (units, per): (i64, i64),
+    ) -> Result<Vec<SqliteRow>, StoreError> {
+        let now = now.unwrap_or_else(|| self.now());
+        claim(
+            tx,
+            queue,
+            names,
+            limit,
+            (owner, now.saturating_add(lease_ms), now),
+            (units, per),
+        )
+        .await
+    }
+}
+
+/// [`SqliteStore::claim_budgeted`], `to` the claim's owner, lease end and time.
+async fn claim(
     tx: &mut SqliteConnection,
     queue: &str,
     names: &str,
@@ -106,7 +130,7 @@ pub(crate) async fn claim_sqlite(
         .iter()
         .map(|(id, reserved)| (format!("r{id}"), (*reserved).into()))
         .collect();
-    let mut rows = sqlx::query(CLAIM_PICKED)
+    let rows = sqlx::query(CLAIM_PICKED)
         .bind(owner)
         .bind(lease_end)
         .bind(now)
@@ -114,11 +138,6 @@ pub(crate) async fn claim_sqlite(
         .fetch_all(&mut *tx)
         .await
         .map_err(db)?;
-    let order = |row: &SqliteRow| {
-        let id: i64 = row.try_get("id").unwrap_or_default();
-        plan.claim.iter().position(|(c, _)| *c == id)
-    };
-    rows.sort_by_key(order);
     let mut charges = Vec::new();
     for row in &rows {
         let reserved: i64 = row.try_get("reserved").map_err(db)?;
