@@ -36,13 +36,13 @@ struct Call {
     max_tokens: u64,
 }
 
+/// A call's answer: the worker that ran it and the tokens it used.
+type Answer = futures::future::BoxFuture<'static, Result<(String, u64), String>>;
+
 /// The model call, as every process declares it: the provider takes 50–250 ms and answers
 /// with 10–100% of `max_tokens`; the handler charges what it used and says which worker
 /// ran it.
-fn chat() -> TaskDef<
-    impl Fn(TaskContext, Call) -> futures::future::BoxFuture<'static, Result<(String, u64), String>>
-        + Clone,
-> {
+fn chat() -> TaskDef<impl Fn(TaskContext, Call) -> Answer + Clone> {
     let worker = std::env::args().nth(3).unwrap_or_default();
     TaskDef::new("chat", move |ctx: TaskContext, call: Call| {
         let worker = worker.clone();
@@ -51,7 +51,7 @@ fn chat() -> TaskDef<
             let used = call.prompt + fastrand::u64(call.max_tokens / 10..=call.max_tokens);
             ctx.charge(used);
             Ok((worker, used))
-        }) as futures::future::BoxFuture<'static, Result<(String, u64), String>>
+        }) as Answer
     })
     .queue("llm")
 }
