@@ -13,7 +13,8 @@
 //!
 //! To run in a few seconds the window is 2 s instead of a minute (`WINDOW`); the numbers
 //! are the same. This is the in-process version: the calls of both agents run in one
-//! process, on one runner.
+//! process, on one runner. `token_budget_fleet.rs` is the durable one: two worker
+//! processes share the budget through one SQLite file (`QueueConfig::global_budget`).
 //!
 //! Run with `cargo run --release --example token_budget` (about 6 seconds).
 

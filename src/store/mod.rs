@@ -19,7 +19,7 @@
 //! | one clock | leases and schedule times are the database's clock on PostgreSQL, the SQLite file's on SQLite ([`SqliteStore`]): never one process's |
 //! | under faults | lost answers (a write that committed) are found on retry; store reads of a step are retried with a bounded backoff; one bad row never blocks a batch of ends; the heartbeat renews exactly the claims its process holds, on a thread of its own |
 //! | fencing | every write names the claim's token: a process that lost its lease cannot overwrite a newer claim's result |
-//! | limits | a queue's `concurrency` holds in each process; its `global_concurrency` across all, counted inside the claim |
+//! | limits | a queue's `concurrency` holds in each process; its `global_concurrency`, `global_rate_limit` and `global_budget` across all, counted inside the claim; a durable run's `pause_queue_for` pauses the queue's claims in every process |
 //! | cancel | the intent is stored: a pending run is cancelled at once, a running one is stopped by its process within a heartbeat (at once on PostgreSQL, through `NOTIFY`); the runs it spawned are cancelled with it, at any depth |
 //! | waits | a run waiting for a signal, a wake time or its children is `Waiting` and holds no slot, no `global_concurrency` place and no lease; signals are kept until consumed, in order, each once, fenced by the claim |
 //! | retention | finished runs are deleted in batches past [`Retention`]'s age (7 days) or count (100,000) |
@@ -33,8 +33,9 @@
 //! run), undrained notifications of runs submitted with [`RunOptions::notify`] in
 //! `taskrunner_notifications`, durable schedules
 //! ([`TaskRunner::schedule_run`](crate::TaskRunner::schedule_run)) in `taskrunner_schedules`,
-//! and what waiting runs recorded and the signals sent to them in `taskrunner_waits` and
-//! `taskrunner_signals`.
+//! what waiting runs recorded and the signals sent to them in `taskrunner_waits` and
+//! `taskrunner_signals`, and what the global limits count in `taskrunner_claim_times`,
+//! `taskrunner_charges` and `taskrunner_queue_pauses`.
 
 mod error;
 mod limits;

@@ -65,7 +65,7 @@ pub struct RunInfo {
     pub cost: Option<u64>,
     /// The units charged for it across its claims: the estimate each claim of a queue with
     /// a [`global_budget`](crate::QueueConfig::global_budget) reserved, replaced by what its
-    /// handler reported with [`TaskContext::charge`](crate::TaskContext::charge). `None`
-    /// until something is charged.
+    /// handler reported with [`TaskContext::charge`](crate::TaskContext::charge) (a claim
+    /// handed back unstarted keeps its reservation). `None` until something is charged.
     pub charged: Option<u64>,
 }
