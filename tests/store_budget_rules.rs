@@ -11,8 +11,11 @@ mod store_support;
 use std::time::{Duration, UNIX_EPOCH};
 
 use store_support::TestDb;
+use taskrunner::store::RunInfo;
 use taskrunner::store::{RunOptions, StoreError};
-use taskrunner::{Budget, QueueConfig, RunFilter, RunStatus, TaskContext, TaskDef, TaskRunner};
+use taskrunner::{
+    Budget, QueueConfig, RetryPolicy, RunFilter, RunStatus, TaskContext, TaskDef, TaskRunner,
+};
 
 const UNITS: u64 = 100;
 const WINDOW: Duration = Duration::from_secs(1);
@@ -32,6 +35,24 @@ fn call() -> TaskDef<
     .queue("llm")
 }
 
+/// Its first attempt charges 30 and fails; its second charges 40.
+fn flaky() -> TaskDef<
+    impl Fn(TaskContext, u64) -> futures::future::BoxFuture<'static, Result<u64, String>> + Clone,
+> {
+    TaskDef::new("flaky", |ctx: TaskContext, _: u64| {
+        Box::pin(async move {
+            if ctx.attempt() == 1 {
+                ctx.charge(30);
+                return Err("the provider timed out".to_owned());
+            }
+            ctx.charge(40);
+            Ok(40_u64)
+        }) as futures::future::BoxFuture<'static, Result<u64, String>>
+    })
+    .queue("llm")
+    .retry(RetryPolicy::fixed(Duration::from_millis(10)).max_retries(1))
+}
+
 fn runner(db: &TestDb, budget: bool, register: bool) -> TaskRunner {
     let mut queue = QueueConfig::new().concurrency(4);
     if budget {
@@ -42,7 +63,11 @@ fn runner(db: &TestDb, budget: bool, register: bool) -> TaskRunner {
         .store(db.store.clone())
         .poll_interval(Duration::from_millis(20));
     match register {
-        true => builder.register(&call()).build().unwrap(),
+        true => builder
+            .register(&call())
+            .register(&flaky())
+            .build()
+            .unwrap(),
         false => builder.build().unwrap(),
     }
 }
@@ -193,7 +218,88 @@ async fn run_info_shows_the_estimate_and_the_charge(db: TestDb) {
     runner.shutdown().await;
 }
 
+fn start(info: &RunInfo) -> u128 {
+    let started = info.started_at.expect("the run started");
+    started.duration_since(UNIX_EPOCH).unwrap().as_millis()
+}
+
+/// Claim order is kept: with 80 of 100 charged, the next run (estimated at 50) does not
+/// fit, and the smaller one behind it (10, which would) waits too; both go once the window
+/// has let the 80 go.
+async fn a_large_run_at_the_head_holds_smaller_ones_back(db: TestDb) {
+    let submitter = runner(&db, true, false);
+    let def = call();
+    let mut ids = Vec::new();
+    let mut handles = Vec::new();
+    for (charge, cost, priority) in [(80, 80, 9), (50, 50, 5), (10, 10, 1)] {
+        let options = RunOptions::new().cost(cost).priority(priority);
+        let handle = submitter.submit_with(&def, charge, options).await.unwrap();
+        ids.push(handle.id());
+        handles.push(handle);
+    }
+    let worker = runner(&db, true, true);
+    for handle in handles {
+        tokio::time::timeout(Duration::from_secs(20), handle)
+            .await
+            .unwrap()
+            .unwrap();
+    }
+    let mut infos = Vec::new();
+    for id in ids {
+        infos.push(worker.run_info(id).await.unwrap().unwrap());
+    }
+    let (large, big, small) = (start(&infos[0]), start(&infos[1]), start(&infos[2]));
+    assert!(
+        big >= large + WINDOW.as_millis(),
+        "the 50 started {} ms after the 80",
+        big - large
+    );
+    assert!(
+        small >= big,
+        "the 10 started {} ms before the 50 ahead of it",
+        big - small
+    );
+    worker.shutdown().await;
+    submitter.shutdown().await;
+}
+
+/// Each attempt of a run retried in the process that claimed it is charged: 30 (replacing
+/// the estimate of 50), then 40. Both count in the window: a run estimated at 40 waits until
+/// the first attempt's 30 has aged out.
+async fn each_attempt_of_a_retried_run_is_charged(db: TestDb) {
+    let runner = runner(&db, true, true);
+    let flaky = runner
+        .submit_with(&flaky(), 0, RunOptions::new().cost(50))
+        .await
+        .unwrap();
+    let flaky_id = flaky.id();
+    tokio::time::timeout(Duration::from_secs(20), flaky)
+        .await
+        .unwrap()
+        .unwrap();
+    let next = runner
+        .submit_with(&call(), 0, RunOptions::new().cost(40))
+        .await
+        .unwrap();
+    let next_id = next.id();
+    tokio::time::timeout(Duration::from_secs(20), next)
+        .await
+        .unwrap()
+        .unwrap();
+    let flaky = runner.run_info(flaky_id).await.unwrap().unwrap();
+    assert_eq!((flaky.attempts, flaky.charged), (2, Some(70)));
+    let next = runner.run_info(next_id).await.unwrap().unwrap();
+    let gap = start(&next) - start(&flaky);
+    assert!(
+        gap >= WINDOW.as_millis(),
+        "the 40 started {gap} ms after 70 were charged"
+    );
+    runner.shutdown().await;
+}
+
 conformance!(
+    a_large_run_at_the_head_holds_smaller_ones_back,
+    each_attempt_of_a_retried_run_is_charged,
     an_estimate_over_the_budget_is_refused_at_submit,
     an_estimate_over_the_budget_fails_at_the_claim,
     a_charge_over_the_estimate_holds_the_next_claims_back,
