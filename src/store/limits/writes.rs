@@ -171,6 +171,36 @@ impl Store {
     /// have passed): what [`TaskContext::pause_queue_for`](crate::TaskContext::pause_queue_for)
     /// on a durable run wrote.
     ///
+    /// ```
+    /// use std::time::{Duration, SystemTime};
+    /// use taskrunner::store::SqliteStore;
+    /// use taskrunner::{QueueConfig, TaskContext, TaskDef, TaskRunner};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let dir = std::env::temp_dir().join(format!("taskrunner-pause-doc-{}", std::process::id()));
+    /// # std::fs::create_dir_all(&dir)?;
+    /// let call = TaskDef::new("call", |ctx: TaskContext, _: ()| async move {
+    ///     // The provider said 429, Retry-After: 30.
+    ///     ctx.pause_queue_for(Duration::from_secs(30));
+    ///     Err::<(), _>("rate limited")
+    /// })
+    /// .queue("llm");
+    /// let runner = TaskRunner::builder()
+    ///     .queue("llm", QueueConfig::new())
+    ///     .store(SqliteStore::open(dir.join("runs.db")).await?)
+    ///     .register(&call)
+    ///     .build()?;
+    /// assert!(runner.submit(&call, ()).await?.await.is_err());
+    /// let store = runner.store().unwrap();
+    /// let until = store.queue_paused_until("llm").await?.unwrap();
+    /// assert!(until > SystemTime::now() + Duration::from_secs(20)); // no process claims before
+    /// # runner.shutdown().await;
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
     /// # Errors
     ///
     /// [`StoreError::Database`] if it cannot be read.
