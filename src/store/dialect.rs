@@ -134,6 +134,37 @@ pub(crate) trait Dialect: Sync {
     /// it (`None`: the backend's processes poll).
     const NOTIFY_QUEUE: Option<&'static str>;
 
+    // ----- the claim, leases and ends (`store/claim.rs`)
+
+    /// The list of names a claim binds (`$4` of [`Dialect::CLAIM`]).
+    type Names;
+    /// `names` as the claim binds them.
+    fn names(names: &[String]) -> Self::Names;
+    /// Claims for owner `$1`, leased for `$2` ms, up to `$5` runs of queue `$3` and of the
+    /// names `$4` ready at now, in claim order, each row locked against other claimers
+    /// (then now); returns `claimed_columns!`. Starts with `WITH ready AS` on PostgreSQL
+    /// (a fault test cuts the connection that sends it).
+    const CLAIM: &'static str;
+    /// Takes the lock of queue `$1`'s claims that count limits until commit, where the
+    /// write transaction does not hold one already.
+    const LOCK_QUEUE_CLAIMS: Option<&'static str>;
+    /// `count_running!`: queue `$1`'s runs running now (then now).
+    const COUNT_RUNNING: &'static str;
+    /// `prune_claim_times!`: queue `$1`'s stamps out of the window of `$2` ms (then now).
+    const PRUNE_CLAIM_TIMES: &'static str;
+    /// `stamp_claims!`: a claim of `$2` runs of queue `$1` now (then now).
+    const STAMP_CLAIMS: &'static str;
+    /// `renew_leases!`: the claims of JSON pairs `$1`, `$2` ms from now (then now).
+    const RENEW_LEASES: &'static str;
+    /// `release_unheld!`: runs leased to `$2` not among JSON pairs `$1`.
+    const RELEASE_UNHELD: &'static str;
+    /// `release_claims!`: the claims of JSON pairs `$1`; returns their queues.
+    const RELEASE_CLAIMS: &'static str;
+    /// `finish_runs!`: the ends of JSON `$1` whose claims hold, now (then now).
+    const FINISH_RUNS: &'static str;
+    /// `ended_as_said!`: the runs of JSON ends `$1` already ended so.
+    const ENDED_AS_SAID: &'static str;
+
     // ----- runs (manage, submit) (`store/dialect/runs.rs`)
 
     /// Puts back the runs whose lease expired at now and whose owner is not `$1` (a
@@ -212,6 +243,15 @@ mod tests {
             PRUNE_BY_AGE: true,
             RETRY_RUN: true,
             TRIGGER_SCHEDULE: true,
+            CLAIM: true,
+            COUNT_RUNNING: true,
+            PRUNE_CLAIM_TIMES: true,
+            STAMP_CLAIMS: true,
+            RENEW_LEASES: true,
+            RELEASE_UNHELD: false,
+            RELEASE_CLAIMS: false,
+            FINISH_RUNS: true,
+            ENDED_AS_SAID: false,
         );
     }
 }

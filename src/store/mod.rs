@@ -109,6 +109,7 @@ macro_rules! dispatch {
     };
 }
 
+mod claim;
 mod dashboard;
 mod dialect;
 pub(crate) mod events;

@@ -15,7 +15,6 @@ use super::StoreError;
 
 mod batch;
 mod children;
-mod claim;
 mod dashboard;
 mod dialect;
 mod events;

@@ -15,7 +15,6 @@ use super::types::now_ms;
 use super::StoreError;
 
 mod children;
-mod claim;
 mod clock;
 mod dashboard;
 mod dialect;

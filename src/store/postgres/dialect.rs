@@ -11,6 +11,10 @@ use sqlx::postgres::PgPool;
 use sqlx::{Postgres, Transaction};
 
 use super::PgStore;
+use crate::store::claim::{
+    count_running, ended_as_said, finish_runs, prune_claim_times, release_claims, release_unheld,
+    renew_leases, stamp_claims,
+};
 use crate::store::dialect::Dialect;
 use crate::store::events::{EmitRow, Hub, LiveRow};
 use crate::store::notifications::{prune_notifications, take_notifications};
@@ -23,6 +27,22 @@ use crate::store::types::RunId;
 use crate::store::waits::children::child_outcomes;
 use crate::store::waits::sql::{holds_run, park_run, signaled_run, write_wait};
 use crate::store::StoreError;
+
+/// Claims (run, token) of the JSON pairs `$1`.
+macro_rules! pairs {
+    () => {
+        "SELECT (value->>0)::int8 AS run, (value->>1)::int8 AS token \
+         FROM json_array_elements($1::json)"
+    };
+}
+
+/// Runs' ends of the JSON objects `$1` (`claim::ends_json`).
+macro_rules! ends {
+    () => {
+        "SELECT * FROM json_to_recordset($1::json) \
+           AS e(run int8, token int8, status text, output text, error text, kind text)"
+    };
+}
 
 impl Dialect for PgStore {
     type Db = Postgres;
@@ -122,6 +142,49 @@ impl Dialect for PgStore {
     // The channel is `RUNS_CHANNEL` (checked by a test below).
     const NOTIFY_QUEUE: Option<&'static str> = Some("SELECT pg_notify('taskrunner_runs', $1)");
 
+    // ----- the claim, leases and ends
+
+    type Names = Vec<String>;
+    fn names(names: &[String]) -> Vec<String> {
+        names.to_vec()
+    }
+    // The ready runs (the claim index) and the waiting runs whose deadline or wake time
+    // passed (the waiting index), in claim order, skipping rows another claim holds. "Now"
+    // is computed once per statement (an uncorrelated subquery), so it bounds both scans.
+    const CLAIM: &'static str = "WITH ready AS ( \
+           SELECT id, priority, scheduled_at FROM taskrunner_runs \
+           WHERE status = 'pending' AND wait_kind IS NULL AND queue = $3 \
+             AND scheduled_at <= (SELECT taskrunner_now_ms()) AND name = ANY($4) \
+           ORDER BY priority DESC, scheduled_at, id \
+           LIMIT $5 FOR UPDATE SKIP LOCKED), \
+         due AS ( \
+           SELECT id, priority, scheduled_at FROM taskrunner_runs \
+           WHERE status = 'pending' AND wait_kind IS NOT NULL AND queue = $3 \
+             AND scheduled_at <= (SELECT taskrunner_now_ms()) AND name = ANY($4) \
+           ORDER BY scheduled_at LIMIT $5 FOR UPDATE SKIP LOCKED), \
+         picked AS ( \
+           SELECT id FROM (SELECT * FROM ready UNION ALL SELECT * FROM due) AS c \
+           ORDER BY priority DESC, scheduled_at, id LIMIT $5) \
+         UPDATE taskrunner_runs r SET status = 'running', attempts = r.attempts + 1, \
+           claim_token = r.claim_token + 1, lease_owner = $1, \
+           lease_expires_at = taskrunner_now_ms() + $2, \
+           started_at = coalesce(r.started_at, taskrunner_now_ms()), wait_kind = NULL, \
+           wait_signal = NULL, wait_children = 0 \
+         FROM picked WHERE r.id = picked.id \
+         RETURNING r.id, r.name, r.priority, r.input, r.attempts, r.max_attempts, \
+           r.claim_token, r.call_id, r.scheduled_at, r.recoveries";
+    // Class `LOCK_CLASS` (checked by a test below), then the queue.
+    const LOCK_QUEUE_CLAIMS: Option<&'static str> =
+        Some("SELECT pg_advisory_xact_lock(1952543595, hashtext($1))");
+    const COUNT_RUNNING: &'static str = count_running!("taskrunner_now_ms()");
+    const PRUNE_CLAIM_TIMES: &'static str = prune_claim_times!("taskrunner_now_ms()");
+    const STAMP_CLAIMS: &'static str = stamp_claims!("taskrunner_now_ms()");
+    const RENEW_LEASES: &'static str = renew_leases!(pairs!(), "taskrunner_now_ms()");
+    const RELEASE_UNHELD: &'static str = release_unheld!(pairs!(), "greatest");
+    const RELEASE_CLAIMS: &'static str = release_claims!(pairs!(), "greatest");
+    const FINISH_RUNS: &'static str = finish_runs!(ends!(), "taskrunner_now_ms()");
+    const ENDED_AS_SAID: &'static str = ended_as_said!(ends!());
+
     // ----- runs (manage, submit)
 
     const RESCUE: &'static str =
@@ -153,6 +216,14 @@ mod tests {
         let notify = <PgStore as Dialect>::NOTIFY_QUEUE.unwrap_or_default();
         assert!(notify.contains(&format!("'{RUNS_CHANNEL}'")));
     }
+
+    #[test]
+    fn the_claim_lock_is_of_the_lock_class() {
+        let lock = <PgStore as Dialect>::LOCK_QUEUE_CLAIMS.unwrap_or_default();
+        assert!(lock.contains(&format!("({}, ", super::super::LOCK_CLASS)));
+        assert!(<PgStore as Dialect>::CLAIM.starts_with("WITH ready AS"));
+    }
 }
 
 crate::store::dialect::runs::manage_on!(PgStore);
+crate::store::claim::claim_on!(PgStore);

@@ -1,7 +1,8 @@
 //! The query plans of the statements that find due runs, for the test that asserts they read
 //! indexes (never the whole runs table) however many runs wait.
 
-use super::{claim, manage, PgStore};
+use super::{manage, PgStore};
+use crate::store::dialect::Dialect;
 use crate::store::StoreError;
 
 impl PgStore {
@@ -12,16 +13,18 @@ impl PgStore {
         names: &[String],
     ) -> Result<Vec<String>, StoreError> {
         let db = |e| self.db(e);
-        let claim: Vec<String> =
-            sqlx::query_scalar(sqlx::AssertSqlSafe(format!("EXPLAIN {}", claim::CLAIM)))
-                .bind(queue)
-                .bind(names)
-                .bind(10_i64)
-                .bind("plan")
-                .bind(1_i64)
-                .fetch_all(&self.inner.pool)
-                .await
-                .map_err(db)?;
+        let claim: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "EXPLAIN {}",
+            <Self as Dialect>::CLAIM
+        )))
+        .bind("plan")
+        .bind(1_i64)
+        .bind(queue)
+        .bind(names)
+        .bind(10_i64)
+        .fetch_all(&self.inner.pool)
+        .await
+        .map_err(db)?;
         let next: Vec<String> =
             sqlx::query_scalar(sqlx::AssertSqlSafe(format!("EXPLAIN {}", manage::NEXT_DUE)))
                 .bind(queue)

@@ -9,6 +9,10 @@ use sqlx::sqlite::SqlitePool;
 use sqlx::{Sqlite, Transaction};
 
 use super::{db, SqliteStore};
+use crate::store::claim::{
+    claimed_columns, count_running, ended_as_said, finish_runs, prune_claim_times, release_claims,
+    release_unheld, renew_leases, stamp_claims,
+};
 use crate::store::dialect::Dialect;
 use crate::store::events::{EmitRow, Hub, LiveRow};
 use crate::store::notifications::{prune_notifications, take_notifications};
@@ -21,6 +25,24 @@ use crate::store::types::RunId;
 use crate::store::waits::children::child_outcomes;
 use crate::store::waits::sql::{holds_run, park_run, signaled_run, write_wait};
 use crate::store::StoreError;
+
+/// Claims (run, token) of the JSON pairs `$1`.
+macro_rules! pairs {
+    () => {
+        "SELECT json_extract(value, '$[0]') AS run, json_extract(value, '$[1]') AS token \
+         FROM json_each($1)"
+    };
+}
+
+/// Runs' ends of the JSON objects `$1` (`claim::ends_json`).
+macro_rules! ends {
+    () => {
+        "SELECT json_extract(value, '$.run') AS run, json_extract(value, '$.token') AS token, \
+           json_extract(value, '$.status') AS status, json_extract(value, '$.output') AS output, \
+           json_extract(value, '$.error') AS error, json_extract(value, '$.kind') AS kind \
+         FROM json_each($1)"
+    };
+}
 
 impl Dialect for SqliteStore {
     type Db = Sqlite;
@@ -103,6 +125,47 @@ impl Dialect for SqliteStore {
 
     const NOTIFY_QUEUE: Option<&'static str> = None;
 
+    // ----- the claim, leases and ends
+
+    type Names = String;
+    fn names(names: &[String]) -> String {
+        serde_json::to_string(names).unwrap_or_default()
+    }
+    // The ready runs (the claim index) and the waiting runs whose deadline or wake time
+    // passed (the waiting index), in claim order, each scan bounded by now. The indexes are
+    // named: neither scan may ever walk the other kind of run.
+    const CLAIM: &'static str = concat!(
+        "UPDATE taskrunner_runs SET status = 'running', attempts = attempts + 1, \
+         claim_token = claim_token + 1, lease_owner = $1, lease_expires_at = $6 + $2, \
+         started_at = coalesce(started_at, $6), wait_kind = NULL, wait_signal = NULL, \
+         wait_children = 0 \
+         WHERE id IN (SELECT id FROM ( \
+           SELECT * FROM (SELECT id, priority, scheduled_at FROM taskrunner_runs \
+             INDEXED BY taskrunner_runs_claim \
+             WHERE status = 'pending' AND wait_kind IS NULL AND queue = $3 \
+               AND scheduled_at <= $6 AND name IN (SELECT value FROM json_each($4)) \
+             ORDER BY priority DESC, scheduled_at, id LIMIT $5) \
+           UNION ALL \
+           SELECT * FROM (SELECT id, priority, scheduled_at FROM taskrunner_runs \
+             INDEXED BY taskrunner_runs_waiting \
+             WHERE status = 'pending' AND wait_kind IS NOT NULL AND queue = $3 \
+               AND scheduled_at <= $6 AND name IN (SELECT value FROM json_each($4)) \
+             ORDER BY scheduled_at LIMIT $5)) \
+           ORDER BY priority DESC, scheduled_at, id LIMIT $5) \
+         RETURNING ",
+        claimed_columns!()
+    );
+    // The one writer's transaction holds the file.
+    const LOCK_QUEUE_CLAIMS: Option<&'static str> = None;
+    const COUNT_RUNNING: &'static str = count_running!("$2");
+    const PRUNE_CLAIM_TIMES: &'static str = prune_claim_times!("$3");
+    const STAMP_CLAIMS: &'static str = stamp_claims!("$3");
+    const RENEW_LEASES: &'static str = renew_leases!(pairs!(), "$3");
+    const RELEASE_UNHELD: &'static str = release_unheld!(pairs!(), "max");
+    const RELEASE_CLAIMS: &'static str = release_claims!(pairs!(), "max");
+    const FINISH_RUNS: &'static str = finish_runs!(ends!(), "$2");
+    const ENDED_AS_SAID: &'static str = ended_as_said!(ends!());
+
     // ----- runs (manage, submit)
 
     const RESCUE: &'static str = crate::store::dialect::runs::rescue!("$2", "IS NOT");
@@ -119,3 +182,4 @@ crate::store::notifications::notifications_on!(SqliteStore);
 crate::store::schedules::sql::schedules_on!(SqliteStore);
 crate::store::events::sql::events_on!(SqliteStore);
 crate::store::dialect::runs::manage_on!(SqliteStore);
+crate::store::claim::claim_on!(SqliteStore);

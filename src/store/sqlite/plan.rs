@@ -3,7 +3,8 @@
 
 use sqlx::Row;
 
-use super::{claim, db, manage, SqliteStore};
+use super::{db, manage, SqliteStore};
+use crate::store::dialect::Dialect;
 use crate::store::StoreError;
 
 impl SqliteStore {
@@ -18,14 +19,14 @@ impl SqliteStore {
         let mut conn = self.inner.readers.acquire().await.map_err(db)?;
         let claim = sqlx::query(sqlx::AssertSqlSafe(format!(
             "EXPLAIN QUERY PLAN {}",
-            claim::CLAIM
+            <Self as Dialect>::CLAIM
         )))
         .bind("plan")
-        .bind(now)
-        .bind(now)
+        .bind(1_i64)
         .bind(queue)
         .bind(&names)
         .bind(10_i64)
+        .bind(now)
         .fetch_all(&mut *conn)
         .await
         .map_err(db)?;
