@@ -7,24 +7,21 @@
 mod store_support;
 
 use std::collections::HashMap;
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use futures::future::BoxFuture;
-use store_support::{eventually, open_locator, TestDb};
+use store_support::faults::{self, append, entries, kill};
+use store_support::{eventually, TestDb};
 use taskrunner::{QueueConfig, RunStatus, TaskContext, TaskDef, TaskRunner};
 
 const RUNS: u32 = 3;
-const CHILD_ENV: &str = "TASKRUNNER_WAIT_CRASH_CHILD_STORE";
-const LOG_ENV: &str = "TASKRUNNER_WAIT_CRASH_CHILD_LOG";
 
 /// plan and search (steps), wait for `approve`, then send (a step): each step logs
 /// `<step> <n>` when it runs. No retries: a crash must not need one.
 fn agent(
     log: PathBuf,
-) -> TaskDef<impl Fn(TaskContext, u32) -> BoxFuture<'static, Result<String, String>>> {
+) -> TaskDef<impl Fn(TaskContext, u32) -> BoxFuture<'static, Result<String, String>> + Clone> {
     TaskDef::new("agent", move |ctx: TaskContext, n: u32| {
         let log = log.clone();
         Box::pin(async move {
@@ -56,85 +53,35 @@ fn agent(
     .queue("work")
 }
 
-fn append(log: &Path, line: &str) {
-    let mut file = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(log)
-        .unwrap();
-    file.write_all(format!("{line}\n").as_bytes()).unwrap();
-}
-
+/// How many times each `(step, run)` ran, from the side file.
 fn calls(log: &Path) -> HashMap<(String, u32), usize> {
     let mut counts = HashMap::new();
-    for line in std::fs::read_to_string(log).unwrap_or_default().lines() {
-        if let Some((step, n)) = line.split_once(' ') {
-            *counts
-                .entry((step.to_owned(), n.parse().unwrap()))
-                .or_insert(0) += 1;
-        }
+    for entry in entries(log) {
+        *counts.entry(entry).or_insert(0) += 1;
     }
     counts
-}
-
-fn worker(
-    db: taskrunner::store::Store,
-    def: &TaskDef<
-        impl Fn(TaskContext, u32) -> BoxFuture<'static, Result<String, String>> + Send + Sync + 'static,
-    >,
-) -> TaskRunner {
-    TaskRunner::builder()
-        .queue("work", QueueConfig::new().concurrency(2))
-        .store(db)
-        .register(def)
-        .lease(Duration::from_secs(1))
-        .poll_interval(Duration::from_millis(50))
-        .build()
-        .unwrap()
 }
 
 /// The child: runs the agent until it is killed. A no-op unless re-invoked by a test.
 #[test]
 fn wait_crash_child() {
-    let (Ok(locator), Ok(log)) = (std::env::var(CHILD_ENV), std::env::var(LOG_ENV)) else {
+    let Some(log) = faults::child_log() else {
         return;
     };
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async move {
-        let def = agent(PathBuf::from(log));
-        let _runner = worker(open_locator(&locator).await, &def);
-        tokio::time::sleep(Duration::from_secs(120)).await;
+    let def = agent(log);
+    faults::serve(2, Duration::from_secs(1), Duration::from_secs(120), |b| {
+        b.register(&def)
     });
 }
 
 async fn killed_while_waiting_then_signalled_resumes_without_repeating(db: TestDb) {
-    let log = std::env::temp_dir().join(store_support::unique("taskrunner_wait_crash_log"));
+    let log = faults::log_path("taskrunner_wait_crash_log");
     let def = agent(log.clone());
-    let submitter = TaskRunner::builder()
-        .store(db.store.clone())
-        .poll_interval(Duration::from_millis(50))
-        .build()
-        .unwrap();
+    let submitter = faults::submitter(&db);
     let runs = submitter.submit_many(&def, 0..RUNS).await.unwrap();
     let ids: Vec<_> = runs.iter().map(|r| r.id()).collect();
 
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "wait_crash_child",
-            "--exact",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(CHILD_ENV, db.locator())
-        .env(LOG_ENV, &log)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = faults::spawn("wait_crash_child", &db, &log, &[]);
     eventually(Duration::from_secs(30), "every run to wait", || async {
         let mut all = true;
         for id in &ids {
@@ -143,19 +90,21 @@ async fn killed_while_waiting_then_signalled_resumes_without_repeating(db: TestD
         all
     })
     .await;
-    child.kill().unwrap(); // SIGKILL, while the runs wait
-    child.wait().unwrap();
+    kill(&mut child); // SIGKILL, while the runs wait
 
     // Another process (this one, running nothing) approves.
     for id in &ids {
         submitter.signal(*id, "approve", &true).await.unwrap();
     }
-    let runner = worker(db.reopen().await, &def);
-    for (n, run) in runs.into_iter().enumerate() {
-        let out = tokio::time::timeout(Duration::from_secs(30), run)
-            .await
-            .expect("a run never finished")
-            .unwrap();
+    let runner = TaskRunner::builder()
+        .queue("work", QueueConfig::new().concurrency(2))
+        .store(db.reopen().await)
+        .register(&def)
+        .lease(Duration::from_secs(1))
+        .poll_interval(Duration::from_millis(50))
+        .build()
+        .unwrap();
+    for (n, out) in faults::outputs(runs).await.into_iter().enumerate() {
         assert_eq!(out, format!("sent plan {n}: found"));
     }
     let calls = calls(&log);

@@ -95,6 +95,8 @@ pub(crate) trait Dialect: Sync {
     const LOCK_SCHEDULE: &'static str;
     /// Locks run `$1`'s row until the transaction ends (where the backend locks rows), so a
     /// cancel's two statements see one status: a run that parks between them is not missed.
+    /// Where it locks rows it takes the run's unfinished tree too, in the order a child's end
+    /// and a join take them (deepest first, the run last), so a cancel cannot deadlock.
     const LOCK_RUN: &'static str;
     /// Cancels run `$1` if pending, finished at now.
     const CANCEL_PENDING: &'static str;

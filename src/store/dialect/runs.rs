@@ -164,10 +164,11 @@ macro_rules! manage_on {
                 let db = |e| self.error(e);
                 let mut tx = self.begin_write().await?;
                 // Under READ COMMITTED a run parking between the two statements below
-                // would be missed by both: its row is locked first.
+                // would be missed by both: its row is locked first (and its tree's, in the
+                // order a child's end takes them).
                 sqlx::query(<Self as Dialect>::LOCK_RUN)
                     .bind(id.as_i64())
-                    .fetch_optional(&mut *tx)
+                    .execute(&mut *tx)
                     .await
                     .map_err(db)?;
                 let pending = $crate::store::dialect::bind_now!(

@@ -103,7 +103,15 @@ impl Dialect for PgStore {
     const NEXT_SCHEDULE_DUE: &'static str =
         next_schedule_due!("SELECT jsonb_array_elements_text($1::jsonb)");
     const LOCK_SCHEDULE: &'static str = lock_schedule!(" FOR UPDATE");
-    const LOCK_RUN: &'static str = "SELECT 1 FROM taskrunner_runs WHERE id = $1 FOR UPDATE";
+    // The run's unfinished tree, deepest first and the run last: the order a child's end
+    // (child, then its parent through the trigger) and a join (children, then the parent)
+    // take rows, so a cancel cannot deadlock with them.
+    const LOCK_RUN: &'static str = "WITH RECURSIVE tree(id, depth) AS (\
+         SELECT id, 0 FROM taskrunner_runs WHERE id = $1 \
+         UNION ALL SELECT r.id, t.depth + 1 FROM taskrunner_runs r JOIN tree t \
+           ON r.parent_id = t.id AND r.status IN ('pending', 'running')) \
+         SELECT r.id FROM taskrunner_runs r JOIN tree t ON r.id = t.id \
+         ORDER BY t.depth DESC, r.id FOR UPDATE OF r";
     const CANCEL_PENDING: &'static str = cancel_pending!("taskrunner_now_ms()");
     // The channel is `CANCEL_CHANNEL` (checked by a test below).
     const CANCEL_RUNNING: &'static str = "WITH c AS (UPDATE taskrunner_runs \
