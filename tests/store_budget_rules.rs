@@ -53,6 +53,19 @@ fn flaky() -> TaskDef<
     .retry(RetryPolicy::fixed(Duration::from_millis(10)).max_retries(1))
 }
 
+/// Pauses its queue for 1 s (the provider said 429).
+fn pauser() -> TaskDef<
+    impl Fn(TaskContext, u64) -> futures::future::BoxFuture<'static, Result<u64, String>> + Clone,
+> {
+    TaskDef::new("pauser", |ctx: TaskContext, _: u64| {
+        Box::pin(async move {
+            ctx.pause_queue_for(Duration::from_secs(1));
+            Ok(0_u64)
+        }) as futures::future::BoxFuture<'static, Result<u64, String>>
+    })
+    .queue("llm")
+}
+
 fn runner(db: &TestDb, budget: bool, register: bool) -> TaskRunner {
     let mut queue = QueueConfig::new().concurrency(4);
     if budget {
@@ -297,7 +310,46 @@ async fn each_attempt_of_a_retried_run_is_charged(db: TestDb) {
     runner.shutdown().await;
 }
 
+/// A worker that polls only every 30 s claims again as the stored pause ends, not a poll
+/// later: its claim loop waits for the pause's end.
+async fn a_paused_queue_is_claimed_again_when_its_pause_ends(db: TestDb) {
+    let runner = TaskRunner::builder()
+        .queue("llm", QueueConfig::new())
+        .store(db.store.clone())
+        .poll_interval(Duration::from_secs(30))
+        .register(&call())
+        .register(&pauser())
+        .build()
+        .unwrap();
+    let paused = runner.submit(&pauser(), 0).await.unwrap();
+    tokio::time::timeout(Duration::from_secs(20), paused)
+        .await
+        .unwrap()
+        .unwrap();
+    let until = db.store.queue_paused_until("llm").await.unwrap().unwrap();
+    let until = until.duration_since(UNIX_EPOCH).unwrap().as_millis();
+    let next = runner.submit(&call(), 5).await.unwrap();
+    let next_id = next.id();
+    tokio::time::timeout(Duration::from_secs(20), next)
+        .await
+        .unwrap()
+        .unwrap();
+    let started = start(&runner.run_info(next_id).await.unwrap().unwrap());
+    assert!(
+        started >= until,
+        "claimed {} ms before the pause's end",
+        until - started
+    );
+    assert!(
+        started < until + 5_000,
+        "claimed {} ms after the pause's end",
+        started - until
+    );
+    runner.shutdown().await;
+}
+
 conformance!(
+    a_paused_queue_is_claimed_again_when_its_pause_ends,
     a_large_run_at_the_head_holds_smaller_ones_back,
     each_attempt_of_a_retried_run_is_charged,
     an_estimate_over_the_budget_is_refused_at_submit,

@@ -132,9 +132,8 @@ impl TaskContext {
     ///
     /// In a durable run it also pauses the queue in every process on the store: the pause's
     /// end is stored (on the store's clock), and no process claims the queue's runs before
-    /// it (a claim loop looks again within its
-    /// [`poll_interval`](crate::TaskRunnerBuilder::poll_interval)). It is stored before the
-    /// attempt's end is.
+    /// it; each claim loop claims again as it ends (or is told of new runs). It is stored
+    /// before the attempt's end is.
     ///
     /// ```
     /// use std::time::Duration;

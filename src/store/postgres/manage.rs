@@ -3,8 +3,9 @@
 
 use super::*;
 
-/// How long until the next delayed or waiting run is due: the first of each kind, each found
-/// in its own index (the claim's, the waiting runs').
+/// How long until the next delayed or waiting run is due, or the queue's stored pause ends
+/// (20 ms after, as on SQLite): the first of each kind of run, each found in its own index (the claim's, the waiting
+/// runs').
 pub(super) const NEXT_DUE: &str = "\
     WITH now AS MATERIALIZED (SELECT taskrunner_now_ms() AS t) \
     SELECT min(due) - (SELECT t FROM now) FROM ( \
@@ -16,7 +17,10 @@ pub(super) const NEXT_DUE: &str = "\
       (SELECT scheduled_at AS due FROM taskrunner_runs \
        WHERE status = 'pending' AND wait_kind IS NOT NULL AND queue = $1 \
          AND scheduled_at > (SELECT t FROM now) AND name = ANY($2) \
-       ORDER BY scheduled_at LIMIT 1)) AS d";
+       ORDER BY scheduled_at LIMIT 1) \
+      UNION ALL \
+      (SELECT until_at + 20 FROM taskrunner_queue_pauses \
+       WHERE queue = $1 AND until_at + 20 > (SELECT t FROM now))) AS d";
 
 impl PgStore {
     /// The database's clock, in ms since the epoch.
