@@ -103,6 +103,13 @@ pub(super) fn unobserved(span: &tracing::Span) -> bool {
     span.is_disabled() && log::max_level() < log::LevelFilter::Info
 }
 
+/// Whether an attempt's span could be seen at all: a `tracing` subscriber was ever set (global
+/// or scoped), or a `log` logger takes info records. When neither, the span is not made:
+/// making one evaluates and records its fields even then (about 180 instructions a task).
+pub(super) fn span_possible() -> bool {
+    tracing::dispatcher::has_been_set() || log::max_level() >= log::LevelFilter::Info
+}
+
 pin_project_lite::pin_project! {
     /// One attempt's future raced against the task's cancel and its timeout. The attempt's
     /// future is dropped in place when the race ends, inside the `catch_unwind` that wraps

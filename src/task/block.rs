@@ -5,8 +5,10 @@
 //! 180 instructions of `malloc` and `free`, freed on whichever thread dropped it). A worker
 //! runs many attempts in a row, nearly always of the same handler type, so it keeps one block
 //! and places each attempt's future in it: the block is reused when the new future has the
-//! layout of the one before (tokio-util's `ReusableBoxFuture`, which holds the crate's only
-//! `unsafe`), and replaced otherwise. A queued task carries nothing for it.
+//! layout of the one before, and replaced otherwise. The block is tokio-util's
+//! `ReusableBoxFuture`, so the pinning and the drop in place are its `unsafe`, not this
+//! crate's (`#![forbid(unsafe_code)]`). A queued task carries nothing for it; a worker that
+//! ends leaves its block to the runner for the next one (`runner/worker.rs`).
 
 use std::future::Future;
 use std::pin::Pin;

@@ -14,7 +14,7 @@ use std::task::{Context, Poll, Waker};
 
 use tracing::Instrument;
 
-use super::attempt::{attempt_span, unobserved, Attempt, Race};
+use super::attempt::{attempt_span, span_possible, unobserved, Attempt, Race};
 use super::block::AttemptBlock;
 use super::context::TaskContext;
 use super::header::Header;
@@ -191,6 +191,11 @@ where
     }
 
     fn run(self: Arc<Self>, attempt: u32, block: &mut AttemptBlock) {
+        if !span_possible() {
+            let call = Arc::clone(&self).call(attempt);
+            block.place(Race::new(self, call, attempt));
+            return;
+        }
         let span = attempt_span(&self.header, attempt);
         let call = Arc::clone(&self).call(attempt);
         let race = Race::new(self, call, attempt);
