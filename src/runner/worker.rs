@@ -34,8 +34,10 @@ pub(crate) fn work(shared: Arc<Shared>, job: Arc<dyn Job>) -> impl Future<Output
     run_jobs(held)
 }
 
-/// How many blocks of ended workers the runner keeps for the next.
+/// How many blocks of ended workers the runner keeps for the next, and how large a block it
+/// keeps: at most 8 KiB held by an idle runner.
 const SPARE_BLOCKS: usize = 8;
+const SPARE_BLOCK_BYTES: usize = 1024;
 
 async fn run_jobs(mut held: Held) {
     let shared = Arc::clone(&held.shared);
@@ -86,7 +88,7 @@ async fn run_jobs(mut held: Held) {
                 Some(next) => held.job = Some(next),
                 None => {
                     let mut spare = lock_std(&shared.blocks);
-                    if spare.len() < SPARE_BLOCKS {
+                    if spare.len() < SPARE_BLOCKS && held.attempt.bytes() <= SPARE_BLOCK_BYTES {
                         spare.push(std::mem::take(&mut held.attempt));
                     }
                     return;

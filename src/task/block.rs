@@ -23,6 +23,9 @@ pub(crate) struct AttemptBlock {
     boxed: ReusableBoxFuture<'static, Attempt>,
     /// Whether an attempt's future is in the block, not yet ready.
     live: bool,
+    /// The size of the memory the block holds (the last future placed in it). A `u32` beside
+    /// `live`, so the block stays 24 bytes: it is moved with every worker's future.
+    bytes: u32,
 }
 
 impl Default for AttemptBlock {
@@ -31,6 +34,7 @@ impl Default for AttemptBlock {
             // A zero-sized future: no allocation until the first attempt.
             boxed: ReusableBoxFuture::new(std::future::pending()),
             live: false,
+            bytes: 0,
         }
     }
 }
@@ -46,6 +50,7 @@ impl AttemptBlock {
             future: Some(future),
         });
         self.live = true;
+        self.bytes = u32::try_from(std::mem::size_of::<Once<Fut>>()).unwrap_or(u32::MAX);
     }
 
     /// Polls the future in the block; once it is ready, it is dropped (in place: the memory
@@ -68,10 +73,16 @@ impl AttemptBlock {
         self.live
     }
 
+    /// How many bytes of memory the block holds.
+    pub(crate) fn bytes(&self) -> usize {
+        self.bytes as usize
+    }
+
     /// Drops the future in the block and gives its memory back. It is marked gone before its
     /// `Drop` runs, so a panic there (which the caller may contain) cannot drop it twice.
     pub(crate) fn clear(&mut self) {
         self.live = false;
+        self.bytes = 0;
         self.boxed.set(std::future::pending());
     }
 }
@@ -158,6 +169,7 @@ mod tests {
         }
         // A bigger future grows the block; a zero-sized one needs no memory.
         block.place(Big([7; 64]));
+        assert!(block.bytes() >= std::mem::size_of::<Big>());
         assert!(matches!(
             block.poll(&mut cx),
             Poll::Ready(Attempt::Cancelled)
@@ -199,6 +211,7 @@ mod tests {
         assert!(block.is_live());
         block.clear();
         assert!(!block.is_live());
+        assert_eq!(block.bytes(), 0, "the memory went with it");
         assert_eq!(drops.load(Ordering::SeqCst), 1);
         block.clear();
         assert_eq!(drops.load(Ordering::SeqCst), 1, "cleared once");
