@@ -70,6 +70,7 @@ enum SlotState<T, E> {
 }
 
 impl<F, P, T, E> TaskCell<F, P, T, E> {
+    #[inline(always)]
     pub(crate) fn new(header: Header, handler: F, retry_if: P) -> Self {
         TaskCell {
             header,

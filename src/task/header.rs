@@ -71,6 +71,7 @@ pub(crate) struct Header {
 const NOT_CHARGED: u64 = u64::MAX;
 
 impl Header {
+    #[inline(always)]
     pub(crate) fn new(
         id: TaskId,
         name: String,
