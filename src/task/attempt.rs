@@ -117,7 +117,7 @@ pin_project_lite::pin_project! {
     /// down; the timer is made on the first poll, inside it too.
     ///
     /// The timers are boxed: a task with a timeout or a cancel grace pays an allocation for
-    /// each, and every other task a race of a third the size, which is moved into its
+    /// each, and every other task a race smaller by two timers, which is moved into its
     /// worker's block at each attempt.
     pub(super) struct Race<C, J> {
         #[pin]
