@@ -3,16 +3,14 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use futures::future::BoxFuture;
-
 use std::time::Duration;
 
 use super::Queue;
 use crate::id::TaskId;
 use crate::observe::Observers;
 use crate::task::{
-    Attempt, AttemptEnd, Cancel, CancelCause, Ending, Finished, GroupCore, Header, Job, Phase,
-    QueueTag, Transition,
+    Attempt, AttemptBlock, AttemptEnd, Cancel, CancelCause, Ending, Finished, GroupCore, Header,
+    Job, Phase, QueueTag, Transition,
 };
 
 pub(super) struct TestJob {
@@ -78,8 +76,8 @@ impl Job for TestJob {
         &self.header
     }
 
-    fn run(self: Arc<Self>, _attempt: u32) -> BoxFuture<'static, Attempt> {
-        Box::pin(async { Attempt::Ok })
+    fn run(self: Arc<Self>, _attempt: u32, block: &mut AttemptBlock) {
+        block.place(std::future::ready(Attempt::Ok));
     }
 
     fn publish(&self, _finished: Finished) {

@@ -101,6 +101,7 @@ impl TaskRunner {
             runtime,
             cancel_grace: settings.cancel_grace,
             parked: Lot::default(),
+            blocks: std::sync::Mutex::default(),
             dedup: std::sync::Mutex::new(HashMap::new()),
             this: OnceLock::new(),
             extensions: Extensions::new(),

@@ -198,8 +198,9 @@ impl TaskRunner {
             retry_if,
         } = task.into_parts();
         let tag = Arc::clone(queue.tag());
-        let header = Header::new(id, name, call_id, tag, priority, options)
-            .with_group(group.map(Arc::clone));
+        // The group set in place: `Header::with_group` moved (copied) the whole header.
+        let mut header = Header::new(id, name, call_id, tag, priority, options);
+        header.group = group.map(Arc::clone);
         let cell = Arc::new(TaskCell::new(header, handler, retry_if));
         if cell.header.call_given {
             shared.calls.insert(&cell.header);

@@ -23,7 +23,8 @@ use crate::runtime::Fallback;
 use crate::status::{TaskInfo, TaskStatus};
 use crate::sync::lock_std;
 use crate::task::{
-    AttemptEnd, CancelCause, CancelFrom, Ending, Finished, GroupCore, Header, Job, Transition,
+    AttemptBlock, AttemptEnd, CancelCause, CancelFrom, Ending, Finished, GroupCore, Header, Job,
+    Transition,
 };
 
 /// What every clone of a runner, its workers and its handles share.
@@ -56,6 +57,8 @@ pub(crate) struct Shared {
     pub(super) cancel_grace: std::time::Duration,
     /// Workers waiting a moment for a start, each to be handed a job instead of a spawn.
     pub(super) parked: Lot<Arc<dyn Job>>,
+    /// The attempt blocks of workers that ended, for the next workers (a few at most).
+    pub(super) blocks: std::sync::Mutex<Vec<AttemptBlock>>,
     /// The live task of each dedup key (`Task::dedup_key`).
     pub(super) dedup: std::sync::Mutex<HashMap<Box<str>, TaskId>>,
     /// This, weakly: for a queue's timer to reach the runner.

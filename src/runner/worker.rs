@@ -6,14 +6,13 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::future::BoxFuture;
-
 use super::park::Parking;
 use super::Shared;
 use crate::observe::metrics;
 use crate::observe::EventKind;
 use crate::panic::contain;
-use crate::task::{cancelled, Attempt, AttemptEnd, CancelCause, Job};
+use crate::sync::lock_std;
+use crate::task::{cancelled, AttemptBlock, AttemptEnd, CancelCause, Job};
 
 /// Runs `job`, which already holds a slot of its queue, then whatever the queue hands that
 /// slot next, then whatever a start hands it while parked. One tokio task serves many tasks
@@ -24,13 +23,21 @@ use crate::task::{cancelled, Attempt, AttemptEnd, CancelCause, Job};
 /// worker, possibly before its first poll), the [`Held`] guard drops the attempt's future and
 /// ends the task [`TaskError::Shutdown`](crate::TaskError::Shutdown), freeing its slot.
 pub(crate) fn work(shared: Arc<Shared>, job: Arc<dyn Job>) -> impl Future<Output = ()> + Send {
+    // A block a worker that ended left, if any: a worker often runs one task only (a start
+    // into an idle queue), and the block would be its one allocation.
+    let attempt = lock_std(&shared.blocks).pop().unwrap_or_default();
     let held = Held {
         shared,
         job: Some(job),
-        attempt: None,
+        attempt,
     };
     run_jobs(held)
 }
+
+/// How many blocks of ended workers the runner keeps for the next, and how large a block it
+/// keeps: at most 8 KiB held by an idle runner.
+const SPARE_BLOCKS: usize = 8;
+const SPARE_BLOCK_BYTES: usize = 1024;
 
 async fn run_jobs(mut held: Held) {
     let shared = Arc::clone(&held.shared);
@@ -46,8 +53,10 @@ async fn run_jobs(mut held: Held) {
             .events
             .emit(header, || EventKind::Started { attempt });
         metrics::started(queue.name());
-        let outcome = held.attempt.insert(Arc::clone(job).run(attempt)).await;
-        held.attempt = None;
+        // The attempt's future goes in this worker's block, reused from one attempt to
+        // the next: no allocation of its own.
+        Arc::clone(job).run(attempt, &mut held.attempt);
+        let outcome = std::future::poll_fn(|cx| held.attempt.poll(cx)).await;
 
         let transition = outcome.classify(header, attempt);
         let (end, next) = queue.end_attempt(&**job, transition);
@@ -77,7 +86,13 @@ async fn run_jobs(mut held: Held) {
             let parking = parking.get_or_insert_with(Arc::default);
             match shared.park(parking).await {
                 Some(next) => held.job = Some(next),
-                None => return,
+                None => {
+                    let mut spare = lock_std(&shared.blocks);
+                    if spare.len() < SPARE_BLOCKS && held.attempt.bytes() <= SPARE_BLOCK_BYTES {
+                        spare.push(std::mem::take(&mut held.attempt));
+                    }
+                    return;
+                }
             }
         }
         // A long run of instantly-ready tasks must not hog the thread: yield once the
@@ -153,20 +168,21 @@ fn wait_out(
     }
 }
 
-/// The task a worker holds a slot for, and its attempt in flight. Dropped with the worker:
-/// if that happens before the worker is done with them (its runtime shut down), drops the
-/// attempt's future and ends the task, and whatever its queue hands the slot to next.
+/// The task a worker holds a slot for, and the block its attempt in flight lives in. Dropped
+/// with the worker: if that happens before the worker is done with them (its runtime shut
+/// down), drops the attempt's future and ends the task, and whatever its queue hands the slot
+/// to next.
 struct Held {
     shared: Arc<Shared>,
     job: Option<Arc<dyn Job>>,
-    attempt: Option<BoxFuture<'static, Attempt>>,
+    attempt: AttemptBlock,
 }
 
 impl Drop for Held {
     fn drop(&mut self) {
-        if let Some(attempt) = self.attempt.take() {
+        if self.attempt.is_live() {
             contain("a task's future panicked as it was dropped", || {
-                drop(attempt)
+                self.attempt.clear()
             });
         }
         self.shared.abandon(self.job.take());

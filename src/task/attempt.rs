@@ -103,25 +103,50 @@ pub(super) fn unobserved(span: &tracing::Span) -> bool {
     span.is_disabled() && log::max_level() < log::LevelFilter::Info
 }
 
+/// Whether an attempt's span could be seen at all: a `tracing` subscriber was ever set (global
+/// or scoped), or a `log` logger takes info records. When neither, the span is not made:
+/// making one evaluates and records its fields even then (about 180 instructions a task).
+pub(super) fn span_possible() -> bool {
+    tracing::dispatcher::has_been_set() || log::max_level() >= log::LevelFilter::Info
+}
+
 pin_project_lite::pin_project! {
     /// One attempt's future raced against the task's cancel and its timeout. The attempt's
     /// future is dropped in place when the race ends, inside the `catch_unwind` that wraps
     /// the race, so a handler whose future panics as it is dropped cannot take the worker
     /// down; the timer is made on the first poll, inside it too.
+    ///
+    /// The timers are boxed: a task with a timeout or a cancel grace pays an allocation for
+    /// each, and every other task a race smaller by two timers, which is moved into its
+    /// worker's block at each attempt.
     pub(super) struct Race<C, J> {
         #[pin]
         call: Option<C>,
         timeout: Option<Duration>,
-        #[pin]
-        deadline: Option<Sleep>,
+        deadline: Option<Pin<Box<Sleep>>>,
         attempt: u32,
+        // How the attempt ends, once a cancel or timeout came during a grace.
+        ending: Option<Stopped>,
         // The task's cancel grace: how long the attempt may go on once its token fired.
         grace: Option<Duration>,
-        #[pin]
-        grace_timer: Option<Sleep>,
-        // How the attempt ends, once a cancel or timeout came during a grace.
-        ending: Option<Attempt>,
+        grace_timer: Option<Pin<Box<Sleep>>>,
         job: Arc<J>,
+    }
+}
+
+/// Why an attempt given a cancel grace is stopping.
+#[derive(Clone, Copy)]
+enum Stopped {
+    Cancelled,
+    TimedOut,
+}
+
+impl From<Stopped> for Attempt {
+    fn from(stopped: Stopped) -> Self {
+        match stopped {
+            Stopped::Cancelled => Attempt::Cancelled,
+            Stopped::TimedOut => Attempt::TimedOut,
+        }
     }
 }
 
@@ -183,13 +208,13 @@ where
                     return Poll::Ready(Attempt::Cancelled);
                 }
                 Some(grace) => {
-                    *this.ending = Some(Attempt::Cancelled);
-                    this.grace_timer.set(Some(tokio::time::sleep(grace)));
+                    *this.ending = Some(Stopped::Cancelled);
+                    *this.grace_timer = Some(Box::pin(tokio::time::sleep(grace)));
                 }
             }
         }
         if let Some(timeout) = this.timeout.take() {
-            this.deadline.set(Some(tokio::time::sleep(timeout)));
+            *this.deadline = Some(Box::pin(tokio::time::sleep(timeout)));
         }
         let Some(call) = this.call.as_mut().as_pin_mut() else {
             return Poll::Ready(Attempt::Cancelled);
@@ -197,22 +222,22 @@ where
         if let Poll::Ready(attempt) = call.poll(cx) {
             this.call.set(None);
             // Within a grace, the handler stopped on its own: it ends as it was told to.
-            return Poll::Ready(this.ending.take().unwrap_or(attempt));
+            return Poll::Ready(this.ending.take().map_or(attempt, Attempt::from));
         }
         if this.ending.is_none() {
-            if let Some(deadline) = this.deadline.as_mut().as_pin_mut() {
-                if deadline.poll(cx).is_ready() {
+            if let Some(deadline) = this.deadline {
+                if deadline.as_mut().poll(cx).is_ready() {
                     match *this.grace {
                         None => {
                             drop_attempt(this.call);
                             return Poll::Ready(Attempt::TimedOut);
                         }
                         Some(grace) => {
-                            *this.ending = Some(Attempt::TimedOut);
+                            *this.ending = Some(Stopped::TimedOut);
                             if let Some(token) = header.attempt_token(*this.attempt) {
                                 token.cancel();
                             }
-                            this.grace_timer.set(Some(tokio::time::sleep(grace)));
+                            *this.grace_timer = Some(Box::pin(tokio::time::sleep(grace)));
                             // Let the handler see its token before the grace is counted.
                             cx.waker().wake_by_ref();
                             return Poll::Pending;
@@ -221,10 +246,11 @@ where
                 }
             }
         }
-        if let Some(timer) = this.grace_timer.as_pin_mut() {
-            if timer.poll(cx).is_ready() {
+        if let Some(timer) = this.grace_timer {
+            if timer.as_mut().poll(cx).is_ready() {
                 drop_attempt(this.call);
-                return Poll::Ready(this.ending.take().unwrap_or(Attempt::Cancelled));
+                let stopped = this.ending.take().unwrap_or(Stopped::Cancelled);
+                return Poll::Ready(stopped.into());
             }
         }
         Poll::Pending

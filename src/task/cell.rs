@@ -12,10 +12,10 @@ use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 
-use futures::future::BoxFuture;
 use tracing::Instrument;
 
-use super::attempt::{attempt_span, unobserved, Attempt, Race};
+use super::attempt::{attempt_span, span_possible, unobserved, Attempt, Race};
+use super::block::AttemptBlock;
 use super::context::TaskContext;
 use super::header::Header;
 use super::options::RetryPredicate;
@@ -27,9 +27,10 @@ use crate::sync::lock_std;
 /// A task as queues, workers and the registry see it.
 pub(crate) trait Job: Send + Sync + 'static {
     fn header(&self) -> &Header;
-    /// Runs attempt number `attempt` (1-based) inside its tracing span, raced against the
-    /// task's cancel and timeout, panics caught. Stages the handler's typed result.
-    fn run(self: Arc<Self>, attempt: u32) -> BoxFuture<'static, Attempt>;
+    /// Places attempt number `attempt` (1-based) in `block`, to be polled there: inside its
+    /// tracing span, raced against the task's cancel and timeout, panics caught. Stages the
+    /// handler's typed result.
+    fn run(self: Arc<Self>, attempt: u32, block: &mut AttemptBlock);
     /// Delivers the final result to the handle, deposits the task's notification and drops
     /// the handler. Takes the [`Finished`] proof that the task reached its terminal phase,
     /// which exists once per task.
@@ -69,6 +70,7 @@ enum SlotState<T, E> {
 }
 
 impl<F, P, T, E> TaskCell<F, P, T, E> {
+    #[inline(always)]
     pub(crate) fn new(header: Header, handler: F, retry_if: P) -> Self {
         TaskCell {
             header,
@@ -189,16 +191,21 @@ where
         &self.header
     }
 
-    fn run(self: Arc<Self>, attempt: u32) -> BoxFuture<'static, Attempt> {
+    fn run(self: Arc<Self>, attempt: u32, block: &mut AttemptBlock) {
+        if !span_possible() {
+            let call = Arc::clone(&self).call(attempt);
+            block.place(Race::new(self, call, attempt));
+            return;
+        }
         let span = attempt_span(&self.header, attempt);
         let call = Arc::clone(&self).call(attempt);
         let race = Race::new(self, call, attempt);
         if unobserved(&span) {
             // Entering and leaving a span nobody sees still costs (`tracing`'s `log`
             // feature checks for a logger each time): skip it.
-            Box::pin(race)
+            block.place(race);
         } else {
-            Box::pin(race.instrument(span))
+            block.place(race.instrument(span));
         }
     }
 

@@ -10,6 +10,7 @@ use crate::config::DEFAULT_QUEUE;
 use crate::retry::RetryPolicy;
 
 mod attempt;
+mod block;
 mod boxed;
 mod cell;
 mod context;
@@ -27,7 +28,9 @@ mod yield_slot;
 
 #[cfg(debug_assertions)]
 pub(crate) use attempt::own_queue;
+#[cfg(test)]
 pub(crate) use attempt::Attempt;
+pub(crate) use block::AttemptBlock;
 pub use boxed::{BoxHandler, BoxRetryPredicate, BoxTask};
 pub(crate) use cell::{Job, TaskCell, TypedJob};
 pub use context::TaskContext;
