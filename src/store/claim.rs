@@ -63,12 +63,18 @@ pub(crate) use stamp_claims;
 pub(crate) const CLAIMS_IN_WINDOW: &str = "SELECT CAST(coalesce(sum(runs), 0) AS BIGINT) \
      FROM taskrunner_claim_times WHERE queue = $1";
 
+/// `$table` (in the three updates below that join runs to a JSON list): the runs' table as
+/// the dialect names it where it must be read by id (SQLite's planner would otherwise walk
+/// the running runs' index, each against the whole list).
+///
 /// Renews, to `$now` + `$2` ms, the leases of the claims `$pairs` (run, token) that still
 /// hold.
 macro_rules! renew_leases {
-    ($pairs:expr, $now:literal) => {
+    ($table:literal, $pairs:expr, $now:literal) => {
         concat!(
-            "UPDATE taskrunner_runs SET lease_expires_at = ",
+            "UPDATE ",
+            $table,
+            " SET lease_expires_at = ",
             $now,
             " + $2 FROM (",
             $pairs,
@@ -102,9 +108,11 @@ pub(crate) use release_unheld;
 
 /// Hands back the claims `$pairs` (the attempt not counted); returns their queues.
 macro_rules! release_claims {
-    ($pairs:expr, $greatest:literal) => {
+    ($table:literal, $pairs:expr, $greatest:literal) => {
         concat!(
-            "UPDATE taskrunner_runs SET status = 'pending', lease_owner = NULL, \
+            "UPDATE ",
+            $table,
+            " SET status = 'pending', lease_owner = NULL, \
              lease_expires_at = NULL, attempts = ",
             $greatest,
             "(attempts - 1, 0) FROM (",
@@ -121,9 +129,11 @@ pub(crate) use release_claims;
 /// Ends the runs of `$ends` (see [`ends_json`]) whose claim still holds, at `$now`;
 /// returns their ids.
 macro_rules! finish_runs {
-    ($ends:expr, $now:literal) => {
+    ($table:literal, $ends:expr, $now:literal) => {
         concat!(
-            "UPDATE taskrunner_runs SET status = f.status, output = f.output, \
+            "UPDATE ",
+            $table,
+            " SET status = f.status, output = f.output, \
              error = f.error, error_kind = f.kind, finished_at = ",
             $now,
             ", lease_owner = NULL, lease_expires_at = NULL FROM (",

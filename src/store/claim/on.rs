@@ -185,8 +185,10 @@ macro_rules! claim_on {
                 Ok((held, released))
             }
 
-            /// Stores the ends of `batch`, each only while its claim holds, in one
-            /// transaction: whether each was stored (a retry that finds the run already
+            /// Stores the ends of `batch`, each only while its claim holds, in one statement
+            /// (SQLite: in the writer's transaction; PostgreSQL: autocommit, so no row lock
+            /// outlives it, even while this process's runtime is blocked by handlers, which
+            /// would hold back the heartbeat's renewal): whether each was stored (a retry that finds the run already
             /// ended exactly so finds its own write, committed before its answer was lost).
             pub(crate) async fn finish(
                 &self,
@@ -194,13 +196,13 @@ macro_rules! claim_on {
             ) -> Result<Vec<bool>, $crate::store::StoreError> {
                 use $crate::store::dialect::{bind_now, Dialect};
                 let db = |e| self.error(e);
-                let mut tx = self.begin_write().await?;
+                let mut one = self.one().await?;
                 let mut applied: std::collections::HashSet<i64> = bind_now!(
                     self.bound_now(),
                     sqlx::query_scalar(<Self as Dialect>::FINISH_RUNS)
                         .bind($crate::store::claim::ends_json(batch.iter()))
                 )
-                .fetch_all(&mut *tx)
+                .fetch_all(&mut *one)
                 .await
                 .map_err(db)?
                 .into_iter()
@@ -209,12 +211,12 @@ macro_rules! claim_on {
                     let rest = batch.iter().filter(|f| !applied.contains(&f.id.as_i64()));
                     let found: Vec<i64> = sqlx::query_scalar(<Self as Dialect>::ENDED_AS_SAID)
                         .bind($crate::store::claim::ends_json(rest))
-                        .fetch_all(&mut *tx)
+                        .fetch_all(&mut *one)
                         .await
                         .map_err(db)?;
                     applied.extend(found);
                 }
-                tx.commit().await.map_err(db)?;
+                self.done(one).await?;
                 Ok(batch
                     .iter()
                     .map(|f| applied.contains(&f.id.as_i64()))
@@ -254,17 +256,17 @@ macro_rules! claim_on {
             }
 
             /// Hands back the claims `runs` (to pending, the attempt not counted), and tells
-            /// their queues where the backend can.
+            /// their queues where the backend can (PostgreSQL: each statement autocommits).
             pub(crate) async fn release(
                 &self,
                 runs: &[($crate::store::RunId, i64)],
             ) -> Result<(), $crate::store::StoreError> {
                 use $crate::store::dialect::Dialect;
                 let db = |e| self.error(e);
-                let mut tx = self.begin_write().await?;
+                let mut one = self.one().await?;
                 let mut queues: Vec<String> = sqlx::query_scalar(<Self as Dialect>::RELEASE_CLAIMS)
                     .bind($crate::store::claim::pairs_json(runs))
-                    .fetch_all(&mut *tx)
+                    .fetch_all(&mut *one)
                     .await
                     .map_err(db)?;
                 queues.sort_unstable();
@@ -273,12 +275,12 @@ macro_rules! claim_on {
                     for queue in &queues {
                         sqlx::query(notify)
                             .bind(queue)
-                            .execute(&mut *tx)
+                            .execute(&mut *one)
                             .await
                             .map_err(db)?;
                     }
                 }
-                tx.commit().await.map_err(db)
+                self.done(one).await
             }
         }
     };

@@ -183,10 +183,12 @@ impl Dialect for PgStore {
     const COUNT_RUNNING: &'static str = count_running!("taskrunner_now_ms()");
     const PRUNE_CLAIM_TIMES: &'static str = prune_claim_times!("taskrunner_now_ms()");
     const STAMP_CLAIMS: &'static str = stamp_claims!("taskrunner_now_ms()");
-    const RENEW_LEASES: &'static str = renew_leases!(pairs!(), "taskrunner_now_ms()");
+    const RENEW_LEASES: &'static str =
+        renew_leases!("taskrunner_runs", pairs!(), "taskrunner_now_ms()");
     const RELEASE_UNHELD: &'static str = release_unheld!(pairs!(), "greatest");
-    const RELEASE_CLAIMS: &'static str = release_claims!(pairs!(), "greatest");
-    const FINISH_RUNS: &'static str = finish_runs!(ends!(), "taskrunner_now_ms()");
+    const RELEASE_CLAIMS: &'static str = release_claims!("taskrunner_runs", pairs!(), "greatest");
+    const FINISH_RUNS: &'static str =
+        finish_runs!("taskrunner_runs", ends!(), "taskrunner_now_ms()");
     const ENDED_AS_SAID: &'static str = ended_as_said!(ends!());
 
     // ----- runs (manage, submit)
