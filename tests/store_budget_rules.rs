@@ -231,6 +231,51 @@ async fn run_info_shows_the_estimate_and_the_charge(db: TestDb) {
     runner.shutdown().await;
 }
 
+/// A charge made just before a durable sleep is stored before the run parks: written after
+/// the park, it found the run no longer running and was dropped (the window kept the
+/// estimate). The run charges 42 in a step and sleeps; the replay after the sleep takes the
+/// step's stored output and charges nothing more.
+async fn a_charge_before_a_wait_is_kept(db: TestDb) {
+    let runner = runner(&db, false, true);
+    let def = TaskDef::new("nap", |ctx: TaskContext, _: u64| {
+        Box::pin(async move {
+            // The model call is a step: the replay after the sleep does not call it again.
+            let c = ctx.clone();
+            let _: u64 = ctx
+                .step("call", move || async move {
+                    c.charge(42);
+                    Ok::<_, String>(42)
+                })
+                .await?;
+            ctx.sleep(Duration::from_millis(50)).await?;
+            Ok(0u64)
+        }) as futures::future::BoxFuture<'static, Result<u64, String>>
+    })
+    .queue("llm");
+    let runner = {
+        runner.shutdown().await;
+        TaskRunner::builder()
+            .queue("llm", QueueConfig::new().concurrency(4))
+            .store(db.store.clone())
+            .poll_interval(Duration::from_millis(20))
+            .register(&def)
+            .build()
+            .unwrap()
+    };
+    let run = runner
+        .submit_with(&def, 0, RunOptions::new().cost(30))
+        .await
+        .unwrap();
+    let id = run.id();
+    tokio::time::timeout(Duration::from_secs(20), run)
+        .await
+        .unwrap()
+        .unwrap();
+    let info = runner.run_info(id).await.unwrap().unwrap();
+    assert_eq!((info.cost, info.charged), (Some(30), Some(42)));
+    runner.shutdown().await;
+}
+
 fn start(info: &RunInfo) -> u128 {
     let started = info.started_at.expect("the run started");
     started.duration_since(UNIX_EPOCH).unwrap().as_millis()
@@ -356,4 +401,5 @@ conformance!(
     an_estimate_over_the_budget_fails_at_the_claim,
     a_charge_over_the_estimate_holds_the_next_claims_back,
     run_info_shows_the_estimate_and_the_charge,
+    a_charge_before_a_wait_is_kept,
 );

@@ -57,8 +57,10 @@ impl QueueConfig {
     /// the estimate may take one window over by that rise, and the next claims wait until
     /// the window has absorbed it. A claim reserves: a run claimed again (after its worker
     /// was lost) is charged again, and an attempt retried in the process that claimed it
-    /// counts what its handler charges; a run resumed after a wait reserves nothing again
-    /// (what it charges counts). A run handed back unstarted keeps its reservation
+    /// counts what its handler charges; a run resumed after a durable sleep or a wait's
+    /// timeout reserves nothing again (what it charges counts), while one resumed by a signal
+    /// or its children's end is reserved for again like a new claim (under-using the window,
+    /// never over it). A run handed back unstarted keeps its reservation
     /// until it ages out (the window is under-used, never over). A submit whose estimate
     /// exceeds the whole budget is refused with
     /// [`StoreError::OverBudget`](crate::store::StoreError::OverBudget); a claim loop held

@@ -113,7 +113,9 @@ impl AttemptLimits {
     /// clock): stored in the background.
     pub(crate) fn pause_queue_for(&self, duration: Duration) {
         let inner = Arc::clone(&self.0);
-        let ms = i64::try_from(duration.as_millis()).unwrap_or(i64::MAX);
+        // At most a century: the store adds it to its clock, and a sum past i64 would fail.
+        const CENTURY_MS: u128 = 100 * 365 * 86_400_000;
+        let ms = duration.as_millis().min(CENTURY_MS) as i64;
         self.spawn(async move {
             if let Err(e) = inner.store.pause_queue(&inner.queue, ms).await {
                 tracing::warn!(queue = %inner.queue, "the queue's pause was not stored: {e}");

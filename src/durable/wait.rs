@@ -104,11 +104,14 @@ async fn fenced<T>(scope: &RunScope, what: &str) -> T {
 }
 
 /// A claim already known lost in this process makes no store call. Before a wait that may
-/// park the run, the attempt's emits are stored: its stream shows them before its `Waiting`.
+/// park the run, the attempt's charges and pauses are stored (a charge written after the
+/// park would find the run no longer running and be dropped: the global budget's window
+/// would keep the estimate), and its emits: its stream shows them before its `Waiting`.
 async fn check_lease(scope: &RunScope, what: &str) {
     if scope.lease.is_lost() {
         fenced::<()>(scope, what).await;
     }
+    scope.limits.flush().await;
     if let Err(e) = scope.emits.flush().await {
         tracing::warn!(run = %scope.id, wait = what, "the run's emits before a wait were not stored: {e}");
     }

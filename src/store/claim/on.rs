@@ -20,8 +20,9 @@ macro_rules! claim_on {
                 use $crate::store::dialect::{bind_now, Dialect};
                 let db = |e| self.error(e);
                 let names = <Self as Dialect>::names(names);
-                let now = self.bound_now();
-                let claim = |limit: i64| {
+                // The clock is read once the connection (SQLite: the one writer) is held,
+                // so a claim that waited for it does not backdate its starts, leases and stamps.
+                let claim = |limit: i64, now: Option<i64>| {
                     bind_now!(
                         now,
                         sqlx::query(<Self as Dialect>::CLAIM)
@@ -34,11 +35,16 @@ macro_rules! claim_on {
                 };
                 let rows = if !global.any() {
                     let mut one = self.one().await?;
-                    let rows = claim(max as i64).fetch_all(&mut *one).await.map_err(db)?;
+                    let now = self.bound_now();
+                    let rows = claim(max as i64, now)
+                        .fetch_all(&mut *one)
+                        .await
+                        .map_err(db)?;
                     self.done(one).await?;
                     rows
                 } else {
                     let mut tx = self.begin_write().await?;
+                    let now = self.bound_now();
                     let limit = self.claim_limit(&mut tx, queue, max, global, now).await?;
                     if limit <= 0 {
                         tx.rollback().await.map_err(db)?;
@@ -51,7 +57,7 @@ macro_rules! claim_on {
                             self.claim_budgeted(&mut tx, queue, &names, limit, to, budget)
                                 .await?
                         }
-                        None => claim(limit).fetch_all(&mut *tx).await.map_err(db)?,
+                        None => claim(limit, now).fetch_all(&mut *tx).await.map_err(db)?,
                     };
                     if global.rate.is_some() && !rows.is_empty() {
                         // Stamped after the claim: never earlier than the runs' start times.

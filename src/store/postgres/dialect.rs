@@ -105,7 +105,7 @@ impl Dialect for PgStore {
     const LOCK_SCHEDULE: &'static str = lock_schedule!(" FOR UPDATE");
     // The run's unfinished tree, deepest first and the run last: the order a child's end
     // (child, then its parent through the trigger) and a join (children, then the parent)
-    // take rows, so a cancel cannot deadlock with them.
+    // take rows, so a cancel does not deadlock with them.
     const LOCK_RUN: &'static str = "WITH RECURSIVE tree(id, depth) AS (\
          SELECT id, 0 FROM taskrunner_runs WHERE id = $1 \
          UNION ALL SELECT r.id, t.depth + 1 FROM taskrunner_runs r JOIN tree t \
