@@ -143,6 +143,28 @@ impl AttemptLimits {
     }
 }
 
+/// The limits of a claim's latest attempt: an attempt that timed out or panicked is dropped
+/// before it could flush its own writes, so the claim flushes them before its end is stored
+/// (a charge that reached the store after the end would be refused: the run is no longer
+/// running, and the units it spent would be missing from its `charged` and the budget).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct LatestLimits(Arc<Mutex<Option<AttemptLimits>>>);
+
+impl LatestLimits {
+    /// `limits` are now the claim's latest attempt's.
+    pub(crate) fn set(&self, limits: &AttemptLimits) {
+        *lock_std(&self.0) = Some(limits.clone());
+    }
+
+    /// Waits until every write of the latest attempt is stored (or failed).
+    pub(crate) async fn flush(&self) {
+        let latest = lock_std(&self.0).clone();
+        if let Some(limits) = latest {
+            limits.flush().await;
+        }
+    }
+}
+
 impl crate::task::DurableLimits for AttemptLimits {
     fn charge(&self, units: u64) {
         AttemptLimits::charge(self, units);

@@ -129,7 +129,8 @@ impl Durable {
             return;
         }
         let lease = super::LeaseWatch::new(self, run.id, run.token);
-        match def.enqueue(runner, &run, self, lease) {
+        let latest = super::charge::LatestLimits::default();
+        match def.enqueue(runner, &run, self, lease, &latest) {
             Ok(handle) => {
                 let task = handle.id();
                 let lost = match lock_std(&self.active).get_mut(&run.id) {
@@ -146,6 +147,9 @@ impl Durable {
                 let durable = Arc::clone(self);
                 tokio::spawn(async move {
                     let result = handle.await;
+                    // Charges of an attempt that timed out or panicked are still in
+                    // flight: stored before the end, or the ended run would refuse them.
+                    latest.flush().await;
                     durable.task_ended(plan, run.id, run.token, result);
                 });
             }

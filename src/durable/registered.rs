@@ -65,13 +65,15 @@ pub(crate) trait Registered: Send + Sync + 'static {
     /// Whether `input` deserializes as the definition's input type; the error says why not.
     fn check_input(&self, input: &str) -> Result<(), String>;
     /// Enqueues `run` on `runner` as a task whose `Ok` is the output as JSON and whose `Err`
-    /// is the error's `Display`.
+    /// is the error's `Display`; the writes of its latest attempt are flushed through
+    /// `latest`.
     fn enqueue(
         &self,
         runner: &TaskRunner,
         run: &Claimed,
         durable: &Arc<Durable>,
         lease: super::LeaseWatch,
+        latest: &super::charge::LatestLimits,
     ) -> Result<TaskHandle<String, String>, EnqueueError>;
 }
 
@@ -127,6 +129,7 @@ where
         run: &Claimed,
         durable: &Arc<Durable>,
         lease: super::LeaseWatch,
+        latest: &super::charge::LatestLimits,
     ) -> Result<TaskHandle<String, String>, EnqueueError> {
         let handler = Arc::clone(self.def.handler());
         let input: Arc<str> = run.input.as_str().into();
@@ -168,6 +171,7 @@ where
             limits: attempt_limits(run.attempts, true),
             lease,
         };
+        let latest = latest.clone();
         // Attempts already used by earlier claims (this claim's first attempt included).
         let base = run.attempts;
         let span_name = run.name.clone();
@@ -192,6 +196,7 @@ where
                 limits: attempt_limits(base - 1 + ctx.attempt() as i32, ctx.attempt() == 1),
                 ..scope.clone()
             };
+            latest.set(&scope.limits);
             let attempt = base - 1 + ctx.attempt() as i32;
             let span = tracing::info_span!("run", run_id = %scope.id, name = %span_name, attempt);
             let attempt_body = async move {
