@@ -38,17 +38,21 @@ fn noop() -> Noop {
     TaskDef::new("noop", noop_handler as fn(_, _) -> _).queue("bench")
 }
 
-async fn worker(store: Store, def: &Noop, ahead: usize) -> TaskRunner {
-    TaskRunner::builder()
+/// `ahead`: `claim_ahead(n)`, or `None` for the default adaptive read-ahead.
+async fn worker(store: Store, def: &Noop, ahead: Option<usize>) -> TaskRunner {
+    let builder = TaskRunner::builder()
         .queue("bench", QueueConfig::new().concurrency(CONCURRENCY))
         .store(store)
-        .register(def)
-        .claim_ahead(ahead)
-        .build()
-        .unwrap()
+        .register(def);
+    match ahead {
+        Some(n) => builder.claim_ahead(n),
+        None => builder,
+    }
+    .build()
+    .unwrap()
 }
 
-async fn bench(label: &str, store: Store, runs: u32, ahead: usize) {
+async fn bench(label: &str, store: Store, runs: u32, ahead: Option<usize>) {
     let def = noop();
     // submit_many: one transaction for the whole batch.
     let submitter = TaskRunner::builder().store(store.clone()).build().unwrap();
@@ -92,7 +96,8 @@ async fn bench(label: &str, store: Store, runs: u32, ahead: usize) {
     let p = |q: f64| samples[((samples.len() - 1) as f64 * q) as usize];
     runner.shutdown().await;
     println!(
-        "{label:<8} ahead {ahead:<3} submit_many {runs}: {:>8.0} runs/s | drain {runs} at c={CONCURRENCY}: {:>7.0} runs/s ({:.2} s) | latency p50 {:.2} ms, p99 {:.2} ms",
+        "{label:<8} ahead {:<8} submit_many {runs}: {:>8.0} runs/s | drain {runs} at c={CONCURRENCY}: {:>7.0} runs/s ({:.2} s) | latency p50 {:.2} ms, p99 {:.2} ms",
+        ahead.map_or("adaptive".to_owned(), |n| n.to_string()),
         f64::from(runs) / submit.as_secs_f64(),
         f64::from(runs) / drain.as_secs_f64(),
         drain.as_secs_f64(),
@@ -191,7 +196,7 @@ async fn main() {
         std::fs::create_dir_all(&dir).unwrap();
         let store = SqliteStore::open(dir.join("runs.db")).await.unwrap();
         if only != "streams" && only != "waits" {
-            for ahead in [0, 248] {
+            for ahead in [Some(0), None, Some(248)] {
                 bench("sqlite", store.clone().into(), runs, ahead).await;
             }
         }
@@ -223,7 +228,7 @@ async fn main() {
         };
         let store = PgStore::connect(&url).await.unwrap();
         if only != "streams" && only != "waits" {
-            for ahead in [0, 248] {
+            for ahead in [Some(0), None, Some(248)] {
                 bench("postgres", store.clone().into(), runs, ahead).await;
             }
         }

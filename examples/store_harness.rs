@@ -1,7 +1,7 @@
 //! The durable store on the peer harness's workloads (`../shared/bench/durable/`):
 //! `store_harness W1|W2|W3 <postgres-url | sqlite-file>`, env `N`, `CONC` (8), `MODE`,
-//! `VARIANT` (`default`, or `ahead` for `claim_ahead(248)`); prints one JSON line with the
-//! harness's fields.
+//! `VARIANT` (`default`: the adaptive read-ahead; `ahead`: `claim_ahead(248)`; `free`:
+//! `claim_ahead(0)`); prints one JSON line with the harness's fields.
 //!
 //! - W1: `N` runs submitted one by one (each its own commit), then a worker of concurrency
 //!   `CONC` drains them; timed until the store shows all completed.
@@ -92,7 +92,12 @@ async fn main() {
     let n = env("N", if workload == "W2" { 500 } else { 10_000 });
     let conc = if workload == "W2" { 1 } else { env("CONC", 8) };
     let variant = std::env::var("VARIANT").unwrap_or_else(|_| "default".into());
-    let ahead = if variant == "ahead" { 248 } else { 0 };
+    // `default`: the adaptive read-ahead; `ahead`: a fixed 248; `free`: free slots only.
+    let ahead = match variant.as_str() {
+        "ahead" => Some(248),
+        "free" => Some(0),
+        _ => None,
+    };
     let mode = std::env::var("MODE").unwrap_or_else(|_| "sync".into());
     let store = open(&target).await;
 
@@ -104,19 +109,23 @@ async fn main() {
     })
     .queue("bench");
     let worker = |store: Store| {
-        TaskRunner::builder()
+        let builder = TaskRunner::builder()
             .queue("bench", QueueConfig::new().concurrency(conc))
             .store(store)
-            .register(&def)
-            .claim_ahead(ahead)
-            .build()
-            .unwrap()
+            .register(&def);
+        match ahead {
+            Some(n) => builder.claim_ahead(n),
+            None => builder,
+        }
+        .build()
+        .unwrap()
     };
     let mut out = serde_json::json!({
         "anchor": "taskrunner", "variant": variant, "version": "taskrunner 0.1.0 (sqlx 0.9)",
         "workload": workload, "mode": mode, "n": n, "concurrency": conc,
         "settings": format!(
-            "claim_ahead {ahead}; {}; runs submitted one by one",
+            "claim_ahead {}; {}; runs submitted one by one",
+            ahead.map_or("adaptive".to_owned(), |n| n.to_string()),
             if target.contains("://") { "PostgreSQL, LISTEN/NOTIFY" } else { "SQLite WAL synchronous=FULL" }
         ),
     });

@@ -65,15 +65,41 @@ impl TaskRunnerBuilder {
         self.with_layer(|durable: &mut Settings| durable.poll = every.max(Duration::from_millis(1)))
     }
 
-    /// How many runs a queue claims beyond its free slots (default 0): they wait in this
-    /// process, leased, for a slot. Claiming ahead amortises the store's round trips over
-    /// more runs when runs are short (a backlog of quick runs drains several times faster),
-    /// at the cost of other processes not getting those runs meanwhile. Runs claimed ahead
-    /// count against the queue's
-    /// [`global_concurrency`](crate::QueueConfig::global_concurrency), and are handed back
-    /// at shutdown.
+    /// How many runs a queue claims beyond its free slots; they wait in this process,
+    /// leased, for a slot. Claiming ahead amortises the store's round trips over more runs
+    /// when runs are short (a backlog of quick runs drains several times faster), at the
+    /// cost of other processes not getting those runs meanwhile. Runs claimed ahead count
+    /// against the queue's [`global_concurrency`](crate::QueueConfig::global_concurrency),
+    /// and are handed back at shutdown.
+    ///
+    /// Without it the read-ahead is adaptive: a queue claims as many extra runs as this
+    /// process is expected to start within 25 ms at the rate it ends them (hundreds for
+    /// runs of microseconds, none for runs of seconds), and the heartbeat hands back to the
+    /// store any such run that has not started half a heartbeat after its claim (a heartbeat
+    /// is a third of the [`lease`](Self::lease)), so no run waits here past one and a half
+    /// heartbeats while another process could run it. A queue with a global limit (concurrency, rate or budget) claims nothing
+    /// ahead unless this is set. `claim_ahead(0)` claims only free slots; a fixed `n` is
+    /// never handed back before shutdown.
+    ///
+    /// ```
+    /// use taskrunner::store::SqliteStore;
+    /// use taskrunner::TaskRunner;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let dir = std::env::temp_dir().join(format!("taskrunner-ahead-doc-{}", std::process::id()));
+    /// # std::fs::create_dir_all(&dir)?;
+    /// let runner = TaskRunner::builder()
+    ///     .store(SqliteStore::open(dir.join("runs.db")).await?)
+    ///     .claim_ahead(0) // each process claims only what it can start now
+    ///     .build()?;
+    /// # runner.shutdown().await;
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn claim_ahead(self, n: usize) -> Self {
-        self.with_layer(|durable: &mut Settings| durable.claim_ahead = n)
+        self.with_layer(|durable: &mut Settings| durable.claim_ahead = Some(n))
     }
 
     /// How long finished runs are kept in the store (default: 7 days and at most 100,000).

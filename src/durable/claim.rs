@@ -23,7 +23,12 @@ pub(super) async fn claim_loop(weak: Weak<Shared>, durable: Arc<Durable>, index:
         // Claim when a slot would otherwise idle, or when half the window is free: runs
         // claimed ahead are topped up in batches, not one per finished run.
         let free = runner.queue_stats(&plan.queue).map_or(0, |s| {
-            let window = s.limit + durable.claim_ahead;
+            let ahead = match durable.claim_ahead {
+                Some(n) => n,
+                None if plan.global.any() => 0,
+                None => plan.times.ahead(s.limit),
+            };
+            let window = s.limit + ahead;
             let in_flight = s.running + s.pending;
             let free = window.saturating_sub(in_flight);
             let idle_slot = s.running < s.limit && s.pending == 0;
@@ -100,6 +105,9 @@ impl Durable {
                 token: run.token,
                 task: None,
                 claimed: Instant::now(),
+                started: None,
+                ahead: self.claim_ahead.is_none() && !self.plans[plan].global.any(),
+                plan,
                 quiet: false,
                 cancel_sent: false,
                 ending: false,
@@ -181,7 +189,15 @@ impl Durable {
         // Parked by a wait (written to the store by the wait itself), released to the store,
         // or the lease was lost: nothing to write.
         let parked = matches!(&result, Ok(json) if json == super::wait::PARKED);
-        let quiet = parked || lock_std(&self.active).get(&id).is_none_or(|a| a.quiet);
+        let (quiet, started) = {
+            let active = lock_std(&self.active);
+            let a = active.get(&id);
+            let started = a.filter(|a| a.token == token).and_then(|a| a.started);
+            (parked || a.is_none_or(|a| a.quiet), started)
+        };
+        if let Some(started) = started {
+            self.plans[plan].times.record(started.elapsed());
+        }
         if quiet {
             let mut active = lock_std(&self.active);
             if active.get(&id).is_some_and(|a| a.token == token) {

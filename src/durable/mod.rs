@@ -8,6 +8,7 @@
 //! which writes it only while the claim's token holds (`worker.rs`) → handles waiting in this
 //! process are handed the outcome; others see it when they poll (`handle.rs`).
 
+mod ahead;
 mod api;
 mod charge;
 mod claim;
@@ -63,7 +64,8 @@ pub(crate) struct Settings {
     pub(crate) lease: Duration,
     pub(crate) poll: Duration,
     pub(crate) retention: Retention,
-    pub(crate) claim_ahead: usize,
+    /// `None`: adaptive (see `ahead.rs`).
+    pub(crate) claim_ahead: Option<usize>,
 }
 
 impl Default for Settings {
@@ -74,7 +76,7 @@ impl Default for Settings {
             lease: DEFAULT_LEASE,
             poll: DEFAULT_POLL_INTERVAL,
             retention: Retention::default(),
-            claim_ahead: 0,
+            claim_ahead: None,
         }
     }
 }
@@ -99,6 +101,8 @@ struct Plan {
     names: Vec<String>,
     global: crate::store::GlobalLimits,
     wake: Notify,
+    /// How long its runs take here, for the adaptive read-ahead.
+    times: ahead::RunTimes,
 }
 
 /// A run this process claimed and has not yet written the end of.
@@ -106,6 +110,12 @@ struct Active {
     token: i64,
     task: Option<TaskId>,
     claimed: Instant,
+    /// When its first attempt began here (`None`: it waits for a slot).
+    started: Option<Instant>,
+    /// Claimed under the adaptive read-ahead: handed back if it waits too long to start.
+    ahead: bool,
+    /// Its queue's claim loop (an index of `Durable::plans`).
+    plan: usize,
     /// Its end is not to be written: it was released, or its lease was lost.
     quiet: bool,
     cancel_sent: bool,
@@ -127,7 +137,7 @@ pub(crate) struct Durable {
     lease: Duration,
     poll: Duration,
     retention: Retention,
-    claim_ahead: usize,
+    claim_ahead: Option<usize>,
     defs: HashMap<String, Arc<dyn Registered>>,
     plans: Vec<Plan>,
     /// The queues' global budgets, for the check at submit.
@@ -205,6 +215,7 @@ impl BuildHook for Settings {
                     names: vec![def.name().to_owned()],
                     global,
                     wake: Notify::new(),
+                    times: ahead::RunTimes::default(),
                 }),
             }
         }

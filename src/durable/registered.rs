@@ -204,6 +204,13 @@ where
                     // The claim is over in this process: never run the handler again.
                     return Err(LEASE_LOST.to_owned());
                 }
+                if !scope.durable.begin(scope.id, scope.token) {
+                    // Claimed ahead and handed back by the heartbeat while it waited for a
+                    // slot (or its lease was lost): it runs in another claim. Its local task
+                    // ends as parked: the run is back in the store.
+                    ctx.mark_parked();
+                    return Ok(super::wait::PARKED.to_owned());
+                }
                 if ctx.attempt() > 1 {
                     // A retry in this process: count it in the store, fenced, with the
                     // error of the attempt before (none if it timed out or panicked).

@@ -248,6 +248,17 @@ async fn heartbeat(
                 _ => probe = main.spawn(async {}),
             }
         }
+        // Runs claimed ahead that have waited half a heartbeat for a slot go back to the
+        // store, for any process with a free slot: none waits here past one and a half
+        // heartbeats from its claim (if this fails, they are handed back as unknown runs
+        // once their local tasks have ended).
+        let stale = durable.take_stale(every / 2);
+        if !stale.is_empty() {
+            match store.release(&stale).await {
+                Ok(()) => tracing::debug!("{} runs claimed ahead were handed back", stale.len()),
+                Err(e) => tracing::warn!("handing back runs claimed ahead failed: {e}"),
+            }
+        }
         // Runs are only handed back while no claim is between its commit and its runs
         // entering `active` (else a run just claimed would look unknown).
         let gate = durable.claim_gate.try_write();
