@@ -75,6 +75,13 @@ async fn open(target: &str) -> Store {
 
 #[tokio::main]
 async fn main() {
+    // `HARNESS_LOG=1`: the runner's debug log on stderr (to look into a stalled run).
+    if std::env::var_os("HARNESS_LOG").is_some() {
+        tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::DEBUG)
+            .with_writer(std::io::stderr)
+            .init();
+    }
     let args: Vec<String> = std::env::args().collect();
     let (workload, target) = match args.as_slice() {
         [_, w, t] if ["W1", "W2", "W3"].contains(&w.as_str()) => (w.clone(), t.clone()),
