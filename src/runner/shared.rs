@@ -11,7 +11,7 @@ use tokio::time::Instant;
 
 use super::calls::CallIndex;
 use super::extension::Extensions;
-use super::park::Lot;
+use super::park::{Handed, Lot};
 use super::registry::Registry;
 use super::worker;
 use crate::error::EnqueueError;
@@ -55,8 +55,9 @@ pub(crate) struct Shared {
     pub(super) runtime: Arc<Fallback>,
     /// The cancel grace of tasks that set none.
     pub(super) cancel_grace: std::time::Duration,
-    /// Workers waiting a moment for a start, each to be handed a job instead of a spawn.
-    pub(super) parked: Lot<Arc<dyn Job>>,
+    /// Idle workers waiting for a start, each to be handed a job instead of a spawn, by
+    /// the key of their runtime.
+    pub(super) parked: Lot<Handed, tokio::runtime::Id>,
     /// The attempt blocks of workers that ended, for the next workers (a few at most).
     pub(super) blocks: std::sync::Mutex<Vec<AttemptBlock>>,
     /// The live task of each dedup key (`Task::dedup_key`).
@@ -167,8 +168,9 @@ impl Shared {
             job.header().wake_worker();
             return;
         }
-        if let Err(job) = self.parked.hand(job) {
-            self.spawn(worker::work(Arc::clone(self), job));
+        let handed = (Arc::clone(self), job);
+        if let Err((this, job)) = self.parked.hand(|| self.runtime_key(), handed) {
+            self.spawn(worker::work(this, job));
         }
     }
 

@@ -65,6 +65,8 @@ impl TaskRunner {
         async move {
             released.await;
             shared.wait_idle().await;
+            // Idle workers end.
+            shared.parked.close();
             end_shutdown(extensions).await;
         }
     }
@@ -103,6 +105,8 @@ impl TaskRunner {
         async move {
             released.await;
             shared.wait_idle().await;
+            // Idle workers end.
+            shared.parked.close();
             end_shutdown(extensions).await;
         }
     }

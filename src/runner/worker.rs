@@ -3,10 +3,13 @@
 //! take a start from any queue; a backoff timer waits out a retry delay.
 
 use std::future::Future;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::park::Parking;
+use tokio::runtime::{Handle, Id};
+
+use super::park::{self, Parking};
 use super::Shared;
 use crate::observe::metrics;
 use crate::observe::EventKind;
@@ -40,9 +43,53 @@ const SPARE_BLOCKS: usize = 8;
 const SPARE_BLOCK_BYTES: usize = 1024;
 
 async fn run_jobs(mut held: Held) {
+    // Made on the first time this worker parks, and reused, with its runtime's key.
+    let mut parking: Option<(Arc<Parking>, Option<Id>)> = None;
+    loop {
+        run_held(&mut held).await;
+        // The queue has nothing for this worker: it parks until a start (in any queue) hands
+        // it one, which saves that start a spawn, or until the runner dismisses it.
+        let (spot, key) = &*parking.get_or_insert_with(|| {
+            let key = Handle::try_current().ok().map(|handle| handle.id());
+            (Arc::default(), key)
+        });
+        let parked = match key {
+            // A runner shutting down parks no worker: its idle ones end.
+            Some(key) if !held.shared.closed.load(Ordering::Relaxed) => {
+                park::enter(&held.shared, *key, spot)
+            }
+            _ => false,
+        };
+        if !parked {
+            let mut spare = lock_std(&held.shared.blocks);
+            if spare.len() < SPARE_BLOCKS && held.attempt.bytes() <= SPARE_BLOCK_BYTES {
+                spare.push(std::mem::take(&mut held.attempt));
+            }
+            return;
+        }
+        // Parked, the worker holds the runner weakly (a runner nobody holds is dropped, and
+        // dismisses it), and keeps its block unless it grew large.
+        let mut attempt = std::mem::take(&mut held.attempt);
+        if attempt.bytes() > SPARE_BLOCK_BYTES {
+            attempt = AttemptBlock::default();
+        }
+        let runner = Arc::downgrade(&held.shared);
+        drop(held);
+        let Some((shared, job)) = park::wait(runner, spot).await else {
+            return;
+        };
+        held = Held {
+            shared,
+            job: Some(job),
+            attempt,
+        };
+    }
+}
+
+/// Runs the task `held` holds a slot for, then whatever its queue hands that slot next,
+/// until the queue has nothing for it.
+async fn run_held(held: &mut Held) {
     let shared = Arc::clone(&held.shared);
-    // Made on the first time this worker parks, and reused.
-    let mut parking: Option<Arc<Parking>> = None;
     // The guard owns the task whose slot this worker holds; the loop borrows it.
     while let Some(job) = held.job.as_ref() {
         let header = job.header();
@@ -80,24 +127,11 @@ async fn run_jobs(mut held: Held) {
             }
             AttemptEnd::Finished(finished) => shared.finish(&*job, finished),
         }
-        if held.job.is_none() {
-            // The queue has nothing for this worker: wait a moment for a start elsewhere
-            // (in any queue) before leaving, which saves that start a spawn.
-            let parking = parking.get_or_insert_with(Arc::default);
-            match shared.park(parking).await {
-                Some(next) => held.job = Some(next),
-                None => {
-                    let mut spare = lock_std(&shared.blocks);
-                    if spare.len() < SPARE_BLOCKS && held.attempt.bytes() <= SPARE_BLOCK_BYTES {
-                        spare.push(std::mem::take(&mut held.attempt));
-                    }
-                    return;
-                }
-            }
-        }
         // A long run of instantly-ready tasks must not hog the thread: yield once the
         // worker's coop budget is spent (every 128 units), as tokio's own resources do.
-        tokio::task::coop::consume_budget().await;
+        if held.job.is_some() {
+            tokio::task::coop::consume_budget().await;
+        }
     }
 }
 
