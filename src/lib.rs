@@ -233,8 +233,8 @@ pub use stream::{EmitError, MAX_EMIT_BYTES};
 #[cfg_attr(docsrs, doc(cfg(any(feature = "sqlite", feature = "postgres"))))]
 pub use stream::{RunEvent, RunEventKind, RunEvents, DEFAULT_STREAM_POLL};
 pub use task::{
-    BoxHandler, BoxRetryPredicate, BoxTask, RetryAny, RetryPredicate, Task, TaskContext, TaskDef,
-    RETRY_AFTER_LIMIT,
+    BoxHandler, BoxRetryPredicate, BoxTask, IntoTaskName, RetryAny, RetryPredicate, Task,
+    TaskContext, TaskDef, TaskName, RETRY_AFTER_LIMIT,
 };
 pub use wait::{Joinable, SignalError};
 

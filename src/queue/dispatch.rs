@@ -320,7 +320,9 @@ impl Queue {
         flow.arm = Some(at);
     }
 
+    /// The queue's flow control, made (and every waiting task indexed) on first use.
     fn flow_mut(state: &mut State) -> &mut Flow {
+        state.index_all();
         Queue::flow_mut_of(&mut state.flow)
     }
 
@@ -367,6 +369,7 @@ impl Queue {
         if header.phase() != Phase::Queued || header.priority() == priority {
             return false;
         }
+        state.index_all();
         header.set_priority(priority);
         let flow = Queue::flow_mut_of(&mut state.flow);
         let now = flow.now();

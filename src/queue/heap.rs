@@ -91,6 +91,25 @@ impl<T: Keyed> Heap<T> {
         Some(top)
     }
 
+    /// The entry with key `key` or `key` with its lowest bit flipped: O(log n) in the
+    /// sorted run, O(n) in the heap part (which holds only the entries pushed out of order).
+    pub(super) fn find(&self, key: u128) -> Option<&T> {
+        let key = key | 1;
+        // The run is in strictly descending key order, so with the lowest bit set too.
+        match self
+            .run
+            .binary_search_by(|entry| key.cmp(&(entry.key() | 1)))
+        {
+            Ok(i) => self.run.get(i),
+            Err(_) => self.heap.iter().find(|entry| entry.key() | 1 == key),
+        }
+    }
+
+    /// Every entry, in no particular order.
+    pub(super) fn iter(&self) -> impl Iterator<Item = &T> {
+        self.run.iter().chain(self.heap.iter())
+    }
+
     /// Keeps the elements for which `keep` is true. O(n).
     pub(super) fn retain(&mut self, mut keep: impl FnMut(&T) -> bool) {
         self.run.retain(&mut keep);

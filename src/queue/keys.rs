@@ -15,6 +15,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::heap::{Heap, Keyed};
+use super::indexed::seq_rank;
 use super::Entry;
 use crate::TaskId;
 
@@ -384,7 +385,7 @@ fn settle(
     } else {
         // The head's priority, then a fresh number: behind every key (and task) already
         // waiting at that priority.
-        (head >> 64) << 64 | u128::from(!TaskId::next().as_u64())
+        (head >> 64) << 64 | seq_rank(TaskId::next().as_u64())
     };
     state.token = Some(key);
     tokens.push(Token { key, slot });

@@ -22,7 +22,10 @@ use crate::task::{
 };
 
 use flow::{Came, Flow};
-use order::{Order, Prioritized};
+pub(crate) use index::Index;
+pub(crate) use indexed::find;
+use indexed::Entry;
+use order::Order;
 use waiting::group_admits;
 
 // ===== Queue =====
@@ -83,41 +86,9 @@ struct State {
     /// Flow control (pause, rate limit, keys, aging, bounded depth, moved priorities): `None`
     /// until a queue uses any, so that a plain queue pays one branch for all of it.
     flow: Option<Box<Flow>>,
-}
-
-/// A waiting task: highest priority first, then lowest id (enqueue order).
-struct Entry {
-    key: u128,
-    job: Arc<dyn Job>,
-}
-
-impl Entry {
-    fn new(job: Arc<dyn Job>) -> Entry {
-        let seq = job.header().id.as_u64();
-        Entry::with_seq(job, seq)
-    }
-
-    /// An entry ranked by priority, then by `seq` (an id, or a fresh one for a moved task).
-    fn with_seq(job: Arc<dyn Job>, seq: u64) -> Entry {
-        // Priority in the high half (shifted to unsigned so the order holds), then the
-        // sequence number inverted so that a lower one ranks higher.
-        let priority = u128::from((job.header().priority() as u32) ^ (1 << 31));
-        let key = priority << 64 | u128::from(!seq);
-        Entry { key, job }
-    }
-}
-
-impl heap::Keyed for Entry {
-    fn key(&self) -> u128 {
-        self.key
-    }
-}
-
-impl Prioritized for Entry {
-    fn priority(&self) -> i32 {
-        // The key's high half, back from unsigned: no trip to the task's header.
-        (((self.key >> 64) as u32) ^ (1 << 31)) as i32
-    }
+    /// The runner's index, where a new task waiting here is put as it leaves the order
+    /// (see `indexed.rs`). Unset when a queue is driven alone in tests.
+    index: Option<Arc<Index>>,
 }
 
 /// Below this many tombstones the waiting order is never compacted.
@@ -159,6 +130,7 @@ impl Queue {
                 limit: config.concurrency,
                 tombstones: 0,
                 flow,
+                index: None,
             }),
         }
     }
@@ -225,8 +197,14 @@ impl Queue {
         } else {
             Stamp::now()
         };
+        // A new task outside a group: indexed here, under the lock (the runner indexes the
+        // others), unless it waits in the order, where it is found.
+        let fresh = came == Came::New && job.header().group.is_none();
         let mut state = self.lock();
         if state.flow.is_some() {
+            if fresh {
+                state.index(&job);
+            }
             return self.admit_flow(&mut state, job, came, now);
         }
         let start = state.running < state.limit;
@@ -241,15 +219,24 @@ impl Queue {
         } else {
             job.header().admit_queued()
         };
-        if !admitted {
-            return None;
+        if !admitted || start {
+            if fresh {
+                state.index(&job);
+            }
+            if !admitted {
+                return None;
+            }
         }
         state.left(came);
         if start {
             state.running += 1;
             return Some(job);
         }
-        state.waiting.push(Entry::new(job));
+        if fresh {
+            state.push_unindexed(job);
+        } else {
+            state.waiting.push(Entry::new(job));
+        }
         None
     }
 
@@ -315,6 +302,7 @@ impl Queue {
         let cancel = header.request_cancel(cause);
         match cancel.from {
             CancelFrom::Queued => {
+                state.index_cancelled(header);
                 state.tombstones += 1;
                 if state.flow.is_some() {
                     self.cancel_queued_flow(&mut state, header);
@@ -372,6 +360,8 @@ mod budget;
 mod dispatch;
 mod flow;
 mod heap;
+mod index;
+mod indexed;
 mod keys;
 mod ledger;
 mod locked;
@@ -398,3 +388,6 @@ mod loom_tests;
 
 #[cfg(all(test, taskrunner_loom))]
 mod loom_group_tests;
+
+#[cfg(all(test, taskrunner_loom))]
+mod loom_index_tests;

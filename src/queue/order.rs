@@ -95,6 +95,33 @@ impl<T: Prioritized> Order<T> {
         self.levels.values().filter_map(Heap::peek)
     }
 
+    /// The entry of priority `priority` with key `key`, or `key` with its lowest bit
+    /// flipped (not in a flat order).
+    pub(super) fn find(&self, priority: i32, key: u128) -> Option<&T> {
+        if self.flat {
+            return None;
+        }
+        self.levels.get(&priority)?.find(key)
+    }
+
+    /// The entry whose key, at its level's priority, is `key_at(priority)`, or that with its
+    /// lowest bit flipped (not in a flat order). O(P log n) in the levels.
+    pub(super) fn find_any(&self, key_at: impl Fn(i32) -> u128) -> Option<&T> {
+        if self.flat {
+            return None;
+        }
+        self.levels
+            .iter()
+            .find_map(|(&priority, level)| level.find(key_at(priority)))
+    }
+
+    /// Calls `f` on every entry, in no particular order.
+    pub(super) fn for_each(&self, mut f: impl FnMut(&T)) {
+        for level in self.levels.values() {
+            level.iter().for_each(&mut f);
+        }
+    }
+
     /// Keeps the entries for which `keep` is true. O(n).
     pub(super) fn retain(&mut self, mut keep: impl FnMut(&T) -> bool) {
         for level in self.levels.values_mut() {

@@ -32,7 +32,7 @@ impl TestJob {
         });
         let header = Header::new(
             TaskId::next(),
-            "test".to_owned(),
+            "test".into(),
             None,
             Arc::clone(queue.tag()),
             priority,
@@ -49,7 +49,7 @@ impl TestJob {
     pub(super) fn in_group(queue: &Arc<Queue>, group: &Arc<GroupCore>) -> Arc<TestJob> {
         let header = Header::new(
             TaskId::next(),
-            "member".to_owned(),
+            "member".into(),
             None,
             Arc::clone(queue.tag()),
             0,

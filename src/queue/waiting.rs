@@ -47,6 +47,7 @@ impl State {
                 continue;
             }
             if header.start_queued(now) {
+                self.index_leaving(&entry);
                 return Some(entry.job);
             }
             self.tombstones -= 1;

@@ -86,10 +86,11 @@ impl TaskRunner {
             .map(|queue| (queue.name().into(), Arc::clone(queue)))
             .collect();
         let runtime = Fallback::new();
+        let registry = Registry::new(settings.retain_finished, &queue_list);
         let shared = Arc::new(Shared {
             queues,
             queue_list,
-            registry: Registry::new(settings.retain_finished),
+            registry,
             calls: CallIndex::default(),
             observers,
             live: AtomicUsize::new(0),

@@ -215,7 +215,10 @@ impl TaskRunner {
         // it is reported before this.
         let events = &queue.observers().events;
         events.emit(&cell.header, || EventKind::Enqueued);
-        shared.registry.insert(cell.clone());
+        // A new task outside a group is indexed by its queue (or found in its order).
+        if delay.is_some() || group.is_some() {
+            shared.registry.insert(cell.clone());
+        }
         match delay {
             Some(delay) => {
                 if queue.delay(&cell.header) {

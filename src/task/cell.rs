@@ -49,24 +49,54 @@ pub(crate) trait TypedJob<T, E>: Job {
 /// The one allocation behind a task.
 pub(crate) struct TaskCell<F, P, T, E> {
     pub(crate) header: Header,
+    /// The handler and the result's slot, under one lock (two cost a queued task 24 bytes
+    /// more). Each use is short, and no user code runs under it but the retry predicate.
+    inner: std::sync::Mutex<Inner<F, P, T, E>>,
+}
+
+struct Inner<F, P, T, E> {
     /// The handler and the retry predicate, dropped when the task ends (in `publish`, where
     /// a panic in their `Drop` is contained), so a finished record holds nothing they
     /// captured. Together: a predicate is nearly always zero-sized, and then costs nothing.
-    handler: std::sync::Mutex<Option<(F, P)>>,
-    slot: std::sync::Mutex<Slot<T, E>>,
+    handler: Option<(F, P)>,
+    slot: SlotState<T, E>,
 }
 
-struct Slot<T, E> {
-    /// The last attempt's result, until the task ends.
-    staged: Option<Result<T, E>>,
-    state: SlotState<T, E>,
-}
-
+/// The result's slot. The last attempt's result is staged in it until the task ends: beside
+/// the handle's waker, not in a field of its own, which would cost every queued task its
+/// size.
 enum SlotState<T, E> {
-    Waiting(Option<Waker>),
+    Waiting {
+        waker: Option<Waker>,
+        staged: Option<Result<T, E>>,
+    },
     Ready(Result<T, TaskError<E>>),
     Taken,
-    Detached,
+    /// The handle is gone; a result staged is dropped when the task ends.
+    Detached {
+        staged: Option<Result<T, E>>,
+    },
+}
+
+impl<T, E> SlotState<T, E> {
+    /// Stages `result`, the last attempt's; nothing to stage in once the task has ended.
+    fn stage(&mut self, result: Result<T, E>) {
+        match self {
+            SlotState::Waiting { staged, .. } | SlotState::Detached { staged } => {
+                *staged = Some(result);
+            }
+            SlotState::Ready(_) | SlotState::Taken => {
+                debug_assert!(false, "a result was staged after the task ended");
+            }
+        }
+    }
+
+    fn take_staged(&mut self) -> Option<Result<T, E>> {
+        match self {
+            SlotState::Waiting { staged, .. } | SlotState::Detached { staged } => staged.take(),
+            SlotState::Ready(_) | SlotState::Taken => None,
+        }
+    }
 }
 
 impl<F, P, T, E> TaskCell<F, P, T, E> {
@@ -74,10 +104,12 @@ impl<F, P, T, E> TaskCell<F, P, T, E> {
     pub(crate) fn new(header: Header, handler: F, retry_if: P) -> Self {
         TaskCell {
             header,
-            handler: std::sync::Mutex::new(Some((handler, retry_if))),
-            slot: std::sync::Mutex::new(Slot {
-                staged: None,
-                state: SlotState::Waiting(None),
+            inner: std::sync::Mutex::new(Inner {
+                handler: Some((handler, retry_if)),
+                slot: SlotState::Waiting {
+                    waker: None,
+                    staged: None,
+                },
             }),
         }
     }
@@ -127,12 +159,12 @@ where
         // `publish`, after its last attempt ended). The guard puts it back even if the call
         // panics, so that it is dropped in `publish`, where a panic in its `Drop` is
         // contained, never during the unwinding (a second panic would abort).
-        let Some(handler) = lock_std(&self.handler).take() else {
+        let Some(handler) = lock_std(&self.inner).handler.take() else {
             // Only a finished task has no handler, and a finished task is never run.
             return Attempt::Cancelled;
         };
         let borrowed = PutBack {
-            slot: &self.handler,
+            cell: &self.inner,
             handler: Some(handler),
         };
         let future = match &borrowed.handler {
@@ -142,11 +174,12 @@ where
         drop(borrowed);
         match future.await {
             Ok(value) => {
-                lock_std(&self.slot).staged = Some(Ok(value));
+                lock_std(&self.inner).slot.stage(Ok(value));
                 Attempt::Ok
             }
             Err(error) => {
-                let retry = lock_std(&self.handler)
+                let retry = lock_std(&self.inner)
+                    .handler
                     .as_ref()
                     .is_some_and(|(_, retry_if)| retry_if.should_retry(&error));
                 let message = error.to_string();
@@ -156,7 +189,7 @@ where
                     .map(|o| &o.flow)
                     .and_then(|f| f.retry_after.as_ref())
                     .and_then(|asks| asks(&error as &dyn Any));
-                lock_std(&self.slot).staged = Some(Err(error));
+                lock_std(&self.inner).slot.stage(Err(error));
                 Attempt::Err {
                     retry,
                     message,
@@ -168,14 +201,14 @@ where
 }
 
 /// Puts a handler taken out of its mutex back when dropped, unwinding included.
-struct PutBack<'a, H> {
-    slot: &'a std::sync::Mutex<Option<H>>,
-    handler: Option<H>,
+struct PutBack<'a, F, P, T, E> {
+    cell: &'a std::sync::Mutex<Inner<F, P, T, E>>,
+    handler: Option<(F, P)>,
 }
 
-impl<H> Drop for PutBack<'_, H> {
+impl<F, P, T, E> Drop for PutBack<'_, F, P, T, E> {
     fn drop(&mut self) {
-        *lock_std(self.slot) = self.handler.take();
+        lock_std(self.cell).handler = self.handler.take();
     }
 }
 
@@ -212,11 +245,13 @@ where
     fn publish(&self, finished: Finished) {
         // The handler and its captures go now, outside any lock; a panic in their `Drop` is
         // contained, so that the handle still resolves and the worker goes on.
-        let handler = lock_std(&self.handler).take();
+        let (handler, mut staged) = {
+            let mut inner = lock_std(&self.inner);
+            (inner.handler.take(), inner.slot.take_staged())
+        };
         contain("the task's handler panicked as it was dropped", || {
             drop(handler)
         });
-        let mut staged = lock_std(&self.slot).staged.take();
         let result = match finished.into_ending() {
             Ending::Completed | Ending::Failed => match staged.take() {
                 Some(Ok(value)) => Ok(value),
@@ -237,16 +272,16 @@ where
         });
         // User code (a summary) may run here: no lock is held.
         contain("the task's notification panicked", || self.notify(&result));
-        let mut slot = lock_std(&self.slot);
-        let waker = match &mut slot.state {
-            SlotState::Waiting(waker) => {
+        let mut inner = lock_std(&self.inner);
+        let waker = match &mut inner.slot {
+            SlotState::Waiting { waker, .. } => {
                 let waker = waker.take();
-                slot.state = SlotState::Ready(result);
+                inner.slot = SlotState::Ready(result);
                 waker
             }
             // Nobody will read it; drop it (after unlocking).
-            SlotState::Detached => {
-                drop(slot);
+            SlotState::Detached { .. } => {
+                drop(inner);
                 contain("the task's result panicked as it was dropped", || {
                     drop(result)
                 });
@@ -257,7 +292,7 @@ where
                 None
             }
         };
-        drop(slot);
+        drop(inner);
         if let Some(waker) = waker {
             waker.wake();
         }
@@ -273,29 +308,31 @@ where
     E: Display + Send + 'static,
 {
     fn poll_result(&self, cx: &mut Context<'_>) -> Poll<Result<T, TaskError<E>>> {
-        let mut slot = lock_std(&self.slot);
-        match &mut slot.state {
-            SlotState::Waiting(waker) => {
+        let mut inner = lock_std(&self.inner);
+        match &mut inner.slot {
+            SlotState::Waiting { waker, .. } => {
                 match waker {
                     Some(w) if w.will_wake(cx.waker()) => {}
                     _ => *waker = Some(cx.waker().clone()),
                 }
                 Poll::Pending
             }
-            SlotState::Ready(_) => match std::mem::replace(&mut slot.state, SlotState::Taken) {
+            SlotState::Ready(_) => match std::mem::replace(&mut inner.slot, SlotState::Taken) {
                 SlotState::Ready(result) => Poll::Ready(result),
                 _ => unreachable!("matched Ready above"),
             },
-            SlotState::Taken | SlotState::Detached => {
+            SlotState::Taken | SlotState::Detached { .. } => {
                 panic!("a TaskHandle was polled after it resolved")
             }
         }
     }
 
     fn detach(&self) {
-        let mut slot = lock_std(&self.slot);
-        let old = std::mem::replace(&mut slot.state, SlotState::Detached);
-        drop(slot);
+        let mut inner = lock_std(&self.inner);
+        // A result staged already stays, to be dropped when the task ends (contained).
+        let staged = inner.slot.take_staged();
+        let old = std::mem::replace(&mut inner.slot, SlotState::Detached { staged });
+        drop(inner);
         drop(old);
     }
 }

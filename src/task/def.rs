@@ -5,6 +5,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::name::{IntoTaskName, TaskName};
 use crate::{RetryPolicy, Task, TaskContext};
 
 /// How many times a durable run is recovered after losing its worker, unless
@@ -46,7 +47,8 @@ const DEFAULT_MAX_RECOVERIES: u32 = 10;
 /// # }
 /// ```
 pub struct TaskDef<H> {
-    name: String,
+    /// Inline when short: each task made from it copies it without an allocation.
+    name: TaskName,
     handler: Arc<H>,
     queue: compact_str::CompactString,
     priority: i32,
@@ -77,13 +79,13 @@ impl<H> TaskDef<H> {
     /// # Ok(())
     /// # }
     /// ```
-    pub fn new<I, Fut, T, E>(name: impl Into<String>, handler: H) -> Self
+    pub fn new<I, Fut, T, E>(name: impl IntoTaskName, handler: H) -> Self
     where
         H: Fn(TaskContext, I) -> Fut,
         Fut: Future<Output = Result<T, E>>,
     {
         TaskDef {
-            name: name.into(),
+            name: name.into_task_name(),
             handler: Arc::new(handler),
             queue: compact_str::CompactString::const_new(crate::DEFAULT_QUEUE),
             priority: 0,
@@ -145,7 +147,7 @@ impl<H> TaskDef<H> {
 
     /// The definition's name.
     pub fn name(&self) -> &str {
-        &self.name
+        &self.name.0
     }
 
     // Read by the durable store, which runs a definition from a stored input.
@@ -223,7 +225,7 @@ impl<H> Clone for TaskDef<H> {
 impl<H> fmt::Debug for TaskDef<H> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TaskDef")
-            .field("name", &self.name)
+            .field("name", &self.name.0)
             .field("queue", &self.queue)
             .field("priority", &self.priority)
             .field("retry", &self.retry)

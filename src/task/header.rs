@@ -74,7 +74,7 @@ impl Header {
     #[inline(always)]
     pub(crate) fn new(
         id: TaskId,
-        name: String,
+        name: CompactString,
         call_id: Option<String>,
         queue: Arc<QueueTag>,
         priority: i32,
@@ -82,7 +82,7 @@ impl Header {
     ) -> Header {
         Header {
             id,
-            name: CompactString::from(name),
+            name,
             call_given: call_id.is_some(),
             call_id: call_id.map_or_else(|| generated_call_id(id), CompactString::from),
             queue,

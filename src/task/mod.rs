@@ -19,6 +19,7 @@ mod flow;
 mod group;
 mod header;
 mod hooks;
+mod name;
 mod options;
 mod outcome;
 mod record;
@@ -38,6 +39,7 @@ pub(crate) use context::{DurableLimits, DURABLE_LIMITS};
 pub use def::TaskDef;
 pub(crate) use group::GroupCore;
 pub(crate) use header::Header;
+pub use name::{IntoTaskName, TaskName};
 pub(crate) use options::{Options, TaskFlow};
 pub use options::{RetryAny, RetryPredicate};
 pub(crate) use record::Stamp;
@@ -87,7 +89,8 @@ pub const RETRY_AFTER_LIMIT: u32 = 16;
 /// ```
 #[must_use = "a task does nothing until it is enqueued"]
 pub struct Task<F, P = RetryAny> {
-    name: String,
+    /// Inline when short (see [`IntoTaskName`]).
+    name: CompactString,
     /// Inline up to 24 bytes: a name from anywhere, and no allocation for a short one.
     queue: CompactString,
     priority: i32,
@@ -101,7 +104,7 @@ pub struct Task<F, P = RetryAny> {
 
 /// A task taken apart by the runner that enqueues it ([`Task::into_parts`]).
 pub(crate) struct Parts<F, P> {
-    pub(crate) name: String,
+    pub(crate) name: CompactString,
     pub(crate) call_id: Option<String>,
     pub(crate) priority: i32,
     pub(crate) options: Option<Box<Options>>,
@@ -198,13 +201,13 @@ impl<F> Task<F> {
     /// });
     /// let _task = search.with(String::from("tokio"));
     /// ```
-    pub fn new<Fut, T, E>(name: impl Into<String>, handler: F) -> Self
+    pub fn new<Fut, T, E>(name: impl IntoTaskName, handler: F) -> Self
     where
         F: Fn(TaskContext) -> Fut,
         Fut: Future<Output = Result<T, E>>,
     {
         Task {
-            name: name.into(),
+            name: name.into_task_name().0,
             queue: CompactString::const_new(DEFAULT_QUEUE),
             priority: 0,
             options: None,
@@ -353,8 +356,8 @@ impl<F, P> Task<F, P> {
     /// # Ok(())
     /// # }
     /// ```
-    pub fn named(mut self, name: impl Into<String>) -> Self {
-        self.name = name.into();
+    pub fn named(mut self, name: impl IntoTaskName) -> Self {
+        self.name = name.into_task_name().0;
         self
     }
 
