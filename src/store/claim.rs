@@ -215,8 +215,8 @@ where
         call_id: row.try_get("call_id")?,
         scheduled_at: row.try_get("scheduled_at")?,
         recoveries: row.try_get("recoveries")?,
-        // Only a budgeted claim returns it (store/limits/budget.rs).
-        reserved: row.try_get("reserved").unwrap_or(0),
+        // Set by a budgeted claim (store/limits/budget/claim.rs).
+        reserved: 0,
     })
 }
 

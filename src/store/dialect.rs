@@ -167,6 +167,24 @@ pub(crate) trait Dialect: Sync {
     /// `ended_as_said!`: the runs of JSON ends `$1` already ended so.
     const ENDED_AS_SAID: &'static str;
 
+    // ----- a queue's global budget (`store/limits/budget/claim.rs`)
+
+    /// A budgeted claim's candidates (`id, cost, resumed`) for queue `$1` at `$2`, of the
+    /// names `$3` ([`Dialect::names`]), up to `$4`, in claim order, each row locked against
+    /// other claims until commit where the backend locks rows.
+    const PICK_BUDGETED: &'static str;
+    /// `prune_charges!`: queue `$1`'s charges out of the window of `$2` ms (then now).
+    const PRUNE_CHARGES: &'static str;
+    /// `charges_in_window!`: now, and the units queue `$1`'s window of `$2` ms holds (then
+    /// now).
+    const CHARGES_IN_WINDOW: &'static str;
+    /// `refuse_runs!`: fails with `$1`, at `$2`, the pending runs of JSON `$3`.
+    const REFUSE_RUNS: &'static str;
+    /// `claim_picked!`: claims the runs of JSON `$1` for `$2`, lease end `$3`, at `$4`.
+    const CLAIM_PICKED: &'static str;
+    /// `insert_charges!`: queue `$1`'s charges of JSON `$3`, at `$2`.
+    const INSERT_CHARGES: &'static str;
+
     // ----- runs (manage, submit) (`store/dialect/runs.rs`)
 
     /// Puts back the runs whose lease expired at now and whose owner is not `$1` (a
@@ -254,6 +272,12 @@ mod tests {
             RELEASE_CLAIMS: false,
             FINISH_RUNS: true,
             ENDED_AS_SAID: false,
+            PICK_BUDGETED: false,
+            PRUNE_CHARGES: true,
+            CHARGES_IN_WINDOW: true,
+            REFUSE_RUNS: false,
+            CLAIM_PICKED: false,
+            INSERT_CHARGES: false,
         );
     }
 }

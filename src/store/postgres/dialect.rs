@@ -17,6 +17,9 @@ use crate::store::claim::{
 };
 use crate::store::dialect::Dialect;
 use crate::store::events::{EmitRow, Hub, LiveRow};
+use crate::store::limits::budget::{
+    charges_in_window, claim_picked, insert_charges, prune_charges, refuse_runs,
+};
 use crate::store::limits::not_paused;
 use crate::store::notifications::{prune_notifications, take_notifications};
 use crate::store::schedules::sql::{
@@ -37,11 +40,22 @@ macro_rules! pairs {
     };
 }
 
+/// The rows of the JSON array of objects `$json`, a column of type `$ty` each key `$col`.
+macro_rules! rows {
+    ($json:literal: $col0:ident $ty0:ident $(, $col:ident $ty:ident)*) => {
+        concat!(
+            "SELECT * FROM json_to_recordset(", $json, "::json) AS j(",
+            stringify!($col0), " ", stringify!($ty0),
+            $(", ", stringify!($col), " ", stringify!($ty),)*
+            ")"
+        )
+    };
+}
+
 /// Runs' ends of the JSON objects `$1` (`claim::ends_json`).
 macro_rules! ends {
     () => {
-        "SELECT * FROM json_to_recordset($1::json) \
-           AS e(run int8, token int8, status text, output text, error text, kind text)"
+        rows!("$1": run int8, token int8, status text, output text, error text, kind text)
     };
 }
 
@@ -190,6 +204,32 @@ impl Dialect for PgStore {
     const FINISH_RUNS: &'static str =
         finish_runs!("taskrunner_runs", ends!(), "taskrunner_now_ms()");
     const ENDED_AS_SAID: &'static str = ended_as_said!(ends!());
+
+    // ----- a queue's global budget
+    // The candidates as the claim orders them, locked from the pick to the claim.
+    const PICK_BUDGETED: &'static str = concat!(
+        "WITH ready AS ( \
+          SELECT id, priority, scheduled_at, cost, wait_kind FROM taskrunner_runs \
+          WHERE status = 'pending' AND wait_kind IS NULL AND queue = $1 \
+            AND scheduled_at <= $2 AND name = ANY($3) \
+          ORDER BY priority DESC, scheduled_at, id LIMIT $4 FOR UPDATE SKIP LOCKED), \
+        due AS ( \
+          SELECT id, priority, scheduled_at, cost, wait_kind FROM taskrunner_runs \
+          WHERE status = 'pending' AND wait_kind IS NOT NULL AND queue = $1 \
+            AND scheduled_at <= $2 AND name = ANY($3) \
+          ORDER BY scheduled_at LIMIT $4 FOR UPDATE SKIP LOCKED) \
+        SELECT id, coalesce(cost, 0)::int8 AS cost, wait_kind IS NOT NULL AS resumed \
+        FROM (SELECT * FROM ready UNION ALL SELECT * FROM due) AS c WHERE TRUE",
+        not_paused!("$1", "$2"),
+        " ORDER BY priority DESC, scheduled_at, id LIMIT $4"
+    );
+    const PRUNE_CHARGES: &'static str = prune_charges!("taskrunner_now_ms()");
+    const CHARGES_IN_WINDOW: &'static str = charges_in_window!("taskrunner_now_ms()");
+    const REFUSE_RUNS: &'static str = refuse_runs!(rows!("$3": run int8));
+    const CLAIM_PICKED: &'static str =
+        claim_picked!("taskrunner_runs", rows!("$1": run int8, reserved int8));
+    const INSERT_CHARGES: &'static str =
+        insert_charges!(rows!("$3": run int8, token int8, attempt int4, units int8));
 
     // ----- runs (manage, submit)
 

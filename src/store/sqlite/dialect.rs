@@ -15,6 +15,9 @@ use crate::store::claim::{
 };
 use crate::store::dialect::Dialect;
 use crate::store::events::{EmitRow, Hub, LiveRow};
+use crate::store::limits::budget::{
+    charges_in_window, claim_picked, insert_charges, prune_charges, refuse_runs,
+};
 use crate::store::limits::not_paused;
 use crate::store::notifications::{prune_notifications, take_notifications};
 use crate::store::schedules::sql::{
@@ -35,13 +38,22 @@ macro_rules! pairs {
     };
 }
 
+/// The rows of the JSON array of objects `$json`, a column each key `$col` (its type
+/// `$ty` unused: SQLite reads JSON's own).
+macro_rules! rows {
+    ($json:literal: $col0:ident $ty0:ident $(, $col:ident $ty:ident)*) => {
+        concat!(
+            "SELECT json_extract(value, '$.", stringify!($col0), "') AS ", stringify!($col0),
+            $(", json_extract(value, '$.", stringify!($col), "') AS ", stringify!($col),)*
+            " FROM json_each(", $json, ")"
+        )
+    };
+}
+
 /// Runs' ends of the JSON objects `$1` (`claim::ends_json`).
 macro_rules! ends {
     () => {
-        "SELECT json_extract(value, '$.run') AS run, json_extract(value, '$.token') AS token, \
-           json_extract(value, '$.status') AS status, json_extract(value, '$.output') AS output, \
-           json_extract(value, '$.error') AS error, json_extract(value, '$.kind') AS kind \
-         FROM json_each($1)"
+        rows!("$1": run int8, token int8, status text, output text, error text, kind text)
     };
 }
 
@@ -168,6 +180,35 @@ impl Dialect for SqliteStore {
         release_claims!("taskrunner_runs NOT INDEXED", pairs!(), "max");
     const FINISH_RUNS: &'static str = finish_runs!("taskrunner_runs NOT INDEXED", ends!(), "$2");
     const ENDED_AS_SAID: &'static str = ended_as_said!(ends!());
+
+    // ----- a queue's global budget
+    // The candidates as the claim orders them, each index named, as in the claim.
+    const PICK_BUDGETED: &'static str = concat!(
+        "SELECT id, coalesce(cost, 0) AS cost, wait_kind IS NOT NULL AS resumed FROM ( \
+          SELECT * FROM (SELECT id, priority, scheduled_at, cost, wait_kind FROM taskrunner_runs \
+            INDEXED BY taskrunner_runs_claim \
+            WHERE status = 'pending' AND wait_kind IS NULL AND queue = $1 \
+              AND scheduled_at <= $2 AND name IN (SELECT value FROM json_each($3)) \
+            ORDER BY priority DESC, scheduled_at, id LIMIT $4) \
+          UNION ALL \
+          SELECT * FROM (SELECT id, priority, scheduled_at, cost, wait_kind FROM taskrunner_runs \
+            INDEXED BY taskrunner_runs_waiting \
+            WHERE status = 'pending' AND wait_kind IS NOT NULL AND queue = $1 \
+              AND scheduled_at <= $2 AND name IN (SELECT value FROM json_each($3)) \
+            ORDER BY scheduled_at LIMIT $4)) \
+        WHERE TRUE",
+        not_paused!("$1", "$2"),
+        " ORDER BY priority DESC, scheduled_at, id LIMIT $4"
+    );
+    const PRUNE_CHARGES: &'static str = prune_charges!("$3");
+    const CHARGES_IN_WINDOW: &'static str = charges_in_window!("$3");
+    const REFUSE_RUNS: &'static str = refuse_runs!(rows!("$3": run int8));
+    const CLAIM_PICKED: &'static str = claim_picked!(
+        "taskrunner_runs NOT INDEXED",
+        rows!("$1": run int8, reserved int8)
+    );
+    const INSERT_CHARGES: &'static str =
+        insert_charges!(rows!("$3": run int8, token int8, attempt int4, units int8));
 
     // ----- runs (manage, submit)
 
