@@ -20,15 +20,20 @@
 //!   [`Dialect::bound_now`] last when it is `Some`.
 //! - A write of one statement goes through [`Dialect::one`]/[`Dialect::done`] (SQLite: a
 //!   `BEGIN IMMEDIATE` transaction; PostgreSQL: one pooled connection, autocommit), a write
-//!   of several through [`Dialect::begin_write`] (one transaction on both).
+//!   of several through [`Dialect::begin_write`] (one transaction on both), the writes of
+//!   waits and signals through [`Dialect::wait_write`].
 
 use std::sync::Arc;
 
+use futures::future::BoxFuture;
 use sqlx::{Database, Pool, Transaction};
 
 use super::events::{EmitRow, Hub, LiveRow};
 use super::types::RunId;
 use super::StoreError;
+
+/// The answer of a [`Dialect::wait_write`]'s write.
+pub(crate) type Waited<'c, T> = BoxFuture<'c, Result<T, StoreError>>;
 
 /// What a backend gives the shared store layer: how it reads, writes and tells the time,
 /// and the SQL text that differs from the other backends'.
@@ -51,6 +56,15 @@ pub(crate) trait Dialect: Sync {
     /// The store's clock as a value to bind last, or `None` where the statements read the
     /// database's own clock.
     fn bound_now(&self) -> Option<i64>;
+    /// Runs `write` (the statements of a wait or of a signal: `waits_on!`) as one write,
+    /// committed if it returns `Ok`, on a connection it holds and a clone of this store.
+    async fn wait_write<T, F>(&self, write: F) -> Result<T, StoreError>
+    where
+        Self: Clone + Send + 'static,
+        T: Send + 'static,
+        F: for<'c> FnOnce(&'c Self, &'c mut <Self::Db as Database>::Connection) -> Waited<'c, T>
+            + Send
+            + 'static;
 
     // ----- steps (`store/steps.rs`)
 

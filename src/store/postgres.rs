@@ -21,7 +21,6 @@ mod events;
 mod manage;
 mod migrate;
 mod plan;
-mod signals;
 mod submit;
 
 /// The channel a submit notifies, with the queue's name as payload.

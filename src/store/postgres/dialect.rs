@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use sqlx::pool::PoolConnection;
-use sqlx::postgres::PgPool;
+use sqlx::postgres::{PgConnection, PgPool};
 use sqlx::{Postgres, Transaction};
 
 use super::PgStore;
@@ -15,7 +15,7 @@ use crate::store::claim::{
     count_running, ended_as_said, finish_runs, prune_claim_times, release_claims, release_unheld,
     renew_leases, stamp_claims,
 };
-use crate::store::dialect::Dialect;
+use crate::store::dialect::{Dialect, Waited};
 use crate::store::events::{EmitRow, Hub, LiveRow};
 use crate::store::limits::budget::{
     charges_in_window, claim_picked, insert_charges, prune_charges, refuse_runs,
@@ -86,6 +86,20 @@ impl Dialect for PgStore {
 
     fn bound_now(&self) -> Option<i64> {
         None
+    }
+
+    // A transaction of its own (an error drops it: rolled back). A wait and a signal both
+    // lock the run's row first (`FOR UPDATE`), so a signal sent while a run parks is either
+    // seen by the wait or finds the run parked and makes it due.
+    async fn wait_write<T, F>(&self, write: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: for<'c> FnOnce(&'c Self, &'c mut PgConnection) -> Waited<'c, T> + Send + 'static,
+    {
+        let mut tx = self.begin_write().await?;
+        let done = write(self, &mut tx).await?;
+        tx.commit().await.map_err(|e| self.db(e))?;
+        Ok(done)
     }
 
     const SAVE_STEP: &'static str = concat!(

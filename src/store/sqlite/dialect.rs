@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use sqlx::sqlite::SqlitePool;
+use sqlx::sqlite::{SqliteConnection, SqlitePool};
 use sqlx::{Sqlite, Transaction};
 
 use super::{db, SqliteStore};
@@ -13,7 +13,7 @@ use crate::store::claim::{
     claimed_columns, count_running, ended_as_said, finish_runs, prune_claim_times, release_claims,
     release_unheld, renew_leases, stamp_claims,
 };
-use crate::store::dialect::Dialect;
+use crate::store::dialect::{Dialect, Waited};
 use crate::store::events::{EmitRow, Hub, LiveRow};
 use crate::store::limits::budget::{
     charges_in_window, claim_picked, insert_charges, prune_charges, refuse_runs,
@@ -83,6 +83,19 @@ impl Dialect for SqliteStore {
 
     fn bound_now(&self) -> Option<i64> {
         Some(self.now())
+    }
+
+    // A group commit on the one writer (`group.rs`): writes made at the same time share
+    // one transaction and one sync, and a signal and the wait that would miss it cannot
+    // interleave.
+    async fn wait_write<T, F>(&self, write: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: for<'c> FnOnce(&'c Self, &'c mut SqliteConnection) -> Waited<'c, T> + Send + 'static,
+    {
+        let store = self.clone();
+        self.grouped(move |conn| Box::pin(async move { write(&store, conn).await }))
+            .await
     }
 
     const SAVE_STEP: &'static str = concat!(
