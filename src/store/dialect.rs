@@ -109,10 +109,9 @@ pub(crate) trait Dialect: Sync {
     const LOCK_SCHEDULE: &'static str;
     /// Locks run `$1`'s row until the transaction ends (where the backend locks rows), so a
     /// cancel's two statements see one status: a run that parks between them is not missed.
-    /// Where it locks rows it takes the run's unfinished tree too, in the order a child's end
-    /// and a join take them (deepest first, the run last), so a cancel does not deadlock with
-    /// one child's end or a join (a batch of ends of several children still can: PostgreSQL
-    /// then aborts one side).
+    /// Where it locks rows it takes the run's unfinished tree too, in the order every lock of
+    /// several runs takes (PostgreSQL: highest id first, so the run last; see its
+    /// `dialect.rs`), so a cancel does not deadlock with ends, joins or the heartbeat.
     const LOCK_RUN: &'static str;
     /// Cancels run `$1` if pending, finished at now.
     const CANCEL_PENDING: &'static str;

@@ -59,6 +59,57 @@ macro_rules! ends {
     };
 }
 
+// Row locks take one order: every statement that locks several runs' rows, and may wait for
+// them, takes them highest id first. A child's id is always above its parent's (the parent
+// is stored, and runs, before it spawns it), so this is also "each run after the runs under
+// it". The statements:
+// - a cancel (`LOCK_RUN`): its run's unfinished tree, the run (its lowest id) last;
+// - a batch of ends (`FINISH_RUNS`, `lock_ended!`): the ended runs and their parents waiting
+//   for children, whose rows the `taskrunner_runs_child_done` trigger writes after the
+//   ends: all taken first, in the order, so the trigger finds them held (a single end, the
+//   child then its parent, is in the order too);
+// - a join (`CHILD_OUTCOMES`, `FOR SHARE`): the children, then the parent (`HOLDS_RUN`);
+// - the heartbeat (`RENEW_LEASES`, `lock_held!`) and a release (`RELEASE_CLAIMS`): its runs.
+// A statement waiting for a row holds only rows above it; two that take their rows in this
+// order cannot wait for each other in a cycle (were each to wait for a row the other
+// holds, each of the two rows would be above the other). Writes of one run's row (a wait, a signal, a
+// step, a spawn) wait for one row only. Left out of the order: a row that joins a set after
+// the statement's snapshot (a run spawned in the tree, or a join parked, while the cancel
+// or the batch waited for a lock) is locked by a later statement (the cancel's loop, the
+// trigger); PostgreSQL aborts one side if that closes a cycle. Rescue and the release of
+// runs not held (`RELEASE_UNHELD`) lock in scan order: they take runs whose process is
+// gone, or held by no one.
+
+/// The claims of the JSON pairs `$1` that still hold, locked in the order (above) before
+/// the update takes them.
+macro_rules! lock_held {
+    () => {
+        concat!(
+            " AND taskrunner_runs.id IN (SELECT r.id FROM taskrunner_runs r JOIN (",
+            pairs!(),
+            ") AS p ON r.id = p.run AND r.claim_token = p.token WHERE r.status = 'running' \
+             ORDER BY r.id DESC FOR UPDATE OF r)"
+        )
+    };
+}
+
+/// The runs of the JSON ends `$1` and their parents waiting for children, locked in the
+/// order (above) before the update (and its trigger) takes them.
+macro_rules! lock_ended {
+    () => {
+        concat!(
+            " AND taskrunner_runs.id IN (SELECT r.id FROM taskrunner_runs r JOIN ( \
+               SELECT e.run AS id FROM (",
+            ends!(),
+            ") AS e UNION SELECT c.parent_id FROM taskrunner_runs c JOIN (",
+            ends!(),
+            ") AS e ON c.id = e.run) AS k ON r.id = k.id \
+             WHERE r.status = 'running' OR (r.status = 'pending' AND r.wait_kind = 'children') \
+             ORDER BY r.id DESC FOR UPDATE OF r)"
+        )
+    };
+}
+
 impl Dialect for PgStore {
     type Db = Postgres;
     type One = PoolConnection<Postgres>;
@@ -131,15 +182,14 @@ impl Dialect for PgStore {
     const NEXT_SCHEDULE_DUE: &'static str =
         next_schedule_due!("SELECT jsonb_array_elements_text($1::jsonb)");
     const LOCK_SCHEDULE: &'static str = lock_schedule!(" FOR UPDATE");
-    // The run's unfinished tree, deepest first and the run last: the order a child's end
-    // (child, then its parent through the trigger) and a join (children, then the parent)
-    // take rows, so a cancel does not deadlock with them.
-    const LOCK_RUN: &'static str = "WITH RECURSIVE tree(id, depth) AS (\
-         SELECT id, 0 FROM taskrunner_runs WHERE id = $1 \
-         UNION ALL SELECT r.id, t.depth + 1 FROM taskrunner_runs r JOIN tree t \
+    // The run's unfinished tree in the lock order (above): highest id first, so each run
+    // after the runs under it and the run itself last.
+    const LOCK_RUN: &'static str = "WITH RECURSIVE tree(id) AS (\
+         SELECT id FROM taskrunner_runs WHERE id = $1 \
+         UNION ALL SELECT r.id FROM taskrunner_runs r JOIN tree t \
            ON r.parent_id = t.id AND r.status IN ('pending', 'running')) \
          SELECT r.id FROM taskrunner_runs r JOIN tree t ON r.id = t.id \
-         ORDER BY t.depth DESC, r.id FOR UPDATE OF r";
+         ORDER BY r.id DESC FOR UPDATE OF r";
     const CANCEL_PENDING: &'static str = cancel_pending!("taskrunner_now_ms()");
     // The channel is `CANCEL_CHANNEL` (checked by a test below).
     const CANCEL_RUNNING: &'static str = "WITH c AS (UPDATE taskrunner_runs \
@@ -211,12 +261,21 @@ impl Dialect for PgStore {
     const COUNT_RUNNING: &'static str = count_running!("taskrunner_now_ms()");
     const PRUNE_CLAIM_TIMES: &'static str = prune_claim_times!("taskrunner_now_ms()");
     const STAMP_CLAIMS: &'static str = stamp_claims!("taskrunner_now_ms()");
-    const RENEW_LEASES: &'static str =
-        renew_leases!("taskrunner_runs", pairs!(), "taskrunner_now_ms()");
+    const RENEW_LEASES: &'static str = renew_leases!(
+        "taskrunner_runs",
+        pairs!(),
+        "taskrunner_now_ms()",
+        lock_held!()
+    );
     const RELEASE_UNHELD: &'static str = release_unheld!(pairs!(), "greatest");
-    const RELEASE_CLAIMS: &'static str = release_claims!("taskrunner_runs", pairs!(), "greatest");
-    const FINISH_RUNS: &'static str =
-        finish_runs!("taskrunner_runs", ends!(), "taskrunner_now_ms()");
+    const RELEASE_CLAIMS: &'static str =
+        release_claims!("taskrunner_runs", pairs!(), "greatest", lock_held!());
+    const FINISH_RUNS: &'static str = finish_runs!(
+        "taskrunner_runs",
+        ends!(),
+        "taskrunner_now_ms()",
+        lock_ended!()
+    );
     const ENDED_AS_SAID: &'static str = ended_as_said!(ends!());
 
     // ----- a queue's global budget

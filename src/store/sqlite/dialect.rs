@@ -187,11 +187,13 @@ impl Dialect for SqliteStore {
     const COUNT_RUNNING: &'static str = count_running!("$2");
     const PRUNE_CLAIM_TIMES: &'static str = prune_claim_times!("$3");
     const STAMP_CLAIMS: &'static str = stamp_claims!("$3");
-    const RENEW_LEASES: &'static str = renew_leases!("taskrunner_runs NOT INDEXED", pairs!(), "$3");
+    const RENEW_LEASES: &'static str =
+        renew_leases!("taskrunner_runs NOT INDEXED", pairs!(), "$3", "");
     const RELEASE_UNHELD: &'static str = release_unheld!(pairs!(), "max");
     const RELEASE_CLAIMS: &'static str =
-        release_claims!("taskrunner_runs NOT INDEXED", pairs!(), "max");
-    const FINISH_RUNS: &'static str = finish_runs!("taskrunner_runs NOT INDEXED", ends!(), "$2");
+        release_claims!("taskrunner_runs NOT INDEXED", pairs!(), "max", "");
+    const FINISH_RUNS: &'static str =
+        finish_runs!("taskrunner_runs NOT INDEXED", ends!(), "$2", "");
     const ENDED_AS_SAID: &'static str = ended_as_said!(ends!());
 
     // ----- a queue's global budget
