@@ -1,14 +1,15 @@
-//! PostgreSQL row-lock order of the statements that lock several runs: a batch of ends and
-//! the heartbeat's renewal take their rows highest id first, the order a cancel takes its
-//! tree (each run after the runs under it; see the PostgreSQL `dialect.rs`), whatever the
-//! order of their lists. Before, each locked in its list's order: a cancel holding one run of
-//! the list while waiting for another the statement held deadlocked with it.
+//! PostgreSQL row-lock order of a batch of ends: it takes its rows highest id first, the
+//! order a cancel takes its tree (each run after the runs under it; see the PostgreSQL
+//! `dialect.rs`), whatever the order of its list. Before, it locked in its list's order: a
+//! cancel holding one run of the list while waiting for another the batch held deadlocked
+//! with it. (The heartbeat's renewal: `src/store/postgres/lock_order_tests.rs`, where its
+//! list can be given.)
 //!
-//! Each test holds the lowest run's row in a transaction of its own (`T1`), lets the
-//! statement start and wait for it (seen in `pg_stat_activity`), then asks for the highest
-//! run's row with `NOWAIT`: it must be held already (taken first), where the list's order
-//! would have left it free. No timing decides the outcome: `NOWAIT` answers at once, and
-//! `T1` then lets the statement finish. Skipped without `TASKRUNNER_PG_URL`.
+//! The test holds the lowest run's row in a transaction of its own (`T1`), lets the batch
+//! start and wait for it (seen in `pg_stat_activity`), then asks for the highest run's row
+//! with `NOWAIT`: it must be held already (taken first), where the list's order would have
+//! left it free. No timing decides the outcome: `NOWAIT` answers at once, and `T1` then lets
+//! the batch finish. Skipped without `TASKRUNNER_PG_URL`.
 #![cfg(all(feature = "sqlite", feature = "postgres"))]
 
 mod store_support;
@@ -18,7 +19,7 @@ use std::time::Duration;
 use sqlx::Connection as _;
 use store_support::{eventually, Place, TestDb};
 use taskrunner::store::{Ending, Finish};
-use taskrunner::{QueueConfig, RunStatus, TaskContext, TaskDef, TaskRunner};
+use taskrunner::{RunStatus, TaskContext, TaskDef, TaskRunner};
 
 const LIMIT: Duration = Duration::from_secs(30);
 
@@ -67,24 +68,16 @@ async fn held_elsewhere(mut t1: sqlx::PgConnection, id: i64) -> bool {
     }
 }
 
-/// A task that runs until it is stopped.
-macro_rules! task {
-    ($name:literal) => {
-        TaskDef::new($name, |ctx: TaskContext, _: ()| async move {
-            ctx.abort_token().cancelled().await;
-            Ok::<_, String>(())
-        })
-        .queue("agents")
-    };
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_batch_of_ends_locks_its_runs_highest_id_first() {
     let Some(db) = TestDb::pg().await else { return };
     let Place::Pg { url, .. } = &db.place else {
         unreachable!("TestDb::pg is PostgreSQL")
     };
-    let def = task!("ends");
+    let def = TaskDef::new("ends", |_: TaskContext, _: ()| async move {
+        Ok::<_, String>(())
+    })
+    .queue("agents");
     let submitter = TaskRunner::builder()
         .store(db.store.clone())
         .build()
@@ -131,43 +124,4 @@ async fn a_batch_of_ends_locks_its_runs_highest_id_first() {
         assert_eq!(info.status, RunStatus::Completed);
     }
     submitter.shutdown().await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_heartbeat_locks_its_runs_highest_id_first() {
-    let Some(db) = TestDb::pg().await else { return };
-    let Place::Pg { url, .. } = &db.place else {
-        unreachable!("TestDb::pg is PostgreSQL")
-    };
-    let def = task!("beats");
-    let runner = TaskRunner::builder()
-        .queue("agents", QueueConfig::new().concurrency(4))
-        .store(db.store.clone())
-        .lease(Duration::from_millis(600))
-        .poll_interval(Duration::from_millis(50))
-        .register(&def)
-        .build()
-        .unwrap();
-    let low = runner.submit(&def, ()).await.unwrap();
-    let high = runner.submit(&def, ()).await.unwrap();
-    let (low_id, high_id) = (low.id(), high.id());
-    assert!(low_id < high_id);
-    eventually(LIMIT, "both runs to be running", || async {
-        let mut running = 0;
-        for id in [low_id, high_id] {
-            let info = runner.run_info(id).await.unwrap().unwrap();
-            running += usize::from(info.status == RunStatus::Running);
-        }
-        running == 2
-    })
-    .await;
-
-    let t1 = hold(url, low_id.as_i64()).await;
-    until_blocked(url, "SET lease_expires_at").await;
-    let high_held = held_elsewhere(t1, high_id.as_i64()).await;
-    assert!(
-        high_held,
-        "the heartbeat waited for run {low_id} without holding run {high_id}"
-    );
-    runner.shutdown_now().await;
 }

@@ -18,6 +18,8 @@ mod children;
 mod dashboard;
 mod dialect;
 mod events;
+#[cfg(test)]
+mod lock_order_tests;
 mod manage;
 mod migrate;
 mod plan;
