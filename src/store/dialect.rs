@@ -36,8 +36,8 @@ use super::StoreError;
 pub(crate) type Waited<'c, T> = BoxFuture<'c, Result<T, StoreError>>;
 
 /// What a backend gives the shared store layer: how it reads, writes and tells the time,
-/// and the SQL text that differs from the other backends'.
-pub(crate) trait Dialect: Sync {
+/// and the SQL text that differs from the other backends' (its run streams: [`Streams`]).
+pub(crate) trait Dialect: Streams + Sync {
     /// The sqlx driver.
     type Db: Database;
     /// A connection for a write of one statement, handed back with [`Dialect::done`].
@@ -121,28 +121,6 @@ pub(crate) trait Dialect: Sync {
     /// `$5` max attempts, `$6` schedule, `$7` call id, due and created now; returns its id.
     const INSERT_SCHEDULED_RUN: &'static str;
 
-    // ----- run streams (`store/events.rs`, `store/events/sql.rs`)
-
-    /// This store's readers of run streams.
-    fn hub(&self) -> &Arc<Hub>;
-    /// Appends to `run`'s log, as one write fenced by the claim (`token` holds `run` and it
-    /// is `running`, else `None`), the `emits` whose index is not below the run's count of
-    /// stored emits, at the log's next offsets; returns the log's next offset and whether
-    /// this process's readers are to be woken. The shape is the backend's: its statements
-    /// must hold the run against every other writer of its log while they take offsets.
-    async fn append_fenced(
-        &self,
-        run: RunId,
-        token: i64,
-        emits: &[EmitRow],
-    ) -> Result<Option<(i64, bool)>, StoreError>;
-    /// Hands live events, already handed to this process's readers, to other processes'
-    /// where the backend can.
-    async fn send_live(&self, rows: &[Arc<LiveRow>]) -> Result<(), StoreError>;
-    /// Starts the watcher that wakes this process's readers when another writer appended
-    /// (it stops itself once nobody reads: see [`Hub::idle`]).
-    fn start_watcher(&self);
-
     // ----- notifications of new runs
 
     /// Tells the processes that queue `$1` has a new run, in the transaction that inserted
@@ -212,7 +190,69 @@ pub(crate) trait Dialect: Sync {
     const TRIGGER_SCHEDULE: &'static str;
 }
 
+/// What a backend does for run streams (`store/events.rs`, `store/events/sql.rs`),
+/// implemented beside the rest of its streams' code (its `events.rs`).
+pub(crate) trait Streams {
+    /// This store's readers of run streams.
+    fn hub(&self) -> &Arc<Hub>;
+    /// Appends to `run`'s log, as one write fenced by the claim (`token` holds `run` and it
+    /// is `running`), the `emits` whose index is not below the run's count of stored emits,
+    /// at the log's next offsets. The shape is the backend's: its statements must hold the
+    /// run against every other writer of its log while they take offsets.
+    async fn append_fenced(&self, run: RunId, token: i64, emits: &[EmitRow]) -> Fenced;
+    /// Hands live events, already handed to this process's readers, to other processes'
+    /// where the backend can.
+    async fn send_live(&self, rows: &[Arc<LiveRow>]) -> Result<(), StoreError>;
+    /// Starts the watcher that wakes this process's readers when another writer appended
+    /// (it stops itself once nobody reads: see [`Hub::idle`]).
+    fn start_watcher(&self);
+}
+
+/// What [`Streams::append_fenced`] found: the log's next offset and whether this process's
+/// readers are to be woken, or `None` if the claim no longer holds the run.
+pub(crate) type Fenced = Result<Option<(i64, bool)>, StoreError>;
+
 pub(crate) mod runs;
+
+/// The shared statements' macros a backend's `dialect.rs` composes its constants from
+/// (`use crate::store::dialect::parts::*`). Each backend uses what it needs (PostgreSQL
+/// names its claim's columns itself): a build with one backend leaves some unused.
+#[allow(unused_imports)]
+pub(crate) mod parts {
+    pub(crate) use super::runs::{prune_by_age, rescue, retry_run, trigger_schedule};
+    pub(crate) use crate::store::claim::{
+        claimed_columns, count_running, ended_as_said, finish_runs, prune_claim_times,
+        release_claims, release_unheld, renew_leases, stamp_claims,
+    };
+    pub(crate) use crate::store::limits::budget::{
+        charges_in_window, claim_picked, insert_charges, prune_charges, refuse_runs,
+    };
+    pub(crate) use crate::store::limits::not_paused;
+    pub(crate) use crate::store::notifications::{prune_notifications, take_notifications};
+    pub(crate) use crate::store::schedules::sql::{
+        cancel_pending, create_schedule, due_schedules, insert_scheduled_run, lock_schedule,
+        next_schedule_due,
+    };
+    pub(crate) use crate::store::steps::{insert_step, next_step_seq, upsert_step};
+    pub(crate) use crate::store::waits::children::child_outcomes;
+    pub(crate) use crate::store::waits::sql::{holds_run, park_run, signaled_run, write_wait};
+}
+
+/// Every capability written once (`steps_on!`, `claim_on!`, ...), expanded on store
+/// `$store` (a [`Dialect`]): the one line a backend's `dialect.rs` ends with.
+macro_rules! capabilities_on {
+    ($store:ty) => {
+        $crate::store::steps::steps_on!($store);
+        $crate::store::waits::sql::waits_on!($store);
+        $crate::store::waits::children::children_on!($store);
+        $crate::store::notifications::notifications_on!($store);
+        $crate::store::schedules::sql::schedules_on!($store);
+        $crate::store::events::sql::events_on!($store);
+        $crate::store::dialect::runs::manage_on!($store);
+        $crate::store::claim::claim_on!($store);
+    };
+}
+pub(crate) use capabilities_on;
 
 /// Binds `$now` (a [`Dialect::bound_now`]) last, where the backend's statements take the
 /// store's clock as a parameter.

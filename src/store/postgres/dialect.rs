@@ -4,32 +4,13 @@
 //! the statements, JSON arrays read with `jsonb_array_elements_text`, and `NOTIFY` for new
 //! runs and cancels.
 
-use std::sync::Arc;
-
 use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgConnection, PgPool};
 use sqlx::{Postgres, Transaction};
 
 use super::PgStore;
-use crate::store::claim::{
-    count_running, ended_as_said, finish_runs, prune_claim_times, release_claims, release_unheld,
-    renew_leases, stamp_claims,
-};
+use crate::store::dialect::parts::*;
 use crate::store::dialect::{Dialect, Waited};
-use crate::store::events::{EmitRow, Hub, LiveRow};
-use crate::store::limits::budget::{
-    charges_in_window, claim_picked, insert_charges, prune_charges, refuse_runs,
-};
-use crate::store::limits::not_paused;
-use crate::store::notifications::{prune_notifications, take_notifications};
-use crate::store::schedules::sql::{
-    cancel_pending, create_schedule, due_schedules, insert_scheduled_run, lock_schedule,
-    next_schedule_due,
-};
-use crate::store::steps::{insert_step, next_step_seq, upsert_step};
-use crate::store::types::RunId;
-use crate::store::waits::children::child_outcomes;
-use crate::store::waits::sql::{holds_run, park_run, signaled_run, write_wait};
 use crate::store::StoreError;
 
 /// Claims (run, token) of the JSON pairs `$1`.
@@ -197,27 +178,6 @@ impl Dialect for PgStore {
          SELECT pg_notify('taskrunner_cancel', c.id::text) FROM c";
     const INSERT_SCHEDULED_RUN: &'static str = insert_scheduled_run!("taskrunner_now_ms()");
 
-    fn hub(&self) -> &Arc<Hub> {
-        &self.inner.hub
-    }
-
-    async fn append_fenced(
-        &self,
-        run: RunId,
-        token: i64,
-        emits: &[EmitRow],
-    ) -> Result<Option<(i64, bool)>, StoreError> {
-        self.append_in_call(run, token, emits).await
-    }
-
-    async fn send_live(&self, rows: &[Arc<LiveRow>]) -> Result<(), StoreError> {
-        self.notify_live(rows).await
-    }
-
-    fn start_watcher(&self) {
-        self.spawn_listen();
-    }
-
     // The channel is `RUNS_CHANNEL` (checked by a test below).
     const NOTIFY_QUEUE: Option<&'static str> = Some("SELECT pg_notify('taskrunner_runs', $1)");
 
@@ -306,23 +266,14 @@ impl Dialect for PgStore {
 
     // ----- runs (manage, submit)
 
-    const RESCUE: &'static str =
-        crate::store::dialect::runs::rescue!("taskrunner_now_ms()", "IS DISTINCT FROM");
-    const PRUNE_BY_AGE: &'static str =
-        crate::store::dialect::runs::prune_by_age!("taskrunner_now_ms()");
-    const RETRY_RUN: &'static str = crate::store::dialect::runs::retry_run!("taskrunner_now_ms()");
-    const TRIGGER_SCHEDULE: &'static str = crate::store::dialect::runs::trigger_schedule!(
-        "taskrunner_now_ms()",
-        "taskrunner_now_ms()::text"
-    );
+    const RESCUE: &'static str = rescue!("taskrunner_now_ms()", "IS DISTINCT FROM");
+    const PRUNE_BY_AGE: &'static str = prune_by_age!("taskrunner_now_ms()");
+    const RETRY_RUN: &'static str = retry_run!("taskrunner_now_ms()");
+    const TRIGGER_SCHEDULE: &'static str =
+        trigger_schedule!("taskrunner_now_ms()", "taskrunner_now_ms()::text");
 }
 
-crate::store::steps::steps_on!(PgStore);
-crate::store::waits::sql::waits_on!(PgStore);
-crate::store::waits::children::children_on!(PgStore);
-crate::store::notifications::notifications_on!(PgStore);
-crate::store::schedules::sql::schedules_on!(PgStore);
-crate::store::events::sql::events_on!(PgStore);
+crate::store::dialect::capabilities_on!(PgStore);
 
 #[cfg(test)]
 mod tests {
@@ -343,6 +294,3 @@ mod tests {
         assert!(<PgStore as Dialect>::CLAIM.starts_with("WITH ready AS"));
     }
 }
-
-crate::store::dialect::runs::manage_on!(PgStore);
-crate::store::claim::claim_on!(PgStore);

@@ -3,31 +3,12 @@
 //! so no write fails with `SQLITE_BUSY` halfway), the file's clock bound as the last
 //! parameter, JSON arrays read with `json_each`, and no notifications (processes poll).
 
-use std::sync::Arc;
-
 use sqlx::sqlite::{SqliteConnection, SqlitePool};
 use sqlx::{Sqlite, Transaction};
 
 use super::{db, SqliteStore};
-use crate::store::claim::{
-    claimed_columns, count_running, ended_as_said, finish_runs, prune_claim_times, release_claims,
-    release_unheld, renew_leases, stamp_claims,
-};
+use crate::store::dialect::parts::*;
 use crate::store::dialect::{Dialect, Waited};
-use crate::store::events::{EmitRow, Hub, LiveRow};
-use crate::store::limits::budget::{
-    charges_in_window, claim_picked, insert_charges, prune_charges, refuse_runs,
-};
-use crate::store::limits::not_paused;
-use crate::store::notifications::{prune_notifications, take_notifications};
-use crate::store::schedules::sql::{
-    cancel_pending, create_schedule, due_schedules, insert_scheduled_run, lock_schedule,
-    next_schedule_due,
-};
-use crate::store::steps::{insert_step, next_step_seq, upsert_step};
-use crate::store::types::RunId;
-use crate::store::waits::children::child_outcomes;
-use crate::store::waits::sql::{holds_run, park_run, signaled_run, write_wait};
 use crate::store::StoreError;
 
 /// Claims (run, token) of the JSON pairs `$1`.
@@ -128,27 +109,6 @@ impl Dialect for SqliteStore {
          WHERE id = $1 AND status = 'running'";
     const INSERT_SCHEDULED_RUN: &'static str = insert_scheduled_run!("$8");
 
-    fn hub(&self) -> &Arc<Hub> {
-        &self.inner.hub
-    }
-
-    async fn append_fenced(
-        &self,
-        run: RunId,
-        token: i64,
-        emits: &[EmitRow],
-    ) -> Result<Option<(i64, bool)>, StoreError> {
-        self.append_in_write(run, token, emits).await
-    }
-
-    async fn send_live(&self, _rows: &[Arc<LiveRow>]) -> Result<(), StoreError> {
-        Ok(())
-    }
-
-    fn start_watcher(&self) {
-        self.watch_wal();
-    }
-
     const NOTIFY_QUEUE: Option<&'static str> = None;
 
     // ----- the claim, leases and ends
@@ -227,18 +187,10 @@ impl Dialect for SqliteStore {
 
     // ----- runs (manage, submit)
 
-    const RESCUE: &'static str = crate::store::dialect::runs::rescue!("$2", "IS NOT");
-    const PRUNE_BY_AGE: &'static str = crate::store::dialect::runs::prune_by_age!("$3");
-    const RETRY_RUN: &'static str = crate::store::dialect::runs::retry_run!("$2");
-    const TRIGGER_SCHEDULE: &'static str =
-        crate::store::dialect::runs::trigger_schedule!("$2", "$2");
+    const RESCUE: &'static str = rescue!("$2", "IS NOT");
+    const PRUNE_BY_AGE: &'static str = prune_by_age!("$3");
+    const RETRY_RUN: &'static str = retry_run!("$2");
+    const TRIGGER_SCHEDULE: &'static str = trigger_schedule!("$2", "$2");
 }
 
-crate::store::steps::steps_on!(SqliteStore);
-crate::store::waits::sql::waits_on!(SqliteStore);
-crate::store::waits::children::children_on!(SqliteStore);
-crate::store::notifications::notifications_on!(SqliteStore);
-crate::store::schedules::sql::schedules_on!(SqliteStore);
-crate::store::events::sql::events_on!(SqliteStore);
-crate::store::dialect::runs::manage_on!(SqliteStore);
-crate::store::claim::claim_on!(SqliteStore);
+crate::store::dialect::capabilities_on!(SqliteStore);
