@@ -5,11 +5,14 @@
 //! in its own `store/<capability>.rs`: its types, its `Store` method, and a macro
 //! (`steps_on!`, `schedules_on!`, ...) whose body is the capability's transactions, row
 //! handling and semantics. A backend's `dialect.rs` implements [`Dialect`] (SQL text that
-//! differs, how it reads, writes and tells the time) and expands each capability's macro
-//! on its store type. The macros expand to plain methods on the concrete store, so each
-//! backend's code is type-checked against its own sqlx driver, with none of the bounds a
-//! function generic over `sqlx::Database` needs; the trait is what a new backend must
-//! provide, checked by the compiler.
+//! differs, composed from the shared templates in [`parts`]; how it reads, writes and
+//! tells the time) and expands every capability on its store type ([`capabilities_on!`]);
+//! its `events.rs` implements [`Streams`]. The macros expand to plain methods on the
+//! concrete store, so each backend's code is type-checked against its own sqlx driver,
+//! with none of the bounds a function generic over `sqlx::Database` needs; the trait is what
+//! a new backend must provide, checked by the compiler. Where a capability binds and reads
+//! only a few plain types, it is a function generic over [`Dialect`] instead, its bounds
+//! listed once on it (the budgeted claim, `store/limits/budget/claim.rs`).
 //!
 //! Rules of the statements:
 //! - SQL that is the same on every backend lives beside its capability as a `const`; only

@@ -69,7 +69,7 @@ macro_rules! lock_held {
             " AND taskrunner_runs.id IN (SELECT r.id FROM taskrunner_runs r JOIN (",
             pairs!(),
             ") AS p ON r.id = p.run AND r.claim_token = p.token WHERE r.status = 'running' \
-             ORDER BY r.id DESC FOR UPDATE OF r)"
+             ORDER BY r.id DESC FOR NO KEY UPDATE OF r)"
         )
     };
 }
@@ -86,7 +86,7 @@ macro_rules! lock_ended {
             ends!(),
             ") AS e ON c.id = e.run) AS k ON r.id = k.id \
              WHERE r.status = 'running' OR (r.status = 'pending' AND r.wait_kind = 'children') \
-             ORDER BY r.id DESC FOR UPDATE OF r)"
+             ORDER BY r.id DESC FOR NO KEY UPDATE OF r)"
         )
     };
 }
