@@ -60,7 +60,8 @@ pub(crate) trait Dialect: Streams + Sync {
     /// database's own clock.
     fn bound_now(&self) -> Option<i64>;
     /// Runs `write` (the statements of a wait or of a signal: `waits_on!`) as one write,
-    /// committed if it returns `Ok`, on a connection it holds and a clone of this store.
+    /// committed if it returns `Ok`, given the store (SQLite: a clone, as the write runs in
+    /// the group commit's task) and the write's connection.
     async fn wait_write<T, F>(&self, write: F) -> Result<T, StoreError>
     where
         Self: Clone + Send + 'static,
