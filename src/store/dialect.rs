@@ -159,6 +159,9 @@ pub(crate) trait Dialect: Streams + Sync {
     const RELEASE_CLAIMS: &'static str;
     /// `finish_runs!`: the ends of JSON `$1` whose claims hold, now (then now).
     const FINISH_RUNS: &'static str;
+    /// [`Dialect::FINISH_RUNS`] for a list of one end, which needs no lock taken ahead: it
+    /// takes one run's row, then its parent's (the trigger), already in the lock order.
+    const FINISH_ONE: &'static str;
     /// `ended_as_said!`: the runs of JSON ends `$1` already ended so.
     const ENDED_AS_SAID: &'static str;
 
@@ -328,6 +331,7 @@ mod tests {
             RELEASE_UNHELD: false,
             RELEASE_CLAIMS: false,
             FINISH_RUNS: true,
+            FINISH_ONE: true,
             ENDED_AS_SAID: false,
             PICK_BUDGETED: false,
             PRUNE_CHARGES: true,

@@ -206,10 +206,13 @@ macro_rules! claim_on {
                 use $crate::store::dialect::{bind_now, Dialect};
                 let db = |e| self.error(e);
                 let mut one = self.one().await?;
+                let sql = match batch {
+                    [_] => <Self as Dialect>::FINISH_ONE,
+                    _ => <Self as Dialect>::FINISH_RUNS,
+                };
                 let mut applied: std::collections::HashSet<i64> = bind_now!(
                     self.bound_now(),
-                    sqlx::query_scalar(<Self as Dialect>::FINISH_RUNS)
-                        .bind($crate::store::claim::ends_json(batch.iter()))
+                    sqlx::query_scalar(sql).bind($crate::store::claim::ends_json(batch.iter()))
                 )
                 .fetch_all(&mut *one)
                 .await

@@ -154,6 +154,7 @@ impl Dialect for SqliteStore {
         release_claims!("taskrunner_runs NOT INDEXED", pairs!(), "max", "");
     const FINISH_RUNS: &'static str =
         finish_runs!("taskrunner_runs NOT INDEXED", ends!(), "$2", "");
+    const FINISH_ONE: &'static str = Self::FINISH_RUNS;
     const ENDED_AS_SAID: &'static str = ended_as_said!(ends!());
 
     // ----- a queue's global budget
