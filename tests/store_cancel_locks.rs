@@ -3,7 +3,8 @@
 //! parent's; a join locks the children, then the parent. A cancel of the parent used to lock
 //! the parent first, then the children: a child ending at that moment deadlocked with it
 //! (PostgreSQL aborts one of them after `deadlock_timeout`: the cancel failed, or the
-//! child's end did). The cancel now locks the tree deepest first, the run last.
+//! child's end did). The cancel now locks the tree highest id first (a child's id is above
+//! its parent's: each run after the runs under it), the run last.
 //!
 //! The child's end is played by hand in a transaction (`T1`), step by step, so the
 //! interleaving is exact: `T1` holds the child's row, the cancel starts and must wait, then

@@ -65,12 +65,14 @@ pub(crate) const CLAIMS_IN_WINDOW: &str = "SELECT CAST(coalesce(sum(runs), 0) AS
 
 /// `$table` (in the three updates below that join runs to a JSON list): the runs' table as
 /// the dialect names it where it must be read by id (SQLite's planner would otherwise walk
-/// the running runs' index, each against the whole list).
+/// the running runs' index, each against the whole list). `$lock`: a condition that locks
+/// the rows in the backend's lock order before the update takes any (PostgreSQL: highest
+/// id first, see its `dialect.rs`), or nothing where the write holds the whole store.
 ///
 /// Renews, to `$now` + `$2` ms, the leases of the claims `$pairs` (run, token) that still
 /// hold.
 macro_rules! renew_leases {
-    ($table:literal, $pairs:expr, $now:literal) => {
+    ($table:literal, $pairs:expr, $now:literal, $lock:expr) => {
         concat!(
             "UPDATE ",
             $table,
@@ -80,8 +82,9 @@ macro_rules! renew_leases {
             $pairs,
             ") AS held WHERE taskrunner_runs.id = held.run \
                AND taskrunner_runs.claim_token = held.token \
-               AND taskrunner_runs.status = 'running' \
-             RETURNING taskrunner_runs.id, taskrunner_runs.claim_token, \
+               AND taskrunner_runs.status = 'running'",
+            $lock,
+            " RETURNING taskrunner_runs.id, taskrunner_runs.claim_token, \
                taskrunner_runs.cancel_requested"
         )
     };
@@ -108,7 +111,7 @@ pub(crate) use release_unheld;
 
 /// Hands back the claims `$pairs` (the attempt not counted); returns their queues.
 macro_rules! release_claims {
-    ($table:literal, $pairs:expr, $greatest:literal) => {
+    ($table:literal, $pairs:expr, $greatest:literal, $lock:expr) => {
         concat!(
             "UPDATE ",
             $table,
@@ -119,17 +122,19 @@ macro_rules! release_claims {
             $pairs,
             ") AS held WHERE taskrunner_runs.id = held.run \
                AND taskrunner_runs.claim_token = held.token \
-               AND taskrunner_runs.status = 'running' \
-             RETURNING taskrunner_runs.queue"
+               AND taskrunner_runs.status = 'running'",
+            $lock,
+            " RETURNING taskrunner_runs.queue"
         )
     };
 }
 pub(crate) use release_claims;
 
 /// Ends the runs of `$ends` (see [`ends_json`]) whose claim still holds, at `$now`;
-/// returns their ids.
+/// returns their ids. `$lock` as above: it takes the runs' waiting parents too (a child's
+/// end writes its parent's row, through the `taskrunner_runs_child_done` trigger).
 macro_rules! finish_runs {
-    ($table:literal, $ends:expr, $now:literal) => {
+    ($table:literal, $ends:expr, $now:literal, $lock:expr) => {
         concat!(
             "UPDATE ",
             $table,
@@ -139,8 +144,9 @@ macro_rules! finish_runs {
             ", lease_owner = NULL, lease_expires_at = NULL FROM (",
             $ends,
             ") AS f WHERE taskrunner_runs.id = f.run AND taskrunner_runs.claim_token = f.token \
-               AND taskrunner_runs.status = 'running' \
-             RETURNING taskrunner_runs.id"
+               AND taskrunner_runs.status = 'running'",
+            $lock,
+            " RETURNING taskrunner_runs.id"
         )
     };
 }
@@ -215,8 +221,8 @@ where
         call_id: row.try_get("call_id")?,
         scheduled_at: row.try_get("scheduled_at")?,
         recoveries: row.try_get("recoveries")?,
-        // Only a budgeted claim returns it (store/limits/budget.rs).
-        reserved: row.try_get("reserved").unwrap_or(0),
+        // Set by a budgeted claim (store/limits/budget/claim.rs).
+        reserved: 0,
     })
 }
 

@@ -5,11 +5,14 @@
 //! in its own `store/<capability>.rs`: its types, its `Store` method, and a macro
 //! (`steps_on!`, `schedules_on!`, ...) whose body is the capability's transactions, row
 //! handling and semantics. A backend's `dialect.rs` implements [`Dialect`] (SQL text that
-//! differs, how it reads, writes and tells the time) and expands each capability's macro
-//! on its store type. The macros expand to plain methods on the concrete store, so each
-//! backend's code is type-checked against its own sqlx driver, with none of the bounds a
-//! function generic over `sqlx::Database` needs; the trait is what a new backend must
-//! provide, checked by the compiler.
+//! differs, composed from the shared templates in [`parts`]; how it reads, writes and
+//! tells the time) and expands every capability on its store type ([`capabilities_on!`]);
+//! its `events.rs` implements [`Streams`]. The macros expand to plain methods on the
+//! concrete store, so each backend's code is type-checked against its own sqlx driver,
+//! with none of the bounds a function generic over `sqlx::Database` needs; the trait is what
+//! a new backend must provide, checked by the compiler. Where a capability binds and reads
+//! only a few plain types, it is a function generic over [`Dialect`] instead, its bounds
+//! listed once on it (the budgeted claim, `store/limits/budget/claim.rs`).
 //!
 //! Rules of the statements:
 //! - SQL that is the same on every backend lives beside its capability as a `const`; only
@@ -20,19 +23,24 @@
 //!   [`Dialect::bound_now`] last when it is `Some`.
 //! - A write of one statement goes through [`Dialect::one`]/[`Dialect::done`] (SQLite: a
 //!   `BEGIN IMMEDIATE` transaction; PostgreSQL: one pooled connection, autocommit), a write
-//!   of several through [`Dialect::begin_write`] (one transaction on both).
+//!   of several through [`Dialect::begin_write`] (one transaction on both), the writes of
+//!   waits and signals through [`Dialect::wait_write`].
 
 use std::sync::Arc;
 
+use futures::future::BoxFuture;
 use sqlx::{Database, Pool, Transaction};
 
 use super::events::{EmitRow, Hub, LiveRow};
 use super::types::RunId;
 use super::StoreError;
 
+/// The answer of a [`Dialect::wait_write`]'s write.
+pub(crate) type Waited<'c, T> = BoxFuture<'c, Result<T, StoreError>>;
+
 /// What a backend gives the shared store layer: how it reads, writes and tells the time,
-/// and the SQL text that differs from the other backends'.
-pub(crate) trait Dialect: Sync {
+/// and the SQL text that differs from the other backends' (its run streams: [`Streams`]).
+pub(crate) trait Dialect: Streams + Sync {
     /// The sqlx driver.
     type Db: Database;
     /// A connection for a write of one statement, handed back with [`Dialect::done`].
@@ -51,6 +59,16 @@ pub(crate) trait Dialect: Sync {
     /// The store's clock as a value to bind last, or `None` where the statements read the
     /// database's own clock.
     fn bound_now(&self) -> Option<i64>;
+    /// Runs `write` (the statements of a wait or of a signal: `waits_on!`) as one write,
+    /// committed if it returns `Ok`, given the store (SQLite: a clone, as the write runs in
+    /// the group commit's task) and the write's connection.
+    async fn wait_write<T, F>(&self, write: F) -> Result<T, StoreError>
+    where
+        Self: Clone + Send + 'static,
+        T: Send + 'static,
+        F: for<'c> FnOnce(&'c Self, &'c mut <Self::Db as Database>::Connection) -> Waited<'c, T>
+            + Send
+            + 'static;
 
     // ----- steps (`store/steps.rs`)
 
@@ -95,10 +113,9 @@ pub(crate) trait Dialect: Sync {
     const LOCK_SCHEDULE: &'static str;
     /// Locks run `$1`'s row until the transaction ends (where the backend locks rows), so a
     /// cancel's two statements see one status: a run that parks between them is not missed.
-    /// Where it locks rows it takes the run's unfinished tree too, in the order a child's end
-    /// and a join take them (deepest first, the run last), so a cancel does not deadlock with
-    /// one child's end or a join (a batch of ends of several children still can: PostgreSQL
-    /// then aborts one side).
+    /// Where it locks rows it takes the run's unfinished tree too, in the order every lock of
+    /// several runs takes (PostgreSQL: highest id first, so the run last; see its
+    /// `dialect.rs`), so a cancel does not deadlock with ends, joins or the heartbeat.
     const LOCK_RUN: &'static str;
     /// Cancels run `$1` if pending, finished at now.
     const CANCEL_PENDING: &'static str;
@@ -107,28 +124,6 @@ pub(crate) trait Dialect: Sync {
     /// Inserts a schedule's run: `$1` name, `$2` queue, `$3` priority, `$4` input,
     /// `$5` max attempts, `$6` schedule, `$7` call id, due and created now; returns its id.
     const INSERT_SCHEDULED_RUN: &'static str;
-
-    // ----- run streams (`store/events.rs`, `store/events/sql.rs`)
-
-    /// This store's readers of run streams.
-    fn hub(&self) -> &Arc<Hub>;
-    /// Appends to `run`'s log, as one write fenced by the claim (`token` holds `run` and it
-    /// is `running`, else `None`), the `emits` whose index is not below the run's count of
-    /// stored emits, at the log's next offsets; returns the log's next offset and whether
-    /// this process's readers are to be woken. The shape is the backend's: its statements
-    /// must hold the run against every other writer of its log while they take offsets.
-    async fn append_fenced(
-        &self,
-        run: RunId,
-        token: i64,
-        emits: &[EmitRow],
-    ) -> Result<Option<(i64, bool)>, StoreError>;
-    /// Hands live events, already handed to this process's readers, to other processes'
-    /// where the backend can.
-    async fn send_live(&self, rows: &[Arc<LiveRow>]) -> Result<(), StoreError>;
-    /// Starts the watcher that wakes this process's readers when another writer appended
-    /// (it stops itself once nobody reads: see [`Hub::idle`]).
-    fn start_watcher(&self);
 
     // ----- notifications of new runs
 
@@ -164,8 +159,29 @@ pub(crate) trait Dialect: Sync {
     const RELEASE_CLAIMS: &'static str;
     /// `finish_runs!`: the ends of JSON `$1` whose claims hold, now (then now).
     const FINISH_RUNS: &'static str;
+    /// [`Dialect::FINISH_RUNS`] for a list of one end, which needs no lock taken ahead: it
+    /// takes one run's row, then its parent's (the trigger), already in the lock order.
+    const FINISH_ONE: &'static str;
     /// `ended_as_said!`: the runs of JSON ends `$1` already ended so.
     const ENDED_AS_SAID: &'static str;
+
+    // ----- a queue's global budget (`store/limits/budget/claim.rs`)
+
+    /// A budgeted claim's candidates (`id, cost, resumed`) for queue `$1` at `$2`, of the
+    /// names `$3` ([`Dialect::names`]), up to `$4`, in claim order, each row locked against
+    /// other claims until commit where the backend locks rows.
+    const PICK_BUDGETED: &'static str;
+    /// `prune_charges!`: queue `$1`'s charges out of the window of `$2` ms (then now).
+    const PRUNE_CHARGES: &'static str;
+    /// `charges_in_window!`: now, and the units queue `$1`'s window of `$2` ms holds (then
+    /// now).
+    const CHARGES_IN_WINDOW: &'static str;
+    /// `refuse_runs!`: fails with `$1`, at `$2`, the pending runs of JSON `$3`.
+    const REFUSE_RUNS: &'static str;
+    /// `claim_picked!`: claims the runs of JSON `$1` for `$2`, lease end `$3`, at `$4`.
+    const CLAIM_PICKED: &'static str;
+    /// `insert_charges!`: queue `$1`'s charges of JSON `$3`, at `$2`.
+    const INSERT_CHARGES: &'static str;
 
     // ----- runs (manage, submit) (`store/dialect/runs.rs`)
 
@@ -181,7 +197,69 @@ pub(crate) trait Dialect: Sync {
     const TRIGGER_SCHEDULE: &'static str;
 }
 
+/// What a backend does for run streams (`store/events.rs`, `store/events/sql.rs`),
+/// implemented beside the rest of its streams' code (its `events.rs`).
+pub(crate) trait Streams {
+    /// This store's readers of run streams.
+    fn hub(&self) -> &Arc<Hub>;
+    /// Appends to `run`'s log, as one write fenced by the claim (`token` holds `run` and it
+    /// is `running`), the `emits` whose index is not below the run's count of stored emits,
+    /// at the log's next offsets. The shape is the backend's: its statements must hold the
+    /// run against every other writer of its log while they take offsets.
+    async fn append_fenced(&self, run: RunId, token: i64, emits: &[EmitRow]) -> Fenced;
+    /// Hands live events, already handed to this process's readers, to other processes'
+    /// where the backend can.
+    async fn send_live(&self, rows: &[Arc<LiveRow>]) -> Result<(), StoreError>;
+    /// Starts the watcher that wakes this process's readers when another writer appended
+    /// (it stops itself once nobody reads: see [`Hub::idle`]).
+    fn start_watcher(&self);
+}
+
+/// What [`Streams::append_fenced`] found: the log's next offset and whether this process's
+/// readers are to be woken, or `None` if the claim no longer holds the run.
+pub(crate) type Fenced = Result<Option<(i64, bool)>, StoreError>;
+
 pub(crate) mod runs;
+
+/// The shared statements' macros a backend's `dialect.rs` composes its constants from
+/// (`use crate::store::dialect::parts::*`). Each backend uses what it needs (PostgreSQL
+/// names its claim's columns itself): a build with one backend leaves some unused.
+#[allow(unused_imports)]
+pub(crate) mod parts {
+    pub(crate) use super::runs::{prune_by_age, rescue, retry_run, trigger_schedule};
+    pub(crate) use crate::store::claim::{
+        claimed_columns, count_running, ended_as_said, finish_runs, prune_claim_times,
+        release_claims, release_unheld, renew_leases, stamp_claims,
+    };
+    pub(crate) use crate::store::limits::budget::{
+        charges_in_window, claim_picked, insert_charges, prune_charges, refuse_runs,
+    };
+    pub(crate) use crate::store::limits::not_paused;
+    pub(crate) use crate::store::notifications::{prune_notifications, take_notifications};
+    pub(crate) use crate::store::schedules::sql::{
+        cancel_pending, create_schedule, due_schedules, insert_scheduled_run, lock_schedule,
+        next_schedule_due,
+    };
+    pub(crate) use crate::store::steps::{insert_step, next_step_seq, upsert_step};
+    pub(crate) use crate::store::waits::children::child_outcomes;
+    pub(crate) use crate::store::waits::sql::{holds_run, park_run, signaled_run, write_wait};
+}
+
+/// Every capability written once (`steps_on!`, `claim_on!`, ...), expanded on store
+/// `$store` (a [`Dialect`]): the one line a backend's `dialect.rs` ends with.
+macro_rules! capabilities_on {
+    ($store:ty) => {
+        $crate::store::steps::steps_on!($store);
+        $crate::store::waits::sql::waits_on!($store);
+        $crate::store::waits::children::children_on!($store);
+        $crate::store::notifications::notifications_on!($store);
+        $crate::store::schedules::sql::schedules_on!($store);
+        $crate::store::events::sql::events_on!($store);
+        $crate::store::dialect::runs::manage_on!($store);
+        $crate::store::claim::claim_on!($store);
+    };
+}
+pub(crate) use capabilities_on;
 
 /// Binds `$now` (a [`Dialect::bound_now`]) last, where the backend's statements take the
 /// store's clock as a parameter.
@@ -253,7 +331,14 @@ mod tests {
             RELEASE_UNHELD: false,
             RELEASE_CLAIMS: false,
             FINISH_RUNS: true,
+            FINISH_ONE: true,
             ENDED_AS_SAID: false,
+            PICK_BUDGETED: false,
+            PRUNE_CHARGES: true,
+            CHARGES_IN_WINDOW: true,
+            REFUSE_RUNS: false,
+            CLAIM_PICKED: false,
+            INSERT_CHARGES: false,
         );
     }
 }

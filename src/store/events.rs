@@ -253,7 +253,7 @@ impl Store {
 
     /// This store's hub origin, stamped on live events.
     pub(crate) fn events_origin(&self) -> u64 {
-        dispatch!(self, s => super::dialect::Dialect::hub(s).origin)
+        dispatch!(self, s => super::dialect::Streams::hub(s).origin)
     }
 
     /// Up to `limit` events of `run`'s log from offset `from`, in order.

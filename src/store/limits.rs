@@ -5,7 +5,7 @@
 //! window, one `taskrunner_charges` row per charged attempt: [`budget`]) and a queue's
 //! pause (`taskrunner_queue_pauses`, one row per paused queue; migration 0012).
 
-mod budget;
+pub(crate) mod budget;
 mod writes;
 
 pub(crate) use writes::Charge;

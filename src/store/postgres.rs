@@ -18,10 +18,11 @@ mod children;
 mod dashboard;
 mod dialect;
 mod events;
+#[cfg(test)]
+mod lock_order_tests;
 mod manage;
 mod migrate;
 mod plan;
-mod signals;
 mod submit;
 
 /// The channel a submit notifies, with the queue's name as payload.

@@ -23,7 +23,6 @@ mod group;
 mod manage;
 mod migrate;
 mod plan;
-mod signals;
 mod submit;
 
 use migrate::migrate;

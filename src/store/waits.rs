@@ -8,6 +8,7 @@
 pub(crate) mod children;
 pub(crate) mod sql;
 
+use super::dialect::Dialect as _;
 use super::types::{NewRun, Outcome, RunId};
 use super::{Backend, Store, StoreError};
 
@@ -109,7 +110,10 @@ impl Store {
         idx: i32,
         timeout_ms: i64,
     ) -> Result<WaitStep, StoreError> {
-        dispatch!(self, s => s.wait_signal(id, token, name, idx, timeout_ms).await)
+        let name = name.to_owned();
+        dispatch!(self, s => s.wait_write(move |s, c| Box::pin(async move {
+            s.wait_signal_in(c, id, token, &name, idx, timeout_ms).await
+        })).await)
     }
 
     /// The `idx`-th durable sleep of run `id`: over once its stored wake time passed, else
@@ -121,7 +125,9 @@ impl Store {
         idx: i32,
         wake: Wake,
     ) -> Result<WaitStep, StoreError> {
-        dispatch!(self, s => s.wait_sleep(id, token, idx, wake).await)
+        dispatch!(self, s => s.wait_write(move |s, c| Box::pin(async move {
+            s.wait_sleep_in(c, id, token, idx, wake).await
+        })).await)
     }
 
     /// Submits `child` as the `idx`-th spawn of its name by run `id`, or returns the child
@@ -155,7 +161,10 @@ impl Store {
         name: &str,
         value: &str,
     ) -> Result<SignalSent, StoreError> {
-        dispatch!(self, s => s.signal(id, name, value).await)
+        let (name, value) = (name.to_owned(), value.to_owned());
+        dispatch!(self, s => s.wait_write(move |s, c| Box::pin(async move {
+            s.signal_in(c, id, &name, &value).await
+        })).await)
     }
 }
 
@@ -165,6 +174,7 @@ impl Store {
     /// The queues of the runs that were joining any of `ended` and are now due. Only SQLite
     /// answers: on PostgreSQL the run's end notifies the joiner's queue (`NOTIFY`), which
     /// wakes the claimers of every process, this one's included.
+    #[cfg_attr(not(feature = "sqlite"), allow(unused_variables))]
     pub(crate) async fn joiners_due(&self, ended: &[RunId]) -> Result<Vec<String>, StoreError> {
         match &self.0 {
             #[cfg(feature = "sqlite")]

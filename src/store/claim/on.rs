@@ -33,7 +33,13 @@ macro_rules! claim_on {
                             .bind(limit)
                     )
                 };
-                let rows = if !global.any() {
+                let read = |rows: Vec<_>| {
+                    rows.iter()
+                        .map($crate::store::claim::claimed)
+                        .collect::<Result<Vec<$crate::store::Claimed>, _>>()
+                        .map_err(db)
+                };
+                let mut claimed = if !global.any() {
                     let mut one = self.one().await?;
                     let now = self.bound_now();
                     let rows = claim(max as i64, now)
@@ -41,7 +47,7 @@ macro_rules! claim_on {
                         .await
                         .map_err(db)?;
                     self.done(one).await?;
-                    rows
+                    read(rows)?
                 } else {
                     let mut tx = self.begin_write().await?;
                     let now = self.bound_now();
@@ -54,10 +60,12 @@ macro_rules! claim_on {
                         // The runs whose estimates fit the global budget (store/limits/budget.rs).
                         Some(budget) => {
                             let to = (owner, lease_ms, now);
-                            self.claim_budgeted(&mut tx, queue, &names, limit, to, budget)
-                                .await?
+                            $crate::store::limits::budget::claim_budgeted(
+                                self, &mut *tx, queue, &names, limit, to, budget,
+                            )
+                            .await?
                         }
-                        None => claim(limit, now).fetch_all(&mut *tx).await.map_err(db)?,
+                        None => read(claim(limit, now).fetch_all(&mut *tx).await.map_err(db)?)?,
                     };
                     if global.rate.is_some() && !rows.is_empty() {
                         // Stamped after the claim: never earlier than the runs' start times.
@@ -74,11 +82,6 @@ macro_rules! claim_on {
                     tx.commit().await.map_err(db)?;
                     rows
                 };
-                let mut claimed: Vec<$crate::store::Claimed> = rows
-                    .iter()
-                    .map($crate::store::claim::claimed)
-                    .collect::<Result<_, _>>()
-                    .map_err(db)?;
                 claimed.sort_by_key(|c| (std::cmp::Reverse(c.priority), c.scheduled_at, c.id));
                 Ok(claimed)
             }
@@ -203,10 +206,13 @@ macro_rules! claim_on {
                 use $crate::store::dialect::{bind_now, Dialect};
                 let db = |e| self.error(e);
                 let mut one = self.one().await?;
+                let sql = match batch {
+                    [_] => <Self as Dialect>::FINISH_ONE,
+                    _ => <Self as Dialect>::FINISH_RUNS,
+                };
                 let mut applied: std::collections::HashSet<i64> = bind_now!(
                     self.bound_now(),
-                    sqlx::query_scalar(<Self as Dialect>::FINISH_RUNS)
-                        .bind($crate::store::claim::ends_json(batch.iter()))
+                    sqlx::query_scalar(sql).bind($crate::store::claim::ends_json(batch.iter()))
                 )
                 .fetch_all(&mut *one)
                 .await

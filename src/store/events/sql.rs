@@ -50,7 +50,7 @@ macro_rules! events_on {
                 token: i64,
                 emits: &[$crate::store::events::EmitRow],
             ) -> Result<$crate::store::events::Appended, $crate::store::StoreError> {
-                use $crate::store::dialect::Dialect as _;
+                use $crate::store::dialect::Streams as _;
                 Ok(match self.append_fenced(run, token, emits).await? {
                     None => $crate::store::events::Appended::LeaseLost,
                     Some((next_seq, added)) => {
@@ -68,7 +68,7 @@ macro_rules! events_on {
                 &self,
                 rows: Vec<$crate::store::events::LiveRow>,
             ) -> Result<(), $crate::store::StoreError> {
-                use $crate::store::dialect::Dialect as _;
+                use $crate::store::dialect::Streams as _;
                 let rows: Vec<std::sync::Arc<_>> =
                     rows.into_iter().map(std::sync::Arc::new).collect();
                 for row in &rows {
@@ -120,7 +120,7 @@ macro_rules! events_on {
                 &self,
                 run: $crate::store::types::RunId,
             ) -> $crate::store::events::Subscription {
-                use $crate::store::dialect::Dialect as _;
+                use $crate::store::dialect::Streams as _;
                 let (sub, start) = self.hub().subscribe(run);
                 if start {
                     self.start_watcher();

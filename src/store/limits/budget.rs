@@ -5,10 +5,10 @@
 //! at the claim's time. All inside the claim's transaction, under the lock the claim's
 //! global limits take (SQLite's one writer, PostgreSQL's advisory lock on the queue).
 
-#[cfg(feature = "postgres")]
-mod postgres;
-#[cfg(feature = "sqlite")]
-mod sqlite;
+mod claim;
+pub(crate) use claim::{
+    charges_in_window, claim_budgeted, claim_picked, insert_charges, prune_charges, refuse_runs,
+};
 
 /// A run a budgeted claim may take: its id, its estimate (0 without one) and whether it
 /// resumes after a wait (its first claim reserved its estimate: a wait reserves nothing).

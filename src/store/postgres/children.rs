@@ -1,7 +1,8 @@
 //! Child runs on PostgreSQL (spawn and join are shared: `children_on!`,
 //! `store/waits/children.rs`): the cancel of a run's tree.
 
-use super::signals::Tx;
+use sqlx::{Postgres, Transaction};
+
 use super::{PgStore, CANCEL_CHANNEL};
 use crate::store::types::{CancelFound, RunId};
 use crate::store::waits::children::tree;
@@ -16,7 +17,7 @@ impl PgStore {
     /// can neither park nor spawn (`holds` locks its row and requires no cancel pending).
     pub(super) async fn cancel_tree(
         &self,
-        tx: &mut Tx,
+        tx: &mut Transaction<'static, Postgres>,
         id: RunId,
     ) -> Result<Vec<(RunId, CancelFound)>, StoreError> {
         let db = |e| self.db(e);

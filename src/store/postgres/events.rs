@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::PgStore;
+use crate::store::dialect::{Fenced, Streams};
 use crate::store::events::{EmitRow, Hub, LiveRow, EVENTS_CHANNEL, WATCH_IDLE};
 use crate::store::types::RunId;
 use crate::store::StoreError;
@@ -14,18 +15,16 @@ use crate::store::StoreError;
 /// `NOTIFY` payloads must stay under 8,000 bytes: a bigger live event stays in its process.
 const MAX_NOTIFY: usize = 7900;
 
-impl PgStore {
-    /// [`Dialect::append_fenced`](crate::store::dialect::Dialect::append_fenced): one round
-    /// trip, a call of `taskrunner_append_emits`, which holds the run's row (`FOR NO KEY
-    /// UPDATE`, fenced by the claim), so that the append is ordered with every other writer
-    /// of the run's log (a status change's trigger runs under its update's lock), then takes
-    /// the offsets and notifies `taskrunner_events` if it wrote.
-    pub(super) async fn append_in_call(
-        &self,
-        run: RunId,
-        token: i64,
-        emits: &[EmitRow],
-    ) -> Result<Option<(i64, bool)>, StoreError> {
+impl Streams for PgStore {
+    fn hub(&self) -> &Arc<Hub> {
+        &self.inner.hub
+    }
+
+    /// One round trip, a call of `taskrunner_append_emits`, which holds the run's row (`FOR
+    /// NO KEY UPDATE`, fenced by the claim), so that the append is ordered with every other
+    /// writer of the run's log (a status change's trigger runs under its update's lock),
+    /// then takes the offsets and notifies `taskrunner_events` if it wrote.
+    async fn append_fenced(&self, run: RunId, token: i64, emits: &[EmitRow]) -> Fenced {
         let next_seq: i64 = sqlx::query_scalar(
             "SELECT taskrunner_append_emits($1, $2, $3::int8[], $4::text[], $5::text[], $6::int8[])",
         )
@@ -42,9 +41,9 @@ impl PgStore {
         Ok((next_seq >= 0).then_some((next_seq, true)))
     }
 
-    /// [`Dialect::send_live`](crate::store::dialect::Dialect::send_live): other processes'
-    /// readers through `NOTIFY` (a payload over 7,900 bytes stays in this process).
-    pub(super) async fn notify_live(&self, rows: &[Arc<LiveRow>]) -> Result<(), StoreError> {
+    /// Other processes' readers through `NOTIFY` (a payload over 7,900 bytes stays in this
+    /// process).
+    async fn send_live(&self, rows: &[Arc<LiveRow>]) -> Result<(), StoreError> {
         let mut payloads = Vec::with_capacity(rows.len());
         for row in rows {
             match serde_json::to_string(&**row) {
@@ -70,9 +69,8 @@ impl PgStore {
         Ok(())
     }
 
-    /// [`Dialect::start_watcher`](crate::store::dialect::Dialect::start_watcher): the
-    /// `LISTEN` loop.
-    pub(super) fn spawn_listen(&self) {
+    /// The `LISTEN` loop.
+    fn start_watcher(&self) {
         tokio::spawn(listen(self.clone()));
     }
 }

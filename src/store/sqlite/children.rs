@@ -1,7 +1,8 @@
 //! Child runs on SQLite (spawn and join are shared: `children_on!`, `store/waits/children.rs`):
 //! the joiners a run's end made due, and the cancel of a run's tree.
 
-use super::signals::Tx;
+use sqlx::{Sqlite, Transaction};
+
 use super::{db, SqliteStore};
 use crate::store::types::{CancelFound, RunId};
 use crate::store::waits::children::tree;
@@ -30,7 +31,7 @@ impl SqliteStore {
     /// transaction: pending (waiting) ones at once, running ones by a stored intent.
     pub(super) async fn cancel_tree(
         &self,
-        tx: &mut Tx,
+        tx: &mut Transaction<'static, Sqlite>,
         id: RunId,
     ) -> Result<Vec<(RunId, CancelFound)>, StoreError> {
         let cancelled: Vec<i64> = sqlx::query_scalar(concat!(

@@ -3,28 +3,12 @@
 //! so no write fails with `SQLITE_BUSY` halfway), the file's clock bound as the last
 //! parameter, JSON arrays read with `json_each`, and no notifications (processes poll).
 
-use std::sync::Arc;
-
-use sqlx::sqlite::SqlitePool;
+use sqlx::sqlite::{SqliteConnection, SqlitePool};
 use sqlx::{Sqlite, Transaction};
 
 use super::{db, SqliteStore};
-use crate::store::claim::{
-    claimed_columns, count_running, ended_as_said, finish_runs, prune_claim_times, release_claims,
-    release_unheld, renew_leases, stamp_claims,
-};
-use crate::store::dialect::Dialect;
-use crate::store::events::{EmitRow, Hub, LiveRow};
-use crate::store::limits::not_paused;
-use crate::store::notifications::{prune_notifications, take_notifications};
-use crate::store::schedules::sql::{
-    cancel_pending, create_schedule, due_schedules, insert_scheduled_run, lock_schedule,
-    next_schedule_due,
-};
-use crate::store::steps::{insert_step, next_step_seq, upsert_step};
-use crate::store::types::RunId;
-use crate::store::waits::children::child_outcomes;
-use crate::store::waits::sql::{holds_run, park_run, signaled_run, write_wait};
+use crate::store::dialect::parts::*;
+use crate::store::dialect::{Dialect, Waited};
 use crate::store::StoreError;
 
 /// Claims (run, token) of the JSON pairs `$1`.
@@ -35,13 +19,22 @@ macro_rules! pairs {
     };
 }
 
+/// The rows of the JSON array of objects `$json`, a column each key `$col` (its type
+/// `$ty` unused: SQLite reads JSON's own).
+macro_rules! rows {
+    ($json:literal: $col0:ident $ty0:ident $(, $col:ident $ty:ident)*) => {
+        concat!(
+            "SELECT json_extract(value, '$.", stringify!($col0), "') AS ", stringify!($col0),
+            $(", json_extract(value, '$.", stringify!($col), "') AS ", stringify!($col),)*
+            " FROM json_each(", $json, ")"
+        )
+    };
+}
+
 /// Runs' ends of the JSON objects `$1` (`claim::ends_json`).
 macro_rules! ends {
     () => {
-        "SELECT json_extract(value, '$.run') AS run, json_extract(value, '$.token') AS token, \
-           json_extract(value, '$.status') AS status, json_extract(value, '$.output') AS output, \
-           json_extract(value, '$.error') AS error, json_extract(value, '$.kind') AS kind \
-         FROM json_each($1)"
+        rows!("$1": run int8, token int8, status text, output text, error text, kind text)
     };
 }
 
@@ -73,6 +66,19 @@ impl Dialect for SqliteStore {
         Some(self.now())
     }
 
+    // A group commit on the one writer (`group.rs`): writes made at the same time share
+    // one transaction and one sync, and a signal and the wait that would miss it cannot
+    // interleave.
+    async fn wait_write<T, F>(&self, write: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: for<'c> FnOnce(&'c Self, &'c mut SqliteConnection) -> Waited<'c, T> + Send + 'static,
+    {
+        let store = self.clone();
+        self.grouped(move |conn| Box::pin(async move { write(&store, conn).await }))
+            .await
+    }
+
     const SAVE_STEP: &'static str = concat!(
         insert_step!(),
         "SELECT $1, $3, $4, $5, $6, $7, 1, $2, $9 - $8, $9",
@@ -102,27 +108,6 @@ impl Dialect for SqliteStore {
     const CANCEL_RUNNING: &'static str = "UPDATE taskrunner_runs SET cancel_requested = TRUE \
          WHERE id = $1 AND status = 'running'";
     const INSERT_SCHEDULED_RUN: &'static str = insert_scheduled_run!("$8");
-
-    fn hub(&self) -> &Arc<Hub> {
-        &self.inner.hub
-    }
-
-    async fn append_fenced(
-        &self,
-        run: RunId,
-        token: i64,
-        emits: &[EmitRow],
-    ) -> Result<Option<(i64, bool)>, StoreError> {
-        self.append_in_write(run, token, emits).await
-    }
-
-    async fn send_live(&self, _rows: &[Arc<LiveRow>]) -> Result<(), StoreError> {
-        Ok(())
-    }
-
-    fn start_watcher(&self) {
-        self.watch_wal();
-    }
 
     const NOTIFY_QUEUE: Option<&'static str> = None;
 
@@ -162,27 +147,51 @@ impl Dialect for SqliteStore {
     const COUNT_RUNNING: &'static str = count_running!("$2");
     const PRUNE_CLAIM_TIMES: &'static str = prune_claim_times!("$3");
     const STAMP_CLAIMS: &'static str = stamp_claims!("$3");
-    const RENEW_LEASES: &'static str = renew_leases!("taskrunner_runs NOT INDEXED", pairs!(), "$3");
+    const RENEW_LEASES: &'static str =
+        renew_leases!("taskrunner_runs NOT INDEXED", pairs!(), "$3", "");
     const RELEASE_UNHELD: &'static str = release_unheld!(pairs!(), "max");
     const RELEASE_CLAIMS: &'static str =
-        release_claims!("taskrunner_runs NOT INDEXED", pairs!(), "max");
-    const FINISH_RUNS: &'static str = finish_runs!("taskrunner_runs NOT INDEXED", ends!(), "$2");
+        release_claims!("taskrunner_runs NOT INDEXED", pairs!(), "max", "");
+    const FINISH_RUNS: &'static str =
+        finish_runs!("taskrunner_runs NOT INDEXED", ends!(), "$2", "");
+    const FINISH_ONE: &'static str = Self::FINISH_RUNS;
     const ENDED_AS_SAID: &'static str = ended_as_said!(ends!());
+
+    // ----- a queue's global budget
+    // The candidates as the claim orders them, each index named, as in the claim.
+    const PICK_BUDGETED: &'static str = concat!(
+        "SELECT id, coalesce(cost, 0) AS cost, wait_kind IS NOT NULL AS resumed FROM ( \
+          SELECT * FROM (SELECT id, priority, scheduled_at, cost, wait_kind FROM taskrunner_runs \
+            INDEXED BY taskrunner_runs_claim \
+            WHERE status = 'pending' AND wait_kind IS NULL AND queue = $1 \
+              AND scheduled_at <= $2 AND name IN (SELECT value FROM json_each($3)) \
+            ORDER BY priority DESC, scheduled_at, id LIMIT $4) \
+          UNION ALL \
+          SELECT * FROM (SELECT id, priority, scheduled_at, cost, wait_kind FROM taskrunner_runs \
+            INDEXED BY taskrunner_runs_waiting \
+            WHERE status = 'pending' AND wait_kind IS NOT NULL AND queue = $1 \
+              AND scheduled_at <= $2 AND name IN (SELECT value FROM json_each($3)) \
+            ORDER BY scheduled_at LIMIT $4)) \
+        WHERE TRUE",
+        not_paused!("$1", "$2"),
+        " ORDER BY priority DESC, scheduled_at, id LIMIT $4"
+    );
+    const PRUNE_CHARGES: &'static str = prune_charges!("$3");
+    const CHARGES_IN_WINDOW: &'static str = charges_in_window!("$3");
+    const REFUSE_RUNS: &'static str = refuse_runs!(rows!("$3": run int8));
+    const CLAIM_PICKED: &'static str = claim_picked!(
+        "taskrunner_runs NOT INDEXED",
+        rows!("$1": run int8, reserved int8)
+    );
+    const INSERT_CHARGES: &'static str =
+        insert_charges!(rows!("$3": run int8, token int8, attempt int4, units int8));
 
     // ----- runs (manage, submit)
 
-    const RESCUE: &'static str = crate::store::dialect::runs::rescue!("$2", "IS NOT");
-    const PRUNE_BY_AGE: &'static str = crate::store::dialect::runs::prune_by_age!("$3");
-    const RETRY_RUN: &'static str = crate::store::dialect::runs::retry_run!("$2");
-    const TRIGGER_SCHEDULE: &'static str =
-        crate::store::dialect::runs::trigger_schedule!("$2", "$2");
+    const RESCUE: &'static str = rescue!("$2", "IS NOT");
+    const PRUNE_BY_AGE: &'static str = prune_by_age!("$3");
+    const RETRY_RUN: &'static str = retry_run!("$2");
+    const TRIGGER_SCHEDULE: &'static str = trigger_schedule!("$2", "$2");
 }
 
-crate::store::steps::steps_on!(SqliteStore);
-crate::store::waits::sql::waits_on!(SqliteStore);
-crate::store::waits::children::children_on!(SqliteStore);
-crate::store::notifications::notifications_on!(SqliteStore);
-crate::store::schedules::sql::schedules_on!(SqliteStore);
-crate::store::events::sql::events_on!(SqliteStore);
-crate::store::dialect::runs::manage_on!(SqliteStore);
-crate::store::claim::claim_on!(SqliteStore);
+crate::store::dialect::capabilities_on!(SqliteStore);

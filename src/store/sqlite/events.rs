@@ -9,7 +9,8 @@ use std::time::{Duration, SystemTime};
 use sqlx::{QueryBuilder, Row};
 
 use super::{db, SqliteStore};
-use crate::store::events::{EmitRow, Hub, WATCH_IDLE};
+use crate::store::dialect::{Fenced, Streams};
+use crate::store::events::{EmitRow, Hub, LiveRow, WATCH_IDLE};
 use crate::store::types::RunId;
 use crate::store::StoreError;
 
@@ -39,15 +40,14 @@ const WATCH_EVERY: Duration = Duration::from_micros(250);
 /// [`watch_wal`]).
 const WAKE_AGAIN: [Duration; 2] = [Duration::from_micros(400), Duration::from_millis(1)];
 
-impl SqliteStore {
-    /// [`Dialect::append_fenced`](crate::store::dialect::Dialect::append_fenced): one
-    /// `BEGIN IMMEDIATE` transaction on the one writer, so offsets are taken one at a time.
-    pub(super) async fn append_in_write(
-        &self,
-        run: RunId,
-        token: i64,
-        emits: &[EmitRow],
-    ) -> Result<Option<(i64, bool)>, StoreError> {
+impl Streams for SqliteStore {
+    fn hub(&self) -> &Arc<Hub> {
+        &self.inner.hub
+    }
+
+    /// One `BEGIN IMMEDIATE` transaction on the one writer, so offsets are taken one at a
+    /// time.
+    async fn append_fenced(&self, run: RunId, token: i64, emits: &[EmitRow]) -> Fenced {
         let mut tx = self.write().await?;
         let held: Option<i64> = sqlx::query_scalar(FENCE_RUN)
             .bind(run.as_i64())
@@ -85,9 +85,13 @@ impl SqliteStore {
         Ok(Some((next_seq, !fresh.is_empty())))
     }
 
-    /// [`Dialect::start_watcher`](crate::store::dialect::Dialect::start_watcher): the
-    /// `-wal` watcher.
-    pub(super) fn watch_wal(&self) {
+    /// Live events stay in this process: SQLite has no way to reach another.
+    async fn send_live(&self, _rows: &[Arc<LiveRow>]) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    /// The `-wal` watcher.
+    fn start_watcher(&self) {
         let mut wal = self.inner.path.clone().into_os_string();
         wal.push("-wal");
         watch_wal(Arc::clone(&self.inner.hub), wal.into());

@@ -2,7 +2,7 @@
 //! (`children_on!`, expanded by each backend's `dialect.rs`): a spawn recorded with the
 //! parent's claim (not spawned twice), and a join that records the children's outcomes or
 //! parks the parent until the last one ends (the `taskrunner_runs_child_done` trigger counts
-//! down). A join reads (and, where the backend locks rows, locks `FOR SHARE`, in id order)
+//! down). A join reads (and, where the backend locks rows, locks `FOR SHARE`, highest id first)
 //! the children's rows before the parent's, the order a child's end takes them: a child
 //! either ended before the join looked, or ends after the parent is parked and counts down.
 
@@ -12,15 +12,16 @@ pub(crate) const INSERT_CHILD: &str = "INSERT INTO taskrunner_runs (name, queue,
      input, max_attempts, call_id, notify, scheduled_at, created_at, parent_id) \
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $10, $9) RETURNING id";
 
-/// The children's rows of the ids `$ids` reads from JSON array `$1`, in id order (`$lock`:
-/// what locks them).
+/// The children's rows of the ids `$ids` reads from JSON array `$1`, highest id first (the
+/// order every lock of several runs takes: see the PostgreSQL `dialect.rs`; `$lock`: what
+/// locks them).
 macro_rules! child_outcomes {
     ($ids:literal, $lock:literal) => {
         concat!(
             "SELECT id, status, output, error, error_kind FROM taskrunner_runs \
              WHERE id IN (",
             $ids,
-            ") ORDER BY id",
+            ") ORDER BY id DESC",
             $lock
         )
     };

@@ -204,7 +204,7 @@ macro_rules! waits_on {
             }
 
             /// The `idx`-th wait for signal `name` of run `id`, on the caller's write.
-            pub(super) async fn wait_signal_in(
+            pub(crate) async fn wait_signal_in(
                 &self,
                 conn: &mut WaitConn,
                 id: $crate::store::RunId,
@@ -262,7 +262,7 @@ macro_rules! waits_on {
             }
 
             /// The `idx`-th durable sleep of run `id`, on the caller's write.
-            pub(super) async fn wait_sleep_in(
+            pub(crate) async fn wait_sleep_in(
                 &self,
                 conn: &mut WaitConn,
                 id: $crate::store::RunId,
@@ -294,7 +294,7 @@ macro_rules! waits_on {
 
             /// Keeps `value` in run `id`'s mailbox for signal `name` and makes the run due
             /// if it waits for it, on the caller's write.
-            pub(super) async fn signal_in(
+            pub(crate) async fn signal_in(
                 &self,
                 conn: &mut WaitConn,
                 id: $crate::store::RunId,
