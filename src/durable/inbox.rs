@@ -56,7 +56,7 @@ impl TaskRunner {
     ///
     /// # Errors
     ///
-    /// [`StoreError::NoStore`] without a store, [`StoreError::Database`] if the store cannot
+    /// [`StoreError::NoStore`] without a store, [`StoreError::Database`] or [`StoreError::Unavailable`] if the store cannot
     /// be written (nothing is taken then).
     pub async fn drain_run_notifications(&self) -> Result<Vec<RunNotification>, StoreError> {
         let durable = Durable::of(&self.shared).ok_or(StoreError::NoStore)?;

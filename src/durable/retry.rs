@@ -46,7 +46,7 @@ impl TaskRunner {
     ///
     /// # Errors
     ///
-    /// [`StoreError::NoStore`] without a store, [`StoreError::Database`] if it cannot be
+    /// [`StoreError::NoStore`] without a store, [`StoreError::Database`] or [`StoreError::Unavailable`] if it cannot be
     /// written (a run whose deduplication key another unfinished run holds cannot run again).
     pub async fn retry_run(&self, id: RunId) -> Result<bool, StoreError> {
         let durable = Durable::of(&self.shared).ok_or(StoreError::NoStore)?;

@@ -65,7 +65,7 @@ impl DurableSchedule {
     ///
     /// # Errors
     ///
-    /// [`StoreError::Database`] if the store cannot be written.
+    /// [`StoreError::Database`] or [`StoreError::Unavailable`] if the store cannot be written.
     pub async fn pause(&self) -> Result<bool, StoreError> {
         self.durable
             .store
@@ -77,7 +77,7 @@ impl DurableSchedule {
     ///
     /// # Errors
     ///
-    /// [`StoreError::Database`] if the store cannot be read or written.
+    /// [`StoreError::Database`] or [`StoreError::Unavailable`] if the store cannot be read or written.
     pub async fn resume(&self) -> Result<bool, StoreError> {
         let Some(row) = self.durable.store.schedule(&self.name).await? else {
             return Ok(false);
@@ -104,7 +104,7 @@ impl DurableSchedule {
     ///
     /// # Errors
     ///
-    /// [`StoreError::Database`] if the store cannot be written.
+    /// [`StoreError::Database`] or [`StoreError::Unavailable`] if the store cannot be written.
     pub async fn stop(&self) -> Result<bool, StoreError> {
         self.durable
             .store
@@ -118,7 +118,7 @@ impl DurableSchedule {
     ///
     /// # Errors
     ///
-    /// [`StoreError::Database`] if the store cannot be read.
+    /// [`StoreError::Database`] or [`StoreError::Unavailable`] if the store cannot be read.
     pub async fn last_run(&self) -> Result<Option<RunId>, StoreError> {
         let row = self.durable.store.schedule(&self.name).await?;
         Ok(row.and_then(|r| r.last_run_id).map(RunId::from_i64))
@@ -130,7 +130,7 @@ impl DurableSchedule {
     ///
     /// # Errors
     ///
-    /// [`StoreError::Database`] if the store cannot be read.
+    /// [`StoreError::Database`] or [`StoreError::Unavailable`] if the store cannot be read.
     pub async fn info(&self) -> Result<Option<ScheduleInfo>, StoreError> {
         Ok(self
             .durable

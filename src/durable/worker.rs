@@ -11,7 +11,7 @@ use tokio::sync::mpsc;
 use super::lease::after_renewal;
 use super::{upgrade, Done, Durable};
 use crate::runner::Shared;
-use crate::store::{Ending, Finish, Outcome};
+use crate::store::{Ending, Finish, Outcome, StoreError};
 use crate::sync::lock_std;
 
 /// The most ends one write stores.
@@ -133,9 +133,10 @@ async fn store_ends(durable: &Durable, finishes: Vec<Finish>) -> Vec<(Finish, Op
             "storing {} runs' ends failed (try {tries}): {error}",
             left.len()
         );
-        // A store that does not answer at all is down: wait for it, rather than try every
-        // end alone (each waiting out the pool's timeout).
-        let store_answers = durable.store.ping().await.is_ok();
+        // A store that does not answer at all, or cannot take a write now (a full disk), is
+        // down: wait for it, rather than try every end alone.
+        let store_answers =
+            durable.store.ping().await.is_ok() && !matches!(error, StoreError::Unavailable(_));
         let mut failed = Vec::new();
         if store_answers && left.len() > 1 {
             for &i in &left {
@@ -152,6 +153,10 @@ async fn store_ends(durable: &Durable, finishes: Vec<Finish>) -> Vec<(Finish, Op
         if left.len() == 1 {
             failed.push((left[0], error));
         }
+        // A full disk, an I/O error or a lost connection is the store's state, never the
+        // row's: such an end is kept as it is and tried again (stored as a failure instead,
+        // a completed run's answer was lost for a moment without room).
+        failed.retain(|(_, e)| !matches!(e, StoreError::Unavailable(_)));
         if store_answers {
             // The store is up: these rows fail on their own. End each as a plain failure.
             for (i, e) in failed {

@@ -115,12 +115,44 @@ pub enum StoreError {
     /// A query failed.
     #[error("durable store: {0}")]
     Database(String),
+    /// The store could not take a read or write now, through no fault of what was asked: a
+    /// full disk, an I/O error, a lost or exhausted connection, a lock or deadlock it gave up
+    /// on. The same request can succeed once the store has recovered.
+    #[error("durable store unavailable, try again once it has recovered: {0}")]
+    Unavailable(String),
 }
 
 impl StoreError {
     pub(crate) fn db(error: sqlx::Error, secret: Option<&str>) -> StoreError {
-        StoreError::Database(scrub(error.to_string(), secret))
+        let passing = match &error {
+            sqlx::Error::Io(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::WorkerCrashed => true,
+            sqlx::Error::Database(e) => e.code().is_some_and(|code| passing_code(&code)),
+            _ => false,
+        };
+        let message = scrub(error.to_string(), secret);
+        match passing {
+            true => StoreError::Unavailable(message),
+            false => StoreError::Database(message),
+        }
     }
+}
+
+/// Whether a database's error code says the store is out of a resource rather than that the
+/// request is wrong: PostgreSQL's SQLSTATE (five characters) of class 08 (connection), 40
+/// (deadlock, serialization), 53 (disk full, out of memory, too many connections), 57 (shut
+/// down) or 58 (I/O error); SQLite's result code (extended codes keep the primary in their
+/// low byte) BUSY, LOCKED, NOMEM, IOERR, FULL, CANTOPEN or PROTOCOL.
+fn passing_code(code: &str) -> bool {
+    if code.len() == 5 {
+        return ["08", "40", "53", "57", "58"]
+            .iter()
+            .any(|class| code.starts_with(class));
+    }
+    code.parse::<u32>()
+        .is_ok_and(|code| matches!(code & 0xff, 5 | 6 | 7 | 10 | 13 | 14 | 15))
 }
 
 /// Removes `secret` (a password) from `text`.
@@ -188,5 +220,21 @@ mod tests {
             scrub("bad hunter2 here".into(), Some("hunter2")),
             "bad *** here"
         );
+    }
+
+    #[test]
+    fn a_full_disk_or_a_lost_connection_is_not_the_request_s_fault() {
+        for passing in [
+            "13", "10", "266", "5", "517", "53100", "08006", "40P01", "57P01",
+        ] {
+            assert!(passing_code(passing), "{passing}");
+        }
+        // A NUL byte (22021), a constraint (23505, SQLite 19 and 2067), a row too big (54000,
+        // SQLite 18), a syntax error (42601, SQLite 1).
+        for refused in ["22021", "23505", "19", "2067", "54000", "18", "42601", "1"] {
+            assert!(!passing_code(refused), "{refused}");
+        }
+        let full = StoreError::db(sqlx::Error::PoolTimedOut, None);
+        assert!(matches!(full, StoreError::Unavailable(_)), "{full:?}");
     }
 }

@@ -207,11 +207,26 @@ impl SqliteStore {
     }
 
     async fn write(&self) -> Result<Transaction<'static, Sqlite>, StoreError> {
-        self.inner
-            .writer
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(db)
+        match self.inner.writer.begin_with("BEGIN IMMEDIATE").await {
+            // sqlx counts the writer as still inside a transaction that SQLite has already
+            // rolled back: a COMMIT that fails with a full disk or an I/O error rolls back by
+            // itself, and the ROLLBACK that follows fails, so sqlx never lowers its count and
+            // refuses every later `BEGIN IMMEDIATE`. Without this the store never wrote again
+            // (claims failed forever once the disk had room again). The connection is
+            // closed, and the pool opens a new one.
+            Err(sqlx::Error::InvalidSavePointStatement) => {
+                tracing::warn!("the store's writer lost track of a failed commit: reconnecting");
+                if let Ok(stale) = self.inner.writer.acquire().await {
+                    let _ = stale.close().await;
+                }
+                self.inner
+                    .writer
+                    .begin_with("BEGIN IMMEDIATE")
+                    .await
+                    .map_err(db)
+            }
+            begun => begun.map_err(db),
+        }
     }
 
     pub(crate) async fn ping(&self) -> Result<(), StoreError> {

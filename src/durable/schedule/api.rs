@@ -148,7 +148,7 @@ impl TaskRunner {
     ///
     /// # Errors
     ///
-    /// [`StoreError::NoStore`] without a store, [`StoreError::Database`] if it cannot be read.
+    /// [`StoreError::NoStore`] without a store, [`StoreError::Database`] or [`StoreError::Unavailable`] if it cannot be read.
     pub async fn durable_schedules(&self) -> Result<Vec<ScheduleInfo>, StoreError> {
         let durable = Durable::of(&self.shared).ok_or(StoreError::NoStore)?;
         Ok(durable

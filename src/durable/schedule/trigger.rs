@@ -11,7 +11,7 @@ impl DurableSchedule {
     ///
     /// # Errors
     ///
-    /// [`StoreError::Database`] if the store cannot be written.
+    /// [`StoreError::Database`] or [`StoreError::Unavailable`] if the store cannot be written.
     pub async fn trigger(&self) -> Result<Option<RunId>, StoreError> {
         match self.durable.store.trigger_schedule(&self.name).await? {
             Some((id, queue)) => {
