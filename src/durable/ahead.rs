@@ -96,6 +96,7 @@ impl Durable {
                 && a.started.is_none()
                 && !a.quiet
                 && !a.ending
+                && !a.cancel_sent
                 && a.claimed.elapsed() >= waited
             {
                 a.quiet = true;
@@ -104,6 +105,18 @@ impl Durable {
             }
         }
         stale
+    }
+
+    /// The hand-back of `stale` failed: they run here after all, unless their local task
+    /// already found itself handed back (then its entry is gone, and the heartbeat hands the
+    /// run back as one this process does not run).
+    pub(super) fn keep_stale(&self, stale: &[(RunId, i64)]) {
+        let mut active = lock_std(&self.active);
+        for (id, token) in stale {
+            if let Some(a) = active.get_mut(id).filter(|a| a.token == *token) {
+                a.quiet = false;
+            }
+        }
     }
 }
 

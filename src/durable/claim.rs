@@ -190,10 +190,16 @@ impl Durable {
         // or the lease was lost: nothing to write.
         let parked = matches!(&result, Ok(json) if json == super::wait::PARKED);
         let (quiet, started) = {
-            let active = lock_std(&self.active);
-            let a = active.get(&id);
-            let started = a.filter(|a| a.token == token).and_then(|a| a.started);
-            (parked || a.is_none_or(|a| a.quiet), started)
+            let mut active = lock_std(&self.active);
+            let a = active.get_mut(&id);
+            let quiet = parked || a.as_ref().is_none_or(|a| a.quiet);
+            let mine = a.filter(|a| a.token == token);
+            let started = mine.as_ref().and_then(|a| a.started);
+            if let Some(a) = mine.filter(|_| !quiet) {
+                // Its end is on its way: the heartbeat must not hand it back meanwhile.
+                a.ending = true;
+            }
+            (quiet, started)
         };
         if let Some(started) = started {
             self.plans[plan].times.record(started.elapsed());

@@ -253,17 +253,6 @@ async fn heartbeat(
                 _ => probe = main.spawn(async {}),
             }
         }
-        // Runs claimed ahead that have waited half a heartbeat for a slot go back to the
-        // store, for any process with a free slot: none waits here past one and a half
-        // heartbeats from its claim (if this fails, they are handed back as unknown runs
-        // once their local tasks have ended).
-        let stale = durable.take_stale(every / 2);
-        if !stale.is_empty() {
-            match store.release(&stale).await {
-                Ok(()) => tracing::debug!("{} runs claimed ahead were handed back", stale.len()),
-                Err(e) => tracing::warn!("handing back runs claimed ahead failed: {e}"),
-            }
-        }
         // Runs are only handed back while no claim is between its commit and its runs
         // entering `active` (else a run just claimed would look unknown).
         let gate = durable.claim_gate.try_write();
@@ -297,6 +286,21 @@ async fn heartbeat(
                 }
             }
             Err(e) => tracing::warn!("renewing leases failed: {e}"),
+        }
+        // Runs claimed ahead that have waited half a heartbeat for a slot go back to the
+        // store, for any process with a free slot: none waits here past one and a half
+        // heartbeats from its claim. After the renewal, which has seen the stored cancels:
+        // a run whose cancel was seen is not handed back (its cancel ends it here). If the
+        // hand-back fails, the runs are kept, to be tried again at the next beat.
+        let stale = durable.take_stale(every / 2);
+        if !stale.is_empty() {
+            match store.release(&stale).await {
+                Ok(()) => tracing::debug!("{} runs claimed ahead were handed back", stale.len()),
+                Err(e) => {
+                    tracing::warn!("handing back runs claimed ahead failed: {e}");
+                    durable.keep_stale(&stale);
+                }
+            }
         }
         match store.rescue_others(&durable.owner).await {
             Ok(0) => {}
